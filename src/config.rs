@@ -1,0 +1,96 @@
+//! Server configuration: defaults, an optional TOML file, then environment
+//! variables and flags (see `cli`), in rising order of precedence.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Everything the server needs to start. Every field has a default, so an
+/// empty TOML file (or none at all) gives a working development server.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Public base URL of the FHIR endpoint, used in `Location` headers and
+    /// Bundle links. Default: `http://{listen}/fhir`.
+    pub base_url: Option<String>,
+    /// `sqlite://PATH` (default `sqlite://./data/charaka.db`) or `postgres://...`.
+    pub database_url: String,
+    /// Largest accepted request body in bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Connections in the pool (PostgreSQL) or read connections (SQLite).
+    pub db_max_connections: u32,
+    /// SQLite `synchronous` pragma: `full` (durable on power loss) or `normal`
+    /// (durable on process crash; the last commits may be lost on power loss).
+    pub sqlite_synchronous: String,
+    /// Page size of history bundles when the client gives no `_count`.
+    pub default_page_size: u32,
+    /// Upper bound for `_count`.
+    pub max_page_size: u32,
+    /// Upper bound on resources removed by one conditional delete.
+    pub max_conditional_delete: u32,
+    /// Log format: `text` or `json`.
+    pub log_format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            base_url: None,
+            database_url: "sqlite://./data/charaka.db".to_string(),
+            max_body_bytes: 16 * 1024 * 1024,
+            db_max_connections: 16,
+            sqlite_synchronous: "full".to_string(),
+            default_page_size: 50,
+            max_page_size: 1000,
+            max_conditional_delete: 1000,
+            log_format: "text".to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML configuration file; keys not given keep their defaults.
+    pub fn from_toml_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading configuration file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("parsing configuration file {}", path.display()))
+    }
+
+    /// The FHIR base URL without a trailing slash.
+    pub fn base_url(&self) -> String {
+        match &self.base_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}/fhir", self.listen),
+        }
+    }
+
+    /// Checks values that the type system cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            matches!(self.sqlite_synchronous.as_str(), "full" | "normal"),
+            "sqlite_synchronous must be `full` or `normal`, not `{}`",
+            self.sqlite_synchronous
+        );
+        anyhow::ensure!(
+            matches!(self.log_format.as_str(), "text" | "json"),
+            "log_format must be `text` or `json`, not `{}`",
+            self.log_format
+        );
+        anyhow::ensure!(self.max_page_size >= 1, "max_page_size must be at least 1");
+        anyhow::ensure!(
+            self.default_page_size >= 1 && self.default_page_size <= self.max_page_size,
+            "default_page_size must be between 1 and max_page_size"
+        );
+        anyhow::ensure!(
+            self.db_max_connections >= 1,
+            "db_max_connections must be at least 1"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,342 @@
+//! One thin handler per REST interaction: read the request, call the service,
+//! render the answer. No FHIR rules and no SQL here.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use bytes::Bytes;
+use http::header::{ETAG, LAST_MODIFIED};
+use http::StatusCode;
+
+use super::request::{parse_etag, FhirRequest, Return};
+use super::response::{self, error, fhir_body, version_headers};
+use super::App;
+use crate::error::{FhirError, FhirResult};
+use crate::fhir::datetime::{format_http_date, parse_http_date};
+use crate::fhir::outcome::information;
+use crate::fhir::summary::Summary;
+use crate::service::{patch::parse_json_patch, VersionOut, WriteOutcome, WriteStatus};
+use crate::store::HistoryScope;
+
+type AppState = State<Arc<App>>;
+
+/// Renders a service result, or its error as an OperationOutcome.
+fn reply(req: &FhirRequest, result: FhirResult<Response>) -> Response {
+    result.unwrap_or_else(|err| error(err, req.shape.format))
+}
+
+/// 304 when `If-None-Match` or `If-Modified-Since` says the client is current.
+fn not_modified(req: &FhirRequest, v: &VersionOut) -> bool {
+    if let Some(tags) = req.header("if-none-match") {
+        return tags
+            .split(',')
+            .any(|t| t.trim() == "*" || parse_etag(t) == Some(v.version));
+    }
+    if let Some(since) = req.header("if-modified-since").and_then(parse_http_date) {
+        // HTTP dates have whole seconds.
+        return v.last_updated / 1_000_000 <= since / 1_000_000;
+    }
+    false
+}
+
+fn read_response(req: &FhirRequest, v: &VersionOut) -> Response {
+    if not_modified(req, v) {
+        let mut response = Response::new(axum::body::Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+            .headers_mut()
+            .insert(ETAG, response::etag(v.version));
+        response.headers_mut().insert(
+            LAST_MODIFIED,
+            format_http_date(v.last_updated)
+                .parse()
+                .expect("valid header"),
+        );
+        return response;
+    }
+    response::resource(StatusCode::OK, v, &req.shape)
+}
+
+fn check_read_shape(req: &FhirRequest) -> FhirResult<()> {
+    if req.shape.summary == Some(Summary::Count) {
+        return Err(FhirError::invalid(
+            "_summary=count applies to searches, not reads",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn read(
+    State(app): AppState,
+    Path((rtype, id)): Path<(String, String)>,
+    req: FhirRequest,
+) -> Response {
+    let result = async {
+        check_read_shape(&req)?;
+        let v = app.fhir.read(&rtype, &id).await?;
+        Ok(read_response(&req, &v))
+    }
+    .await;
+    reply(&req, result)
+}
+
+pub async fn vread(
+    State(app): AppState,
+    Path((rtype, id, vid)): Path<(String, String, String)>,
+    req: FhirRequest,
+) -> Response {
+    let result = async {
+        check_read_shape(&req)?;
+        let v = app.fhir.vread(&rtype, &id, &vid).await?;
+        Ok(read_response(&req, &v))
+    }
+    .await;
+    reply(&req, result)
+}
+
+/// The answer to a write, shaped by `Prefer: return=`.
+fn write_response(app: &App, req: &FhirRequest, outcome: WriteOutcome) -> Response {
+    let status = match outcome.status {
+        WriteStatus::Created => StatusCode::CREATED,
+        WriteStatus::Updated | WriteStatus::Unchanged => StatusCode::OK,
+    };
+    let Some(v) = outcome.version else {
+        return fhir_body(status, req.shape.format, Bytes::new());
+    };
+    let location = matches!(
+        outcome.status,
+        WriteStatus::Created | WriteStatus::Unchanged
+    )
+    .then_some(app.fhir.base_url.as_str());
+    let mut response = match req.prefer_return() {
+        Return::Minimal => {
+            let mut r = Response::new(axum::body::Body::empty());
+            *r.status_mut() = status;
+            r
+        }
+        Return::OperationOutcome => {
+            let verb = match outcome.status {
+                WriteStatus::Created => "created",
+                WriteStatus::Updated => "updated",
+                WriteStatus::Unchanged => "matched (nothing written)",
+            };
+            let oo = information(format!(
+                "{}/{} {verb}; version {}",
+                v.rtype, v.id, v.version
+            ));
+            match req.shape.render_value(&oo) {
+                Ok(body) => fhir_body(status, req.shape.format, body),
+                Err(err) => return error(err, req.shape.format),
+            }
+        }
+        Return::Representation => response::resource(status, &v, &req.shape),
+    };
+    version_headers(&mut response, &v, location);
+    response
+}
+
+pub async fn create(
+    State(app): AppState,
+    Path(rtype): Path<String>,
+    req: FhirRequest,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let resource = req.resource_body(&body)?;
+        let outcome = app
+            .fhir
+            .create(&rtype, resource, req.header("if-none-exist"))
+            .await?;
+        Ok(write_response(&app, &req, outcome))
+    }
+    .await;
+    reply(&req, result)
+}
+
+pub async fn update(
+    State(app): AppState,
+    Path((rtype, id)): Path<(String, String)>,
+    req: FhirRequest,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let resource = req.resource_body(&body)?;
+        let outcome = app
+            .fhir
+            .update(&rtype, &id, resource, req.if_match()?)
+            .await?;
+        Ok(write_response(&app, &req, outcome))
+    }
+    .await;
+    reply(&req, result)
+}
+
+pub async fn conditional_update(
+    State(app): AppState,
+    Path(rtype): Path<String>,
+    req: FhirRequest,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let resource = req.resource_body(&body)?;
+        let outcome = app
+            .fhir
+            .conditional_update(&rtype, &req.raw_query, resource, req.if_match()?)
+            .await?;
+        Ok(write_response(&app, &req, outcome))
+    }
+    .await;
+    reply(&req, result)
+}
+
+fn patch_body(req: &FhirRequest, body: &[u8]) -> FhirResult<json_patch::Patch> {
+    match super::negotiate::body_kind(&req.headers, body)? {
+        super::negotiate::BodyKind::JsonPatch => parse_json_patch(body),
+        _ => Err(FhirError::unsupported_media_type(
+            "PATCH takes a JSON Patch body (Content-Type: application/json-patch+json); FHIRPath Patch is not supported yet",
+        )),
+    }
+}
+
+pub async fn patch(
+    State(app): AppState,
+    Path((rtype, id)): Path<(String, String)>,
+    req: FhirRequest,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let patch = patch_body(&req, &body)?;
+        let outcome = app.fhir.patch(&rtype, &id, &patch, req.if_match()?).await?;
+        Ok(write_response(&app, &req, outcome))
+    }
+    .await;
+    reply(&req, result)
+}
+
+pub async fn conditional_patch(
+    State(app): AppState,
+    Path(rtype): Path<String>,
+    req: FhirRequest,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let patch = patch_body(&req, &body)?;
+        let outcome = app
+            .fhir
+            .conditional_patch(&rtype, &req.raw_query, &patch, req.if_match()?)
+            .await?;
+        Ok(write_response(&app, &req, outcome))
+    }
+    .await;
+    reply(&req, result)
+}
+
+/// Deletes answer 200 with an OperationOutcome, or 204 under `return=minimal`.
+fn delete_response(
+    req: &FhirRequest,
+    message: String,
+    version: Option<&VersionOut>,
+) -> FhirResult<Response> {
+    let mut response = if req.prefer_return() == Return::Minimal {
+        let mut r = Response::new(axum::body::Body::empty());
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        r
+    } else {
+        fhir_body(
+            StatusCode::OK,
+            req.shape.format,
+            req.shape.render_value(&information(message))?,
+        )
+    };
+    if let Some(v) = version {
+        response
+            .headers_mut()
+            .insert(ETAG, response::etag(v.version));
+    }
+    Ok(response)
+}
+
+pub async fn delete(
+    State(app): AppState,
+    Path((rtype, id)): Path<(String, String)>,
+    req: FhirRequest,
+) -> Response {
+    let result = async {
+        let outcome = app.fhir.delete(&rtype, &id, req.if_match()?).await?;
+        let message = match outcome.status {
+            WriteStatus::Unchanged => {
+                format!("{rtype}/{id} does not exist or is already deleted; nothing to do")
+            }
+            _ => format!("{rtype}/{id} deleted"),
+        };
+        delete_response(&req, message, outcome.version.as_ref())
+    }
+    .await;
+    reply(&req, result)
+}
+
+pub async fn conditional_delete(
+    State(app): AppState,
+    Path(rtype): Path<String>,
+    req: FhirRequest,
+) -> Response {
+    let result = async {
+        let count = app.fhir.conditional_delete(&rtype, &req.raw_query).await?;
+        delete_response(&req, format!("{count} {rtype} resource(s) deleted"), None)
+    }
+    .await;
+    reply(&req, result)
+}
+
+async fn history(app: &App, req: &FhirRequest, scope: HistoryScope) -> Response {
+    let result = async {
+        let bundle = app.fhir.history(scope, &req.params).await?;
+        let body = req.shape.render(&Bytes::from(bundle), false)?;
+        Ok(fhir_body(StatusCode::OK, req.shape.format, body))
+    }
+    .await;
+    reply(req, result)
+}
+
+pub async fn history_instance(
+    State(app): AppState,
+    Path((rtype, id)): Path<(String, String)>,
+    req: FhirRequest,
+) -> Response {
+    history(&app, &req, HistoryScope::Instance { rtype, id }).await
+}
+
+pub async fn history_type(
+    State(app): AppState,
+    Path(rtype): Path<String>,
+    req: FhirRequest,
+) -> Response {
+    history(&app, &req, HistoryScope::Type { rtype }).await
+}
+
+pub async fn history_system(State(app): AppState, req: FhirRequest) -> Response {
+    history(&app, &req, HistoryScope::System).await
+}
+
+pub async fn metadata(State(app): AppState, req: FhirRequest) -> Response {
+    let result = async {
+        match req
+            .params
+            .iter()
+            .find(|(k, _)| k == "mode")
+            .map(|(_, v)| v.as_str())
+        {
+            None | Some("full") | Some("normal") => {}
+            Some(mode) => {
+                return Err(FhirError::not_supported(format!(
+                    "metadata mode `{mode}` is not supported yet"
+                )))
+            }
+        }
+        let body = req.shape.render_value(&app.capabilities)?;
+        Ok(fhir_body(StatusCode::OK, req.shape.format, body))
+    }
+    .await;
+    reply(&req, result)
+}

@@ -1,0 +1,96 @@
+//! The HTTP edge: the axum router, content negotiation, and rendering. Thin:
+//! it translates requests into service calls and results into responses.
+//!
+//! Request flow: request id → trace span → body limit → router → handler
+//! (`handlers`) → service (`crate::service`) → store; errors of any layer
+//! (including axum's own rejections) leave as OperationOutcomes.
+
+mod handlers;
+mod health;
+mod negotiate;
+mod outcome_layer;
+mod request;
+mod response;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use http::Request;
+use serde_json::Value;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::service::Fhir;
+
+/// Shared state of all handlers.
+pub struct App {
+    pub fhir: Fhir,
+    /// The CapabilityStatement, generated once at start.
+    pub capabilities: Value,
+}
+
+/// The URL prefix of the FHIR API.
+pub const FHIR_PREFIX: &str = "/fhir";
+
+/// Builds the router with every route and layer.
+pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
+    use handlers::*;
+    let fhir = Router::new()
+        .route("/metadata", get(metadata))
+        .route("/_history", get(history_system))
+        .route(
+            "/{rtype}",
+            axum::routing::post(create)
+                .put(conditional_update)
+                .patch(conditional_patch)
+                .delete(conditional_delete),
+        )
+        .route("/{rtype}/_history", get(history_type))
+        .route(
+            "/{rtype}/{id}",
+            get(read).put(update).patch(patch).delete(delete),
+        )
+        .route("/{rtype}/{id}/_history", get(history_instance))
+        .route("/{rtype}/{id}/_history/{vid}", get(vread));
+
+    Router::new()
+        .nest(FHIR_PREFIX, fhir)
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .fallback(outcome_layer::not_found)
+        .method_not_allowed_fallback(outcome_layer::method_not_allowed)
+        .with_state(app)
+        .layer(axum::middleware::from_fn(outcome_layer::ensure_outcome))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    // Method and path only: query strings can carry PHI.
+                    let id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!(
+                        "request",
+                        request_id = %id,
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                    )
+                })
+                .on_response(
+                    |response: &http::Response<_>, latency: Duration, _span: &tracing::Span| {
+                        tracing::info!(
+                            status = response.status().as_u16(),
+                            micros = latency.as_micros() as u64,
+                            "done"
+                        );
+                    },
+                ),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}

@@ -1,0 +1,14 @@
+//! Charaka, a FHIR R4 server.
+//!
+//! Layers, each depending only on those below it (see ARCHITECTURE.md):
+//! `fhir` (the model, pure) → `store` (persistence) → `service` (one module per
+//! FHIR interaction) → `http` (the axum edge) and `cli`.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod fhir;
+pub mod http;
+pub mod server;
+pub mod service;
+pub mod store;

@@ -1,0 +1,82 @@
+//! create and conditional create (http://hl7.org/fhir/R4/http.html#create).
+
+use serde_json::{Map, Value};
+
+use super::{check_type, conditional, input, Fhir, WriteOutcome, WriteStatus};
+use crate::error::{FhirError, FhirResult};
+use crate::store::{Criteria, WriteTx};
+
+impl Fhir {
+    /// Creates a resource with a server-assigned id. With `If-None-Exist`
+    /// criteria, an existing match is returned instead (200), and more than
+    /// one match is 412.
+    pub async fn create(
+        &self,
+        rtype: &str,
+        body: Value,
+        if_none_exist: Option<&str>,
+    ) -> FhirResult<WriteOutcome> {
+        check_type(rtype)?;
+        let resource = input::prepare(rtype, body)?;
+        let criteria = if_none_exist
+            .map(|q| conditional::parse(rtype, q))
+            .transpose()?;
+        let mut attempt = 0;
+        loop {
+            let mut tx = self.store.begin().await?;
+            let result = self
+                .create_in(&mut tx, rtype, &resource, criteria.as_ref())
+                .await;
+            if let Some(done) = self.finish(tx, result, &mut attempt).await {
+                return done;
+            }
+        }
+    }
+
+    /// The create interaction inside an open write transaction.
+    pub async fn create_in(
+        &self,
+        tx: &mut WriteTx,
+        rtype: &str,
+        resource: &Map<String, Value>,
+        criteria: Option<&Criteria>,
+    ) -> FhirResult<WriteOutcome> {
+        if let Some(criteria) = criteria {
+            if let Some(existing) = self.match_one(tx, rtype, criteria).await? {
+                let found = tx.read(self.tenant, rtype, &existing).await?;
+                return Ok(WriteOutcome {
+                    status: WriteStatus::Unchanged,
+                    version: found.map(|v| super::VersionOut::stored(rtype, &existing, v)),
+                });
+            }
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let version = self
+            .write_resource(tx, rtype, &id, None, resource.clone(), "POST")
+            .await?;
+        Ok(WriteOutcome {
+            status: WriteStatus::Created,
+            version: Some(version),
+        })
+    }
+
+    /// Evaluates conditional criteria under a lock on them: the id of the one
+    /// match, None for no match, 412 for several.
+    pub(super) async fn match_one(
+        &self,
+        tx: &mut WriteTx,
+        rtype: &str,
+        criteria: &Criteria,
+    ) -> FhirResult<Option<String>> {
+        tx.lock_key(&conditional::lock_key(self.tenant, rtype, criteria))
+            .await?;
+        let mut found = tx.find(self.tenant, rtype, criteria, 2).await?;
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.pop()),
+            _ => Err(FhirError::multiple_matches(format!(
+                "the criteria match more than one {rtype}"
+            ))),
+        }
+    }
+}

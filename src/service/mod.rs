@@ -1,0 +1,179 @@
+//! The FHIR interactions, one module each, over the store. Every entry point
+//! (REST today; HL7 v2 and the CLI later) goes through here, so rules such as
+//! "versions are stamped by the server" or "If-Match is honoured" live in one
+//! place. Knows nothing of HTTP: results are typed values or FHIR JSON.
+
+pub mod capabilities;
+pub mod conditional;
+pub mod create;
+pub mod delete;
+pub mod history;
+pub mod input;
+pub mod patch;
+pub mod read;
+pub mod update;
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::error::{FhirError, FhirResult};
+use crate::fhir::schema::schema;
+use crate::store::{CurrentMeta, Store, WriteTx};
+
+/// How many times a write that lost a race with a concurrent writer is
+/// retried before the client is told to retry.
+const WRITE_ATTEMPTS: usize = 5;
+
+/// The FHIR service: the store plus the settings interactions need.
+pub struct Fhir {
+    pub store: Store,
+    pub base_url: String,
+    pub default_page_size: u32,
+    pub max_page_size: u32,
+    pub max_conditional_delete: u32,
+    pub tenant: i64,
+}
+
+/// One version of a resource, as returned to a client.
+#[derive(Debug, Clone)]
+pub struct VersionOut {
+    pub rtype: String,
+    pub id: String,
+    pub version: i64,
+    /// Microseconds since the Unix epoch.
+    pub last_updated: i64,
+    /// Canonical JSON; None for a deletion.
+    pub body: Option<Bytes>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStatus {
+    /// A new resource (201).
+    Created,
+    /// A new version of an existing resource (200).
+    Updated,
+    /// Nothing written: a conditional create matched an existing resource,
+    /// or a delete found nothing to delete (200).
+    Unchanged,
+}
+
+impl VersionOut {
+    pub fn stored(rtype: &str, id: &str, v: crate::store::StoredVersion) -> Self {
+        VersionOut {
+            rtype: rtype.to_string(),
+            id: id.to_string(),
+            version: v.version,
+            last_updated: v.last_updated,
+            body: v.body,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    pub status: WriteStatus,
+    /// The version written or matched; None when nothing exists.
+    pub version: Option<VersionOut>,
+}
+
+impl Fhir {
+    pub fn new(store: Store, config: &Config) -> Self {
+        Fhir {
+            store,
+            base_url: config.base_url(),
+            default_page_size: config.default_page_size,
+            max_page_size: config.max_page_size,
+            max_conditional_delete: config.max_conditional_delete,
+            tenant: crate::store::DEFAULT_TENANT,
+        }
+    }
+
+    /// Ends one attempt of a write: commits on success, rolls back on
+    /// failure. Returns None when the attempt lost a race with a concurrent
+    /// writer and should run again; callers loop:
+    ///
+    /// ```ignore
+    /// let mut attempt = 0;
+    /// loop {
+    ///     let mut tx = self.store.begin().await?;
+    ///     let result = self.create_in(&mut tx, ...).await;
+    ///     if let Some(done) = self.finish(tx, result, &mut attempt).await {
+    ///         return done;
+    ///     }
+    /// }
+    /// ```
+    pub async fn finish<T>(
+        &self,
+        tx: WriteTx,
+        result: FhirResult<T>,
+        attempt: &mut usize,
+    ) -> Option<FhirResult<T>> {
+        *attempt += 1;
+        let err = match result {
+            Ok(value) => match tx.commit().await {
+                Ok(()) => return Some(Ok(value)),
+                Err(err) => FhirError::from(err),
+            },
+            Err(err) => {
+                // A failed rollback leaves nothing behind either: the
+                // connection discards the transaction.
+                let _ = tx.rollback().await;
+                err
+            }
+        };
+        if err.retryable && *attempt < WRITE_ATTEMPTS {
+            None
+        } else {
+            Some(Err(err))
+        }
+    }
+}
+
+/// Checks that `rtype` names an R4 resource type.
+pub fn check_type(rtype: &str) -> FhirResult<()> {
+    if schema().is_resource_type(rtype) {
+        Ok(())
+    } else {
+        Err(FhirError::not_found(format!(
+            "`{rtype}` is not a FHIR R4 resource type"
+        )))
+    }
+}
+
+/// Parses a version id from a path or an ETag value.
+pub fn parse_version(s: &str) -> Option<i64> {
+    s.parse::<i64>().ok().filter(|v| *v >= 1)
+}
+
+/// The timestamp for a new version: now, but always after the previous one.
+fn next_timestamp(previous: Option<&CurrentMeta>) -> i64 {
+    let now = crate::fhir::datetime::now_micros();
+    match previous {
+        Some(p) if p.last_updated >= now => p.last_updated + 1,
+        _ => now,
+    }
+}
+
+/// The If-Match check shared by update, patch and delete.
+fn check_if_match(
+    if_match: Option<i64>,
+    current: Option<&CurrentMeta>,
+    rtype: &str,
+    id: &str,
+) -> FhirResult<()> {
+    let Some(expected) = if_match else {
+        return Ok(());
+    };
+    match current {
+        Some(c) if c.version == expected && !c.deleted => Ok(()),
+        Some(c) => Err(FhirError::precondition_failed(format!(
+            "If-Match expected version {expected} of {rtype}/{id}, but the current version is {}{}",
+            c.version,
+            if c.deleted { " (deleted)" } else { "" }
+        ))),
+        None => Err(FhirError::precondition_failed(format!(
+            "If-Match expected version {expected} of {rtype}/{id}, which does not exist"
+        ))),
+    }
+}

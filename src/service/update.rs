@@ -1,0 +1,191 @@
+//! update, update-as-create and conditional update
+//! (http://hl7.org/fhir/R4/http.html#update, #cond-update).
+
+use serde_json::{Map, Value};
+
+use super::{
+    check_if_match, check_type, conditional, input, Fhir, VersionOut, WriteOutcome, WriteStatus,
+};
+use crate::error::{FhirError, FhirResult};
+use crate::fhir::primitive::is_id;
+use crate::store::{CurrentMeta, NewVersion, WriteTx};
+
+impl Fhir {
+    /// Writes a new version of `rtype/id`, creating it if it does not exist.
+    pub async fn update(
+        &self,
+        rtype: &str,
+        id: &str,
+        body: Value,
+        if_match: Option<i64>,
+    ) -> FhirResult<WriteOutcome> {
+        check_type(rtype)?;
+        check_id(id)?;
+        let resource = input::prepare(rtype, body)?;
+        match resource.get("id").and_then(Value::as_str) {
+            Some(body_id) if body_id == id => {}
+            Some(body_id) => {
+                return Err(FhirError::invalid(format!(
+                    "the body's id `{body_id}` does not match the id `{id}` in the URL"
+                )))
+            }
+            None => {
+                return Err(FhirError::invalid(
+                    "the body must have an id equal to the id in the URL",
+                ))
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            let mut tx = self.store.begin().await?;
+            let result = self
+                .update_in(&mut tx, rtype, id, &resource, if_match)
+                .await;
+            if let Some(done) = self.finish(tx, result, &mut attempt).await {
+                return done;
+            }
+        }
+    }
+
+    /// The update interaction inside an open write transaction.
+    pub async fn update_in(
+        &self,
+        tx: &mut WriteTx,
+        rtype: &str,
+        id: &str,
+        resource: &Map<String, Value>,
+        if_match: Option<i64>,
+    ) -> FhirResult<WriteOutcome> {
+        let current = tx.current(self.tenant, rtype, id).await?;
+        check_if_match(if_match, current.as_ref(), rtype, id)?;
+        let status = match &current {
+            Some(c) if !c.deleted => WriteStatus::Updated,
+            _ => WriteStatus::Created,
+        };
+        let version = self
+            .write_resource(tx, rtype, id, current.as_ref(), resource.clone(), "PUT")
+            .await?;
+        Ok(WriteOutcome {
+            status,
+            version: Some(version),
+        })
+    }
+
+    /// `PUT [type]?criteria`: no match creates, one match updates it, more
+    /// than one is 412.
+    pub async fn conditional_update(
+        &self,
+        rtype: &str,
+        query: &str,
+        body: Value,
+        if_match: Option<i64>,
+    ) -> FhirResult<WriteOutcome> {
+        check_type(rtype)?;
+        let criteria = conditional::parse(rtype, query)?;
+        let resource = input::prepare(rtype, body)?;
+        let body_id = resource
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let mut attempt = 0;
+        loop {
+            let mut tx = self.store.begin().await?;
+            let result = self
+                .conditional_update_in(
+                    &mut tx,
+                    rtype,
+                    &criteria,
+                    &resource,
+                    body_id.as_deref(),
+                    if_match,
+                )
+                .await;
+            if let Some(done) = self.finish(tx, result, &mut attempt).await {
+                return done;
+            }
+        }
+    }
+
+    async fn conditional_update_in(
+        &self,
+        tx: &mut WriteTx,
+        rtype: &str,
+        criteria: &crate::store::Criteria,
+        resource: &Map<String, Value>,
+        body_id: Option<&str>,
+        if_match: Option<i64>,
+    ) -> FhirResult<WriteOutcome> {
+        {
+            match self.match_one(tx, rtype, criteria).await? {
+                Some(found) => {
+                    if body_id.is_some_and(|b| b != found) {
+                        return Err(FhirError::invalid(format!(
+                            "the criteria match {rtype}/{found}, but the body's id is `{}`",
+                            body_id.unwrap_or_default()
+                        )));
+                    }
+                    self.update_in(tx, rtype, &found, resource, if_match).await
+                }
+                None => match body_id {
+                    Some(id) => self.update_in(tx, rtype, id, resource, if_match).await,
+                    None => self.create_in(tx, rtype, resource, None).await,
+                },
+            }
+        }
+    }
+
+    /// Stamps and stores a new version with its index rows. `previous` is
+    /// the locked current row, None for a resource never written.
+    pub(super) async fn write_resource(
+        &self,
+        tx: &mut WriteTx,
+        rtype: &str,
+        id: &str,
+        previous: Option<&CurrentMeta>,
+        resource: Map<String, Value>,
+        method: &'static str,
+    ) -> FhirResult<VersionOut> {
+        let version = previous.map_or(1, |p| p.version + 1);
+        let last_updated = super::next_timestamp(previous);
+        let tokens = crate::fhir::index::tokens(&resource);
+        let body = crate::fhir::meta::stamp(resource, id, version, last_updated);
+        let written = tx
+            .write_version(
+                self.tenant,
+                previous,
+                &NewVersion {
+                    rtype,
+                    id,
+                    version,
+                    last_updated,
+                    method,
+                    body: Some(&body),
+                    tokens: &tokens,
+                },
+            )
+            .await?;
+        if !written {
+            return Err(FhirError::lost_race(format!(
+                "{rtype}/{id} was created concurrently"
+            )));
+        }
+        Ok(VersionOut {
+            rtype: rtype.to_string(),
+            id: id.to_string(),
+            version,
+            last_updated,
+            body: Some(body.into()),
+        })
+    }
+}
+
+/// Rejects ids that are not FHIR ids.
+pub fn check_id(id: &str) -> FhirResult<()> {
+    if is_id(id) {
+        Ok(())
+    } else {
+        Err(FhirError::invalid(format!(
+            "`{id}` is not a valid id (1-64 characters of A-Z, a-z, 0-9, '-' and '.')"
+        )))
+    }
+}

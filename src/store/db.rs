@@ -1,0 +1,249 @@
+//! A thin layer over sqlx that lets the storage code be written once for both
+//! databases: SQL text with `$n` placeholders (which SQLite accepts too), typed
+//! parameters, and rows read by column index. Dialect differences are small
+//! and live in `Dialect`.
+
+use std::borrow::Cow;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{PgConnection, Postgres, Row as _, Sqlite, SqliteConnection};
+
+use super::StoreError;
+
+/// Which SQL dialect a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A bound parameter.
+#[derive(Debug, Clone)]
+pub enum Param {
+    Int(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// SQL text plus its parameters, built with `$n` placeholders.
+#[derive(Debug, Default)]
+pub struct Query {
+    pub sql: Cow<'static, str>,
+    pub params: Vec<Param>,
+}
+
+impl Query {
+    pub fn new(sql: &'static str) -> Self {
+        Query {
+            sql: Cow::Borrowed(sql),
+            params: Vec::new(),
+        }
+    }
+
+    pub fn dynamic(sql: String) -> Self {
+        Query {
+            sql: Cow::Owned(sql),
+            params: Vec::new(),
+        }
+    }
+
+    pub fn int(mut self, v: i64) -> Self {
+        self.params.push(Param::Int(v));
+        self
+    }
+
+    pub fn text(mut self, v: impl Into<String>) -> Self {
+        self.params.push(Param::Text(v.into()));
+        self
+    }
+
+    pub fn bytes(mut self, v: Vec<u8>) -> Self {
+        self.params.push(Param::Bytes(v));
+        self
+    }
+}
+
+/// Builds dynamic SQL; `bind` adds a parameter and returns its placeholder,
+/// so values never enter the SQL text.
+#[derive(Debug, Default)]
+pub struct SqlBuilder {
+    pub sql: String,
+    params: Vec<Param>,
+}
+
+impl SqlBuilder {
+    pub fn new(start: &str) -> Self {
+        SqlBuilder {
+            sql: start.to_string(),
+            params: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Adds a parameter and returns its placeholder (`$1`, `$2`, ...).
+    pub fn bind(&mut self, param: Param) -> String {
+        self.params.push(param);
+        format!("${}", self.params.len())
+    }
+
+    pub fn build(self) -> Query {
+        Query {
+            sql: Cow::Owned(self.sql),
+            params: self.params,
+        }
+    }
+}
+
+/// A result row of either database.
+pub enum Row {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+}
+
+impl Row {
+    pub fn int(&self, i: usize) -> Result<i64, StoreError> {
+        match self {
+            Row::Sqlite(r) => r.try_get::<i64, _>(i),
+            Row::Postgres(r) => r.try_get::<i64, _>(i),
+        }
+        .map_err(StoreError::from)
+    }
+
+    pub fn text(&self, i: usize) -> Result<String, StoreError> {
+        match self {
+            Row::Sqlite(r) => r.try_get::<String, _>(i),
+            Row::Postgres(r) => r.try_get::<String, _>(i),
+        }
+        .map_err(StoreError::from)
+    }
+
+    pub fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Row::Sqlite(r) => r.try_get::<Option<Vec<u8>>, _>(i),
+            Row::Postgres(r) => r.try_get::<Option<Vec<u8>>, _>(i),
+        }
+        .map_err(StoreError::from)
+    }
+}
+
+/// A borrowed connection (plain or inside a transaction) of either database.
+pub enum Conn<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Postgres(&'a mut PgConnection),
+}
+
+fn sqlite_query<'q>(q: &'q Query) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
+    let mut query = sqlx::query(&q.sql);
+    for p in &q.params {
+        query = match p {
+            Param::Int(v) => query.bind(*v),
+            Param::Text(v) => query.bind(v.as_str()),
+            Param::Bytes(v) => query.bind(v.as_slice()),
+        };
+    }
+    query
+}
+
+fn pg_query(q: &Query) -> sqlx::query::Query<'_, Postgres, PgArguments> {
+    let mut query = sqlx::query(&q.sql);
+    for p in &q.params {
+        query = match p {
+            Param::Int(v) => query.bind(*v),
+            Param::Text(v) => query.bind(v.as_str()),
+            Param::Bytes(v) => query.bind(v.as_slice()),
+        };
+    }
+    query
+}
+
+impl Conn<'_> {
+    pub async fn fetch_optional(&mut self, q: &Query) -> Result<Option<Row>, StoreError> {
+        Ok(match self {
+            Conn::Sqlite(c) => sqlite_query(q)
+                .fetch_optional(&mut **c)
+                .await?
+                .map(Row::Sqlite),
+            Conn::Postgres(c) => pg_query(q)
+                .fetch_optional(&mut **c)
+                .await?
+                .map(Row::Postgres),
+        })
+    }
+
+    pub async fn fetch_all(&mut self, q: &Query) -> Result<Vec<Row>, StoreError> {
+        Ok(match self {
+            Conn::Sqlite(c) => sqlite_query(q)
+                .fetch_all(&mut **c)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            Conn::Postgres(c) => pg_query(q)
+                .fetch_all(&mut **c)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect(),
+        })
+    }
+
+    /// Runs a statement; returns the number of rows it changed.
+    pub async fn execute(&mut self, q: &Query) -> Result<u64, StoreError> {
+        Ok(match self {
+            Conn::Sqlite(c) => sqlite_query(q).execute(&mut **c).await?.rows_affected(),
+            Conn::Postgres(c) => pg_query(q).execute(&mut **c).await?.rows_affected(),
+        })
+    }
+}
+
+/// A pooled connection used for reads.
+pub enum PooledConn {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl PooledConn {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            PooledConn::Sqlite(c) => Conn::Sqlite(&mut *c),
+            PooledConn::Postgres(c) => Conn::Postgres(&mut *c),
+        }
+    }
+}
+
+/// An open database transaction.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Sqlite(t) => Conn::Sqlite(&mut *t),
+            Tx::Postgres(t) => Conn::Postgres(&mut *t),
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+}

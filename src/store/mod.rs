@@ -1,0 +1,258 @@
+//! Persistence: resource versions, their index rows and history, on SQLite or
+//! PostgreSQL. Knows nothing of HTTP; the FHIR rules (preconditions, meta,
+//! conditional logic) live in `service`, which drives a `WriteTx`.
+//!
+//! Invariants:
+//! - every version of every resource is kept in `resource_versions`;
+//!   `resources` points at the current one;
+//! - a version, the `resources` row and the index rows of one write commit
+//!   together or not at all (one database transaction);
+//! - on SQLite there is exactly one writer connection, so writes are serial;
+//!   on PostgreSQL the `resources` row is locked (`FOR UPDATE`) before a new
+//!   version is written, so version numbers never repeat or skip.
+
+pub mod codec;
+pub mod db;
+mod history;
+mod postgres;
+mod resources;
+mod sqlite;
+
+use bytes::Bytes;
+
+pub use db::Dialect;
+use db::{PooledConn, Tx};
+pub use history::{HistoryEntry, HistoryQuery, HistoryScope};
+pub use resources::{Criteria, CurrentMeta, NewVersion, TokenMatch, TokenRow};
+
+use crate::config::Config;
+
+/// The tenant (hospital) every request belongs to until multi-tenancy lands.
+pub const DEFAULT_TENANT: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database busy")]
+    Busy,
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::PoolTimedOut => StoreError::Busy,
+            sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(err.to_string())
+            }
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                // SQLITE_BUSY (5), SQLITE_LOCKED (6); PostgreSQL serialization
+                // failure and deadlock.
+                if matches!(code.as_ref(), "5" | "6" | "517" | "40001" | "40P01") {
+                    StoreError::Busy
+                } else {
+                    StoreError::Database(err.to_string())
+                }
+            }
+            _ => StoreError::Database(err.to_string()),
+        }
+    }
+}
+
+/// A version as read back: its number, time, and body (None when deleted).
+#[derive(Debug, Clone)]
+pub struct StoredVersion {
+    pub version: i64,
+    /// Microseconds since the Unix epoch.
+    pub last_updated: i64,
+    pub deleted: bool,
+    pub body: Option<Bytes>,
+}
+
+enum Backend {
+    Sqlite {
+        reader: sqlx::SqlitePool,
+        writer: sqlx::SqlitePool,
+    },
+    Postgres {
+        pool: sqlx::PgPool,
+    },
+}
+
+/// The database, opened and migrated.
+pub struct Store {
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens the database named by `config.database_url` and runs pending
+    /// migrations.
+    pub async fn connect(config: &Config) -> Result<Store, anyhow::Error> {
+        let url = config.database_url.as_str();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = postgres::connect(url, config.db_max_connections).await?;
+            Backend::Postgres { pool }
+        } else if url.starts_with("sqlite:") {
+            let (reader, writer) =
+                sqlite::connect(url, config.db_max_connections, &config.sqlite_synchronous).await?;
+            Backend::Sqlite { reader, writer }
+        } else {
+            anyhow::bail!("unsupported database URL `{url}`: use sqlite://PATH or postgres://...");
+        };
+        Ok(Store { backend })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.backend {
+            Backend::Sqlite { .. } => Dialect::Sqlite,
+            Backend::Postgres { .. } => Dialect::Postgres,
+        }
+    }
+
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite { reader, writer } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Backend::Postgres { pool } => pool.close().await,
+        }
+    }
+
+    async fn read_conn(&self) -> Result<PooledConn, StoreError> {
+        Ok(match &self.backend {
+            Backend::Sqlite { reader, .. } => PooledConn::Sqlite(reader.acquire().await?),
+            Backend::Postgres { pool } => PooledConn::Postgres(pool.acquire().await?),
+        })
+    }
+
+    /// Checks that the database answers (for `/health/ready`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.read_conn().await?;
+        conn.conn().execute(&db::Query::new("SELECT 1")).await?;
+        Ok(())
+    }
+
+    /// The current version of a resource, if it was ever written.
+    pub async fn read(
+        &self,
+        tenant: i64,
+        rtype: &str,
+        id: &str,
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        let mut conn = self.read_conn().await?;
+        resources::read_current(&mut conn.conn(), tenant, rtype, id).await
+    }
+
+    /// One given version of a resource.
+    pub async fn vread(
+        &self,
+        tenant: i64,
+        rtype: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        let mut conn = self.read_conn().await?;
+        resources::read_version(&mut conn.conn(), tenant, rtype, id, version).await
+    }
+
+    /// A page of history, newest first.
+    pub async fn history(
+        &self,
+        tenant: i64,
+        query: &HistoryQuery,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let mut conn = self.read_conn().await?;
+        history::fetch(&mut conn.conn(), tenant, query).await
+    }
+
+    /// Starts a write transaction. On SQLite this waits for the single writer
+    /// connection.
+    pub async fn begin(&self) -> Result<WriteTx, StoreError> {
+        let tx = match &self.backend {
+            Backend::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
+            Backend::Postgres { pool } => Tx::Postgres(pool.begin().await?),
+        };
+        Ok(WriteTx {
+            tx,
+            dialect: self.dialect(),
+        })
+    }
+}
+
+/// A write transaction: everything done through it commits together.
+pub struct WriteTx {
+    tx: Tx,
+    dialect: Dialect,
+}
+
+impl WriteTx {
+    /// Serialises transactions that evaluate the same conditional criteria,
+    /// so two conditional creates cannot both see "no match" (PostgreSQL; on
+    /// SQLite writes are already serial).
+    pub async fn lock_key(&mut self, key: &str) -> Result<(), StoreError> {
+        if self.dialect == Dialect::Postgres {
+            let q =
+                db::Query::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").text(key);
+            self.tx.conn().execute(&q).await?;
+        }
+        Ok(())
+    }
+
+    /// The current version row of a resource, locked against concurrent
+    /// writers until the transaction ends.
+    pub async fn current(
+        &mut self,
+        tenant: i64,
+        rtype: &str,
+        id: &str,
+    ) -> Result<Option<CurrentMeta>, StoreError> {
+        resources::current_meta(&mut self.tx.conn(), self.dialect, tenant, rtype, id).await
+    }
+
+    /// Full current version (with body) as seen inside this transaction.
+    pub async fn read(
+        &mut self,
+        tenant: i64,
+        rtype: &str,
+        id: &str,
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        resources::read_current(&mut self.tx.conn(), tenant, rtype, id).await
+    }
+
+    /// Ids of live resources of `rtype` matching `criteria`, at most `limit`.
+    pub async fn find(
+        &mut self,
+        tenant: i64,
+        rtype: &str,
+        criteria: &Criteria,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        resources::find(&mut self.tx.conn(), tenant, rtype, criteria, limit).await
+    }
+
+    /// Writes a new version. `previous` is the locked current row (None for a
+    /// resource never written). Returns false when a concurrent writer created
+    /// the same resource first; the caller retries.
+    pub async fn write_version(
+        &mut self,
+        tenant: i64,
+        previous: Option<&CurrentMeta>,
+        version: &NewVersion<'_>,
+    ) -> Result<bool, StoreError> {
+        resources::write_version(&mut self.tx.conn(), tenant, previous, version).await
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await
+    }
+}
