@@ -34,6 +34,10 @@ pub struct Config {
     pub max_conditional_delete: u32,
     /// Log format: `text` or `json`.
     pub log_format: String,
+    /// Current versions kept in memory for reads. Default: 100,000 on SQLite;
+    /// 0 (off) on PostgreSQL, where other nodes may write. Turn it on for
+    /// PostgreSQL only when this is the one Charaka node.
+    pub read_cache_entries: Option<usize>,
 }
 
 impl Default for Config {
@@ -49,6 +53,7 @@ impl Default for Config {
             max_page_size: 1000,
             max_conditional_delete: 1000,
             log_format: "text".to_string(),
+            read_cache_entries: None,
         }
     }
 }

@@ -3,14 +3,16 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 
+/// Hours, minutes, optional seconds, and fractional-second digits.
+pub type Time = (u32, u32, Option<u32>, Option<String>);
+
 /// A parsed date/dateTime/instant with the parts that were given.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {
     pub year: i32,
     pub month: Option<u32>,
     pub day: Option<u32>,
-    /// Hours, minutes, optional seconds, and fractional-second digits.
-    pub time: Option<(u32, u32, Option<u32>, Option<String>)>,
+    pub time: Option<Time>,
     /// Offset from UTC in minutes (`Z` is 0).
     pub offset_minutes: Option<i32>,
 }
@@ -22,7 +24,7 @@ fn digits(s: &str, n: usize) -> Option<(u32, &str)> {
     Some((s[..n].parse().ok()?, &s[n..]))
 }
 
-fn parse_time(s: &str) -> Option<((u32, u32, Option<u32>, Option<String>), &str)> {
+fn parse_time(s: &str) -> Option<(Time, &str)> {
     let (h, rest) = digits(s, 2)?;
     let rest = rest.strip_prefix(':')?;
     let (m, mut rest) = digits(rest, 2)?;

@@ -63,8 +63,11 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .fallback(outcome_layer::not_found)
         .method_not_allowed_fallback(outcome_layer::method_not_allowed)
         .with_state(app)
-        .layer(axum::middleware::from_fn(outcome_layer::ensure_outcome))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // A panic in a handler becomes a 500 (then an OperationOutcome)
+        // instead of a dropped connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn(outcome_layer::ensure_outcome))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {

@@ -93,7 +93,7 @@ impl Fhir {
     /// failure. Returns None when the attempt lost a race with a concurrent
     /// writer and should run again; callers loop:
     ///
-    /// ```ignore
+    /// ```text
     /// let mut attempt = 0;
     /// loop {
     ///     let mut tx = self.store.begin().await?;

@@ -11,6 +11,7 @@
 //!   on PostgreSQL the `resources` row is locked (`FOR UPDATE`) before a new
 //!   version is written, so version numbers never repeat or skip.
 
+mod cache;
 pub mod codec;
 pub mod db;
 mod history;
@@ -18,7 +19,11 @@ mod postgres;
 mod resources;
 mod sqlite;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
+
+use cache::VersionCache;
 
 pub use db::Dialect;
 use db::{PooledConn, Tx};
@@ -87,7 +92,12 @@ enum Backend {
 /// The database, opened and migrated.
 pub struct Store {
     backend: Backend,
+    cache: Option<Arc<VersionCache>>,
 }
+
+/// Current versions cached by default on SQLite, where this process is the
+/// only writer.
+const DEFAULT_SQLITE_CACHE: usize = 100_000;
 
 impl Store {
     /// Opens the database named by `config.database_url` and runs pending
@@ -104,7 +114,14 @@ impl Store {
         } else {
             anyhow::bail!("unsupported database URL `{url}`: use sqlite://PATH or postgres://...");
         };
-        Ok(Store { backend })
+        let entries = config.read_cache_entries.unwrap_or(match backend {
+            Backend::Sqlite { .. } => DEFAULT_SQLITE_CACHE,
+            Backend::Postgres { .. } => 0,
+        });
+        Ok(Store {
+            backend,
+            cache: VersionCache::new(entries).map(Arc::new),
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -145,8 +162,15 @@ impl Store {
         rtype: &str,
         id: &str,
     ) -> Result<Option<StoredVersion>, StoreError> {
+        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(tenant, rtype, id)) {
+            return Ok(Some(hit));
+        }
         let mut conn = self.read_conn().await?;
-        resources::read_current(&mut conn.conn(), tenant, rtype, id).await
+        let found = resources::read_current(&mut conn.conn(), tenant, rtype, id).await?;
+        if let (Some(cache), Some(v)) = (&self.cache, &found) {
+            cache.publish(tenant, rtype, id, v.clone());
+        }
+        Ok(found)
     }
 
     /// One given version of a resource.
@@ -181,6 +205,8 @@ impl Store {
         Ok(WriteTx {
             tx,
             dialect: self.dialect(),
+            cache: self.cache.clone(),
+            written: Vec::new(),
         })
     }
 }
@@ -189,6 +215,9 @@ impl Store {
 pub struct WriteTx {
     tx: Tx,
     dialect: Dialect,
+    cache: Option<Arc<VersionCache>>,
+    /// Versions to publish to the cache once the transaction commits.
+    written: Vec<(i64, String, String, StoredVersion)>,
 }
 
 impl WriteTx {
@@ -245,11 +274,32 @@ impl WriteTx {
         previous: Option<&CurrentMeta>,
         version: &NewVersion<'_>,
     ) -> Result<bool, StoreError> {
-        resources::write_version(&mut self.tx.conn(), tenant, previous, version).await
+        let written =
+            resources::write_version(&mut self.tx.conn(), tenant, previous, version).await?;
+        if written && self.cache.is_some() {
+            self.written.push((
+                tenant,
+                version.rtype.to_string(),
+                version.id.to_string(),
+                StoredVersion {
+                    version: version.version,
+                    last_updated: version.last_updated,
+                    deleted: version.body.is_none(),
+                    body: version.body.map(Bytes::copy_from_slice),
+                },
+            ));
+        }
+        Ok(written)
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await
+        self.tx.commit().await?;
+        if let Some(cache) = &self.cache {
+            for (tenant, rtype, id, version) in self.written {
+                cache.publish(tenant, &rtype, &id, version);
+            }
+        }
+        Ok(())
     }
 
     pub async fn rollback(self) -> Result<(), StoreError> {

@@ -1,0 +1,204 @@
+//! Starts a real Charaka server on a free loopback port, on SQLite or on
+//! PostgreSQL, and gives tests a small HTTP client for it.
+
+use charaka::config::Config;
+use charaka::server::RunningServer;
+use reqwest::header::HeaderMap;
+use reqwest::Method;
+use serde_json::Value;
+
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    server: Option<RunningServer>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an OperationOutcome with the given status; returns it.
+    pub fn outcome(&self, status: u16) -> Value {
+        assert_eq!(
+            self.status, status,
+            "expected {status}, got {}: {}",
+            self.status, self.text
+        );
+        assert!(
+            self.header("content-type")
+                .unwrap_or("")
+                .starts_with("application/fhir+json"),
+            "content type {:?}",
+            self.header("content-type")
+        );
+        let oo = self.json();
+        assert_eq!(oo["resourceType"], "OperationOutcome", "{oo}");
+        assert!(oo["issue"][0]["code"].is_string());
+        oo
+    }
+}
+
+async fn start(mut config: Config, dir: Option<tempfile::TempDir>) -> TestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    config.listen = addr;
+    config.db_max_connections = 8;
+    let server = charaka::server::start(&config, listener)
+        .await
+        .expect("server starts");
+    TestServer {
+        base: format!("http://{addr}/fhir"),
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap(),
+        server: Some(server),
+        _dir: dir,
+    }
+}
+
+impl TestServer {
+    pub async fn sqlite_with(configure: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            database_url: format!("sqlite://{}/charaka.db", dir.path().display()),
+            ..Config::default()
+        };
+        configure(&mut config);
+        start(config, Some(dir)).await
+    }
+
+    pub async fn sqlite() -> TestServer {
+        Self::sqlite_with(|_| {}).await
+    }
+
+    pub async fn postgres() -> Option<TestServer> {
+        let url = crate::pg::database().await?;
+        let config = Config {
+            database_url: url,
+            ..Config::default()
+        };
+        Some(start(config, None).await)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}/{}", self.base, path.trim_start_matches('/'))
+        }
+    }
+
+    /// Sends a request with optional body and headers.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(body) = body {
+            req = req.body(body);
+        }
+        let resp = req.send().await.expect("request sent");
+        Resp {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            text: resp.text().await.unwrap(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(Method::GET, path, None, &[]).await
+    }
+
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        self.send(Method::GET, path, None, headers).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send(Method::DELETE, path, None, &[]).await
+    }
+
+    /// Sends a FHIR JSON body.
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut all = vec![("content-type", "application/fhir+json")];
+        all.extend_from_slice(headers);
+        self.send(method, path, Some(serde_json::to_vec(body).unwrap()), &all)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.json(Method::POST, path, body, &[]).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Resp {
+        self.json(Method::PUT, path, body, &[]).await
+    }
+
+    /// Creates a resource and returns its JSON (asserting 201).
+    pub async fn create(&self, body: &Value) -> Value {
+        let rtype = body["resourceType"].as_str().unwrap();
+        let r = self.post(rtype, body).await;
+        assert_eq!(r.status, 201, "create failed: {}", r.text);
+        r.json()
+    }
+}
+
+/// Runs each named test function against SQLite and against PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let server = $crate::harness::TestServer::sqlite().await;
+                    super::$name(&server).await;
+                    server.stop().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(server) = $crate::harness::TestServer::postgres().await else { return };
+                    super::$name(&server).await;
+                    server.stop().await;
+                }
+            )*
+        }
+    };
+}

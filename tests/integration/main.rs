@@ -1,0 +1,13 @@
+//! Integration tests: a real Charaka server over HTTP, every test on SQLite
+//! and on a throwaway PostgreSQL cluster.
+
+mod harness;
+mod pg;
+
+mod concurrency;
+mod conditional;
+mod crud;
+mod errors;
+mod formats;
+mod history;
+mod metadata;
