@@ -32,6 +32,8 @@ pub struct Config {
     pub max_page_size: u32,
     /// Upper bound on resources removed by one conditional delete.
     pub max_conditional_delete: u32,
+    /// Largest number of entries in a transaction or batch Bundle.
+    pub max_bundle_entries: usize,
     /// Log format: `text` or `json`.
     pub log_format: String,
     /// Current versions kept in memory for reads. Default: 100,000 on SQLite;
@@ -52,6 +54,7 @@ impl Default for Config {
             default_page_size: 50,
             max_page_size: 1000,
             max_conditional_delete: 1000,
+            max_bundle_entries: 10_000,
             log_format: "text".to_string(),
             read_cache_entries: None,
         }

@@ -16,6 +16,7 @@ use crate::error::{FhirError, FhirResult};
 use crate::fhir::datetime::{format_http_date, parse_http_date};
 use crate::fhir::outcome::information;
 use crate::fhir::summary::Summary;
+use crate::service::transaction::EntryReturn;
 use crate::service::{patch::parse_json_patch, VersionOut, WriteOutcome, WriteStatus};
 use crate::store::HistoryScope;
 
@@ -335,6 +336,23 @@ pub async fn metadata(State(app): AppState, req: FhirRequest) -> Response {
             }
         }
         let body = req.shape.render_value(&app.capabilities)?;
+        Ok(fhir_body(StatusCode::OK, req.shape.format, body))
+    }
+    .await;
+    reply(&req, result)
+}
+
+/// `POST [base]` with a transaction or batch Bundle.
+pub async fn transaction(State(app): AppState, req: FhirRequest, body: Bytes) -> Response {
+    let result = async {
+        let bundle = req.resource_body(&body)?;
+        let prefer = match req.prefer_return() {
+            Return::Minimal => EntryReturn::Minimal,
+            Return::OperationOutcome => EntryReturn::OperationOutcome,
+            Return::Representation => EntryReturn::Representation,
+        };
+        let response = app.fhir.transaction_or_batch(bundle, prefer).await?;
+        let body = req.shape.render(&Bytes::from(response), false)?;
         Ok(fhir_body(StatusCode::OK, req.shape.format, body))
     }
     .await;

@@ -57,6 +57,8 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .route("/{rtype}/{id}/_history/{vid}", get(vread));
 
     Router::new()
+        .route(FHIR_PREFIX, axum::routing::post(transaction))
+        .route("/fhir/", axum::routing::post(transaction))
         .nest(FHIR_PREFIX, fhir)
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

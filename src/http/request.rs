@@ -147,12 +147,7 @@ impl FhirRequest {
     }
 }
 
-/// Reads a version from an ETag (`W/"3"`, `"3"` or `3`).
-pub fn parse_etag(value: &str) -> Option<i64> {
-    let v = value.trim();
-    let v = v.strip_prefix("W/").unwrap_or(v);
-    crate::service::parse_version(v.trim_matches('"'))
-}
+pub use crate::service::parse_etag;
 
 #[cfg(test)]
 mod tests {

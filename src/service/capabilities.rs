@@ -20,7 +20,7 @@ pub const TYPE_INTERACTIONS: &[&str] = &[
 ];
 
 /// Interactions supported at system level.
-pub const SYSTEM_INTERACTIONS: &[&str] = &["history-system"];
+pub const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch", "history-system"];
 
 /// Formats the server reads and writes.
 pub const FORMATS: &[&str] = &[

@@ -2,9 +2,10 @@
 //! (http://hl7.org/fhir/R4/http.html#history): a Bundle of type `history`,
 //! newest first, with `_count`, `_since`, `_at` and cursor paging links.
 
+use super::bundle::{self, EntryOut, EntryResponse};
 use super::{check_type, Fhir};
 use crate::error::{FhirError, FhirResult};
-use crate::fhir::datetime::{format_instant, range_micros};
+use crate::fhir::datetime::range_micros;
 use crate::store::{HistoryEntry, HistoryQuery, HistoryScope};
 
 /// The cursor parameter of `next` links: only versions older than this.
@@ -115,69 +116,33 @@ impl Fhir {
     }
 }
 
-fn json_str(s: &str) -> String {
-    serde_json::to_string(s).expect("strings serialise")
-}
-
-/// Writes the Bundle by hand so each stored body is copied, not re-parsed.
+/// History entries as Bundle entries.
 fn render_bundle(base: &str, links: &[(&str, String)], entries: &[HistoryEntry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(
-        256 + entries
-            .iter()
-            .map(|e| e.body.as_ref().map_or(200, |b| b.len() + 200))
-            .sum::<usize>(),
-    );
-    out.extend_from_slice(br#"{"resourceType":"Bundle","type":"history","link":["#);
-    for (i, (relation, url)) in links.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(
-            format!(
-                r#"{{"relation":{},"url":{}}}"#,
-                json_str(relation),
-                json_str(url)
-            )
-            .as_bytes(),
-        );
-    }
-    out.extend_from_slice(br#"],"entry":["#);
-    for (i, e) in entries.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let reference = format!("{}/{}", e.rtype, e.id);
-        out.extend_from_slice(
-            format!(
-                r#"{{"fullUrl":{}"#,
-                json_str(&format!("{base}/{reference}"))
-            )
-            .as_bytes(),
-        );
-        if let Some(body) = &e.body {
-            out.extend_from_slice(br#","resource":"#);
-            out.extend_from_slice(body);
-        }
-        let (url, status) = match e.method.as_str() {
-            "POST" => (e.rtype.clone(), "201 Created"),
-            "DELETE" => (reference, "204 No Content"),
-            _ if e.version == 1 => (reference, "201 Created"),
-            _ => (reference, "200 OK"),
-        };
-        out.extend_from_slice(
-            format!(
-                r#","request":{{"method":{},"url":{}}},"response":{{"status":{},"etag":{},"lastModified":{}}}}}"#,
-                json_str(&e.method),
-                json_str(&url),
-                json_str(status),
-                json_str(&format!("W/\"{}\"", e.version)),
-                json_str(&format_instant(e.last_updated)),
-            )
-            .as_bytes(),
-        );
-    }
-    out.extend_from_slice(b"]}");
-    out
+    let entries: Vec<EntryOut> = entries
+        .iter()
+        .map(|e| {
+            let reference = format!("{}/{}", e.rtype, e.id);
+            let (url, status) = match e.method.as_str() {
+                "POST" => (e.rtype.clone(), "201 Created"),
+                "DELETE" => (reference.clone(), "204 No Content"),
+                _ if e.version == 1 => (reference.clone(), "201 Created"),
+                _ => (reference.clone(), "200 OK"),
+            };
+            EntryOut {
+                full_url: Some(format!("{base}/{reference}")),
+                resource: e.body.clone(),
+                request: Some((e.method.clone(), url)),
+                response: Some(EntryResponse {
+                    status: status.to_string(),
+                    location: None,
+                    version: Some(e.version),
+                    last_modified: Some(e.last_updated),
+                    outcome: None,
+                }),
+            }
+        })
+        .collect();
+    bundle::render("history", links, &entries)
 }
 
 #[cfg(test)]

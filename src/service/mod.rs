@@ -3,6 +3,7 @@
 //! "versions are stamped by the server" or "If-Match is honoured" live in one
 //! place. Knows nothing of HTTP: results are typed values or FHIR JSON.
 
+pub mod bundle;
 pub mod capabilities;
 pub mod conditional;
 pub mod create;
@@ -11,6 +12,8 @@ pub mod history;
 pub mod input;
 pub mod patch;
 pub mod read;
+pub mod references;
+pub mod transaction;
 pub mod update;
 
 use bytes::Bytes;
@@ -31,6 +34,7 @@ pub struct Fhir {
     pub default_page_size: u32,
     pub max_page_size: u32,
     pub max_conditional_delete: u32,
+    pub max_bundle_entries: usize,
     pub tenant: i64,
 }
 
@@ -85,6 +89,7 @@ impl Fhir {
             default_page_size: config.default_page_size,
             max_page_size: config.max_page_size,
             max_conditional_delete: config.max_conditional_delete,
+            max_bundle_entries: config.max_bundle_entries,
             tenant: crate::store::DEFAULT_TENANT,
         }
     }
@@ -144,6 +149,13 @@ pub fn check_type(rtype: &str) -> FhirResult<()> {
 /// Parses a version id from a path or an ETag value.
 pub fn parse_version(s: &str) -> Option<i64> {
     s.parse::<i64>().ok().filter(|v| *v >= 1)
+}
+
+/// Reads a version from an ETag (`W/"3"`, `"3"` or `3`).
+pub fn parse_etag(value: &str) -> Option<i64> {
+    let v = value.trim();
+    let v = v.strip_prefix("W/").unwrap_or(v);
+    parse_version(v.trim_matches('"'))
 }
 
 /// The timestamp for a new version: now, but always after the previous one.

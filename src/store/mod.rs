@@ -254,6 +254,32 @@ impl WriteTx {
         resources::read_current(&mut self.tx.conn(), tenant, rtype, id).await
     }
 
+    /// One version as seen inside this transaction.
+    pub async fn vread(
+        &mut self,
+        tenant: i64,
+        rtype: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        resources::read_version(&mut self.tx.conn(), tenant, rtype, id, version).await
+    }
+
+    /// The types of the live resources with this id (at most 2 reported).
+    pub async fn types_with_id(
+        &mut self,
+        tenant: i64,
+        id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let q = db::Query::new(
+            "SELECT type FROM resources WHERE tenant = $1 AND id = $2 AND deleted = 0 LIMIT 2",
+        )
+        .int(tenant)
+        .text(id);
+        let rows = self.tx.conn().fetch_all(&q).await?;
+        rows.iter().map(|r| r.text(0)).collect()
+    }
+
     /// Ids of live resources of `rtype` matching `criteria`, at most `limit`.
     pub async fn find(
         &mut self,

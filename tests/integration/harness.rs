@@ -105,6 +105,8 @@ impl TestServer {
     pub fn url(&self, path: &str) -> String {
         if path.starts_with("http") {
             path.to_string()
+        } else if path.is_empty() {
+            self.base.clone()
         } else {
             format!("{}/{}", self.base, path.trim_start_matches('/'))
         }
@@ -201,4 +203,17 @@ macro_rules! on_both_databases {
             )*
         }
     };
+}
+
+/// A folder of `../shared/data` (the external test data), found through
+/// `CHARAKA_SHARED`. Unset: fails in CI, otherwise says the test did not run.
+pub fn shared_data(name: &str) -> Option<std::path::PathBuf> {
+    match std::env::var("CHARAKA_SHARED") {
+        Ok(dir) => Some(std::path::Path::new(&dir).join("data").join(name)),
+        Err(_) if std::env::var("CI").is_ok() => panic!("CHARAKA_SHARED must be set in CI"),
+        Err(_) => {
+            eprintln!("NOT RUN: set CHARAKA_SHARED to the shared/ folder beside the repository to use {name}");
+            None
+        }
+    }
 }

@@ -11,3 +11,4 @@ mod errors;
 mod formats;
 mod history;
 mod metadata;
+mod transaction;

@@ -1,0 +1,879 @@
+//! transaction and batch Bundles (http://hl7.org/fhir/R4/http.html#transaction).
+//!
+//! A transaction runs every entry in one database transaction: all or
+//! nothing. Entries are processed in the spec's order (DELETE, POST,
+//! PUT/PATCH, GET/HEAD); the ids of created resources are fixed first, so
+//! that `urn:uuid:`/`urn:oid:` full URLs and conditional references can be
+//! rewritten before anything is written. A batch runs each entry on its own;
+//! one failure does not affect the others.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::bundle::{self, EntryOut, EntryResponse};
+use super::references::rewrite_references;
+use super::{
+    check_type, conditional, input, parse_etag, Fhir, VersionOut, WriteOutcome, WriteStatus,
+};
+use crate::error::{FhirError, FhirResult};
+use crate::fhir::datetime::range_micros;
+use crate::fhir::outcome::{operation_outcome, IssueType};
+use crate::store::WriteTx;
+
+/// How the response entries carry resources (`Prefer: return=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryReturn {
+    Minimal,
+    Representation,
+    OperationOutcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Method {
+    // The order is the transaction processing order.
+    Delete,
+    Post,
+    Put,
+    Patch,
+    Get,
+    Head,
+}
+
+impl Method {
+    fn parse(s: &str) -> Option<Method> {
+        Some(match s {
+            "DELETE" => Method::Delete,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            _ => return None,
+        })
+    }
+
+    fn phase(self) -> u8 {
+        match self {
+            Method::Delete => 0,
+            Method::Post => 1,
+            Method::Put | Method::Patch => 2,
+            Method::Get | Method::Head => 3,
+        }
+    }
+}
+
+/// What `request.url` names.
+#[derive(Debug, Clone)]
+enum Target {
+    Type(String),
+    Instance(String, String),
+    Version(String, String, String),
+    Conditional(String, String),
+}
+
+impl Target {
+    fn rtype(&self) -> &str {
+        match self {
+            Target::Type(t)
+            | Target::Instance(t, _)
+            | Target::Version(t, _, _)
+            | Target::Conditional(t, _) => t,
+        }
+    }
+}
+
+struct Entry {
+    index: usize,
+    method: Method,
+    target: Target,
+    full_url: Option<String>,
+    resource: Option<Map<String, Value>>,
+    if_none_exist: Option<String>,
+    if_match: Option<i64>,
+    if_none_match: Option<String>,
+    if_modified_since: Option<String>,
+    /// The id fixed for a create or conditional update before processing.
+    assigned_id: Option<String>,
+    /// A conditional create that matched an existing resource.
+    matched: bool,
+}
+
+/// Prefixes an entry's errors with its position.
+fn at_entry(index: usize, mut err: FhirError) -> FhirError {
+    for issue in &mut err.issues {
+        issue.diagnostics = format!("Bundle.entry[{index}]: {}", issue.diagnostics);
+        if issue.expression.is_none() {
+            issue.expression = Some(format!("Bundle.entry[{index}]"));
+        }
+    }
+    err
+}
+
+fn status_line(status: u16) -> String {
+    let reason = http_reason(status);
+    format!("{status} {reason}")
+}
+
+fn http_reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        410 => "Gone",
+        412 => "Precondition Failed",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Entity",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+impl Fhir {
+    /// Processes a `transaction` or `batch` Bundle; returns the response
+    /// Bundle as JSON bytes.
+    pub async fn transaction_or_batch(
+        &self,
+        body: Value,
+        prefer: EntryReturn,
+    ) -> FhirResult<Vec<u8>> {
+        let Value::Object(mut bundle) = body else {
+            return Err(FhirError::invalid("the body must be a Bundle"));
+        };
+        let kind = bundle
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        // A batch validates each entry on its own: one bad entry must not
+        // fail the others. A transaction is validated whole.
+        let entries_value = if kind == "batch" {
+            bundle.remove("entry")
+        } else {
+            None
+        };
+        let bundle = input::prepare("Bundle", Value::Object(bundle))?;
+        let entries = match entries_value.or_else(|| bundle.get("entry").cloned()) {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        if entries.len() > self.max_bundle_entries {
+            return Err(FhirError::new(
+                413,
+                IssueType::TooCostly,
+                format!(
+                    "the Bundle has {} entries; at most {} are accepted",
+                    entries.len(),
+                    self.max_bundle_entries
+                ),
+            ));
+        }
+        match kind.as_str() {
+            "transaction" => {
+                let parsed = entries
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        self.parse_entry(i, e, false)
+                            .map_err(|err| at_entry(i, err))
+                    })
+                    .collect::<FhirResult<Vec<Entry>>>()?;
+                self.transaction(parsed, prefer).await
+            }
+            "batch" => Ok(self.batch(entries, prefer).await),
+            other => Err(FhirError::invalid(format!(
+                "POST to the base takes a transaction or batch Bundle, not `{other}`; \
+                 store other Bundles with POST [base]/Bundle"
+            ))),
+        }
+    }
+
+    /// Reads one entry; `validate` checks its resource (batch entries, which
+    /// were not validated with their Bundle).
+    fn parse_entry(&self, index: usize, entry: Value, validate: bool) -> FhirResult<Entry> {
+        let Value::Object(mut entry) = entry else {
+            return Err(FhirError::invalid("an entry must be an object"));
+        };
+        let Some(Value::Object(request)) = entry.remove("request") else {
+            return Err(FhirError::bad_request(
+                IssueType::Required,
+                "the entry has no request",
+            ));
+        };
+        let method_text = request
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let method = Method::parse(method_text)
+            .ok_or_else(|| FhirError::invalid(format!("unknown request method `{method_text}`")))?;
+        let url = request
+            .get("url")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let target = self.parse_url(url)?;
+        check_type(target.rtype())?;
+        let resource = match entry.remove("resource") {
+            Some(Value::Object(r)) if validate => Some(validate_entry_resource(index, r)?),
+            Some(Value::Object(r)) => Some(r),
+            Some(_) => {
+                return Err(FhirError::invalid(
+                    "the entry's resource must be a JSON object",
+                ))
+            }
+            None => None,
+        };
+        let text = |k: &str| request.get(k).and_then(Value::as_str).map(str::to_string);
+        let if_match = match text("ifMatch") {
+            Some(tag) => Some(parse_etag(&tag).ok_or_else(|| {
+                FhirError::invalid(format!(
+                    "ifMatch `{tag}` is not a version ETag such as W/\"3\""
+                ))
+            })?),
+            None => None,
+        };
+        let parsed = Entry {
+            index,
+            method,
+            target,
+            full_url: entry
+                .get("fullUrl")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            resource,
+            if_none_exist: text("ifNoneExist"),
+            if_match,
+            if_none_match: text("ifNoneMatch"),
+            if_modified_since: text("ifModifiedSince"),
+            assigned_id: None,
+            matched: false,
+        };
+        self.check_entry_shape(&parsed)?;
+        Ok(parsed)
+    }
+
+    /// Checks that the method, URL and resource fit together.
+    fn check_entry_shape(&self, e: &Entry) -> FhirResult<()> {
+        let needs_resource = matches!(e.method, Method::Post | Method::Put | Method::Patch);
+        if needs_resource && e.resource.is_none() {
+            return Err(FhirError::bad_request(
+                IssueType::Required,
+                "the entry needs a resource",
+            ));
+        }
+        let ok = match (e.method, &e.target) {
+            (Method::Post, Target::Type(_)) => true,
+            (
+                Method::Put | Method::Patch | Method::Delete,
+                Target::Instance(..) | Target::Conditional(..),
+            ) => true,
+            (Method::Get | Method::Head, Target::Instance(..) | Target::Version(..)) => true,
+            (Method::Get | Method::Head, _) => {
+                return Err(FhirError::not_supported(
+                    "search entries are not supported yet",
+                ));
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(FhirError::invalid(
+                "the request url does not fit the method",
+            ));
+        }
+        if let (Some(r), Method::Post | Method::Put) = (&e.resource, e.method) {
+            let rtype = r
+                .get("resourceType")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if rtype != e.target.rtype() {
+                return Err(FhirError::invalid(format!(
+                    "the resource is a {rtype}, but the url names {}",
+                    e.target.rtype()
+                )));
+            }
+            if let (Target::Instance(_, id), Some(body_id)) =
+                (&e.target, r.get("id").and_then(Value::as_str))
+            {
+                if body_id != id {
+                    return Err(FhirError::invalid(format!(
+                        "the resource id `{body_id}` does not match the url id `{id}`"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses `request.url`: relative, or absolute under this server's base.
+    fn parse_url(&self, url: &str) -> FhirResult<Target> {
+        let relative = url
+            .strip_prefix(&self.base_url)
+            .map(|r| r.trim_start_matches('/'))
+            .unwrap_or(url);
+        if relative.contains("://") {
+            return Err(FhirError::invalid(format!(
+                "`{url}` is not a URL of this server"
+            )));
+        }
+        let (path, query) = match relative.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (relative, None),
+        };
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        Ok(match (parts.as_slice(), query) {
+            ([t], Some(q)) if !q.is_empty() => Target::Conditional(t.to_string(), q.to_string()),
+            ([t], _) => Target::Type(t.to_string()),
+            ([t, id], None) => Target::Instance(t.to_string(), id.to_string()),
+            ([t, id, "_history", v], None) => {
+                Target::Version(t.to_string(), id.to_string(), v.to_string())
+            }
+            _ => {
+                return Err(FhirError::invalid(format!(
+                    "`{url}` is not a supported request url"
+                )))
+            }
+        })
+    }
+
+    async fn transaction(&self, entries: Vec<Entry>, prefer: EntryReturn) -> FhirResult<Vec<u8>> {
+        let mut attempt = 0;
+        loop {
+            let mut tx = self.store.begin().await?;
+            let mut work: Vec<Entry> = entries.iter().map(Entry::clone_for_attempt).collect();
+            let result = self.transaction_in(&mut tx, &mut work, prefer).await;
+            if let Some(done) = self.finish(tx, result, &mut attempt).await {
+                return done;
+            }
+        }
+    }
+
+    async fn transaction_in(
+        &self,
+        tx: &mut WriteTx,
+        entries: &mut [Entry],
+        prefer: EntryReturn,
+    ) -> FhirResult<Vec<u8>> {
+        // 1. Fix identities: ids of creates, matches of conditional writes.
+        let mut identities: HashMap<String, String> = HashMap::new();
+        for e in entries.iter_mut() {
+            let index = e.index;
+            self.resolve_identity(tx, e)
+                .await
+                .map_err(|err| at_entry(index, err))?;
+            if let (Some(full_url), Some(id)) = (&e.full_url, &e.assigned_id) {
+                if matches!(e.method, Method::Post | Method::Put) {
+                    identities.insert(full_url.clone(), format!("{}/{id}", e.target.rtype()));
+                }
+            }
+        }
+        // 2. No two entries may touch the same resource.
+        let mut touched: HashMap<String, usize> = HashMap::new();
+        for e in entries.iter() {
+            let key = match (&e.target, &e.assigned_id) {
+                (Target::Instance(t, id), _) | (Target::Version(t, id, _), _) => {
+                    format!("{t}/{id}")
+                }
+                (t, Some(id)) => format!("{}/{id}", t.rtype()),
+                _ => continue,
+            };
+            if let Some(first) = touched.insert(key.clone(), e.index) {
+                return Err(FhirError::invalid(format!(
+                    "Bundle.entry[{first}] and Bundle.entry[{}] both touch {key}; a transaction may touch a resource once",
+                    e.index
+                )));
+            }
+        }
+        // 3. Rewrite references to entries, then conditional references.
+        self.resolve_stored_uuids(tx, entries, &mut identities)
+            .await?;
+        for e in entries.iter_mut() {
+            let index = e.index;
+            if let Some(resource) = e.resource.as_mut() {
+                let mut rewrite = |r: &str| -> FhirResult<Option<String>> {
+                    if let Some(local) = identities.get(r) {
+                        return Ok(Some(local.clone()));
+                    }
+                    if r.starts_with("urn:uuid:") || r.starts_with("urn:oid:") {
+                        return Err(FhirError::invalid(format!(
+                            "reference `{r}` names no entry of this transaction and no stored resource"
+                        )));
+                    }
+                    Ok(None)
+                };
+                rewrite_references(resource, &mut rewrite).map_err(|err| at_entry(index, err))?;
+                self.resolve_conditional_references(tx, resource)
+                    .await
+                    .map_err(|err| at_entry(index, err))?;
+            }
+        }
+        // 4. Process in the spec's order; answer in the Bundle's order.
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.sort_by_key(|&i| (entries[i].method.phase(), i));
+        let mut results: Vec<Option<EntryOut>> = vec![None; entries.len()];
+        for i in order {
+            let e = &entries[i];
+            let out = self
+                .process_entry(tx, e, prefer)
+                .await
+                .map_err(|err| at_entry(e.index, err))?;
+            results[i] = Some(out);
+        }
+        let results: Vec<EntryOut> = results
+            .into_iter()
+            .map(|r| r.expect("every entry processed"))
+            .collect();
+        Ok(bundle::render("transaction-response", &[], &results))
+    }
+
+    /// For creates: the new id, or the match of `ifNoneExist`. For
+    /// conditional updates and deletes: the match.
+    async fn resolve_identity(&self, tx: &mut WriteTx, e: &mut Entry) -> FhirResult<()> {
+        match (e.method, &e.target) {
+            (Method::Post, Target::Type(rtype)) => {
+                if let Some(query) = &e.if_none_exist {
+                    let criteria = conditional::parse(rtype, query)?;
+                    if let Some(found) = self.match_one(tx, rtype, &criteria).await? {
+                        e.assigned_id = Some(found);
+                        e.matched = true;
+                        return Ok(());
+                    }
+                }
+                // A `urn:uuid:` full URL gives the new resource that uuid as
+                // its id (unless taken), so that later Bundles can refer to
+                // it by the same urn (see `resolve_stored_uuids`).
+                let from_urn = e
+                    .full_url
+                    .as_deref()
+                    .and_then(|u| u.strip_prefix("urn:uuid:"))
+                    .filter(|u| crate::fhir::primitive::is_id(u))
+                    .map(str::to_ascii_lowercase);
+                e.assigned_id = match from_urn {
+                    Some(id) if tx.current(self.tenant, rtype, &id).await?.is_none() => Some(id),
+                    _ => Some(uuid::Uuid::new_v4().to_string()),
+                };
+            }
+            (Method::Put | Method::Patch, Target::Conditional(rtype, query)) => {
+                let criteria = conditional::parse(rtype, query)?;
+                let found = self.match_one(tx, rtype, &criteria).await?;
+                let body_id = e
+                    .resource
+                    .as_ref()
+                    .and_then(|r| r.get("id"))
+                    .and_then(Value::as_str);
+                e.assigned_id = match (found, body_id, e.method) {
+                    (Some(found), Some(b), _) if b != found => {
+                        return Err(FhirError::invalid(format!(
+                            "the criteria match {rtype}/{found}, but the resource id is `{b}`"
+                        )))
+                    }
+                    (Some(found), _, _) => Some(found),
+                    (None, _, Method::Patch) => {
+                        return Err(FhirError::not_found(format!(
+                            "no {rtype} matches the criteria"
+                        )))
+                    }
+                    (None, Some(b), _) => Some(b.to_string()),
+                    (None, None, _) => Some(uuid::Uuid::new_v4().to_string()),
+                };
+            }
+            (Method::Put, Target::Instance(_, id)) => e.assigned_id = Some(id.clone()),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `urn:uuid:U` references that name no entry of this Bundle resolve to
+    /// the stored resource with id `U`, when exactly one exists: how a
+    /// Synthea patient Bundle reaches the Organizations and Practitioners of
+    /// the Bundles loaded before it.
+    async fn resolve_stored_uuids(
+        &self,
+        tx: &mut WriteTx,
+        entries: &mut [Entry],
+        identities: &mut HashMap<String, String>,
+    ) -> FhirResult<()> {
+        let mut unresolved: Vec<(usize, String)> = Vec::new();
+        for e in entries.iter_mut() {
+            if let Some(resource) = e.resource.as_mut() {
+                rewrite_references::<FhirError>(resource, &mut |r| {
+                    if r.starts_with("urn:uuid:") && !identities.contains_key(r) {
+                        unresolved.push((e.index, r.to_string()));
+                    }
+                    Ok(None)
+                })?;
+            }
+        }
+        for (index, reference) in unresolved {
+            if identities.contains_key(&reference) {
+                continue;
+            }
+            let id = reference["urn:uuid:".len()..].to_ascii_lowercase();
+            let mut types = tx.types_with_id(self.tenant, &id).await?;
+            if types.len() == 1 {
+                identities.insert(reference, format!("{}/{id}", types.pop().expect("one")));
+            } else {
+                return Err(at_entry(
+                    index,
+                    FhirError::invalid(format!(
+                        "reference `{reference}` names no entry of this transaction and no stored resource"
+                    )),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves `Type?criteria` references to the one matching resource.
+    async fn resolve_conditional_references(
+        &self,
+        tx: &mut WriteTx,
+        resource: &mut Map<String, Value>,
+    ) -> FhirResult<()> {
+        let mut conditional_refs: Vec<String> = Vec::new();
+        rewrite_references::<FhirError>(resource, &mut |r| {
+            if r.contains('?') && !r.contains("://") {
+                conditional_refs.push(r.to_string());
+            }
+            Ok(None)
+        })?;
+        if conditional_refs.is_empty() {
+            return Ok(());
+        }
+        let mut resolved: HashMap<String, String> = HashMap::new();
+        for r in conditional_refs {
+            let (rtype, query) = r.split_once('?').expect("contains ?");
+            check_type(rtype)?;
+            let criteria = conditional::parse(rtype, query)?;
+            let mut found = tx.find(self.tenant, rtype, &criteria, 2).await?;
+            match found.len() {
+                0 => {
+                    return Err(FhirError::invalid(format!(
+                        "conditional reference `{r}` matches no resource"
+                    )))
+                }
+                1 => {
+                    resolved.insert(r.clone(), format!("{rtype}/{}", found.pop().expect("one")));
+                }
+                _ => {
+                    return Err(FhirError::multiple_matches(format!(
+                        "conditional reference `{r}` matches more than one resource"
+                    )))
+                }
+            }
+        }
+        rewrite_references::<FhirError>(resource, &mut |r| Ok(resolved.get(r).cloned()))
+    }
+
+    async fn process_entry(
+        &self,
+        tx: &mut WriteTx,
+        e: &Entry,
+        prefer: EntryReturn,
+    ) -> FhirResult<EntryOut> {
+        let rtype = e.target.rtype();
+        let outcome: WriteOutcome = match (e.method, &e.target) {
+            (Method::Post, _) => {
+                let id = e.assigned_id.as_deref().expect("identity resolved");
+                if e.matched {
+                    let found = tx.read(self.tenant, rtype, id).await?;
+                    WriteOutcome {
+                        status: WriteStatus::Unchanged,
+                        version: found.map(|v| VersionOut::stored(rtype, id, v)),
+                    }
+                } else {
+                    let resource = e.resource.clone().expect("checked");
+                    let v = self
+                        .write_resource(tx, rtype, id, None, resource, "POST")
+                        .await?;
+                    WriteOutcome {
+                        status: WriteStatus::Created,
+                        version: Some(v),
+                    }
+                }
+            }
+            (Method::Put, _) => {
+                let id = e.assigned_id.as_deref().expect("identity resolved");
+                let mut resource = e.resource.clone().expect("checked");
+                resource.insert("id".into(), Value::String(id.to_string()));
+                super::update::check_id(id)?;
+                self.update_in(tx, rtype, id, &resource, e.if_match).await?
+            }
+            (Method::Patch, target) => {
+                let id = match target {
+                    Target::Instance(_, id) => id.clone(),
+                    _ => e.assigned_id.clone().expect("identity resolved"),
+                };
+                let patch = binary_json_patch(e.resource.as_ref().expect("checked"))?;
+                self.patch_in(tx, rtype, &id, &patch, e.if_match).await?
+            }
+            (Method::Delete, Target::Instance(_, id)) => {
+                self.delete_in(tx, rtype, id, e.if_match).await?
+            }
+            (Method::Delete, Target::Conditional(_, query)) => {
+                let criteria = conditional::parse(rtype, query)?;
+                tx.lock_key(&conditional::lock_key(self.tenant, rtype, &criteria))
+                    .await?;
+                let max = i64::from(self.max_conditional_delete);
+                let ids = tx.find(self.tenant, rtype, &criteria, max + 1).await?;
+                if ids.len() as i64 > max {
+                    return Err(FhirError::multiple_matches(format!(
+                        "the criteria match more than {max} {rtype} resources"
+                    )));
+                }
+                for id in &ids {
+                    self.delete_in(tx, rtype, id, None).await?;
+                }
+                WriteOutcome {
+                    status: WriteStatus::Updated,
+                    version: None,
+                }
+            }
+            (Method::Get | Method::Head, target) => {
+                return self.read_entry(tx, e, target, prefer).await
+            }
+            _ => {
+                return Err(FhirError::invalid(
+                    "the request url does not fit the method",
+                ))
+            }
+        };
+        Ok(self.write_entry_out(e, outcome, prefer))
+    }
+
+    async fn read_entry(
+        &self,
+        tx: &mut WriteTx,
+        e: &Entry,
+        target: &Target,
+        prefer: EntryReturn,
+    ) -> FhirResult<EntryOut> {
+        let rtype = target.rtype();
+        let found = match target {
+            Target::Instance(_, id) => tx
+                .read(self.tenant, rtype, id)
+                .await?
+                .map(|v| VersionOut::stored(rtype, id, v)),
+            Target::Version(_, id, vid) => {
+                let number = super::parse_version(vid)
+                    .ok_or_else(|| FhirError::not_found(format!("`{vid}` is not a version id")))?;
+                tx.vread(self.tenant, rtype, id, number)
+                    .await?
+                    .map(|v| VersionOut::stored(rtype, id, v))
+            }
+            _ => None,
+        };
+        let v = match found {
+            None => {
+                return Err(FhirError::not_found(format!(
+                    "{} is not known",
+                    describe(target)
+                )))
+            }
+            Some(v) if v.body.is_none() => {
+                return Err(FhirError::gone(
+                    format!("{} was deleted", describe(target)),
+                    v.version,
+                ))
+            }
+            Some(v) => v,
+        };
+        let not_modified = e
+            .if_none_match
+            .as_deref()
+            .map(|t| t.trim() == "*" || parse_etag(t) == Some(v.version))
+            .or_else(|| {
+                e.if_modified_since
+                    .as_deref()
+                    .and_then(range_micros)
+                    .map(|(since, _)| v.last_updated / 1_000_000 <= since / 1_000_000)
+            })
+            .unwrap_or(false);
+        let status = if not_modified { 304 } else { 200 };
+        let include = status == 200 && e.method == Method::Get && prefer != EntryReturn::Minimal;
+        Ok(EntryOut {
+            full_url: Some(format!("{}/{rtype}/{}", self.base_url, v.id)),
+            resource: if include { v.body.clone() } else { None },
+            request: None,
+            response: Some(EntryResponse {
+                status: status_line(status),
+                location: None,
+                version: Some(v.version),
+                last_modified: Some(v.last_updated),
+                outcome: None,
+            }),
+        })
+    }
+
+    fn write_entry_out(&self, e: &Entry, outcome: WriteOutcome, prefer: EntryReturn) -> EntryOut {
+        let status = match (e.method, outcome.status) {
+            (_, WriteStatus::Created) => 201,
+            (Method::Delete, _) if prefer == EntryReturn::Minimal => 204,
+            _ => 200,
+        };
+        let Some(v) = outcome.version else {
+            return EntryOut {
+                response: Some(EntryResponse {
+                    status: status_line(status),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+        };
+        let (resource, outcome_json) = match prefer {
+            EntryReturn::Representation => (v.body.clone(), None),
+            EntryReturn::Minimal => (None, None),
+            EntryReturn::OperationOutcome => (
+                None,
+                Some(operation_outcome(&[crate::fhir::outcome::Issue::new(
+                    crate::fhir::outcome::Severity::Information,
+                    IssueType::Informational,
+                    format!("{}/{} version {}", v.rtype, v.id, v.version),
+                )])),
+            ),
+        };
+        EntryOut {
+            full_url: v
+                .body
+                .as_ref()
+                .map(|_| format!("{}/{}/{}", self.base_url, v.rtype, v.id)),
+            resource,
+            request: None,
+            response: Some(EntryResponse {
+                status: status_line(status),
+                location: Some(format!("{}/{}/_history/{}", v.rtype, v.id, v.version)),
+                version: Some(v.version),
+                last_modified: Some(v.last_updated),
+                outcome: outcome_json,
+            }),
+        }
+    }
+
+    /// Each entry on its own, in its own database transaction.
+    async fn batch(&self, entries: Vec<Value>, prefer: EntryReturn) -> Vec<u8> {
+        let mut results = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.into_iter().enumerate() {
+            let result = match self.parse_entry(i, entry, true) {
+                Ok(e) => self.batch_entry(e, prefer).await,
+                Err(err) => Err(err),
+            };
+            results.push(match result {
+                Ok(out) => out,
+                Err(err) => EntryOut {
+                    response: Some(EntryResponse {
+                        status: status_line(err.status),
+                        version: err.version,
+                        outcome: Some(operation_outcome(&at_entry(i, err).issues)),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            });
+        }
+        bundle::render("batch-response", &[], &results)
+    }
+
+    async fn batch_entry(&self, entry: Entry, prefer: EntryReturn) -> FhirResult<EntryOut> {
+        let mut attempt = 0;
+        loop {
+            let mut tx = self.store.begin().await?;
+            let mut e = entry.clone_for_attempt();
+            let result = async {
+                self.resolve_identity(&mut tx, &mut e).await?;
+                if let Some(resource) = e.resource.as_mut() {
+                    self.resolve_conditional_references(&mut tx, resource)
+                        .await?;
+                }
+                self.process_entry(&mut tx, &e, prefer).await
+            }
+            .await;
+            if let Some(done) = self.finish(tx, result, &mut attempt).await {
+                return done;
+            }
+        }
+    }
+}
+
+impl Entry {
+    fn clone_for_attempt(&self) -> Entry {
+        Entry {
+            index: self.index,
+            method: self.method,
+            target: self.target.clone(),
+            full_url: self.full_url.clone(),
+            resource: self.resource.clone(),
+            if_none_exist: self.if_none_exist.clone(),
+            if_match: self.if_match,
+            if_none_match: self.if_none_match.clone(),
+            if_modified_since: self.if_modified_since.clone(),
+            assigned_id: None,
+            matched: false,
+        }
+    }
+}
+
+/// Validates a batch entry's resource, naming paths from the Bundle.
+fn validate_entry_resource(
+    index: usize,
+    resource: Map<String, Value>,
+) -> FhirResult<Map<String, Value>> {
+    let rtype = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    input::prepare(&rtype, Value::Object(resource)).map_err(|mut err| {
+        for issue in &mut err.issues {
+            if let Some(expr) = &issue.expression {
+                let rest = expr.strip_prefix(rtype.as_str()).unwrap_or(expr);
+                issue.expression = Some(format!("Bundle.entry[{index}].resource{rest}"));
+            }
+        }
+        err
+    })
+}
+
+fn describe(target: &Target) -> String {
+    match target {
+        Target::Instance(t, id) => format!("{t}/{id}"),
+        Target::Version(t, id, v) => format!("{t}/{id}/_history/{v}"),
+        Target::Type(t) => t.clone(),
+        Target::Conditional(t, q) => format!("{t}?{q}"),
+    }
+}
+
+/// A PATCH entry's resource: a Binary holding a JSON Patch document.
+fn binary_json_patch(resource: &Map<String, Value>) -> FhirResult<json_patch::Patch> {
+    use base64::Engine;
+    let rtype = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if rtype == "Parameters" {
+        return Err(FhirError::not_supported(
+            "FHIRPath Patch (Parameters) is not supported yet; send a Binary with a JSON Patch",
+        ));
+    }
+    let content_type = resource
+        .get("contentType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if rtype != "Binary" || content_type != "application/json-patch+json" {
+        return Err(FhirError::invalid(
+            "a PATCH entry takes a Binary with contentType application/json-patch+json",
+        ));
+    }
+    let data = resource
+        .get("data")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let compact: String = data.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|e| FhirError::invalid(format!("Binary.data is not base64: {e}")))?;
+    super::patch::parse_json_patch(&bytes)
+}

@@ -1,0 +1,535 @@
+//! transaction and batch Bundles: urn:uuid resolution, ordering, atomicity,
+//! conditional entries, per-entry outcomes, and real Synthea bundles.
+
+use serde_json::{json, Value};
+
+use crate::harness::TestServer;
+
+fn entry(full_url: Option<&str>, method: &str, url: &str, resource: Option<Value>) -> Value {
+    let mut e = json!({"request": {"method": method, "url": url}});
+    if let Some(f) = full_url {
+        e["fullUrl"] = json!(f);
+    }
+    if let Some(r) = resource {
+        e["resource"] = r;
+    }
+    e
+}
+
+fn bundle(kind: &str, entries: Vec<Value>) -> Value {
+    json!({"resourceType": "Bundle", "type": kind, "entry": entries})
+}
+
+fn patient(mrn: &str) -> Value {
+    json!({"resourceType": "Patient", "identifier": [{"system": "urn:mrn", "value": mrn}], "name": [{"family": "Iyer"}]})
+}
+
+fn observation(subject: &str) -> Value {
+    json!({
+        "resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "subject": {"reference": subject},
+        "extension": [{"url": "http://example.org/source", "valueReference": {"reference": subject}}],
+        "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}
+    })
+}
+
+async fn history_len(s: &TestServer) -> usize {
+    s.get("_history?_count=1000").await.json()["entry"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+async fn transaction_resolves_urn_uuids(s: &TestServer) {
+    let b = bundle(
+        "transaction",
+        vec![
+            entry(
+                Some("urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"),
+                "POST",
+                "Observation",
+                Some(observation("urn:uuid:d1a2b3c4-0000-4000-8000-000000000001")),
+            ),
+            entry(
+                Some("urn:uuid:d1a2b3c4-0000-4000-8000-000000000001"),
+                "POST",
+                "Patient",
+                Some(patient("T1")),
+            ),
+        ],
+    );
+    let r = s.post("", &b).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let resp = r.json();
+    assert_eq!(resp["type"], "transaction-response");
+    let entries = resp["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    for e in entries {
+        assert_eq!(e["response"]["status"], "201 Created");
+        assert!(e["response"]["etag"].as_str().unwrap().starts_with("W/"));
+    }
+    let patient_location = entries[1]["response"]["location"].as_str().unwrap();
+    let patient_ref = patient_location.split("/_history").next().unwrap();
+    assert_eq!(
+        patient_ref, "Patient/d1a2b3c4-0000-4000-8000-000000000001",
+        "the urn's uuid becomes the id"
+    );
+    let obs_location = entries[0]["response"]["location"].as_str().unwrap();
+    let obs = s
+        .get(obs_location.split("/_history").next().unwrap())
+        .await
+        .json();
+    assert_eq!(obs["subject"]["reference"], patient_ref);
+    assert_eq!(
+        obs["extension"][0]["valueReference"]["reference"],
+        patient_ref
+    );
+    assert_eq!(entries[0]["resource"]["subject"]["reference"], patient_ref);
+
+    // A later Bundle may refer to the stored patient by its urn.
+    let b = bundle(
+        "transaction",
+        vec![entry(
+            None,
+            "POST",
+            "Observation",
+            Some(observation("urn:uuid:d1a2b3c4-0000-4000-8000-000000000001")),
+        )],
+    );
+    let r = s.post("", &b).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json()["entry"][0]["resource"]["subject"]["reference"],
+        patient_ref
+    );
+    // An urn that names nothing is an error, and nothing is stored.
+    let before = history_len(s).await;
+    let b = bundle(
+        "transaction",
+        vec![entry(
+            None,
+            "POST",
+            "Observation",
+            Some(observation("urn:uuid:00000000-0000-4000-8000-00000000dead")),
+        )],
+    );
+    let oo = s.post("", &b).await.outcome(400);
+    assert!(
+        oo["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("Bundle.entry[0]"),
+        "{oo}"
+    );
+    assert_eq!(history_len(s).await, before);
+}
+
+async fn transaction_is_all_or_nothing(s: &TestServer) {
+    let existing = s.create(&patient("KEEP")).await;
+    let id = existing["id"].as_str().unwrap();
+    let before = history_len(s).await;
+    let mut updated = existing.clone();
+    updated["gender"] = json!("female");
+    // 999 good creates, an update, then an entry that fails its If-Match.
+    let mut entries: Vec<Value> = (0..998)
+        .map(|i| {
+            entry(
+                Some(&format!("urn:uuid:{}", uuid_n(i))),
+                "POST",
+                "Patient",
+                Some(patient(&format!("N{i}"))),
+            )
+        })
+        .collect();
+    entries.push(entry(None, "PUT", &format!("Patient/{id}"), Some(updated)));
+    let mut failing = entry(
+        None,
+        "PUT",
+        &format!("Patient/{id}x"),
+        Some(json!({"resourceType": "Patient", "id": format!("{id}x")})),
+    );
+    failing["request"]["ifMatch"] = json!("W/\"9\"");
+    entries.push(failing);
+    let r = s.post("", &bundle("transaction", entries)).await;
+    let oo = r.outcome(412);
+    assert!(
+        oo["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bundle.entry[999]"),
+        "{oo}"
+    );
+    assert_eq!(
+        history_len(s).await,
+        before,
+        "nothing of the failed transaction is stored"
+    );
+    let still = s.get(&format!("Patient/{id}")).await.json();
+    assert_eq!(still, existing);
+}
+
+fn uuid_n(i: usize) -> String {
+    format!("00000000-0000-4000-8000-{i:012}")
+}
+
+async fn transaction_rejects_touching_a_resource_twice(s: &TestServer) {
+    let old = s.create(&patient("OLD")).await;
+    let old_id = old["id"].as_str().unwrap().to_string();
+    let matched = s.create(&patient("MATCH")).await;
+    let before = history_len(s).await;
+    // A GET and a DELETE of one resource.
+    let b = bundle(
+        "transaction",
+        vec![
+            entry(None, "GET", &format!("Patient/{old_id}"), None),
+            entry(None, "POST", "Patient", Some(patient("NEW"))),
+            entry(None, "DELETE", &format!("Patient/{old_id}"), None),
+        ],
+    );
+    let oo = s.post("", &b).await.outcome(400);
+    assert!(
+        oo["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("both touch"),
+        "{oo}"
+    );
+    // A read of the resource an ifNoneExist create matches.
+    let mut create = entry(None, "POST", "Patient", Some(patient("MATCH")));
+    create["request"]["ifNoneExist"] = json!("identifier=urn:mrn|MATCH");
+    let b = bundle(
+        "transaction",
+        vec![
+            entry(
+                None,
+                "GET",
+                &format!("Patient/{}", matched["id"].as_str().unwrap()),
+                None,
+            ),
+            create,
+        ],
+    );
+    s.post("", &b).await.outcome(400);
+    assert_eq!(history_len(s).await, before);
+}
+
+async fn transaction_entries_do_what_they_say(s: &TestServer) {
+    let old = s.create(&patient("OLD")).await;
+    let old_id = old["id"].as_str().unwrap().to_string();
+    let read = s.create(&patient("READ")).await;
+    let read_id = read["id"].as_str().unwrap().to_string();
+    let matched = s.create(&patient("MATCH")).await;
+    let cond = s.create(&patient("COND")).await;
+    let mut create = entry(
+        Some("urn:uuid:bbbbbbbb-0000-4000-8000-000000000001"),
+        "POST",
+        "Patient",
+        Some(patient("MATCH")),
+    );
+    create["request"]["ifNoneExist"] = json!("identifier=urn:mrn|MATCH");
+    let patch_body = base64_encode(br#"[{"op":"add","path":"/gender","value":"other"}]"#);
+    let b = bundle(
+        "transaction",
+        vec![
+            entry(None, "GET", &format!("Patient/{read_id}/_history/1"), None),
+            create,
+            entry(
+                None,
+                "POST",
+                "Observation",
+                Some(observation("urn:uuid:bbbbbbbb-0000-4000-8000-000000000001")),
+            ),
+            entry(
+                None,
+                "PUT",
+                "Patient?identifier=urn:mrn|NEW",
+                Some(patient("NEW")),
+            ),
+            entry(None, "DELETE", &format!("Patient/{old_id}"), None),
+            entry(
+                None,
+                "POST",
+                "Observation",
+                Some(observation("Patient?identifier=urn:mrn|COND")),
+            ),
+            entry(
+                None,
+                "PATCH",
+                &format!("Patient/{}", cond["id"].as_str().unwrap()),
+                Some(
+                    json!({"resourceType": "Binary", "contentType": "application/json-patch+json", "data": patch_body}),
+                ),
+            ),
+        ],
+    );
+    let r = s.post("", &b).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let e = r.json()["entry"].as_array().unwrap().clone();
+    assert_eq!(e.len(), 7);
+    assert_eq!(e[0]["response"]["status"], "200 OK");
+    assert_eq!(
+        e[0]["resource"]["meta"]["versionId"], "1",
+        "vread of version 1"
+    );
+    assert_eq!(e[1]["response"]["status"], "200 OK", "ifNoneExist matched");
+    assert_eq!(e[1]["resource"]["id"], matched["id"]);
+    assert_eq!(
+        e[2]["resource"]["subject"]["reference"],
+        format!("Patient/{}", matched["id"].as_str().unwrap())
+    );
+    assert_eq!(e[3]["response"]["status"], "201 Created");
+    assert_eq!(e[4]["response"]["status"], "200 OK");
+    assert_eq!(
+        e[5]["resource"]["subject"]["reference"],
+        format!("Patient/{}", cond["id"].as_str().unwrap())
+    );
+    assert_eq!(e[6]["resource"]["gender"], "other");
+    s.get(&format!("Patient/{old_id}")).await.outcome(410);
+
+    // Conditional references that match nothing, or several resources.
+    s.create(&patient("TWICE")).await;
+    s.create(&patient("TWICE")).await;
+    let none = bundle(
+        "transaction",
+        vec![entry(
+            None,
+            "POST",
+            "Observation",
+            Some(observation("Patient?identifier=urn:mrn|NOBODY")),
+        )],
+    );
+    s.post("", &none).await.outcome(400);
+    let many = bundle(
+        "transaction",
+        vec![entry(
+            None,
+            "POST",
+            "Observation",
+            Some(observation("Patient?identifier=urn:mrn|TWICE")),
+        )],
+    );
+    s.post("", &many).await.outcome(412);
+    // Two entries on one resource.
+    let twice = bundle(
+        "transaction",
+        vec![
+            entry(
+                None,
+                "DELETE",
+                &format!("Patient/{}", cond["id"].as_str().unwrap()),
+                None,
+            ),
+            entry(
+                None,
+                "PUT",
+                &format!("Patient/{}", cond["id"].as_str().unwrap()),
+                Some({
+                    let mut c = cond.clone();
+                    c.as_object_mut().unwrap().remove("meta");
+                    c
+                }),
+            ),
+        ],
+    );
+    let oo = s.post("", &twice).await.outcome(400);
+    assert!(
+        oo["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("both touch"),
+        "{oo}"
+    );
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+async fn batch_entries_are_independent(s: &TestServer) {
+    let before = history_len(s).await;
+    let b = bundle(
+        "batch",
+        vec![
+            entry(None, "POST", "Patient", Some(patient("B1"))),
+            entry(
+                None,
+                "POST",
+                "Patient",
+                Some(json!({"resourceType": "Patient", "birthDate": "not-a-date"})),
+            ),
+            entry(None, "GET", "Patient/does-not-exist", None),
+            entry(
+                None,
+                "POST",
+                "Observation",
+                Some(observation("Patient/whatever")),
+            ),
+            entry(None, "DELETE", "Patient/nothing-here", None),
+        ],
+    );
+    let r = s.post("", &b).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let resp = r.json();
+    assert_eq!(resp["type"], "batch-response");
+    let e = resp["entry"].as_array().unwrap();
+    assert_eq!(e[0]["response"]["status"], "201 Created");
+    assert_eq!(e[1]["response"]["status"], "400 Bad Request");
+    assert_eq!(
+        e[1]["response"]["outcome"]["issue"][0]["expression"][0],
+        "Bundle.entry[1].resource.birthDate"
+    );
+    assert_eq!(e[2]["response"]["status"], "404 Not Found");
+    assert_eq!(
+        e[2]["response"]["outcome"]["resourceType"],
+        "OperationOutcome"
+    );
+    assert_eq!(e[3]["response"]["status"], "201 Created");
+    assert_eq!(e[4]["response"]["status"], "200 OK");
+    assert_eq!(history_len(s).await, before + 2);
+}
+
+async fn bundle_limits_and_kinds(s: &TestServer) {
+    s.post("", &bundle("collection", vec![])).await.outcome(400);
+    s.post("", &patient("X")).await.outcome(400);
+    s.post("", &json!({"resourceType": "Bundle", "type": "transaction", "entry": [{"request": {"method": "POST", "url": "Patient"}}]}))
+        .await
+        .outcome(400);
+    s.post(
+        "",
+        &bundle(
+            "transaction",
+            vec![entry(None, "POST", "Patient", Some(observation("x")))],
+        ),
+    )
+    .await
+    .outcome(400);
+    s.post(
+        "",
+        &bundle(
+            "transaction",
+            vec![entry(None, "GET", "Patient?name=x", None)],
+        ),
+    )
+    .await
+    .outcome(400);
+    // An empty transaction is fine.
+    let r = s
+        .post(
+            "",
+            &json!({"resourceType": "Bundle", "type": "transaction"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Other Bundle types are stored as resources.
+    let doc = s
+        .post(
+            "Bundle",
+            &json!({"resourceType": "Bundle", "type": "collection"}),
+        )
+        .await;
+    assert_eq!(doc.status, 201, "{}", doc.text);
+}
+
+crate::on_both_databases!(
+    transaction_resolves_urn_uuids,
+    transaction_is_all_or_nothing,
+    transaction_rejects_touching_a_resource_twice,
+    transaction_entries_do_what_they_say,
+    batch_entries_are_independent,
+    bundle_limits_and_kinds,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_entries_is_413() {
+    let s = TestServer::sqlite_with(|c| c.max_bundle_entries = 3).await;
+    let entries = (0..4)
+        .map(|i| entry(None, "POST", "Patient", Some(patient(&i.to_string()))))
+        .collect();
+    s.post("", &bundle("transaction", entries))
+        .await
+        .outcome(413);
+    s.stop().await;
+}
+
+/// The Synthea sample: organisations, practitioners, then five patients,
+/// each a transaction of up to 482 entries; every reference resolves.
+async fn synthea_bundles_load(s: &TestServer) {
+    let Some(dir) = crate::harness::shared_data("synthea-sample") else {
+        return;
+    };
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    // hospitalInformation and practitionerInformation first.
+    files.sort_by_key(|p| {
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        (
+            !(name.starts_with("hospital") || name.starts_with("practitioner")),
+            name,
+        )
+    });
+    let mut total = 0;
+    for path in &files {
+        let body: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let n = body["entry"].as_array().unwrap().len();
+        let r = s
+            .send(
+                reqwest::Method::POST,
+                "",
+                Some(serde_json::to_vec(&body).unwrap()),
+                &[
+                    ("content-type", "application/fhir+json"),
+                    ("prefer", "return=minimal"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            200,
+            "{}: {}",
+            path.display(),
+            &r.text[..r.text.len().min(2000)]
+        );
+        let resp = r.json();
+        let entries = resp["entry"].as_array().unwrap();
+        assert_eq!(entries.len(), n);
+        assert!(entries
+            .iter()
+            .all(|e| e["response"]["status"] == "201 Created"));
+        total += n;
+    }
+    assert_eq!(history_len_all(s).await, total);
+    // References between the bundles were resolved to stored resources.
+    let encounters = s.get("Encounter/_history?_count=1").await.json();
+    let provider = encounters["entry"][0]["resource"]["serviceProvider"]["reference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(provider.starts_with("Organization/"), "{provider}");
+    assert_eq!(s.get(&provider).await.status, 200);
+}
+
+async fn history_len_all(s: &TestServer) -> usize {
+    let mut n = 0;
+    let mut url = "_history?_count=1000".to_string();
+    loop {
+        let b = s.get(&url).await.json();
+        n += b["entry"].as_array().map_or(0, Vec::len);
+        match b["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+        {
+            Some(next) => url = next["url"].as_str().unwrap().to_string(),
+            None => return n,
+        }
+    }
+}
+
+mod synthea {
+    crate::on_both_databases!(synthea_bundles_load);
+    use super::synthea_bundles_load;
+}
