@@ -149,6 +149,9 @@ pub async fn write_version(
     previous: Option<&CurrentMeta>,
     v: &NewVersion<'_>,
 ) -> Result<bool, StoreError> {
+    if matches!(conn, Conn::Sqlite(_)) {
+        return write_version_sqlite(conn, tenant, previous, v).await;
+    }
     let deleted = i64::from(v.body.is_none());
     let rid = match previous {
         Some(prev) => {
@@ -202,25 +205,89 @@ pub async fn write_version(
     }
     conn.execute(&q).await?;
     if !v.tokens.is_empty() {
-        let mut b = SqlBuilder::new(
-            "INSERT INTO search_token (rid, tenant, type, param, system, code) VALUES ",
-        );
-        for (i, t) in v.tokens.iter().enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            let values = [
-                b.bind(Param::Int(rid)),
-                b.bind(Param::Int(tenant)),
-                b.bind(Param::Text(v.rtype.to_string())),
-                b.bind(Param::Text(t.param.to_string())),
-                b.bind(Param::Text(t.system.clone())),
-                b.bind(Param::Text(t.code.clone())),
-            ];
-            b.push("(").push(&values.join(", ")).push(")");
-        }
+        let mut b = SqlBuilder::new("");
+        let rid = b.bind(Param::Int(rid));
+        push_token_insert(&mut b, &rid, tenant, v);
         conn.execute(&b.build()).await?;
     }
+    Ok(true)
+}
+
+/// `INSERT INTO search_token ...` for the version's tokens; `rid` is the SQL
+/// expression (a placeholder or a subquery) of the resource's key.
+fn push_token_insert(b: &mut SqlBuilder, rid: &str, tenant: i64, v: &NewVersion<'_>) {
+    b.push("INSERT INTO search_token (rid, tenant, type, param, system, code) VALUES ");
+    for (i, t) in v.tokens.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        let values = [
+            rid.to_string(),
+            b.bind(Param::Int(tenant)),
+            b.bind(Param::Text(v.rtype.to_string())),
+            b.bind(Param::Text(t.param.to_string())),
+            b.bind(Param::Text(t.system.clone())),
+            b.bind(Param::Text(t.code.clone())),
+        ];
+        b.push("(").push(&values.join(", ")).push(")");
+    }
+}
+
+/// SQLite: the whole write in one round trip to the connection's worker
+/// thread (several statements in one call). A concurrent creator cannot
+/// exist: SQLite has one writer, and `previous` was read inside this
+/// transaction.
+async fn write_version_sqlite(
+    conn: &mut Conn<'_>,
+    tenant: i64,
+    previous: Option<&CurrentMeta>,
+    v: &NewVersion<'_>,
+) -> Result<bool, StoreError> {
+    let deleted = i64::from(v.body.is_none());
+    let mut b = SqlBuilder::new("");
+    let rid = match previous {
+        Some(prev) => {
+            let rid = b.bind(Param::Int(prev.rid));
+            let version = b.bind(Param::Int(v.version));
+            let del = b.bind(Param::Int(deleted));
+            let lu = b.bind(Param::Int(v.last_updated));
+            b.push(&format!(
+                "UPDATE resources SET version = {version}, deleted = {del}, last_updated = {lu} WHERE rid = {rid}; \
+                 DELETE FROM search_token WHERE rid = {rid}; "
+            ));
+            rid
+        }
+        None => {
+            let t = b.bind(Param::Int(tenant));
+            let ty = b.bind(Param::Text(v.rtype.to_string()));
+            let id = b.bind(Param::Text(v.id.to_string()));
+            let version = b.bind(Param::Int(v.version));
+            let del = b.bind(Param::Int(deleted));
+            let lu = b.bind(Param::Int(v.last_updated));
+            b.push(&format!(
+                "INSERT INTO resources (tenant, type, id, version, deleted, last_updated) \
+                 VALUES ({t}, {ty}, {id}, {version}, {del}, {lu}); "
+            ));
+            format!("(SELECT rid FROM resources WHERE tenant = {t} AND type = {ty} AND id = {id})")
+        }
+    };
+    let t = b.bind(Param::Int(tenant));
+    let ty = b.bind(Param::Text(v.rtype.to_string()));
+    let version = b.bind(Param::Int(v.version));
+    let lu = b.bind(Param::Int(v.last_updated));
+    let method = b.bind(Param::Text(v.method.to_string()));
+    let body = match v.body {
+        Some(body) => b.bind(Param::Bytes(codec::encode(body))),
+        None => "NULL".to_string(),
+    };
+    b.push(&format!(
+        "INSERT INTO resource_versions (rid, tenant, type, version, last_updated, method, body) \
+         VALUES ({rid}, {t}, {ty}, {version}, {lu}, {method}, {body}); "
+    ));
+    if !v.tokens.is_empty() {
+        push_token_insert(&mut b, &rid, tenant, v);
+    }
+    conn.execute(&b.build()).await?;
     Ok(true)
 }
 
