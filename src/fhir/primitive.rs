@@ -87,6 +87,14 @@ pub fn check(ty: &str, value: &Value) -> Result<(), String> {
             if s.is_empty() {
                 return Err("must not be empty".into());
             }
+            if s.chars()
+                .any(|c| c < ' ' && !matches!(c, '\t' | '\r' | '\n'))
+            {
+                return Err(
+                    "must not contain control characters (below U+0020 other than tab, CR, LF)"
+                        .into(),
+                );
+            }
             let ok = match ty {
                 "string" | "markdown" | "xhtml" => true,
                 "code" => is_code(s),
@@ -132,6 +140,8 @@ mod tests {
         assert!(check("positiveInt", &json!(0)).is_err());
         assert!(check("decimal", &json!(1.50)).is_ok());
         assert!(check("string", &json!("")).is_err());
+        assert!(check("string", &json!("a\u{1}b")).is_err());
+        assert!(check("string", &json!("a\tb\nc")).is_ok());
         assert!(check("code", &json!("a b")).is_ok());
         assert!(check("code", &json!(" a")).is_err());
         assert!(check("id", &json!("a.b-C9")).is_ok());

@@ -203,6 +203,14 @@ impl Validator {
                 self.error(IssueType::Value, path, msg);
                 return;
             }
+            if ty == "xhtml" {
+                if let Err(msg) =
+                    super::xml::check_narrative(value.as_str().unwrap_or_default(), path)
+                {
+                    self.error(IssueType::Value, path, msg);
+                }
+                return;
+            }
             if let (Some(url), Some(code)) = (&el.binding, value.as_str()) {
                 if ty == "code" && schema().value_set_contains(url, code) == Some(false) {
                     self.error(

@@ -8,6 +8,7 @@ mod concurrency;
 mod conditional;
 mod crud;
 mod errors;
+mod examples;
 mod formats;
 mod history;
 mod metadata;
