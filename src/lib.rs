@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fhir;
+pub mod fhirpath;
 pub mod http;
 pub mod server;
 pub mod service;
