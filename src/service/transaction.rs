@@ -7,7 +7,7 @@
 //! rewritten before anything is written. A batch runs each entry on its own;
 //! one failure does not affect the others.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -359,10 +359,25 @@ impl Fhir {
         prefer: EntryReturn,
     ) -> FhirResult<Vec<u8>> {
         // 1. Fix identities: ids of creates, matches of conditional writes.
+        let mut wanted: HashMap<String, Vec<String>> = HashMap::new();
+        for e in entries.iter().filter(|e| e.method == Method::Post) {
+            if let Some(id) = urn_id(e) {
+                wanted
+                    .entry(e.target.rtype().to_string())
+                    .or_default()
+                    .push(id);
+            }
+        }
+        let mut taken: HashSet<(String, String)> = HashSet::new();
+        for (rtype, ids) in wanted {
+            for id in tx.existing_ids(self.tenant, &rtype, &ids).await? {
+                taken.insert((rtype.clone(), id));
+            }
+        }
         let mut identities: HashMap<String, String> = HashMap::new();
         for e in entries.iter_mut() {
             let index = e.index;
-            self.resolve_identity(tx, e)
+            self.resolve_identity(tx, e, Some(&taken))
                 .await
                 .map_err(|err| at_entry(index, err))?;
             if let (Some(full_url), Some(id)) = (&e.full_url, &e.assigned_id) {
@@ -432,7 +447,16 @@ impl Fhir {
 
     /// For creates: the new id, or the match of `ifNoneExist`. For
     /// conditional updates and deletes: the match.
-    async fn resolve_identity(&self, tx: &mut WriteTx, e: &mut Entry) -> FhirResult<()> {
+    ///
+    /// `taken` lists the `(type, id)` pairs, among those that `urn:uuid:` full
+    /// URLs ask for, that already exist (looked up for the whole Bundle at
+    /// once); None looks each up on its own.
+    async fn resolve_identity(
+        &self,
+        tx: &mut WriteTx,
+        e: &mut Entry,
+        taken: Option<&HashSet<(String, String)>>,
+    ) -> FhirResult<()> {
         match (e.method, &e.target) {
             (Method::Post, Target::Type(rtype)) => {
                 if let Some(query) = &e.if_none_exist {
@@ -446,14 +470,19 @@ impl Fhir {
                 // A `urn:uuid:` full URL gives the new resource that uuid as
                 // its id (unless taken), so that later Bundles can refer to
                 // it by the same urn (see `resolve_stored_uuids`).
-                let from_urn = e
-                    .full_url
-                    .as_deref()
-                    .and_then(|u| u.strip_prefix("urn:uuid:"))
-                    .filter(|u| crate::fhir::primitive::is_id(u))
-                    .map(str::to_ascii_lowercase);
-                e.assigned_id = match from_urn {
-                    Some(id) if tx.current(self.tenant, rtype, &id).await?.is_none() => Some(id),
+                let is_taken = match (urn_id(e), taken) {
+                    (Some(id), Some(taken)) => {
+                        let t = taken.contains(&(rtype.clone(), id.clone()));
+                        Some((id, t))
+                    }
+                    (Some(id), None) => {
+                        let t = tx.current(self.tenant, rtype, &id).await?.is_some();
+                        Some((id, t))
+                    }
+                    (None, _) => None,
+                };
+                e.assigned_id = match is_taken {
+                    Some((id, false)) => Some(id),
                     _ => Some(uuid::Uuid::new_v4().to_string()),
                 };
             }
@@ -783,7 +812,7 @@ impl Fhir {
             let mut tx = self.store.begin().await?;
             let mut e = entry.clone_for_attempt();
             let result = async {
-                self.resolve_identity(&mut tx, &mut e).await?;
+                self.resolve_identity(&mut tx, &mut e, None).await?;
                 if let Some(resource) = e.resource.as_mut() {
                     self.resolve_conditional_references(&mut tx, resource)
                         .await?;
@@ -814,6 +843,15 @@ impl Entry {
             matched: false,
         }
     }
+}
+
+/// The id a `urn:uuid:` full URL asks for (lower case), if it is a valid id.
+fn urn_id(e: &Entry) -> Option<String> {
+    e.full_url
+        .as_deref()
+        .and_then(|u| u.strip_prefix("urn:uuid:"))
+        .filter(|u| crate::fhir::primitive::is_id(u))
+        .map(str::to_ascii_lowercase)
 }
 
 /// Validates a batch entry's resource, naming paths from the Bundle.

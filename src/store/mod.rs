@@ -265,6 +265,33 @@ impl WriteTx {
         resources::read_version(&mut self.tx.conn(), tenant, rtype, id, version).await
     }
 
+    /// Which of `ids` exist (live or deleted) as resources of `rtype`.
+    pub async fn existing_ids(
+        &mut self,
+        tenant: i64,
+        rtype: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(500) {
+            let mut b = db::SqlBuilder::new("SELECT id FROM resources WHERE tenant = ");
+            let t = b.bind(db::Param::Int(tenant));
+            let ty = b.bind(db::Param::Text(rtype.to_string()));
+            let list: Vec<String> = chunk
+                .iter()
+                .map(|id| b.bind(db::Param::Text(id.clone())))
+                .collect();
+            b.push(&format!(
+                "{t} AND type = {ty} AND id IN ({})",
+                list.join(", ")
+            ));
+            for row in self.tx.conn().fetch_all(&b.build()).await? {
+                found.push(row.text(0)?);
+            }
+        }
+        Ok(found)
+    }
+
     /// The types of the live resources with this id (at most 2 reported).
     pub async fn types_with_id(
         &mut self,
