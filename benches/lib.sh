@@ -1,0 +1,41 @@
+# Shared by the benchmark scripts (sourced): build, a scratch directory,
+# a throwaway PostgreSQL cluster, starting and stopping the server.
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
+cargo build --release --quiet
+BIN=target/release/charaka
+work=$(mktemp -d /tmp/charaka-bench-XXXX)
+chmod 755 "$work"
+server_pid=""; pg_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  [ -n "$pg_pid" ] && kill -INT "$pg_pid" 2>/dev/null || true
+  sleep 1; rm -rf "$work"
+}
+trap cleanup EXIT
+
+# start_postgres PORT: initdb and start a cluster with durable settings
+# (fsync and synchronous_commit on), sized for a 2-core machine; creates
+# database `charaka`.
+start_postgres() {
+  local port=$1 bindir
+  bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  local as=()
+  if [ "$(id -u)" = 0 ]; then chown postgres "$work"; as=(runuser -u postgres --); fi
+  "${as[@]}" "$bindir/initdb" -A trust -U postgres -E UTF8 --locale=C -D "$work/pg" >/dev/null
+  "${as[@]}" "$bindir/postgres" -D "$work/pg" -p "$port" -k "$work" -c listen_addresses=127.0.0.1 \
+    -c shared_buffers=512MB -c max_connections=100 >"$work/pg.log" 2>&1 &
+  pg_pid=$!
+  for _ in $(seq 100); do "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port" && break; sleep 0.1; done
+  "$bindir/psql" -q -h 127.0.0.1 -p "$port" -U postgres -c "CREATE DATABASE charaka" >/dev/null
+}
+
+# start_server DATABASE_URL: the release server on $PORT, per-request logs off.
+start_server() {
+  RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:$PORT --database-url "$1" \
+    --sqlite-synchronous "${SQLITE_SYNCHRONOUS:-full}" >"$work/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && return; sleep 0.1; done
+  echo "server did not start"; cat "$work/server.log"; exit 1
+}
+
+stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
