@@ -358,3 +358,92 @@ pub async fn transaction(State(app): AppState, req: FhirRequest, body: Bytes) ->
     .await;
     reply(&req, result)
 }
+
+/// `POST [type]/$operation` (type-level operations).
+pub async fn type_operation(
+    State(app): AppState,
+    Path((rtype, op)): Path<(String, String)>,
+    req: FhirRequest,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let outcome = match op.as_str() {
+            "$validate" => {
+                app.fhir
+                    .validate_operation(&rtype, None, req.resource_body(&body)?)
+                    .await?
+            }
+            o if o.starts_with('$') => return Err(unknown_operation(o)),
+            _ => {
+                return Err(FhirError::new(
+                    405,
+                    crate::fhir::outcome::IssueType::NotSupported,
+                    format!("POST is not supported on `{rtype}/{op}`; use PUT to update"),
+                ))
+            }
+        };
+        Ok(fhir_body(
+            StatusCode::OK,
+            req.shape.format,
+            req.shape.render_value(&outcome)?,
+        ))
+    }
+    .await;
+    reply(&req, result)
+}
+
+/// `GET|POST [type]/[id]/$operation` (instance-level operations).
+pub async fn instance_operation(
+    State(app): AppState,
+    method: http::Method,
+    Path((rtype, id, op)): Path<(String, String, String)>,
+    req: FhirRequest,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let post = method == http::Method::POST;
+        let value = match (op.as_str(), post) {
+            ("$validate", true) => {
+                app.fhir
+                    .validate_operation(&rtype, Some(&id), req.resource_body(&body)?)
+                    .await?
+            }
+            ("$meta", _) => app.fhir.meta_operation(&rtype, &id).await?,
+            ("$meta-add", true) => {
+                app.fhir
+                    .meta_change_operation(&rtype, &id, req.resource_body(&body)?, true)
+                    .await?
+            }
+            ("$meta-delete", true) => {
+                app.fhir
+                    .meta_change_operation(&rtype, &id, req.resource_body(&body)?, false)
+                    .await?
+            }
+            (_, false)
+                if crate::service::operations::RESOURCE_OPERATIONS.contains(&op.as_str()) =>
+            {
+                return Err(FhirError::new(
+                    405,
+                    crate::fhir::outcome::IssueType::NotSupported,
+                    format!("{op} takes POST"),
+                ));
+            }
+            _ => return Err(unknown_operation(&op)),
+        };
+        Ok(fhir_body(
+            StatusCode::OK,
+            req.shape.format,
+            req.shape.render_value(&value)?,
+        ))
+    }
+    .await;
+    reply(&req, result)
+}
+
+fn unknown_operation(op: &str) -> FhirError {
+    FhirError::new(
+        404,
+        crate::fhir::outcome::IssueType::NotSupported,
+        format!("`{op}` is not an operation of this server"),
+    )
+}

@@ -51,7 +51,15 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .route("/{rtype}/_history", get(history_type))
         .route(
             "/{rtype}/{id}",
-            get(read).put(update).patch(patch).delete(delete),
+            get(read)
+                .put(update)
+                .patch(patch)
+                .delete(delete)
+                .post(type_operation),
+        )
+        .route(
+            "/{rtype}/{id}/{op}",
+            get(instance_operation).post(instance_operation),
         )
         .route("/{rtype}/{id}/_history", get(history_instance))
         .route("/{rtype}/{id}/_history/{vid}", get(vread));

@@ -72,6 +72,10 @@ pub fn capability_statement(base_url: &str) -> Value {
                 "conditionalUpdate": true,
                 "conditionalDelete": "multiple",
                 "searchParam": conditional_params(rtype),
+                "operation": crate::service::operations::RESOURCE_OPERATIONS.iter().map(|op| {
+                    let name = op.trim_start_matches('$');
+                    json!({"name": name, "definition": format!("http://hl7.org/fhir/OperationDefinition/Resource-{name}")})
+                }).collect::<Vec<_>>(),
             })
         })
         .collect();

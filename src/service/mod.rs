@@ -10,6 +10,7 @@ pub mod create;
 pub mod delete;
 pub mod history;
 pub mod input;
+pub mod operations;
 pub mod patch;
 pub mod read;
 pub mod references;

@@ -12,4 +12,5 @@ mod examples;
 mod formats;
 mod history;
 mod metadata;
+mod operations;
 mod transaction;

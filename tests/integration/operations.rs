@@ -1,0 +1,138 @@
+//! $validate, $meta, $meta-add and $meta-delete.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::TestServer;
+
+fn issues(oo: &Value) -> Vec<(String, String)> {
+    oo["issue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["severity"].as_str().unwrap().to_string(),
+                i["expression"][0].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn validate_reports_problems_without_storing(s: &TestServer) {
+    let good = json!({"resourceType": "Patient", "birthDate": "2000-01-01"});
+    let r = s.post("Patient/$validate", &good).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        issues(&r.json()),
+        vec![("information".to_string(), String::new())]
+    );
+
+    let bad = json!({"resourceType": "Patient", "birthDate": "2000-13-01", "foo": 1});
+    let r = s.post("Patient/$validate", &bad).await;
+    assert_eq!(r.status, 200, "validation was performed: {}", r.text);
+    let found = issues(&r.json());
+    assert!(
+        found.contains(&("error".to_string(), "Patient.birthDate".to_string())),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("error".to_string(), "Patient.foo".to_string())),
+        "{found:?}"
+    );
+
+    // Parameters form with mode=update on an instance.
+    let params = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "resource", "resource": {"resourceType": "Patient", "id": "other"}},
+        {"name": "mode", "valueCode": "update"}
+    ]});
+    let r = s.post("Patient/p1/$validate", &params).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(issues(&r.json()).contains(&("error".to_string(), "Patient.id".to_string())));
+    // mode=delete of something that does not exist.
+    let del = json!({"resourceType": "Parameters", "parameter": [{"name": "mode", "valueCode": "delete"}]});
+    let r = s.post("Patient/nobody/$validate", &del).await;
+    assert_eq!(r.json()["issue"][0]["code"], "not-found");
+    s.post(
+        "Patient/$validate",
+        &json!({"resourceType": "Parameters", "parameter": [{"name": "mode", "valueCode": "x"}]}),
+    )
+    .await
+    .outcome(400);
+    assert!(
+        s.get("Patient/_history")
+            .await
+            .json()
+            .get("entry")
+            .is_none(),
+        "$validate stores nothing"
+    );
+    s.post("Patient/$nope", &good).await.outcome(404);
+}
+
+async fn meta_operations_change_tags_and_profiles(s: &TestServer) {
+    let p = s.create(&json!({"resourceType": "Patient", "meta": {"tag": [{"system": "urn:t", "code": "a"}]}})).await;
+    let id = p["id"].as_str().unwrap();
+    let r = s.get(&format!("Patient/{id}/$meta")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["parameter"][0]["valueMeta"]["tag"][0]["code"], "a");
+
+    let add = json!({"resourceType": "Parameters", "parameter": [{"name": "meta", "valueMeta": {
+        "tag": [{"system": "urn:t", "code": "a"}, {"system": "urn:t", "code": "b"}],
+        "profile": ["http://example.org/StructureDefinition/p"]
+    }}]});
+    let r = s
+        .json(Method::POST, &format!("Patient/{id}/$meta-add"), &add, &[])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let meta = &r.json()["parameter"][0]["valueMeta"];
+    assert_eq!(
+        meta["tag"].as_array().unwrap().len(),
+        2,
+        "no duplicate tags"
+    );
+    assert_eq!(meta["versionId"], "2");
+    let current = s.get(&format!("Patient/{id}")).await.json();
+    assert_eq!(
+        current["meta"]["profile"][0],
+        "http://example.org/StructureDefinition/p"
+    );
+
+    let delete = json!({"resourceType": "Parameters", "parameter": [{"name": "meta", "valueMeta": {
+        "tag": [{"system": "urn:t", "code": "a"}], "profile": ["http://example.org/StructureDefinition/p"]
+    }}]});
+    let r = s
+        .json(
+            Method::POST,
+            &format!("Patient/{id}/$meta-delete"),
+            &delete,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let current = s.get(&format!("Patient/{id}")).await.json();
+    assert_eq!(
+        current["meta"]["tag"],
+        json!([{"system": "urn:t", "code": "b"}])
+    );
+    assert!(current["meta"].get("profile").is_none());
+
+    s.json(
+        Method::POST,
+        &format!("Patient/{id}/$meta-add"),
+        &json!({"resourceType": "Parameters"}),
+        &[],
+    )
+    .await
+    .outcome(400);
+    s.get("Patient/unknown/$meta").await.outcome(404);
+    s.get(&format!("Patient/{id}/$meta-add")).await.outcome(405);
+    s.get(&format!("Patient/{id}/$everything-else"))
+        .await
+        .outcome(404);
+}
+
+crate::on_both_databases!(
+    validate_reports_problems_without_storing,
+    meta_operations_change_tags_and_profiles
+);
