@@ -27,6 +27,15 @@ pub enum Command {
     Migrate,
     /// Print the server's CapabilityStatement (JSON) and exit.
     Capabilities,
+    /// Load transaction/batch/collection Bundles, single resources (.json)
+    /// and NDJSON files (.ndjson), or every such file of a directory, into
+    /// the database, with progress and a summary. Exits non-zero when
+    /// anything failed.
+    Import {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
 }
 
 /// Options shared by every subcommand. Flags beat environment variables,
@@ -113,10 +122,85 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations are up to date");
             Ok(())
         }),
+        Command::Import { paths } => runtime.block_on(crate::cli::import(config, paths)),
         Command::Capabilities => {
             let statement = crate::service::capabilities::capability_statement(&config.base_url());
             println!("{}", serde_json::to_string_pretty(&statement)?);
             Ok(())
         }
     }
+}
+
+/// `charaka import`: loads files through the service layer, printing
+/// progress (resources/s, share of bytes, ETA) to stderr and a summary.
+pub async fn import(config: Config, paths: Vec<PathBuf>) -> anyhow::Result<()> {
+    use crate::service::import::{collect_files, ImportStats};
+    use std::time::{Duration, Instant};
+
+    let files = collect_files(&paths)?;
+    anyhow::ensure!(!files.is_empty(), "no .json or .ndjson files found");
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let store = crate::store::Store::connect(&config).await?;
+    let fhir = crate::service::Fhir::new(store, &config);
+    let started = Instant::now();
+    let mut last = Instant::now();
+    let mut stats = ImportStats::default();
+    for file in &files {
+        let before = stats.bytes;
+        let mut report = |s: &ImportStats, file_bytes: u64| {
+            if last.elapsed() < Duration::from_secs(1) {
+                return;
+            }
+            last = Instant::now();
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            let done = (before + file_bytes).min(total_bytes) as f64;
+            let share = done / total_bytes.max(1) as f64;
+            let eta = if share > 0.0 {
+                secs / share - secs
+            } else {
+                0.0
+            };
+            eprintln!(
+                "{:>9} resources  {:>7.0}/s  {:>5.1}%  ETA {:>4.0} s",
+                s.total(),
+                s.total() as f64 / secs,
+                share * 100.0,
+                eta
+            );
+        };
+        fhir.import_file(file, &mut stats, &mut report).await?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "imported {} resources from {} file(s) in {:.1} s ({:.0} resources/s)",
+        stats.total(),
+        files.len(),
+        secs,
+        stats.total() as f64 / secs.max(0.001)
+    );
+    for (rtype, n) in &stats.written {
+        println!("  {rtype:<28} {n:>9}");
+    }
+    if let Some(peak) = peak_memory_kib() {
+        println!("peak memory: {} MiB", peak / 1024);
+    }
+    fhir.store.close().await;
+    if !stats.failures.is_empty() {
+        for (place, why) in stats.failures.iter().take(20) {
+            eprintln!("failed: {place}: {why}");
+        }
+        anyhow::bail!("{} item(s) failed to import", stats.failures.len());
+    }
+    Ok(())
+}
+
+/// The process's peak resident memory (Linux), in KiB.
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -97,7 +97,10 @@ impl std::fmt::Display for FhirError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.status)?;
         for issue in &self.issues {
-            write!(f, ": {}", issue.diagnostics)?;
+            match &issue.expression {
+                Some(path) => write!(f, ": {path}: {}", issue.diagnostics)?,
+                None => write!(f, ": {}", issue.diagnostics)?,
+            }
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ pub mod conditional;
 pub mod create;
 pub mod delete;
 pub mod history;
+pub mod import;
 pub mod input;
 pub mod operations;
 pub mod patch;

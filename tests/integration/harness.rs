@@ -96,6 +96,11 @@ impl TestServer {
         Some(start(config, None).await)
     }
 
+    /// The server's service layer (for in-process entry points such as import).
+    pub fn fhir(&self) -> &charaka::service::Fhir {
+        &self.server.as_ref().expect("running").app.fhir
+    }
+
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
             server.stop().await;

@@ -11,6 +11,7 @@ mod errors;
 mod examples;
 mod formats;
 mod history;
+mod import;
 mod metadata;
 mod operations;
 mod transaction;
