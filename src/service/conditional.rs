@@ -58,8 +58,15 @@ fn token(value: &str) -> FhirResult<TokenMatch> {
 /// Parses criteria such as `identifier=http://hospital/mrn|123&_id=a,b`
 /// (a leading `Type?` or `?` is allowed).
 pub fn parse(rtype: &str, query: &str) -> FhirResult<Criteria> {
+    // The criteria may come as `?query`, `Type?query` or `[base]/Type?query`.
     let query = match query.split_once('?') {
-        Some((prefix, rest)) if prefix.is_empty() || prefix == rtype => rest,
+        Some((prefix, rest))
+            if prefix.is_empty()
+                || prefix == rtype
+                || prefix.strip_suffix(rtype).is_some_and(|b| b.ends_with('/')) =>
+        {
+            rest
+        }
         Some((prefix, _)) => {
             return Err(FhirError::invalid(format!(
                 "the criteria name `{prefix}`, but the request is about {rtype}"
@@ -162,6 +169,17 @@ mod tests {
             400
         );
         assert_eq!(parse("Bundle", "_id=1").unwrap().ids.len(), 1);
+        let full = parse("Patient", "http://example.org/fhir/Patient?identifier=x|1").unwrap();
+        assert_eq!(
+            full.tokens[0].1,
+            vec![TokenMatch::SystemCode("x".into(), "1".into())]
+        );
+        assert_eq!(
+            parse("Patient", "http://example.org/fhir/XPatient?_id=1")
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 
     #[test]
