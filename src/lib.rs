@@ -10,6 +10,7 @@ pub mod error;
 pub mod fhir;
 pub mod fhirpath;
 pub mod http;
+pub mod search;
 pub mod server;
 pub mod service;
 pub mod store;

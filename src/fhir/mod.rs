@@ -3,7 +3,6 @@
 //! Pure functions only: no I/O.
 
 pub mod datetime;
-pub mod index;
 pub mod meta;
 pub mod outcome;
 pub mod primitive;

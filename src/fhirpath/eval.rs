@@ -38,8 +38,13 @@ impl<'a> Evaluator<'a> {
     }
 
     pub fn run(&self, expr: &Expr) -> Result<Coll<'a>, Error> {
+        self.run_on(expr, vec![self.root()])
+    }
+
+    /// Evaluates with `focus` as `$this` (the resource stays `%resource`).
+    pub fn run_on(&self, expr: &Expr, focus: Coll<'a>) -> Result<Coll<'a>, Error> {
         let env = Env {
-            focus: vec![self.root()],
+            focus,
             index: None,
             total: None,
         };

@@ -86,6 +86,17 @@ pub fn evaluate<'a>(
     eval::Evaluator::new(resource, ctx).run(expr)
 }
 
+/// Evaluates `expr` on `focus`, items of `resource` (e.g. from an earlier
+/// evaluation), with `resource` as `%resource`.
+pub fn evaluate_on<'a>(
+    expr: &Expr,
+    resource: &'a Value,
+    focus: Vec<Node<'a>>,
+    ctx: &'a Context,
+) -> Result<Vec<Node<'a>>, Error> {
+    eval::Evaluator::new(resource, ctx).run_on(expr, focus)
+}
+
 /// Parses and evaluates in one step, leniently.
 pub fn eval_str<'a>(src: &str, resource: &'a Value) -> Result<Vec<Node<'a>>, Error> {
     static DEFAULT: std::sync::LazyLock<Context> = std::sync::LazyLock::new(Context::default);

@@ -1,64 +1,30 @@
-//! Criteria of conditional create, update, patch and delete. Until full search
-//! lands these accept `_id` and `identifier` only, and say so for anything else.
+//! Criteria of conditional create, update, patch and delete: any search
+//! criteria (`identifier=...&birthdate=...`), parsed by the search parser.
+//! Result parameters (`_count`, `_sort`, `_format`...) are ignored.
 
 use crate::error::{FhirError, FhirResult};
-use crate::fhir::schema::schema;
-use crate::store::{Criteria, TokenMatch};
+use crate::search::parse::{parse_filter, RESULT_PARAMETERS};
+use crate::store::Filter;
 
-/// Parameters that shape the response, not the match; ignored in criteria.
-const RESULT_PARAMETERS: &[&str] = &["_format", "_pretty", "_summary", "_elements"];
-
-/// Splits a parameter value on unescaped `sep`, removing FHIR escapes (`\,`, `\|`, `\$`, `\\`).
-fn split_escaped(value: &str, sep: char) -> Vec<String> {
-    let mut parts = vec![String::new()];
-    let mut chars = value.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(next) if next == sep => parts.last_mut().unwrap().push(next),
-                Some(next) => {
-                    parts.last_mut().unwrap().push('\\');
-                    parts.last_mut().unwrap().push(next);
-                }
-                None => parts.last_mut().unwrap().push('\\'),
-            },
-            c if c == sep => parts.push(String::new()),
-            c => parts.last_mut().unwrap().push(c),
-        }
-    }
-    parts
+/// Parsed conditional criteria.
+#[derive(Debug, Clone)]
+pub struct Criteria {
+    pub filters: Vec<Filter>,
+    /// The criteria in a canonical order, to serialise concurrent
+    /// conditional writes on the same criteria.
+    canonical: String,
 }
 
-fn token(value: &str) -> FhirResult<TokenMatch> {
-    let parts = split_escaped(value, '|');
-    let unescape = |s: &str| {
-        s.replace("\\\\", "\\")
-            .replace("\\$", "$")
-            .replace("\\,", ",")
-    };
-    Ok(match parts.as_slice() {
-        [code] if !code.is_empty() => TokenMatch::Code(unescape(code)),
-        [system, code] if system.is_empty() && !code.is_empty() => {
-            TokenMatch::NoSystem(unescape(code))
-        }
-        [system, code] if code.is_empty() && !system.is_empty() => {
-            TokenMatch::System(unescape(system))
-        }
-        [system, code] if !system.is_empty() => {
-            TokenMatch::SystemCode(unescape(system), unescape(code))
-        }
-        _ => {
-            return Err(FhirError::invalid(format!(
-                "`{value}` is not a token (code, system|code, |code or system|)"
-            )))
-        }
-    })
+impl Criteria {
+    /// A key naming the criteria, independent of parameter order.
+    pub fn lock_key(&self, tenant: i64, rtype: &str) -> String {
+        format!("{tenant}/{rtype}?{}", self.canonical)
+    }
 }
 
 /// Parses criteria such as `identifier=http://hospital/mrn|123&_id=a,b`
-/// (a leading `Type?` or `?` is allowed).
-pub fn parse(rtype: &str, query: &str) -> FhirResult<Criteria> {
-    // The criteria may come as `?query`, `Type?query` or `[base]/Type?query`.
+/// (a leading `?`, `Type?` or `[base]/Type?` is allowed).
+pub fn parse(base_url: &str, rtype: &str, query: &str) -> FhirResult<Criteria> {
     let query = match query.split_once('?') {
         Some((prefix, rest))
             if prefix.is_empty()
@@ -74,108 +40,67 @@ pub fn parse(rtype: &str, query: &str) -> FhirResult<Criteria> {
         }
         None => query,
     };
-    let mut criteria = Criteria::default();
+    let mut filters = Vec::new();
+    let mut parts = Vec::new();
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         if RESULT_PARAMETERS.contains(&name.as_ref()) {
             continue;
         }
-        let values: Vec<String> = split_escaped(&value, ',');
-        if values.iter().any(String::is_empty) {
-            return Err(FhirError::invalid(format!(
-                "parameter `{name}` has an empty value"
-            )));
-        }
-        match name.as_ref() {
-            "_id" => criteria.ids.push(values),
-            "identifier" => {
-                let has_identifier = schema()
-                    .type_def(rtype)
-                    .and_then(|d| d.property("identifier"))
-                    .is_some();
-                if !has_identifier {
-                    return Err(FhirError::not_supported(format!(
-                        "{rtype} has no `identifier` search parameter"
-                    )));
-                }
-                let alternatives = values.iter().map(|v| token(v)).collect::<FhirResult<_>>()?;
-                criteria.tokens.push(("identifier", alternatives));
-            }
-            other => {
-                return Err(FhirError::not_supported(format!(
-                    "conditional criteria support only `_id` and `identifier` so far; `{other}` is not supported"
-                )))
-            }
-        }
+        filters.push(parse_filter(rtype, &name, &value, base_url, 0)?);
+        parts.push(format!("{name}={value}"));
     }
-    if criteria.ids.is_empty() && criteria.tokens.is_empty() {
+    if filters.is_empty() {
         return Err(FhirError::invalid(
             "a conditional interaction needs search criteria (e.g. identifier=system|value)",
         ));
     }
-    Ok(criteria)
-}
-
-/// A key naming the criteria, independent of parameter order, used to
-/// serialise concurrent conditional writes on the same criteria.
-pub fn lock_key(tenant: i64, rtype: &str, criteria: &Criteria) -> String {
-    let mut parts: Vec<String> = criteria
-        .ids
-        .iter()
-        .map(|ids| format!("_id={}", ids.join(",")))
-        .chain(
-            criteria
-                .tokens
-                .iter()
-                .map(|(p, alts)| format!("{p}={alts:?}")),
-        )
-        .collect();
     parts.sort();
-    format!("{tenant}/{rtype}?{}", parts.join("&"))
+    Ok(Criteria {
+        filters,
+        canonical: parts.join("&"),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const BASE: &str = "http://example.org/fhir";
+
     #[test]
-    fn parses_ids_and_tokens() {
+    fn accepts_any_search_criteria() {
         let c = parse(
+            BASE,
             "Patient",
-            "Patient?identifier=http://x|1,|2,3,urn:s|&_id=a,b",
+            "Patient?identifier=http://x|1&name=zoe&_id=a,b",
         )
         .unwrap();
-        assert_eq!(c.ids, vec![vec!["a".to_string(), "b".to_string()]]);
-        let (param, alts) = &c.tokens[0];
-        assert_eq!(*param, "identifier");
-        assert_eq!(
-            alts,
-            &vec![
-                TokenMatch::SystemCode("http://x".into(), "1".into()),
-                TokenMatch::NoSystem("2".into()),
-                TokenMatch::Code("3".into()),
-                TokenMatch::System("urn:s".into()),
-            ]
-        );
+        assert_eq!(c.filters.len(), 3);
+        assert!(parse(
+            BASE,
+            "Patient",
+            "http://example.org/fhir/Patient?identifier=x|1"
+        )
+        .is_ok());
+        assert!(parse(BASE, "Bundle", "_id=1").is_ok());
     }
 
     #[test]
-    fn handles_escapes_and_rejects_the_unsupported() {
-        let c = parse("Patient", "identifier=a\\,b").unwrap();
-        assert_eq!(c.tokens[0].1, vec![TokenMatch::Code("a,b".into())]);
-        assert_eq!(parse("Patient", "name=x").unwrap_err().status, 400);
-        assert_eq!(parse("Patient", "").unwrap_err().status, 400);
+    fn rejects_what_is_not_criteria() {
         assert_eq!(
-            parse("Patient", "Observation?_id=1").unwrap_err().status,
+            parse(BASE, "Patient", "nonsense=x").unwrap_err().status,
             400
         );
-        assert_eq!(parse("Bundle", "_id=1").unwrap().ids.len(), 1);
-        let full = parse("Patient", "http://example.org/fhir/Patient?identifier=x|1").unwrap();
+        assert_eq!(parse(BASE, "Patient", "").unwrap_err().status, 400);
+        assert_eq!(parse(BASE, "Patient", "_count=1").unwrap_err().status, 400);
         assert_eq!(
-            full.tokens[0].1,
-            vec![TokenMatch::SystemCode("x".into(), "1".into())]
+            parse(BASE, "Patient", "Observation?_id=1")
+                .unwrap_err()
+                .status,
+            400
         );
         assert_eq!(
-            parse("Patient", "http://example.org/fhir/XPatient?_id=1")
+            parse(BASE, "Patient", "http://example.org/fhir/XPatient?_id=1")
                 .unwrap_err()
                 .status,
             400
@@ -184,8 +109,8 @@ mod tests {
 
     #[test]
     fn lock_keys_ignore_parameter_order() {
-        let a = parse("Patient", "_id=1&identifier=x|1").unwrap();
-        let b = parse("Patient", "identifier=x|1&_id=1").unwrap();
-        assert_eq!(lock_key(1, "Patient", &a), lock_key(1, "Patient", &b));
+        let a = parse(BASE, "Patient", "_id=1&identifier=x|1").unwrap();
+        let b = parse(BASE, "Patient", "identifier=x|1&_id=1").unwrap();
+        assert_eq!(a.lock_key(1, "Patient"), b.lock_key(1, "Patient"));
     }
 }

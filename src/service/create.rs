@@ -4,7 +4,9 @@ use serde_json::{Map, Value};
 
 use super::{check_type, conditional, input, Fhir, WriteOutcome, WriteStatus};
 use crate::error::{FhirError, FhirResult};
-use crate::store::{Criteria, WriteTx};
+use crate::store::WriteTx;
+
+use super::conditional::Criteria;
 
 impl Fhir {
     /// Creates a resource with a server-assigned id. With `If-None-Exist`
@@ -19,7 +21,7 @@ impl Fhir {
         check_type(rtype)?;
         let resource = input::prepare(rtype, body)?;
         let criteria = if_none_exist
-            .map(|q| conditional::parse(rtype, q))
+            .map(|q| conditional::parse(&self.base_url, rtype, q))
             .transpose()?;
         let mut attempt = 0;
         loop {
@@ -68,9 +70,8 @@ impl Fhir {
         rtype: &str,
         criteria: &Criteria,
     ) -> FhirResult<Option<String>> {
-        tx.lock_key(&conditional::lock_key(self.tenant, rtype, criteria))
-            .await?;
-        let mut found = tx.find(self.tenant, rtype, criteria, 2).await?;
+        tx.lock_key(&criteria.lock_key(self.tenant, rtype)).await?;
+        let mut found = tx.find(self.tenant, rtype, &criteria.filters, 2).await?;
         match found.len() {
             0 => Ok(None),
             1 => Ok(found.pop()),

@@ -30,15 +30,16 @@ impl Fhir {
     /// maximum; more matches than that is 412). Returns how many were deleted.
     pub async fn conditional_delete(&self, rtype: &str, query: &str) -> FhirResult<usize> {
         check_type(rtype)?;
-        let criteria = conditional::parse(rtype, query)?;
+        let criteria = conditional::parse(&self.base_url, rtype, query)?;
         let max = i64::from(self.max_conditional_delete);
         let mut attempt = 0;
         loop {
             let mut tx = self.store.begin().await?;
             let result = async {
-                tx.lock_key(&conditional::lock_key(self.tenant, rtype, &criteria))
+                tx.lock_key(&criteria.lock_key(self.tenant, rtype)).await?;
+                let ids = tx
+                    .find(self.tenant, rtype, &criteria.filters, max + 1)
                     .await?;
-                let ids = tx.find(self.tenant, rtype, &criteria, max + 1).await?;
                 if ids.len() as i64 > max {
                     return Err(FhirError::multiple_matches(format!(
                         "the criteria match more than {max} {rtype} resources; narrow them"
@@ -83,7 +84,7 @@ impl Fhir {
                 last_updated,
                 method: "DELETE",
                 body: None,
-                tokens: &[],
+                index: &crate::store::IndexRows::default(),
             },
         )
         .await?;

@@ -47,7 +47,7 @@ impl Fhir {
         if_match: Option<i64>,
     ) -> FhirResult<WriteOutcome> {
         check_type(rtype)?;
-        let criteria = conditional::parse(rtype, query)?;
+        let criteria = conditional::parse(&self.base_url, rtype, query)?;
         let mut attempt = 0;
         loop {
             let mut tx = self.store.begin().await?;

@@ -460,7 +460,7 @@ impl Fhir {
         match (e.method, &e.target) {
             (Method::Post, Target::Type(rtype)) => {
                 if let Some(query) = &e.if_none_exist {
-                    let criteria = conditional::parse(rtype, query)?;
+                    let criteria = conditional::parse(&self.base_url, rtype, query)?;
                     if let Some(found) = self.match_one(tx, rtype, &criteria).await? {
                         e.assigned_id = Some(found);
                         e.matched = true;
@@ -487,7 +487,7 @@ impl Fhir {
                 };
             }
             (Method::Put | Method::Patch, Target::Conditional(rtype, query)) => {
-                let criteria = conditional::parse(rtype, query)?;
+                let criteria = conditional::parse(&self.base_url, rtype, query)?;
                 let found = self.match_one(tx, rtype, &criteria).await?;
                 let body_id = e
                     .resource
@@ -577,8 +577,8 @@ impl Fhir {
         for r in conditional_refs {
             let (rtype, query) = r.split_once('?').expect("contains ?");
             check_type(rtype)?;
-            let criteria = conditional::parse(rtype, query)?;
-            let mut found = tx.find(self.tenant, rtype, &criteria, 2).await?;
+            let criteria = conditional::parse(&self.base_url, rtype, query)?;
+            let mut found = tx.find(self.tenant, rtype, &criteria.filters, 2).await?;
             match found.len() {
                 0 => {
                     return Err(FhirError::invalid(format!(
@@ -644,11 +644,12 @@ impl Fhir {
                 self.delete_in(tx, rtype, id, e.if_match).await?
             }
             (Method::Delete, Target::Conditional(_, query)) => {
-                let criteria = conditional::parse(rtype, query)?;
-                tx.lock_key(&conditional::lock_key(self.tenant, rtype, &criteria))
-                    .await?;
+                let criteria = conditional::parse(&self.base_url, rtype, query)?;
+                tx.lock_key(&criteria.lock_key(self.tenant, rtype)).await?;
                 let max = i64::from(self.max_conditional_delete);
-                let ids = tx.find(self.tenant, rtype, &criteria, max + 1).await?;
+                let ids = tx
+                    .find(self.tenant, rtype, &criteria.filters, max + 1)
+                    .await?;
                 if ids.len() as i64 > max {
                     return Err(FhirError::multiple_matches(format!(
                         "the criteria match more than {max} {rtype} resources"

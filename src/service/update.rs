@@ -81,7 +81,7 @@ impl Fhir {
         if_match: Option<i64>,
     ) -> FhirResult<WriteOutcome> {
         check_type(rtype)?;
-        let criteria = conditional::parse(rtype, query)?;
+        let criteria = conditional::parse(&self.base_url, rtype, query)?;
         let resource = input::prepare(rtype, body)?;
         let body_id = resource
             .get("id")
@@ -110,7 +110,7 @@ impl Fhir {
         &self,
         tx: &mut WriteTx,
         rtype: &str,
-        criteria: &crate::store::Criteria,
+        criteria: &super::conditional::Criteria,
         resource: &Map<String, Value>,
         body_id: Option<&str>,
         if_match: Option<i64>,
@@ -147,7 +147,11 @@ impl Fhir {
     ) -> FhirResult<VersionOut> {
         let version = previous.map_or(1, |p| p.version + 1);
         let last_updated = super::next_timestamp(previous);
-        let tokens = crate::fhir::index::tokens(&resource);
+        let resource = Value::Object(resource);
+        let index = crate::search::extract::index_rows(rtype, &resource, &self.base_url);
+        let Value::Object(resource) = resource else {
+            unreachable!("wrapped above")
+        };
         let body = crate::fhir::meta::stamp(resource, id, version, last_updated);
         let written = tx
             .write_version(
@@ -160,7 +164,7 @@ impl Fhir {
                     last_updated,
                     method,
                     body: Some(&body),
-                    tokens: &tokens,
+                    index: &index,
                 },
             )
             .await?;

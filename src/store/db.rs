@@ -23,6 +23,7 @@ pub enum Dialect {
 #[derive(Debug, Clone)]
 pub enum Param {
     Int(i64),
+    Float(f64),
     Text(String),
     Bytes(Vec<u8>),
 }
@@ -92,6 +93,11 @@ impl SqlBuilder {
         format!("${}", self.params.len())
     }
 
+    /// How many parameters are bound so far.
+    pub fn param_count(&self) -> usize {
+        self.params.len()
+    }
+
     pub fn build(self) -> Query {
         Query {
             sql: Cow::Owned(self.sql),
@@ -123,6 +129,22 @@ impl Row {
         .map_err(StoreError::from)
     }
 
+    pub fn float(&self, i: usize) -> Result<f64, StoreError> {
+        match self {
+            Row::Sqlite(r) => r.try_get::<f64, _>(i),
+            Row::Postgres(r) => r.try_get::<f64, _>(i),
+        }
+        .map_err(StoreError::from)
+    }
+
+    pub fn is_null(&self, i: usize) -> Result<bool, StoreError> {
+        use sqlx::ValueRef as _;
+        Ok(match self {
+            Row::Sqlite(r) => r.try_get_raw(i)?.is_null(),
+            Row::Postgres(r) => r.try_get_raw(i)?.is_null(),
+        })
+    }
+
     pub fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Row::Sqlite(r) => r.try_get::<Option<Vec<u8>>, _>(i),
@@ -143,6 +165,7 @@ fn sqlite_query<'q>(q: &'q Query) -> sqlx::query::Query<'q, Sqlite, SqliteArgume
     for p in &q.params {
         query = match p {
             Param::Int(v) => query.bind(*v),
+            Param::Float(v) => query.bind(*v),
             Param::Text(v) => query.bind(v.as_str()),
             Param::Bytes(v) => query.bind(v.as_slice()),
         };
@@ -155,6 +178,7 @@ fn pg_query(q: &Query) -> sqlx::query::Query<'_, Postgres, PgArguments> {
     for p in &q.params {
         query = match p {
             Param::Int(v) => query.bind(*v),
+            Param::Float(v) => query.bind(*v),
             Param::Text(v) => query.bind(v.as_str()),
             Param::Bytes(v) => query.bind(v.as_slice()),
         };

@@ -15,7 +15,9 @@ mod cache;
 pub mod codec;
 pub mod db;
 mod history;
+pub mod index;
 mod postgres;
+pub mod query;
 mod resources;
 mod sqlite;
 
@@ -28,7 +30,9 @@ use cache::VersionCache;
 pub use db::Dialect;
 use db::{PooledConn, Tx};
 pub use history::{HistoryEntry, HistoryQuery, HistoryScope};
-pub use resources::{Criteria, CurrentMeta, NewVersion, TokenMatch, TokenRow};
+pub use index::IndexRows;
+pub use query::{Filter, Hit, Included, SearchQuery};
+pub use resources::{CurrentMeta, NewVersion};
 
 use crate::config::Config;
 
@@ -195,6 +199,44 @@ impl Store {
         history::fetch(&mut conn.conn(), tenant, query).await
     }
 
+    /// One page of a search.
+    pub async fn search(&self, tenant: i64, q: &SearchQuery) -> Result<Vec<Hit>, StoreError> {
+        let mut conn = self.read_conn().await?;
+        query::search(&mut conn.conn(), tenant, q).await
+    }
+
+    /// How many resources a search matches.
+    pub async fn count(&self, tenant: i64, q: &SearchQuery) -> Result<i64, StoreError> {
+        let mut conn = self.read_conn().await?;
+        query::count(&mut conn.conn(), tenant, q).await
+    }
+
+    /// Resources referred to by `rids` through `pids` (`_include`).
+    pub async fn include(
+        &self,
+        tenant: i64,
+        rids: &[i64],
+        pids: &[i64],
+        types: &[String],
+        limit: i64,
+    ) -> Result<Vec<Included>, StoreError> {
+        let mut conn = self.read_conn().await?;
+        query::include(&mut conn.conn(), tenant, rids, pids, types, limit).await
+    }
+
+    /// Resources referring to `targets` through `pids` (`_revinclude`).
+    pub async fn revinclude(
+        &self,
+        tenant: i64,
+        targets: &[(String, String)],
+        source_type: Option<&str>,
+        pids: &[i64],
+        limit: i64,
+    ) -> Result<Vec<Included>, StoreError> {
+        let mut conn = self.read_conn().await?;
+        query::revinclude(&mut conn.conn(), tenant, targets, source_type, pids, limit).await
+    }
+
     /// Starts a write transaction. On SQLite this waits for the single writer
     /// connection.
     pub async fn begin(&self) -> Result<WriteTx, StoreError> {
@@ -307,15 +349,15 @@ impl WriteTx {
         rows.iter().map(|r| r.text(0)).collect()
     }
 
-    /// Ids of live resources of `rtype` matching `criteria`, at most `limit`.
+    /// Ids of live resources of `rtype` matching `filters`, at most `limit`.
     pub async fn find(
         &mut self,
         tenant: i64,
         rtype: &str,
-        criteria: &Criteria,
+        filters: &[Filter],
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
-        resources::find(&mut self.tx.conn(), tenant, rtype, criteria, limit).await
+        query::find_ids(&mut self.tx.conn(), tenant, rtype, filters, limit).await
     }
 
     /// Writes a new version. `previous` is the locked current row (None for a

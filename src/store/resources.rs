@@ -3,6 +3,7 @@
 
 use super::codec;
 use super::db::{Conn, Dialect, Param, Query, SqlBuilder};
+use super::index::{self, IndexRows};
 use super::{StoreError, StoredVersion};
 
 /// The locked current row of a resource.
@@ -12,15 +13,6 @@ pub struct CurrentMeta {
     pub version: i64,
     pub deleted: bool,
     pub last_updated: i64,
-}
-
-/// A token index row (`system|code`) of one search parameter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRow {
-    pub param: &'static str,
-    /// Empty when the value has no system.
-    pub system: String,
-    pub code: String,
 }
 
 /// A version about to be written.
@@ -34,28 +26,7 @@ pub struct NewVersion<'a> {
     /// Canonical JSON; None for a delete.
     pub body: Option<&'a [u8]>,
     /// Index rows of this version (replacing the previous ones).
-    pub tokens: &'a [TokenRow],
-}
-
-/// One alternative of a token parameter value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenMatch {
-    /// `code`: any system.
-    Code(String),
-    /// `system|code`.
-    SystemCode(String, String),
-    /// `|code`: no system.
-    NoSystem(String),
-    /// `system|`: any code of the system.
-    System(String),
-}
-
-/// Typed conditional criteria: every entry must match (AND); inside one entry
-/// any alternative may match (OR, from comma-separated values).
-#[derive(Debug, Clone, Default)]
-pub struct Criteria {
-    pub ids: Vec<Vec<String>>,
-    pub tokens: Vec<(&'static str, Vec<TokenMatch>)>,
+    pub index: &'a IndexRows,
 }
 
 fn decode_body(bytes: Option<Vec<u8>>) -> Result<Option<bytes::Bytes>, StoreError> {
@@ -163,8 +134,6 @@ pub async fn write_version(
             .int(v.last_updated)
             .int(prev.rid);
             conn.execute(&q).await?;
-            let q = Query::new("DELETE FROM search_token WHERE rid = $1").int(prev.rid);
-            conn.execute(&q).await?;
             prev.rid
         }
         None => {
@@ -204,34 +173,104 @@ pub async fn write_version(
         q = q.bytes(codec::encode(body));
     }
     conn.execute(&q).await?;
-    if !v.tokens.is_empty() {
-        let mut b = SqlBuilder::new("");
-        let rid = b.bind(Param::Int(rid));
-        push_token_insert(&mut b, &rid, tenant, v);
-        conn.execute(&b.build()).await?;
-    }
+    write_index_pg(conn, rid, tenant, previous.is_some(), v.index).await?;
     Ok(true)
 }
 
-/// `INSERT INTO search_token ...` for the version's tokens; `rid` is the SQL
-/// expression (a placeholder or a subquery) of the resource's key.
-fn push_token_insert(b: &mut SqlBuilder, rid: &str, tenant: i64, v: &NewVersion<'_>) {
-    b.push("INSERT INTO search_token (rid, tenant, type, param, system, code) VALUES ");
-    for (i, t) in v.tokens.iter().enumerate() {
-        if i > 0 {
-            b.push(", ");
-        }
-        let values = [
-            rid.to_string(),
-            b.bind(Param::Int(tenant)),
-            b.bind(Param::Text(v.rtype.to_string())),
-            b.bind(Param::Text(t.param.to_string())),
-            b.bind(Param::Text(t.system.clone())),
-            b.bind(Param::Text(t.code.clone())),
-        ];
-        b.push("(").push(&values.join(", ")).push(")");
+/// PostgreSQL: the old rows go and the new rows come in one statement
+/// (data-modifying CTEs see the same snapshot, so the deletes cannot touch
+/// the new rows), split only when a resource has very many rows.
+async fn write_index_pg(
+    conn: &mut Conn<'_>,
+    rid: i64,
+    tenant: i64,
+    replace: bool,
+    rows: &IndexRows,
+) -> Result<(), StoreError> {
+    if !replace && rows.is_empty() {
+        return Ok(());
     }
+    let mut b = SqlBuilder::new("");
+    let rid_ph = b.bind(Param::Int(rid));
+    let mut items = if replace {
+        index::deletes(&rid_ph)
+    } else {
+        Vec::new()
+    };
+    let inserts = index::inserts(&mut b, &rid_ph, tenant, rows);
+    if b.param_count() <= PARAMS_PER_STATEMENT {
+        items.extend(inserts);
+        conn.execute(&cte(b, &items)).await?;
+        return Ok(());
+    }
+    // Very large resources: deletes first, then one statement per chunk.
+    if !items.is_empty() {
+        let mut d = SqlBuilder::new("");
+        let rid_ph = d.bind(Param::Int(rid));
+        conn.execute(&cte(d, &index::deletes(&rid_ph))).await?;
+    }
+    for_each_insert_chunk(conn, rid, tenant, rows).await
 }
+
+/// The statements as one: `WITH s0 AS (...), s1 AS (...) SELECT 1`.
+fn cte(mut b: SqlBuilder, statements: &[String]) -> Query {
+    let items: Vec<String> = statements
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("s{i} AS ({s})"))
+        .collect();
+    b.push("WITH ").push(&items.join(", ")).push(" SELECT 1");
+    b.build()
+}
+
+/// Inserts index rows one bounded statement at a time (both databases),
+/// for resources with more rows than one statement may bind.
+async fn for_each_insert_chunk(
+    conn: &mut Conn<'_>,
+    rid: i64,
+    tenant: i64,
+    rows: &IndexRows,
+) -> Result<(), StoreError> {
+    let mut b = SqlBuilder::new("");
+    let rid_ph = b.bind(Param::Int(rid));
+    let statements = index::inserts(&mut b, &rid_ph, tenant, rows);
+    let all = b.build();
+    // Re-bind each statement's own parameters, renumbered from $1.
+    for sql in statements {
+        let mut q = SqlBuilder::new("");
+        let text = renumber(&sql, &all.params, &mut q);
+        q.push(&text);
+        conn.execute(&q.build()).await?;
+    }
+    Ok(())
+}
+
+/// Rewrites `$n` placeholders of `sql` (numbered against `params`) into
+/// fresh ones of `b`.
+fn renumber(sql: &str, params: &[Param], b: &mut SqlBuilder) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let mut n = String::new();
+        while let Some((_, d)) = chars.peek().copied().filter(|(_, d)| d.is_ascii_digit()) {
+            n.push(d);
+            chars.next();
+        }
+        let index: usize = n.parse().unwrap_or(0);
+        out.push_str(&b.bind(params[index - 1].clone()));
+    }
+    out
+}
+
+/// Index rows beyond which SQLite writes them in separate statements.
+const LARGE_INDEX_ROWS: usize = 2_000;
+
+/// Parameters one statement may bind before it is split.
+const PARAMS_PER_STATEMENT: usize = 30_000;
 
 /// SQLite: the whole write in one round trip to the connection's worker
 /// thread (several statements in one call). A concurrent creator cannot
@@ -252,9 +291,11 @@ async fn write_version_sqlite(
             let del = b.bind(Param::Int(deleted));
             let lu = b.bind(Param::Int(v.last_updated));
             b.push(&format!(
-                "UPDATE resources SET version = {version}, deleted = {del}, last_updated = {lu} WHERE rid = {rid}; \
-                 DELETE FROM search_token WHERE rid = {rid}; "
+                "UPDATE resources SET version = {version}, deleted = {del}, last_updated = {lu} WHERE rid = {rid}; "
             ));
+            for d in index::deletes(&rid) {
+                b.push(&d).push("; ");
+            }
             rid
         }
         None => {
@@ -284,63 +325,23 @@ async fn write_version_sqlite(
         "INSERT INTO resource_versions (rid, tenant, type, version, last_updated, method, body) \
          VALUES ({rid}, {t}, {ty}, {version}, {lu}, {method}, {body}); "
     ));
-    if !v.tokens.is_empty() {
-        push_token_insert(&mut b, &rid, tenant, v);
+    if v.index.len() <= LARGE_INDEX_ROWS {
+        for statement in index::inserts(&mut b, &rid, tenant, v.index) {
+            b.push(&statement).push("; ");
+        }
+        conn.execute(&b.build()).await?;
+        return Ok(true);
     }
     conn.execute(&b.build()).await?;
+    let q = Query::new("SELECT rid FROM resources WHERE tenant = $1 AND type = $2 AND id = $3")
+        .int(tenant)
+        .text(v.rtype)
+        .text(v.id);
+    let rid = conn
+        .fetch_optional(&q)
+        .await?
+        .ok_or_else(|| StoreError::Database("resource row vanished".into()))?
+        .int(0)?;
+    for_each_insert_chunk(conn, rid, tenant, v.index).await?;
     Ok(true)
-}
-
-pub async fn find(
-    conn: &mut Conn<'_>,
-    tenant: i64,
-    rtype: &str,
-    criteria: &Criteria,
-    limit: i64,
-) -> Result<Vec<String>, StoreError> {
-    let mut b = SqlBuilder::new("SELECT r.id FROM resources r WHERE r.tenant = ");
-    let p = b.bind(Param::Int(tenant));
-    b.push(&p).push(" AND r.type = ");
-    let p = b.bind(Param::Text(rtype.to_string()));
-    b.push(&p).push(" AND r.deleted = 0");
-    for ids in &criteria.ids {
-        let placeholders: Vec<String> = ids
-            .iter()
-            .map(|id| b.bind(Param::Text(id.clone())))
-            .collect();
-        b.push(" AND r.id IN (")
-            .push(&placeholders.join(", "))
-            .push(")");
-    }
-    for (param, alternatives) in &criteria.tokens {
-        b.push(" AND EXISTS (SELECT 1 FROM search_token t WHERE t.rid = r.rid AND t.param = ");
-        let p = b.bind(Param::Text((*param).to_string()));
-        b.push(&p).push(" AND (");
-        for (i, alt) in alternatives.iter().enumerate() {
-            if i > 0 {
-                b.push(" OR ");
-            }
-            let clause = match alt {
-                TokenMatch::Code(code) => format!("t.code = {}", b.bind(Param::Text(code.clone()))),
-                TokenMatch::SystemCode(system, code) => {
-                    let s = b.bind(Param::Text(system.clone()));
-                    let c = b.bind(Param::Text(code.clone()));
-                    format!("(t.system = {s} AND t.code = {c})")
-                }
-                TokenMatch::NoSystem(code) => {
-                    let c = b.bind(Param::Text(code.clone()));
-                    format!("(t.system = '' AND t.code = {c})")
-                }
-                TokenMatch::System(system) => {
-                    format!("t.system = {}", b.bind(Param::Text(system.clone())))
-                }
-            };
-            b.push(&clause);
-        }
-        b.push("))");
-    }
-    let p = b.bind(Param::Int(limit));
-    b.push(" ORDER BY r.rid LIMIT ").push(&p);
-    let rows = conn.fetch_all(&b.build()).await?;
-    rows.iter().map(|r| r.text(0)).collect()
 }

@@ -62,12 +62,12 @@ async fn conditional_create_matches_identifier(s: &TestServer) {
     )
     .await
     .outcome(412);
-    // Criteria not supported yet: 400, nothing created.
+    // Unknown search parameters: 400, nothing created.
     s.json(
         Method::POST,
         "Patient",
         &patient("X"),
-        &[("if-none-exist", "name=Rao")],
+        &[("if-none-exist", "nonsense=Rao")],
     )
     .await
     .outcome(400);
@@ -145,7 +145,7 @@ async fn conditional_update_creates_or_updates(s: &TestServer) {
     s.put("Patient?identifier=M", &patient("M"))
         .await
         .outcome(412);
-    s.put("Patient?family=Rao", &patient("M"))
+    s.put("Patient?nonsense=Rao", &patient("M"))
         .await
         .outcome(400);
     s.put("Patient", &patient("M")).await.outcome(400);
@@ -215,7 +215,7 @@ async fn conditional_patch_and_delete(s: &TestServer) {
         )
         .await;
     assert_eq!(r.status, 201);
-    s.delete("Patient?name=x").await.outcome(400);
+    s.delete("Patient?nonsense=x").await.outcome(400);
 }
 
 crate::on_both_databases!(

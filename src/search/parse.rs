@@ -1,0 +1,996 @@
+//! Parsing a search request (http://hl7.org/fhir/R4/search.html) into a
+//! typed plan: every parameter is looked up in the registry, every value
+//! parsed into typed alternatives, once. Errors name the parameter.
+
+use super::extract::{derived_pid, parse_reference};
+use super::normalize::normalize;
+use super::registry::{registry, ParamType, SearchParam};
+use crate::error::{FhirError, FhirResult};
+use crate::fhir::datetime::range_micros;
+use crate::fhir::schema::schema;
+use crate::store::query::{Cmp, Cond, Filter, QtyUnit, SortBy, SortKey, Table, UriMode};
+
+/// Parameters that shape the result rather than select resources.
+pub const RESULT_PARAMETERS: &[&str] = &[
+    "_sort",
+    "_count",
+    "_total",
+    "_summary",
+    "_elements",
+    "_include",
+    "_revinclude",
+    "_contained",
+    "_containedType",
+    "_format",
+    "_pretty",
+    "_cursor",
+    "_type",
+];
+
+/// Deepest chain (`a.b.c.d`) or `_has` nesting accepted.
+pub const MAX_CHAIN_DEPTH: usize = 4;
+
+/// `_include` / `_revinclude`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncludeSpec {
+    /// The type whose references are followed (`Observation` in
+    /// `Observation:subject`).
+    pub source_type: String,
+    /// The reference parameters (every one of the type for `*`).
+    pub pids: Vec<i64>,
+    /// Restricts the target type (`Observation:subject:Patient`).
+    pub target_type: Option<String>,
+    pub iterate: bool,
+    /// As written, for the self link.
+    pub text: String,
+}
+
+/// Table of a parameter type's index rows.
+pub fn table_of(ptype: ParamType) -> Option<Table> {
+    Some(match ptype {
+        ParamType::String => Table::String,
+        ParamType::Token => Table::Token,
+        ParamType::Date => Table::Date,
+        ParamType::Number => Table::Number,
+        ParamType::Quantity => Table::Quantity,
+        ParamType::Reference => Table::Reference,
+        ParamType::Uri => Table::Uri,
+        ParamType::Composite | ParamType::Special => return None,
+    })
+}
+
+/// Splits on unescaped `sep`, removing the escape of `sep` only
+/// (`\,` in a comma split); other escapes stay for the next split.
+pub fn split_escaped(value: &str, sep: char) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(next) if next == sep => parts.last_mut().unwrap().push(next),
+                Some(next) => {
+                    parts.last_mut().unwrap().push('\\');
+                    parts.last_mut().unwrap().push(next);
+                }
+                None => parts.last_mut().unwrap().push('\\'),
+            },
+            c if c == sep => parts.push(String::new()),
+            c => parts.last_mut().unwrap().push(c),
+        }
+    }
+    parts
+}
+
+/// Removes the remaining escapes (`\,` `\|` `\$` `\\`).
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(next) = chars.next() {
+                out.push(next);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn bad(name: &str, message: impl std::fmt::Display) -> FhirError {
+    FhirError::invalid(format!("search parameter `{name}`: {message}"))
+}
+
+/// Parses the criteria of one parameter (`name` with its modifier and
+/// chain, e.g. `subject:Patient.name:exact`) on resources of `rtype`.
+pub fn parse_filter(
+    rtype: &str,
+    name: &str,
+    value: &str,
+    base_url: &str,
+    depth: usize,
+) -> FhirResult<Filter> {
+    if depth > MAX_CHAIN_DEPTH {
+        return Err(bad(
+            name,
+            format!("chains and _has nest at most {MAX_CHAIN_DEPTH} deep"),
+        ));
+    }
+    if let Some(rest) = name.strip_prefix("_has:") {
+        return parse_has(rtype, name, rest, value, base_url, depth);
+    }
+    // `param[:modifier][.chain]`: the chain starts at the first dot after
+    // the parameter code.
+    let (head, chain) = match name.split_once('.') {
+        Some((h, c)) => (h, Some(c)),
+        None => (name, None),
+    };
+    let (code, modifier) = match head.split_once(':') {
+        Some((c, m)) => (c, Some(m)),
+        None => (head, None),
+    };
+    if value.is_empty() {
+        return Err(bad(name, "has no value"));
+    }
+    match code {
+        "_id" => {
+            if let Some(m) = modifier {
+                return Err(bad(
+                    name,
+                    format!("modifier `:{m}` is not supported on _id"),
+                ));
+            }
+            let ids: Vec<String> = split_escaped(value, ',')
+                .iter()
+                .map(|v| unescape(v))
+                .collect();
+            if ids.iter().any(String::is_empty) {
+                return Err(bad(name, "has an empty value"));
+            }
+            return Ok(Filter::Ids(ids));
+        }
+        "_lastUpdated" => {
+            if let Some(m) = modifier {
+                return Err(bad(
+                    name,
+                    format!("modifier `:{m}` is not supported on _lastUpdated"),
+                ));
+            }
+            let mut alts = Vec::new();
+            for v in split_escaped(value, ',') {
+                let (cmp, rest) = prefix(&v);
+                let (lo, hi) = range_micros(rest).ok_or_else(|| {
+                    bad(name, format!("`{v}` is not a date, dateTime or instant"))
+                })?;
+                alts.push((cmp, lo, hi));
+            }
+            return Ok(Filter::LastUpdated(alts));
+        }
+        "_list" => {
+            return Ok(Filter::List {
+                list_pid: super::pid("List", "item"),
+                list_id: unescape(value),
+            })
+        }
+        "_query" | "_filter" => {
+            return Err(FhirError::not_supported(format!(
+                "search parameter `{code}` is not supported"
+            )))
+        }
+        _ => {}
+    }
+    let param = registry().get(rtype, code).ok_or_else(|| {
+        FhirError::invalid(format!("unknown search parameter `{code}` for {rtype}"))
+    })?;
+    if let Some(chain) = chain {
+        return parse_chain(param, name, modifier, chain, value, base_url, depth);
+    }
+    if modifier == Some("missing") {
+        let missing = match value {
+            "true" => true,
+            "false" => false,
+            _ => return Err(bad(name, "`:missing` takes true or false")),
+        };
+        return Ok(match (param.ptype, table_of(param.ptype)) {
+            (_, Some(table)) => Filter::Missing {
+                table,
+                pids: vec![param.pid],
+                missing,
+            },
+            (ParamType::Composite, _) => {
+                let c = &param.components[0];
+                Filter::Missing {
+                    table: table_of(c.ptype).unwrap_or(Table::Token),
+                    pids: vec![c.pid],
+                    missing,
+                }
+            }
+            _ => return Err(bad(name, "`:missing` is not supported here")),
+        });
+    }
+    let alternatives = split_escaped(value, ',');
+    if alternatives.iter().any(String::is_empty) {
+        return Err(bad(name, "has an empty value"));
+    }
+    match param.ptype {
+        ParamType::String => string_filter(param, name, modifier, &alternatives),
+        ParamType::Token => token_filter(param, name, modifier, &alternatives),
+        ParamType::Date => {
+            no_modifier(name, modifier)?;
+            let alts = alternatives
+                .iter()
+                .map(|v| date_cond(name, v))
+                .collect::<FhirResult<_>>()?;
+            Ok(index(Table::Date, param.pid, alts))
+        }
+        ParamType::Number => {
+            no_modifier(name, modifier)?;
+            let alts = alternatives
+                .iter()
+                .map(|v| {
+                    let (cmp, rest) = prefix(v);
+                    let (value, lo, hi) = number(name, rest)?;
+                    Ok(Cond::Number { cmp, value, lo, hi })
+                })
+                .collect::<FhirResult<_>>()?;
+            Ok(index(Table::Number, param.pid, alts))
+        }
+        ParamType::Quantity => {
+            no_modifier(name, modifier)?;
+            let alts = alternatives
+                .iter()
+                .map(|v| quantity_cond(name, v))
+                .collect::<FhirResult<_>>()?;
+            Ok(index(Table::Quantity, param.pid, alts))
+        }
+        ParamType::Reference => reference_filter(param, name, modifier, &alternatives, base_url),
+        ParamType::Uri => {
+            let mode = match modifier {
+                None => UriMode::Eq,
+                Some("below") => UriMode::Below,
+                Some("above") => UriMode::Above,
+                Some(m) => {
+                    return Err(bad(
+                        name,
+                        format!("modifier `:{m}` is not supported on uri parameters"),
+                    ))
+                }
+            };
+            let alts = alternatives
+                .iter()
+                .map(|v| Cond::Uri {
+                    value: unescape(v),
+                    mode,
+                })
+                .collect();
+            Ok(index(Table::Uri, param.pid, alts))
+        }
+        ParamType::Composite => {
+            no_modifier(name, modifier)?;
+            composite_filter(param, name, &alternatives, base_url)
+        }
+        ParamType::Special => {
+            if param.code == "_content" || param.code == "_text" {
+                let pids = if param.code == "_text" {
+                    vec![param.pid]
+                } else {
+                    vec![]
+                };
+                let alts = alternatives
+                    .iter()
+                    .map(|v| Cond::StrContains(normalize(&unescape(v))))
+                    .collect();
+                return Ok(Filter::Index {
+                    table: Table::String,
+                    pids,
+                    alts,
+                    negate: false,
+                });
+            }
+            Err(FhirError::not_supported(format!(
+                "search parameter `{code}` ({}) is not supported",
+                param.url
+            )))
+        }
+    }
+}
+
+fn index(table: Table, pid: i64, alts: Vec<Cond>) -> Filter {
+    Filter::Index {
+        table,
+        pids: vec![pid],
+        alts,
+        negate: false,
+    }
+}
+
+fn no_modifier(name: &str, modifier: Option<&str>) -> FhirResult<()> {
+    match modifier {
+        None => Ok(()),
+        Some(m) => Err(bad(
+            name,
+            format!("modifier `:{m}` is not supported for this parameter type"),
+        )),
+    }
+}
+
+/// A comparison prefix and the rest of the value.
+pub fn prefix(v: &str) -> (Cmp, &str) {
+    let cmp = match v.get(..2) {
+        Some("eq") => Cmp::Eq,
+        Some("ne") => Cmp::Ne,
+        Some("gt") => Cmp::Gt,
+        Some("lt") => Cmp::Lt,
+        Some("ge") => Cmp::Ge,
+        Some("le") => Cmp::Le,
+        Some("sa") => Cmp::Sa,
+        Some("eb") => Cmp::Eb,
+        Some("ap") => Cmp::Ap,
+        _ => return (Cmp::Eq, v),
+    };
+    (cmp, &v[2..])
+}
+
+fn date_cond(name: &str, v: &str) -> FhirResult<Cond> {
+    let (cmp, rest) = prefix(v);
+    let (lo, hi) = range_micros(rest)
+        .ok_or_else(|| bad(name, format!("`{v}` is not a date, dateTime or instant")))?;
+    Ok(Cond::Date { cmp, lo, hi })
+}
+
+/// A number with the range its precision implies (`100` → 99.5..100.5,
+/// `1.50` → 1.495..1.505, `1e2` → 50..150).
+fn number(name: &str, s: &str) -> FhirResult<(f64, f64, f64)> {
+    let numeric = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'));
+    let value: f64 = s
+        .parse()
+        .ok()
+        .filter(|v: &f64| numeric && v.is_finite())
+        .ok_or_else(|| bad(name, format!("`{s}` is not a number")))?;
+    let lower = s.to_ascii_lowercase();
+    let (mantissa, exponent) = match lower.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (lower.as_str(), 0),
+    };
+    let decimals = mantissa.split_once('.').map_or(0, |(_, d)| d.len() as i32);
+    let half = 0.5 * 10f64.powi(exponent - decimals);
+    Ok((value, value - half, value + half))
+}
+
+fn quantity_cond(name: &str, v: &str) -> FhirResult<Cond> {
+    let parts = split_escaped(v, '|');
+    let (cmp, num) = prefix(&parts[0]);
+    let (value, lo, hi) = number(name, num)?;
+    let unit = match parts.as_slice() {
+        [_] => QtyUnit::Any,
+        [_, system, code] => {
+            let (system, code) = (unescape(system), unescape(code));
+            match super::units::canonical(&system, &code) {
+                Some((canonical, factor)) => {
+                    return Ok(Cond::Quantity {
+                        cmp,
+                        value: value * factor,
+                        lo: lo * factor,
+                        hi: hi * factor,
+                        unit: QtyUnit::Canonical(canonical),
+                    })
+                }
+                None if code.is_empty() => QtyUnit::Any,
+                None => QtyUnit::Code {
+                    system: (!system.is_empty()).then_some(system),
+                    code,
+                },
+            }
+        }
+        _ => {
+            return Err(bad(
+                name,
+                format!("`{v}` is not a quantity (number|system|code)"),
+            ))
+        }
+    };
+    Ok(Cond::Quantity {
+        cmp,
+        value,
+        lo,
+        hi,
+        unit,
+    })
+}
+
+fn string_filter(
+    param: &SearchParam,
+    name: &str,
+    modifier: Option<&str>,
+    alts: &[String],
+) -> FhirResult<Filter> {
+    let make: fn(String) -> Cond = match modifier {
+        None => |v| Cond::StrPrefix(normalize(&v)),
+        Some("exact") => |v| Cond::StrExact {
+            norm: normalize(&v),
+            exact: v,
+        },
+        Some("contains") => |v| Cond::StrContains(normalize(&v)),
+        Some(m) => {
+            return Err(bad(
+                name,
+                format!("modifier `:{m}` is not supported on string parameters"),
+            ))
+        }
+    };
+    Ok(index(
+        Table::String,
+        param.pid,
+        alts.iter().map(|v| make(unescape(v))).collect(),
+    ))
+}
+
+fn token_cond(v: &str) -> Cond {
+    let parts = split_escaped(v, '|');
+    match parts.as_slice() {
+        [code] => Cond::Token {
+            system: None,
+            code: Some(unescape(code)),
+        },
+        [system, code] => Cond::Token {
+            system: Some(unescape(system)),
+            code: (!code.is_empty()).then(|| unescape(code)),
+        },
+        _ => Cond::Token {
+            system: Some(unescape(&parts[0])),
+            code: Some(
+                parts[1..]
+                    .iter()
+                    .map(|p| unescape(p))
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+        },
+    }
+}
+
+fn token_filter(
+    param: &SearchParam,
+    name: &str,
+    modifier: Option<&str>,
+    alts: &[String],
+) -> FhirResult<Filter> {
+    match modifier {
+        None | Some("not") => Ok(Filter::Index {
+            table: Table::Token,
+            pids: vec![param.pid],
+            alts: alts.iter().map(|v| token_cond(v)).collect(),
+            negate: modifier.is_some(),
+        }),
+        Some("text") => Ok(index(
+            Table::String,
+            derived_pid(param, "text"),
+            alts.iter().map(|v| Cond::StrPrefix(normalize(&unescape(v)))).collect(),
+        )),
+        Some("of-type") => {
+            let conds = alts
+                .iter()
+                .map(|v| {
+                    let parts = split_escaped(v, '|');
+                    match parts.as_slice() {
+                        [system, code, value] if !code.is_empty() && !value.is_empty() => Ok(Cond::Token {
+                            system: (!system.is_empty()).then(|| unescape(system)),
+                            code: Some(format!("{}|{}", unescape(code), unescape(value))),
+                        }),
+                        _ => Err(bad(name, format!("`{v}` is not system|code|value"))),
+                    }
+                })
+                .collect::<FhirResult<_>>()?;
+            Ok(index(Table::Token, derived_pid(param, "of-type"), conds))
+        }
+        Some(m @ ("in" | "not-in" | "above" | "below")) => Err(FhirError::not_supported(format!(
+            "search parameter `{name}`: modifier `:{m}` needs the terminology service, which this server does not have yet"
+        ))),
+        Some(m) => Err(bad(name, format!("modifier `:{m}` is not supported on token parameters"))),
+    }
+}
+
+/// Resource types a reference parameter can point at (every type when the
+/// definition names none, e.g. `Resource`).
+fn targets_of(param: &SearchParam) -> Vec<String> {
+    if param.targets.is_empty() || param.targets.iter().any(|t| t == "Resource") {
+        schema().resource_types().to_vec()
+    } else {
+        param.targets.clone()
+    }
+}
+
+fn reference_cond(
+    param: &SearchParam,
+    name: &str,
+    v: &str,
+    only: Option<&str>,
+    base_url: &str,
+) -> FhirResult<Cond> {
+    let v = unescape(v);
+    if let Some(t) = only {
+        if v.contains('/') {
+            return Err(bad(
+                name,
+                format!("with `:{t}`, the value is an id, not `{v}`"),
+            ));
+        }
+        return Ok(Cond::Reference {
+            types: vec![t.to_string()],
+            id: v,
+            version: None,
+        });
+    }
+    let (url, canonical_version) = match v.split_once('|') {
+        Some((u, ver)) => (u, Some(ver.to_string())),
+        None => (v.as_str(), None),
+    };
+    let parsed = parse_reference(url, base_url)
+        .ok_or_else(|| bad(name, format!("`{v}` is not a reference")))?;
+    if !parsed.tid.is_empty() {
+        if !targets_of(param).contains(&parsed.ttype) {
+            return Err(bad(
+                name,
+                format!("{} cannot refer to {}", param.code, parsed.ttype),
+            ));
+        }
+        return Ok(Cond::Reference {
+            types: vec![parsed.ttype],
+            id: parsed.tid,
+            version: (!parsed.tversion.is_empty()).then_some(parsed.tversion),
+        });
+    }
+    if url.contains(':') {
+        return Ok(Cond::RefUrl {
+            url: url.to_string(),
+            version: canonical_version,
+        });
+    }
+    // A bare id: any allowed type.
+    if !crate::fhir::primitive::is_id(url) {
+        return Err(bad(name, format!("`{v}` is not a reference")));
+    }
+    Ok(Cond::Reference {
+        types: Vec::new(),
+        id: url.to_string(),
+        version: None,
+    })
+}
+
+fn reference_filter(
+    param: &SearchParam,
+    name: &str,
+    modifier: Option<&str>,
+    alts: &[String],
+    base_url: &str,
+) -> FhirResult<Filter> {
+    match modifier {
+        Some("identifier") => Ok(index(
+            Table::Token,
+            derived_pid(param, "identifier"),
+            alts.iter().map(|v| token_cond(v)).collect(),
+        )),
+        Some(m @ ("above" | "below")) => Err(FhirError::not_supported(format!(
+            "search parameter `{name}`: modifier `:{m}` is not supported on references"
+        ))),
+        Some(t) if schema().is_resource_type(t) => {
+            if !targets_of(param).iter().any(|x| x == t) {
+                return Err(bad(name, format!("{} cannot refer to {t}", param.code)));
+            }
+            let alts = alts
+                .iter()
+                .map(|v| reference_cond(param, name, v, Some(t), base_url))
+                .collect::<FhirResult<_>>()?;
+            Ok(index(Table::Reference, param.pid, alts))
+        }
+        Some(m) => Err(bad(
+            name,
+            format!("modifier `:{m}` is not supported on reference parameters"),
+        )),
+        None => {
+            let alts = alts
+                .iter()
+                .map(|v| reference_cond(param, name, v, None, base_url))
+                .collect::<FhirResult<_>>()?;
+            Ok(index(Table::Reference, param.pid, alts))
+        }
+    }
+}
+
+/// `subject:Patient.name=x`, `patient.general-practitioner.name=x`.
+fn parse_chain(
+    param: &SearchParam,
+    name: &str,
+    modifier: Option<&str>,
+    chain: &str,
+    value: &str,
+    base_url: &str,
+    depth: usize,
+) -> FhirResult<Filter> {
+    if param.ptype != ParamType::Reference {
+        return Err(bad(
+            name,
+            format!(
+                "`{}` is not a reference parameter, so it cannot be chained",
+                param.code
+            ),
+        ));
+    }
+    let next_code = chain.split(['.', ':']).next().unwrap_or_default();
+    let candidates: Vec<String> = match modifier {
+        Some(t) if schema().is_resource_type(t) => vec![t.to_string()],
+        Some(m) => return Err(bad(name, format!("modifier `:{m}` cannot be chained"))),
+        None => targets_of(param),
+    };
+    let mut types = Vec::new();
+    let mut filters_by_type = Vec::new();
+    for t in &candidates {
+        let known = next_code.starts_with('_') || registry().get(t, next_code).is_some();
+        if !known {
+            continue;
+        }
+        filters_by_type.push((
+            t.clone(),
+            parse_filter(t, chain, value, base_url, depth + 1)?,
+        ));
+        types.push(t.clone());
+    }
+    if types.is_empty() {
+        return Err(bad(
+            name,
+            format!(
+                "no type that `{}` can refer to has a parameter `{next_code}`",
+                param.code
+            ),
+        ));
+    }
+    // One chain condition per target type (their parameters differ).
+    let alts = filters_by_type
+        .into_iter()
+        .map(|(t, f)| Cond::Chain {
+            types: vec![t],
+            filters: vec![f],
+        })
+        .collect();
+    Ok(index(Table::Reference, param.pid, alts))
+}
+
+/// `_has:Observation:patient:code=1234` (after `_has:`).
+fn parse_has(
+    rtype: &str,
+    name: &str,
+    rest: &str,
+    value: &str,
+    base_url: &str,
+    depth: usize,
+) -> FhirResult<Filter> {
+    let mut parts = rest.splitn(3, ':');
+    let (Some(source), Some(link), Some(inner)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad(
+            name,
+            "_has takes the form _has:Type:reference:parameter",
+        ));
+    };
+    if !schema().is_resource_type(source) {
+        return Err(bad(name, format!("`{source}` is not a resource type")));
+    }
+    let link_param = registry()
+        .get(source, link)
+        .filter(|p| p.ptype == ParamType::Reference)
+        .ok_or_else(|| {
+            bad(
+                name,
+                format!("{source} has no reference parameter `{link}`"),
+            )
+        })?;
+    if !targets_of(link_param).iter().any(|t| t == rtype) {
+        return Err(bad(
+            name,
+            format!("{source}.{link} cannot refer to {rtype}"),
+        ));
+    }
+    let inner = parse_filter(source, inner, value, base_url, depth + 1)?;
+    Ok(Filter::Has {
+        rtype: source.to_string(),
+        pids: vec![link_param.pid],
+        filters: vec![inner],
+    })
+}
+
+fn composite_filter(
+    param: &SearchParam,
+    name: &str,
+    alts: &[String],
+    base_url: &str,
+) -> FhirResult<Filter> {
+    let mut out = Vec::new();
+    for v in alts {
+        let values = split_escaped(v, '$');
+        if values.len() != param.components.len() {
+            return Err(bad(
+                name,
+                format!(
+                    "`{v}` needs {} values separated by `$`",
+                    param.components.len()
+                ),
+            ));
+        }
+        let mut parts = Vec::new();
+        for (c, value) in param.components.iter().zip(&values) {
+            let cond = match c.ptype {
+                ParamType::Token => token_cond(value),
+                ParamType::Quantity => quantity_cond(name, value)?,
+                ParamType::Date => date_cond(name, value)?,
+                ParamType::String => Cond::StrPrefix(normalize(&unescape(value))),
+                ParamType::Number => {
+                    let (cmp, rest) = prefix(value);
+                    let (value, lo, hi) = number(name, rest)?;
+                    Cond::Number { cmp, value, lo, hi }
+                }
+                ParamType::Reference => reference_cond(param, name, value, None, base_url)?,
+                ParamType::Uri => Cond::Uri {
+                    value: unescape(value),
+                    mode: UriMode::Eq,
+                },
+                ParamType::Composite | ParamType::Special => {
+                    return Err(bad(name, "unsupported composite component"))
+                }
+            };
+            let table = table_of(c.ptype).unwrap_or(Table::Token);
+            parts.push((table, c.pid, cond));
+        }
+        out.push(parts);
+    }
+    Ok(Filter::Composite(out))
+}
+
+/// `_sort=a,-b` for resources of `types`.
+pub fn parse_sort(types: &[String], value: &str) -> FhirResult<Vec<SortKey>> {
+    let mut keys = Vec::new();
+    for item in value.split(',') {
+        let (descending, code) = match item.strip_prefix('-') {
+            Some(c) => (true, c),
+            None => (false, item),
+        };
+        let by = match code {
+            "_id" => SortBy::Id,
+            "_lastUpdated" => SortBy::LastUpdated,
+            "" => return Err(bad("_sort", "has an empty key")),
+            _ => {
+                let mut pids = Vec::new();
+                let mut table = None;
+                let all;
+                let types: &[String] = if types.is_empty() {
+                    all = schema().resource_types().to_vec();
+                    &all
+                } else {
+                    types
+                };
+                for t in types {
+                    if let Some(p) = registry().get(t, code) {
+                        let tb = table_of(p.ptype)
+                            .ok_or_else(|| bad("_sort", format!("`{code}` is not sortable")))?;
+                        if table.is_some_and(|x| x != tb) {
+                            return Err(bad(
+                                "_sort",
+                                format!("`{code}` has different types across the types searched"),
+                            ));
+                        }
+                        table = Some(tb);
+                        if !pids.contains(&p.pid) {
+                            pids.push(p.pid);
+                        }
+                    }
+                }
+                let table =
+                    table.ok_or_else(|| bad("_sort", format!("unknown parameter `{code}`")))?;
+                SortBy::Index { table, pids }
+            }
+        };
+        keys.push(SortKey { by, descending });
+    }
+    Ok(keys)
+}
+
+/// `_include` / `_revinclude` values: `Type:param[:target]` or `Type:*`.
+pub fn parse_include(name: &str, value: &str, iterate: bool) -> FhirResult<IncludeSpec> {
+    let parts: Vec<&str> = value.split(':').collect();
+    let (source, code, target) = match parts.as_slice() {
+        [s, c] => (*s, *c, None),
+        [s, c, t] => (*s, *c, Some(*t)),
+        _ => {
+            return Err(bad(
+                name,
+                format!("`{value}` is not Type:parameter[:targetType]"),
+            ))
+        }
+    };
+    if !schema().is_resource_type(source) {
+        return Err(bad(name, format!("`{source}` is not a resource type")));
+    }
+    if let Some(t) = target {
+        if !schema().is_resource_type(t) {
+            return Err(bad(name, format!("`{t}` is not a resource type")));
+        }
+    }
+    let pids = if code == "*" {
+        registry()
+            .params(source)
+            .filter(|p| p.ptype == ParamType::Reference)
+            .map(|p| p.pid)
+            .collect()
+    } else {
+        let p = registry()
+            .get(source, code)
+            .filter(|p| p.ptype == ParamType::Reference)
+            .ok_or_else(|| {
+                bad(
+                    name,
+                    format!("{source} has no reference parameter `{code}`"),
+                )
+            })?;
+        vec![p.pid]
+    };
+    Ok(IncludeSpec {
+        source_type: source.to_string(),
+        pids,
+        target_type: target.map(str::to_string),
+        iterate,
+        text: value.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "http://localhost/fhir";
+
+    fn f(rtype: &str, name: &str, value: &str) -> FhirResult<Filter> {
+        parse_filter(rtype, name, value, BASE, 0)
+    }
+
+    #[test]
+    fn tokens_and_strings() {
+        let Filter::Index { alts, .. } =
+            f("Patient", "identifier", "urn:x|1,|2,3,urn:s|,a\\,b").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            alts,
+            vec![
+                Cond::Token {
+                    system: Some("urn:x".into()),
+                    code: Some("1".into())
+                },
+                Cond::Token {
+                    system: Some("".into()),
+                    code: Some("2".into())
+                },
+                Cond::Token {
+                    system: None,
+                    code: Some("3".into())
+                },
+                Cond::Token {
+                    system: Some("urn:s".into()),
+                    code: None
+                },
+                Cond::Token {
+                    system: None,
+                    code: Some("a,b".into())
+                },
+            ]
+        );
+        let Filter::Index { table, alts, .. } = f("Patient", "name", "Zoë").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (table, alts),
+            (Table::String, vec![Cond::StrPrefix("zoe".into())])
+        );
+        assert!(f("Patient", "name:below", "x").is_err());
+        assert_eq!(f("Patient", "nonsense", "x").unwrap_err().status, 400);
+        assert_eq!(f("Patient", "name", "").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn prefixes_and_numbers() {
+        assert_eq!(prefix("ge2020"), (Cmp::Ge, "2020"));
+        assert_eq!(prefix("2020"), (Cmp::Eq, "2020"));
+        let (v, lo, hi) = number("x", "100").unwrap();
+        assert_eq!((v, lo, hi), (100.0, 99.5, 100.5));
+        let (_, lo, hi) = number("x", "1.50").unwrap();
+        assert!((lo - 1.495).abs() < 1e-9 && (hi - 1.505).abs() < 1e-9);
+        assert!(number("x", "abc").is_err());
+        assert!(f("Observation", "date", "ge2024-13").is_err());
+        let Filter::Index { alts, .. } = f(
+            "Observation",
+            "value-quantity",
+            "gt5.4|http://unitsofmeasure.org|mg",
+        )
+        .unwrap() else {
+            panic!()
+        };
+        let Cond::Quantity { cmp, unit, .. } = &alts[0] else {
+            panic!()
+        };
+        assert_eq!(*cmp, Cmp::Gt);
+        assert!(matches!(unit, QtyUnit::Canonical(_)));
+    }
+
+    #[test]
+    fn references_chains_and_has() {
+        let Filter::Index { alts, .. } = f(
+            "Observation",
+            "subject",
+            "Patient/1,http://localhost/fhir/Patient/2,3",
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            alts[1],
+            Cond::Reference {
+                types: vec!["Patient".into()],
+                id: "2".into(),
+                version: None
+            }
+        );
+        assert_eq!(
+            alts[2],
+            Cond::Reference {
+                types: vec![],
+                id: "3".into(),
+                version: None
+            }
+        );
+        assert!(f("Observation", "subject", "Claim/1").is_err());
+        let Filter::Index { alts, .. } = f("Observation", "subject:Patient.name", "x").unwrap()
+        else {
+            panic!()
+        };
+        assert!(
+            matches!(&alts[0], Cond::Chain { types, .. } if types == &vec!["Patient".to_string()])
+        );
+        let two = f("Observation", "patient.general-practitioner.name", "x").unwrap();
+        assert!(format!("{two:?}").matches("Chain").count() >= 2);
+        let Filter::Has { rtype, .. } =
+            f("Patient", "_has:Observation:patient:code", "1234").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(rtype, "Observation");
+        assert!(f("Patient", "_has:Observation:code:code", "1").is_err());
+        let deep = "a.".repeat(10);
+        assert!(f("Observation", &format!("subject.{deep}name"), "x").is_err());
+    }
+
+    #[test]
+    fn sort_and_include() {
+        let keys = parse_sort(&["Observation".into()], "-date,_id").unwrap();
+        assert!(
+            keys[0].descending
+                && matches!(
+                    keys[0].by,
+                    SortBy::Index {
+                        table: Table::Date,
+                        ..
+                    }
+                )
+        );
+        assert!(parse_sort(&["Observation".into()], "nope").is_err());
+        let inc = parse_include("_include", "Observation:subject:Patient", false).unwrap();
+        assert_eq!(inc.target_type.as_deref(), Some("Patient"));
+        assert!(parse_include("_include", "Observation:code", false).is_err());
+        assert!(
+            parse_include("_include", "Observation:*", true)
+                .unwrap()
+                .pids
+                .len()
+                > 3
+        );
+    }
+}

@@ -1,0 +1,945 @@
+//! Search queries: a typed plan (filters, sort keys, a page cursor) turned
+//! into one parameterised SQL statement over `resources` and the index
+//! tables. Values are always bound, never spliced into the SQL text.
+//!
+//! Paging is by keyset: results are ordered by the sort keys and then by
+//! `rid` (the order resources were first created), and a page cursor holds
+//! the sort values and `rid` of the last (or first) row of the page, so a
+//! page is as cheap as the first and stays stable while data changes: rows
+//! created later sort after the existing ones (without `_sort`) and a
+//! resource updated between pages moves at most once.
+
+use super::codec;
+use super::db::{Conn, Param, Row, SqlBuilder};
+use super::StoreError;
+
+/// The index table a condition looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    String,
+    Token,
+    Date,
+    Number,
+    Quantity,
+    Reference,
+    Uri,
+}
+
+impl Table {
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::String => "sp_string",
+            Table::Token => "sp_token",
+            Table::Date => "sp_date",
+            Table::Number => "sp_number",
+            Table::Quantity => "sp_quantity",
+            Table::Reference => "sp_reference",
+            Table::Uri => "sp_uri",
+        }
+    }
+}
+
+/// A search prefix (http://hl7.org/fhir/R4/search.html#prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    Sa,
+    Eb,
+    Ap,
+}
+
+/// The unit side of a quantity condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QtyUnit {
+    /// No unit given: any unit.
+    Any,
+    /// A UCUM unit, compared in canonical form.
+    Canonical(String),
+    /// A unit code (or unit text), with a system when given.
+    Code {
+        system: Option<String>,
+        code: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UriMode {
+    Eq,
+    /// The stored URI starts with the value (`:below`).
+    Below,
+    /// The value starts with the stored URI (`:above`).
+    Above,
+}
+
+/// A condition on one index row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    /// Normalised prefix (the default string match).
+    StrPrefix(String),
+    /// Exact (case- and accent-sensitive) match, with its normal form.
+    StrExact {
+        exact: String,
+        norm: String,
+    },
+    /// Normalised substring (`:contains`).
+    StrContains(String),
+    /// `system|code`: None system = any system, `Some("")` = no system;
+    /// None code = any code of the system.
+    Token {
+        system: Option<String>,
+        code: Option<String>,
+    },
+    /// The search value covers `lo..=hi` (microseconds).
+    Date {
+        cmp: Cmp,
+        lo: i64,
+        hi: i64,
+    },
+    /// The search value `value`, with the range its precision implies.
+    Number {
+        cmp: Cmp,
+        value: f64,
+        lo: f64,
+        hi: f64,
+    },
+    Quantity {
+        cmp: Cmp,
+        value: f64,
+        lo: f64,
+        hi: f64,
+        unit: QtyUnit,
+    },
+    /// A local reference (`Type/id`, or an id with the allowed types).
+    Reference {
+        types: Vec<String>,
+        id: String,
+        version: Option<String>,
+    },
+    /// A reference by absolute URL or canonical.
+    RefUrl {
+        url: String,
+        version: Option<String>,
+    },
+    Uri {
+        value: String,
+        mode: UriMode,
+    },
+    /// A chained parameter: the reference points at a live resource of one
+    /// of `types` that matches `filters`.
+    Chain {
+        types: Vec<String>,
+        filters: Vec<Filter>,
+    },
+}
+
+/// One search criterion on the resources searched.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// `_id`: any of these ids.
+    Ids(Vec<String>),
+    /// `_lastUpdated`: any of these (OR).
+    LastUpdated(Vec<(Cmp, i64, i64)>),
+    /// An index row of `table` for one of `pids` (all of the table's rows
+    /// when empty) matches one of `alts`; with `negate`, none does.
+    Index {
+        table: Table,
+        pids: Vec<i64>,
+        alts: Vec<Cond>,
+        negate: bool,
+    },
+    /// The parameter has no value (`missing`) or some value.
+    Missing {
+        table: Table,
+        pids: Vec<i64>,
+        missing: bool,
+    },
+    /// A composite: one alternative's components all match rows of the same
+    /// group.
+    Composite(Vec<Vec<(Table, i64, Cond)>>),
+    /// `_has`: a live resource of `rtype` refers to this one through one of
+    /// `pids` and matches `filters`.
+    Has {
+        rtype: String,
+        pids: Vec<i64>,
+        filters: Vec<Filter>,
+    },
+    /// `_list`: the resource is an item of the List with this id.
+    List { list_pid: i64, list_id: String },
+    /// Any group (OR) of filters (all of the group: AND).
+    Or(Vec<Vec<Filter>>),
+    /// Matches nothing (e.g. a reference parameter searched with a type it
+    /// cannot point at).
+    Nothing,
+}
+
+/// A sort key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortBy {
+    Id,
+    LastUpdated,
+    Index { table: Table, pids: Vec<i64> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub by: SortBy,
+    pub descending: bool,
+}
+
+/// A value of a sort key, as stored in a page cursor.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum SortValue {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+/// Where a page starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PageAt {
+    First,
+    /// The page after the row with these sort values and rid.
+    After(Vec<SortValue>, i64),
+    /// The page before the row with these sort values and rid.
+    Before(Vec<SortValue>, i64),
+    Last,
+}
+
+/// A search of resources of `types` (every type when empty).
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    pub types: Vec<String>,
+    pub filters: Vec<Filter>,
+    pub sort: Vec<SortKey>,
+    pub count: i64,
+    pub page: PageAt,
+}
+
+/// A resource found by a search, with the values it sorted by.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub rid: i64,
+    pub rtype: String,
+    pub id: String,
+    pub version: i64,
+    pub last_updated: i64,
+    pub body: bytes::Bytes,
+    pub sort_values: Vec<SortValue>,
+}
+
+/// Builds SQL with fresh table aliases.
+struct Planner {
+    b: SqlBuilder,
+    tenant: String,
+    aliases: usize,
+}
+
+impl Planner {
+    fn new(tenant: i64) -> Self {
+        let mut b = SqlBuilder::new("");
+        let tenant = b.bind(Param::Int(tenant));
+        Planner {
+            b,
+            tenant,
+            aliases: 0,
+        }
+    }
+
+    fn alias(&mut self, prefix: &str) -> String {
+        self.aliases += 1;
+        format!("{prefix}{}", self.aliases)
+    }
+
+    fn text(&mut self, s: &str) -> String {
+        self.b.bind(Param::Text(s.to_string()))
+    }
+
+    fn int(&mut self, v: i64) -> String {
+        self.b.bind(Param::Int(v))
+    }
+
+    fn float(&mut self, v: f64) -> String {
+        self.b.bind(Param::Float(v))
+    }
+
+    fn list(&mut self, values: &[String]) -> String {
+        let ph: Vec<String> = values.iter().map(|v| self.text(v)).collect();
+        ph.join(", ")
+    }
+
+    fn pids(&mut self, col: &str, pids: &[i64]) -> String {
+        match pids {
+            [] => "1 = 1".to_string(),
+            [one] => format!("{col} = {}", self.int(*one)),
+            many => {
+                let ph: Vec<String> = many.iter().map(|p| self.int(*p)).collect();
+                format!("{col} IN ({})", ph.join(", "))
+            }
+        }
+    }
+
+    /// The SQL condition of all `filters` on the resource alias `r`.
+    fn filters(&mut self, filters: &[Filter], r: &str) -> String {
+        if filters.is_empty() {
+            return "1 = 1".to_string();
+        }
+        let parts: Vec<String> = filters.iter().map(|f| self.filter(f, r)).collect();
+        parts.join(" AND ")
+    }
+
+    fn filter(&mut self, f: &Filter, r: &str) -> String {
+        match f {
+            Filter::Ids(ids) => format!("{r}.id IN ({})", self.list(ids)),
+            Filter::LastUpdated(alts) => {
+                let parts: Vec<String> = alts
+                    .iter()
+                    .map(|(cmp, lo, hi)| {
+                        let col = format!("{r}.last_updated");
+                        self.date_cmp(*cmp, *lo, *hi, &col, &col)
+                    })
+                    .collect();
+                format!("({})", parts.join(" OR "))
+            }
+            Filter::Index {
+                table,
+                pids,
+                alts,
+                negate,
+            } => {
+                let x = self.alias("x");
+                let pid = self.pids(&format!("{x}.pid"), pids);
+                let conds: Vec<String> = alts.iter().map(|c| self.cond(c, &x)).collect();
+                format!(
+                    "{r}.rid {}IN (SELECT {x}.rid FROM {} {x} WHERE {x}.tenant = {} AND {pid} AND ({}))",
+                    if *negate { "NOT " } else { "" },
+                    table.name(),
+                    self.tenant,
+                    conds.join(" OR ")
+                )
+            }
+            Filter::Missing {
+                table,
+                pids,
+                missing,
+            } => {
+                let x = self.alias("x");
+                let pid = self.pids(&format!("{x}.pid"), pids);
+                format!(
+                    "{r}.rid {}IN (SELECT {x}.rid FROM {} {x} WHERE {x}.tenant = {} AND {pid})",
+                    if *missing { "NOT " } else { "" },
+                    table.name(),
+                    self.tenant
+                )
+            }
+            Filter::Composite(alternatives) => {
+                let mut ors = Vec::new();
+                for parts in alternatives {
+                    let aliases: Vec<String> = parts.iter().map(|_| self.alias("c")).collect();
+                    let mut from = String::new();
+                    let mut wheres = Vec::new();
+                    for (i, (table, pid, cond)) in parts.iter().enumerate() {
+                        let a = &aliases[i];
+                        if i == 0 {
+                            from.push_str(&format!("{} {a}", table.name()));
+                        } else {
+                            let first = &aliases[0];
+                            from.push_str(&format!(
+                                " JOIN {} {a} ON {a}.rid = {first}.rid AND {a}.grp = {first}.grp",
+                                table.name()
+                            ));
+                        }
+                        let pid = self.int(*pid);
+                        wheres.push(format!("{a}.pid = {pid}"));
+                        wheres.push(format!("({})", self.cond(cond, a)));
+                    }
+                    ors.push(format!(
+                        "{r}.rid IN (SELECT {}.rid FROM {from} WHERE {}.tenant = {} AND {})",
+                        aliases[0],
+                        aliases[0],
+                        self.tenant,
+                        wheres.join(" AND ")
+                    ));
+                }
+                format!("({})", ors.join(" OR "))
+            }
+            Filter::Has {
+                rtype,
+                pids,
+                filters,
+            } => {
+                let x = self.alias("x");
+                let h = self.alias("h");
+                let pid = self.pids(&format!("{x}.pid"), pids);
+                let ty = self.text(rtype);
+                let inner = self.filters(filters, &h);
+                format!(
+                    "{r}.id IN (SELECT {x}.tid FROM sp_reference {x} JOIN resources {h} ON {h}.rid = {x}.rid \
+                     WHERE {x}.tenant = {t} AND {pid} AND {x}.ttype = {r}.type AND {h}.type = {ty} \
+                     AND {h}.deleted = 0 AND {inner})",
+                    t = self.tenant
+                )
+            }
+            Filter::List { list_pid, list_id } => {
+                let x = self.alias("x");
+                let l = self.alias("l");
+                let pid = self.int(*list_pid);
+                let id = self.text(list_id);
+                format!(
+                    "{r}.id IN (SELECT {x}.tid FROM sp_reference {x} JOIN resources {l} ON {l}.rid = {x}.rid \
+                     WHERE {x}.tenant = {t} AND {x}.pid = {pid} AND {x}.ttype = {r}.type \
+                     AND {l}.type = 'List' AND {l}.id = {id} AND {l}.deleted = 0)",
+                    t = self.tenant
+                )
+            }
+            Filter::Or(groups) => {
+                let parts: Vec<String> = groups
+                    .iter()
+                    .map(|g| format!("({})", self.filters(g, r)))
+                    .collect();
+                format!("({})", parts.join(" OR "))
+            }
+            Filter::Nothing => "1 = 0".to_string(),
+        }
+    }
+
+    /// Date prefixes: the stored value covers `lo_col..=hi_col`, the search
+    /// value `lo..=hi`.
+    fn date_cmp(&mut self, cmp: Cmp, lo: i64, hi: i64, lo_col: &str, hi_col: &str) -> String {
+        let (slo, shi) = (self.int(lo), self.int(hi));
+        match cmp {
+            Cmp::Eq => format!("({lo_col} >= {slo} AND {hi_col} <= {shi})"),
+            Cmp::Ne => format!("NOT ({lo_col} >= {slo} AND {hi_col} <= {shi})"),
+            Cmp::Gt => format!("{hi_col} > {shi}"),
+            Cmp::Lt => format!("{lo_col} < {slo}"),
+            Cmp::Ge => format!("({hi_col} > {shi} OR ({lo_col} >= {slo} AND {hi_col} <= {shi}))"),
+            Cmp::Le => format!("({lo_col} < {slo} OR ({lo_col} >= {slo} AND {hi_col} <= {shi}))"),
+            Cmp::Sa => format!("{lo_col} > {shi}"),
+            Cmp::Eb => format!("{hi_col} < {slo}"),
+            Cmp::Ap => {
+                // Approximately: the value's range widened by 10% of its
+                // distance from now (at least a day), overlapping.
+                let now = crate::fhir::datetime::now_micros();
+                let gap = ((now - lo).abs() / 10).max(86_400_000_000);
+                let (alo, ahi) = (
+                    self.int(lo.saturating_sub(gap)),
+                    self.int(hi.saturating_add(gap)),
+                );
+                format!("({lo_col} <= {ahi} AND {hi_col} >= {alo})")
+            }
+        }
+    }
+
+    /// Number and quantity prefixes: the stored value covers
+    /// `lo_col..=hi_col`; the search value is `value`, whose precision gives
+    /// `lo..hi`.
+    fn number_cmp(
+        &mut self,
+        cmp: Cmp,
+        value: f64,
+        lo: f64,
+        hi: f64,
+        lo_col: &str,
+        hi_col: &str,
+    ) -> String {
+        let v = self.float(value);
+        match cmp {
+            Cmp::Eq => {
+                let (l, h) = (self.float(lo), self.float(hi));
+                format!("({lo_col} >= {l} AND {hi_col} < {h})")
+            }
+            Cmp::Ne => {
+                let (l, h) = (self.float(lo), self.float(hi));
+                format!("NOT ({lo_col} >= {l} AND {hi_col} < {h})")
+            }
+            Cmp::Gt => format!("{hi_col} > {v}"),
+            Cmp::Lt => format!("{lo_col} < {v}"),
+            Cmp::Ge => format!("{hi_col} >= {v}"),
+            Cmp::Le => format!("{lo_col} <= {v}"),
+            Cmp::Sa => format!("{lo_col} > {v}"),
+            Cmp::Eb => format!("{hi_col} < {v}"),
+            Cmp::Ap => {
+                let d = (value * 0.1).abs();
+                let (l, h) = (self.float(value - d), self.float(value + d));
+                format!("({lo_col} <= {h} AND {hi_col} >= {l})")
+            }
+        }
+    }
+
+    fn cond(&mut self, c: &Cond, x: &str) -> String {
+        match c {
+            Cond::StrPrefix(v) => {
+                let lo = self.text(v);
+                let hi = self.text(&format!("{v}\u{10FFFF}"));
+                format!("({x}.norm >= {lo} AND {x}.norm < {hi})")
+            }
+            Cond::StrExact { exact, norm } => {
+                let n = self.text(norm);
+                let e = self.text(exact);
+                format!("({x}.norm = {n} AND {x}.exact = {e})")
+            }
+            Cond::StrContains(v) => {
+                let pattern = format!(
+                    "%{}%",
+                    v.replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                );
+                let p = self.text(&pattern);
+                format!("{x}.norm LIKE {p} ESCAPE '\\'")
+            }
+            Cond::Token { system, code } => {
+                let mut parts = Vec::new();
+                if let Some(code) = code {
+                    parts.push(format!("{x}.code = {}", self.text(code)));
+                }
+                if let Some(system) = system {
+                    parts.push(format!("{x}.system = {}", self.text(system)));
+                }
+                if parts.is_empty() {
+                    "1 = 1".to_string()
+                } else {
+                    format!("({})", parts.join(" AND "))
+                }
+            }
+            Cond::Date { cmp, lo, hi } => {
+                self.date_cmp(*cmp, *lo, *hi, &format!("{x}.lo"), &format!("{x}.hi"))
+            }
+            Cond::Number { cmp, value, lo, hi } => self.number_cmp(
+                *cmp,
+                *value,
+                *lo,
+                *hi,
+                &format!("{x}.lo"),
+                &format!("{x}.hi"),
+            ),
+            Cond::Quantity {
+                cmp,
+                value,
+                lo,
+                hi,
+                unit,
+            } => match unit {
+                QtyUnit::Canonical(u) => {
+                    let u = self.text(u);
+                    let cmp = self.number_cmp(
+                        *cmp,
+                        *value,
+                        *lo,
+                        *hi,
+                        &format!("{x}.canon_lo"),
+                        &format!("{x}.canon_hi"),
+                    );
+                    format!("({x}.canon_unit = {u} AND {cmp})")
+                }
+                QtyUnit::Code { system, code } => {
+                    let c = self.text(code);
+                    let sys = match system {
+                        Some(s) => format!(" AND {x}.system = {}", self.text(s)),
+                        None => String::new(),
+                    };
+                    let cmp = self.number_cmp(
+                        *cmp,
+                        *value,
+                        *lo,
+                        *hi,
+                        &format!("{x}.lo"),
+                        &format!("{x}.hi"),
+                    );
+                    format!("({x}.code = {c}{sys} AND {cmp})")
+                }
+                QtyUnit::Any => self.number_cmp(
+                    *cmp,
+                    *value,
+                    *lo,
+                    *hi,
+                    &format!("{x}.lo"),
+                    &format!("{x}.hi"),
+                ),
+            },
+            Cond::Reference { types, id, version } => {
+                let i = self.text(id);
+                let mut s = format!("({x}.tid = {i}");
+                if !types.is_empty() {
+                    s.push_str(&format!(" AND {x}.ttype IN ({})", self.list(types)));
+                }
+                if let Some(v) = version {
+                    s.push_str(&format!(" AND {x}.tversion = {}", self.text(v)));
+                }
+                s.push(')');
+                s
+            }
+            Cond::RefUrl { url, version } => {
+                let u = self.text(url);
+                match version {
+                    Some(v) => {
+                        let v = self.text(v);
+                        format!("({x}.url = {u} AND {x}.tversion = {v})")
+                    }
+                    None => format!("{x}.url = {u}"),
+                }
+            }
+            Cond::Uri { value, mode } => match mode {
+                UriMode::Eq => format!("{x}.uri = {}", self.text(value)),
+                UriMode::Below => {
+                    let lo = self.text(value);
+                    let hi = self.text(&format!("{value}\u{10FFFF}"));
+                    format!("({x}.uri >= {lo} AND {x}.uri < {hi})")
+                }
+                UriMode::Above => {
+                    // Every prefix of the value ending at a `/` boundary, and the value.
+                    let mut prefixes: Vec<String> = value
+                        .match_indices('/')
+                        .map(|(i, _)| value[..i].to_string())
+                        .filter(|p| p.contains("://") && !p.ends_with('/'))
+                        .collect();
+                    prefixes.push(value.clone());
+                    format!("{x}.uri IN ({})", self.list(&prefixes))
+                }
+            },
+            Cond::Chain { types, filters } => {
+                let c = self.alias("t");
+                let types = self.list(types);
+                let inner = self.filters(filters, &c);
+                format!(
+                    "({x}.ttype, {x}.tid) IN (SELECT {c}.type, {c}.id FROM resources {c} \
+                     WHERE {c}.tenant = {t} AND {c}.type IN ({types}) AND {c}.deleted = 0 AND {inner})",
+                    t = self.tenant,
+                )
+            }
+        }
+    }
+
+    /// The SQL value of a sort key for the resource alias `r`.
+    fn sort_expr(&mut self, key: &SortKey, r: &str) -> String {
+        match &key.by {
+            SortBy::Id => format!("{r}.id"),
+            SortBy::LastUpdated => format!("{r}.last_updated"),
+            SortBy::Index { table, pids } => {
+                let s = self.alias("s");
+                let pid = self.pids(&format!("{s}.pid"), pids);
+                let (agg, col) = match (table, key.descending) {
+                    (Table::String, _) => ("MIN", "norm"),
+                    (Table::Token, _) => ("MIN", "code"),
+                    (Table::Date | Table::Number | Table::Quantity, false) => ("MIN", "lo"),
+                    (Table::Date | Table::Number | Table::Quantity, true) => ("MAX", "hi"),
+                    (Table::Reference, _) => ("MIN", "tid"),
+                    (Table::Uri, _) => ("MIN", "uri"),
+                };
+                format!(
+                    "(SELECT {agg}({s}.{col}) FROM {} {s} WHERE {s}.rid = {r}.rid AND {pid})",
+                    table.name()
+                )
+            }
+        }
+    }
+
+    fn sort_value(&mut self, v: &SortValue) -> String {
+        match v {
+            SortValue::Null => "NULL".to_string(),
+            SortValue::Int(i) => self.int(*i),
+            SortValue::Float(f) => self.float(*f),
+            SortValue::Text(t) => self.text(t),
+        }
+    }
+
+    /// Rows strictly after (`forward`) or before the cursor row in the
+    /// order `keys` (nulls last), then `rid`.
+    fn keyset(
+        &mut self,
+        exprs: &[String],
+        keys: &[SortKey],
+        values: &[SortValue],
+        rid: i64,
+        forward: bool,
+        r: &str,
+    ) -> String {
+        let mut ors = Vec::new();
+        let mut equal: Vec<String> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let e = &exprs[i];
+            let v = values.get(i).cloned().unwrap_or(SortValue::Null);
+            let later = key.descending != forward; // true: "after" means smaller
+            let beyond = match (&v, forward) {
+                // Nulls sort last: nothing is after a null but other nulls
+                // (compared by later keys); everything non-null is before.
+                (SortValue::Null, true) => None,
+                (SortValue::Null, false) => Some(format!("{e} IS NOT NULL")),
+                (_, true) => {
+                    let p = self.sort_value(&v);
+                    Some(format!(
+                        "({e} {} {p} OR {e} IS NULL)",
+                        if later { "<" } else { ">" }
+                    ))
+                }
+                (_, false) => {
+                    let p = self.sort_value(&v);
+                    Some(format!("{e} {} {p}", if later { ">" } else { "<" }))
+                }
+            };
+            if let Some(beyond) = beyond {
+                let mut clause = equal.clone();
+                clause.push(beyond);
+                ors.push(format!("({})", clause.join(" AND ")));
+            }
+            equal.push(match &v {
+                SortValue::Null => format!("{e} IS NULL"),
+                _ => {
+                    let p = self.sort_value(&v);
+                    format!("{e} = {p}")
+                }
+            });
+        }
+        let rid = self.int(rid);
+        let mut clause = equal;
+        clause.push(format!("{r}.rid {} {rid}", if forward { ">" } else { "<" }));
+        ors.push(format!("({})", clause.join(" AND ")));
+        format!("({})", ors.join(" OR "))
+    }
+
+    /// `WHERE` of a search over `r`: tenant, types, live, the filters.
+    fn base_where(&mut self, q: &SearchQuery, r: &str) -> String {
+        let mut w = format!("{r}.tenant = {} AND {r}.deleted = 0", self.tenant);
+        match q.types.as_slice() {
+            [] => {}
+            [one] => w.push_str(&format!(" AND {r}.type = {}", self.text(one))),
+            many => w.push_str(&format!(" AND {r}.type IN ({})", self.list(many))),
+        }
+        if !q.filters.is_empty() {
+            w.push_str(" AND ");
+            w.push_str(&self.filters(&q.filters, r));
+        }
+        w
+    }
+}
+
+fn read_sort_value(row: &Row, i: usize, key: &SortKey) -> Result<SortValue, StoreError> {
+    if row.is_null(i)? {
+        return Ok(SortValue::Null);
+    }
+    Ok(match &key.by {
+        SortBy::Id => SortValue::Text(row.text(i)?),
+        SortBy::LastUpdated => SortValue::Int(row.int(i)?),
+        SortBy::Index { table, .. } => match table {
+            Table::Date => SortValue::Int(row.int(i)?),
+            Table::Number | Table::Quantity => SortValue::Float(row.float(i)?),
+            _ => SortValue::Text(row.text(i)?),
+        },
+    })
+}
+
+/// One page of matches, in order; one more row than `count` is fetched to
+/// tell whether another page follows (the caller trims it).
+pub async fn search(
+    conn: &mut Conn<'_>,
+    tenant: i64,
+    q: &SearchQuery,
+) -> Result<Vec<Hit>, StoreError> {
+    let mut p = Planner::new(tenant);
+    let r = "r";
+    let exprs: Vec<String> = q.sort.iter().map(|k| p.sort_expr(k, r)).collect();
+    let mut w = p.base_where(q, r);
+    let forward = !matches!(q.page, PageAt::Before(..) | PageAt::Last);
+    match &q.page {
+        PageAt::After(values, rid) => {
+            let k = p.keyset(&exprs, &q.sort, values, *rid, true, r);
+            w.push_str(" AND ");
+            w.push_str(&k);
+        }
+        PageAt::Before(values, rid) => {
+            let k = p.keyset(&exprs, &q.sort, values, *rid, false, r);
+            w.push_str(" AND ");
+            w.push_str(&k);
+        }
+        PageAt::First | PageAt::Last => {}
+    }
+    let mut order = Vec::new();
+    for (i, key) in q.sort.iter().enumerate() {
+        let e = &exprs[i];
+        // Nulls last in the page order; reversed when reading backwards.
+        let desc = key.descending != !forward;
+        order.push(format!(
+            "({e} IS NULL) {}",
+            if forward { "ASC" } else { "DESC" }
+        ));
+        order.push(format!("{e} {}", if desc { "DESC" } else { "ASC" }));
+    }
+    order.push(format!("{r}.rid {}", if forward { "ASC" } else { "DESC" }));
+    let limit = p.int(q.count + 1);
+    let sort_cols: String = exprs.iter().map(|e| format!(", {e}")).collect();
+    let sql = format!(
+        "SELECT {r}.rid, {r}.type, {r}.id, {r}.version, {r}.last_updated, v.body{sort_cols} \
+         FROM resources {r} JOIN resource_versions v ON v.rid = {r}.rid AND v.version = {r}.version \
+         WHERE {w} ORDER BY {} LIMIT {limit}",
+        order.join(", ")
+    );
+    let mut b = p.b;
+    b.push(&sql);
+    let rows = conn.fetch_all(&b.build()).await?;
+    let mut hits = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut sort_values = Vec::with_capacity(q.sort.len());
+        for (i, key) in q.sort.iter().enumerate() {
+            sort_values.push(read_sort_value(row, 6 + i, key)?);
+        }
+        let body = row
+            .opt_bytes(5)?
+            .ok_or_else(|| StoreError::Corrupt("a live resource without a body".into()))?;
+        hits.push(Hit {
+            rid: row.int(0)?,
+            rtype: row.text(1)?,
+            id: row.text(2)?,
+            version: row.int(3)?,
+            last_updated: row.int(4)?,
+            body: codec::decode(body)?,
+            sort_values,
+        });
+    }
+    if !forward {
+        // Read backwards: put the extra row (the farthest) first, then
+        // restore page order.
+        hits.reverse();
+    }
+    Ok(hits)
+}
+
+/// How many resources match (`_total=accurate`).
+pub async fn count(conn: &mut Conn<'_>, tenant: i64, q: &SearchQuery) -> Result<i64, StoreError> {
+    let mut p = Planner::new(tenant);
+    let w = p.base_where(q, "r");
+    let mut b = p.b;
+    b.push(&format!("SELECT COUNT(*) FROM resources r WHERE {w}"));
+    let row = conn.fetch_optional(&b.build()).await?;
+    row.map_or(Ok(0), |r| r.int(0))
+}
+
+/// Ids of live resources of `rtype` matching `filters`, at most `limit`
+/// (conditional interactions).
+pub async fn find_ids(
+    conn: &mut Conn<'_>,
+    tenant: i64,
+    rtype: &str,
+    filters: &[Filter],
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let q = SearchQuery {
+        types: vec![rtype.to_string()],
+        filters: filters.to_vec(),
+        sort: Vec::new(),
+        count: limit,
+        page: PageAt::First,
+    };
+    let mut p = Planner::new(tenant);
+    let w = p.base_where(&q, "r");
+    let limit = p.int(limit);
+    let mut b = p.b;
+    b.push(&format!(
+        "SELECT r.id FROM resources r WHERE {w} ORDER BY r.rid LIMIT {limit}"
+    ));
+    let rows = conn.fetch_all(&b.build()).await?;
+    rows.iter().map(|r| r.text(0)).collect()
+}
+
+/// A resource met through an include.
+#[derive(Debug, Clone)]
+pub struct Included {
+    pub rid: i64,
+    pub rtype: String,
+    pub id: String,
+    pub version: i64,
+    pub last_updated: i64,
+    pub body: bytes::Bytes,
+}
+
+fn included(row: &Row) -> Result<Included, StoreError> {
+    let body = row
+        .opt_bytes(5)?
+        .ok_or_else(|| StoreError::Corrupt("a live resource without a body".into()))?;
+    Ok(Included {
+        rid: row.int(0)?,
+        rtype: row.text(1)?,
+        id: row.text(2)?,
+        version: row.int(3)?,
+        last_updated: row.int(4)?,
+        body: codec::decode(body)?,
+    })
+}
+
+/// `_include`: the live resources that the resources `rids` refer to
+/// through `pids` (every reference parameter when empty), limited to
+/// `types` when given.
+pub async fn include(
+    conn: &mut Conn<'_>,
+    tenant: i64,
+    rids: &[i64],
+    pids: &[i64],
+    types: &[String],
+    limit: i64,
+) -> Result<Vec<Included>, StoreError> {
+    if rids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut p = Planner::new(tenant);
+    let ids: Vec<String> = rids.iter().map(|r| p.int(*r)).collect();
+    let pid = p.pids("x.pid", pids);
+    let ty = if types.is_empty() {
+        String::new()
+    } else {
+        format!(" AND x.ttype IN ({})", p.list(types))
+    };
+    let limit = p.int(limit);
+    let mut b = p.b;
+    b.push(&format!(
+        "SELECT r.rid, r.type, r.id, r.version, r.last_updated, v.body \
+         FROM resources r JOIN resource_versions v ON v.rid = r.rid AND v.version = r.version \
+         WHERE r.tenant = $1 AND r.deleted = 0 AND (r.type, r.id) IN \
+         (SELECT x.ttype, x.tid FROM sp_reference x WHERE x.rid IN ({}) AND {pid}{ty} AND x.tid <> '') \
+         ORDER BY r.rid LIMIT {limit}",
+        ids.join(", ")
+    ));
+    let rows = conn.fetch_all(&b.build()).await?;
+    rows.iter().map(included).collect()
+}
+
+/// `_revinclude`: live resources of `source_type` that refer to the
+/// resources `targets` (type, id) through `pids`.
+pub async fn revinclude(
+    conn: &mut Conn<'_>,
+    tenant: i64,
+    targets: &[(String, String)],
+    source_type: Option<&str>,
+    pids: &[i64],
+    limit: i64,
+) -> Result<Vec<Included>, StoreError> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut p = Planner::new(tenant);
+    let pairs: Vec<String> = targets
+        .iter()
+        .map(|(t, i)| format!("({}, {})", p.text(t), p.text(i)))
+        .collect();
+    let pid = p.pids("x.pid", pids);
+    let ty = match source_type {
+        Some(t) => format!(" AND r.type = {}", p.text(t)),
+        None => String::new(),
+    };
+    let limit = p.int(limit);
+    let mut b = p.b;
+    b.push(&format!(
+        "SELECT r.rid, r.type, r.id, r.version, r.last_updated, v.body \
+         FROM resources r JOIN resource_versions v ON v.rid = r.rid AND v.version = r.version \
+         WHERE r.tenant = $1 AND r.deleted = 0{ty} AND r.rid IN \
+         (SELECT x.rid FROM sp_reference x WHERE x.tenant = $1 AND {pid} AND (x.ttype, x.tid) IN (VALUES {})) \
+         ORDER BY r.rid LIMIT {limit}",
+        pairs.join(", ")
+    ));
+    let rows = conn.fetch_all(&b.build()).await?;
+    rows.iter().map(included).collect()
+}
