@@ -13,3 +13,4 @@ pub mod http;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod ucum;
