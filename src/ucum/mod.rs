@@ -59,8 +59,9 @@
 //!   prefixes `Ki`): `None`, as for any invalid string.
 //! - The case-insensitive (c/i) variant (`MG`, `MMOL/L`): UCUM is case-sensitive
 //!   in FHIR, so `Mg` is a megagram and `MG` is not a unit here.
-//! - Exponents on parentheses (`(m/s)2`) and annotations on factors (`10{x}`),
-//!   which the UCUM grammar does not allow either.
+//! - Exponents on parentheses (`(m/s)2`), which the UCUM grammar does not
+//!   allow either. (Annotations on factors, `%/100{WBC}`, are accepted although
+//!   the grammar forbids them, because LOINC uses them.)
 
 mod atoms;
 mod parse;

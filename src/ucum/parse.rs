@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! term      := ["/"] component (("." | "/") component)*     left to right
-//! component := "(" term ")" | annotation | factor | simple [exponent] [annotation]
+//! component := "(" term ")" | annotation | (factor | simple [exponent]) [annotation]
 //! simple    := atom | prefix atom                             atom must be metric
 //! factor    := digits
 //! exponent  := ["+" | "-"] digits
@@ -159,11 +159,10 @@ impl<'a> Parser<'a> {
                 Some(Reduced::unity())
             }
             _ => {
-                let (unit, is_factor) = self.simple_unit()?;
+                let unit = self.simple_unit()?;
+                // The grammar annotates units only, but LOINC writes
+                // `%/100{WBC}`: a factor may carry an annotation too.
                 if self.peek() == Some(b'{') {
-                    if is_factor {
-                        return None; // the grammar annotates units, not numbers
-                    }
                     self.annotation()?;
                 }
                 Some(unit)
@@ -187,21 +186,19 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// A factor (flagged `true`), or a (prefixed) atom with an optional exponent.
-    fn simple_unit(&mut self) -> Option<(Reduced, bool)> {
+    /// A factor, or a (prefixed) atom with an optional exponent.
+    fn simple_unit(&mut self) -> Option<Reduced> {
         let token = self.token()?;
         if token.bytes().all(|b| b.is_ascii_digit()) {
             let factor: f64 = token.parse().ok()?;
-            return Some((Reduced::scalar(factor, 0), true));
+            return Some(Reduced::scalar(factor, 0));
         }
         let (name, exponent) = split_exponent(token)?;
-        let unit = if matches!(name, "10*" | "10^") {
+        if matches!(name, "10*" | "10^") {
             // UCUM reads a bare "10*" as ten; it is far more often a typo.
-            Reduced::scalar(1.0, exponent?)
-        } else {
-            self.resolve(name)?.pow(exponent.unwrap_or(1))?
-        };
-        Some((unit, false))
+            return Some(Reduced::scalar(1.0, exponent?));
+        }
+        self.resolve(name)?.pow(exponent.unwrap_or(1))
     }
 
     /// The run of characters up to the next operator, parenthesis or brace;
