@@ -16,6 +16,7 @@ use crate::error::{FhirError, FhirResult};
 use crate::fhir::datetime::{format_http_date, parse_http_date};
 use crate::fhir::outcome::information;
 use crate::fhir::summary::Summary;
+use crate::service::search::{is_strict, SearchScope};
 use crate::service::transaction::EntryReturn;
 use crate::service::{patch::parse_json_patch, VersionOut, WriteOutcome, WriteStatus};
 use crate::store::HistoryScope;
@@ -143,6 +144,9 @@ pub async fn create(
     req: FhirRequest,
     body: Bytes,
 ) -> Response {
+    if rtype == "_search" {
+        return search(&app, &req, SearchScope::System, Some(&body)).await;
+    }
     let result = async {
         let resource = req.resource_body(&body)?;
         let outcome = app
@@ -290,6 +294,57 @@ pub async fn conditional_delete(
     reply(&req, result)
 }
 
+/// Search parameters of `POST .../_search`: the URL's and the
+/// form-encoded body's.
+fn search_params(req: &FhirRequest, body: Option<&Bytes>) -> FhirResult<Vec<(String, String)>> {
+    let mut params = req.params.clone();
+    if let Some(body) = body.filter(|b| !b.is_empty()) {
+        let form = req
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+        if !form {
+            return Err(FhirError::new(
+                415,
+                crate::fhir::outcome::IssueType::NotSupported,
+                "POST _search takes an application/x-www-form-urlencoded body",
+            ));
+        }
+        params.extend(form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())));
+    }
+    Ok(params)
+}
+
+async fn search(
+    app: &App,
+    req: &FhirRequest,
+    scope: SearchScope,
+    body: Option<&Bytes>,
+) -> Response {
+    let result = async {
+        let params = search_params(req, body)?;
+        let strict = is_strict(req.header("prefer"));
+        let bundle = app.fhir.search(&scope, &params, strict).await?;
+        let body = req.shape.render(&Bytes::from(bundle), false)?;
+        Ok(fhir_body(StatusCode::OK, req.shape.format, body))
+    }
+    .await;
+    reply(req, result)
+}
+
+/// `GET [base]/[type]?...`
+pub async fn search_type(
+    State(app): AppState,
+    Path(rtype): Path<String>,
+    req: FhirRequest,
+) -> Response {
+    search(&app, &req, SearchScope::Type(rtype), None).await
+}
+
+/// `GET [base]?...`
+pub async fn search_system(State(app): AppState, req: FhirRequest) -> Response {
+    search(&app, &req, SearchScope::System, None).await
+}
+
 async fn history(app: &App, req: &FhirRequest, scope: HistoryScope) -> Response {
     let result = async {
         let bundle = app.fhir.history(scope, &req.params).await?;
@@ -366,6 +421,9 @@ pub async fn type_operation(
     req: FhirRequest,
     body: Bytes,
 ) -> Response {
+    if op == "_search" {
+        return search(&app, &req, SearchScope::Type(rtype), Some(&body)).await;
+    }
     let result = async {
         let outcome = match op.as_str() {
             "$validate" => {
@@ -400,6 +458,14 @@ pub async fn instance_operation(
     req: FhirRequest,
     body: Bytes,
 ) -> Response {
+    if crate::fhir::schema::schema().is_resource_type(&op) && method == http::Method::GET {
+        let scope = SearchScope::Compartment {
+            compartment: rtype,
+            id,
+            rtype: op,
+        };
+        return search(&app, &req, scope, None).await;
+    }
     let result = async {
         let post = method == http::Method::POST;
         let value = match (op.as_str(), post) {

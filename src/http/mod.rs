@@ -43,7 +43,8 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .route("/_history", get(history_system))
         .route(
             "/{rtype}",
-            axum::routing::post(create)
+            get(search_type)
+                .post(create)
                 .put(conditional_update)
                 .patch(conditional_patch)
                 .delete(conditional_delete),
@@ -65,8 +66,8 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .route("/{rtype}/{id}/_history/{vid}", get(vread));
 
     Router::new()
-        .route(FHIR_PREFIX, axum::routing::post(transaction))
-        .route("/fhir/", axum::routing::post(transaction))
+        .route(FHIR_PREFIX, get(search_system).post(transaction))
+        .route("/fhir/", get(search_system).post(transaction))
         .nest(FHIR_PREFIX, fhir)
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

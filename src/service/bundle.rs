@@ -26,6 +26,8 @@ pub struct EntryOut {
     /// `(method, url)`.
     pub request: Option<(String, String)>,
     pub response: Option<EntryResponse>,
+    /// `search.mode` of searchset entries: match, include or outcome.
+    pub search_mode: Option<&'static str>,
 }
 
 fn json_str(s: &str) -> String {
@@ -34,6 +36,16 @@ fn json_str(s: &str) -> String {
 
 /// Renders a Bundle of `kind` with links and entries.
 pub fn render(kind: &str, links: &[(&str, String)], entries: &[EntryOut]) -> Vec<u8> {
+    render_with_total(kind, None, links, entries)
+}
+
+/// Renders a Bundle, with `total` when given (searchsets).
+pub fn render_with_total(
+    kind: &str,
+    total: Option<i64>,
+    links: &[(&str, String)],
+    entries: &[EntryOut],
+) -> Vec<u8> {
     let capacity = 256
         + entries
             .iter()
@@ -43,6 +55,9 @@ pub fn render(kind: &str, links: &[(&str, String)], entries: &[EntryOut]) -> Vec
     out.extend_from_slice(
         format!(r#"{{"resourceType":"Bundle","type":{}"#, json_str(kind)).as_bytes(),
     );
+    if let Some(total) = total {
+        out.extend_from_slice(format!(r#","total":{total}"#).as_bytes());
+    }
     if !links.is_empty() {
         out.extend_from_slice(br#","link":["#);
         for (i, (relation, url)) in links.iter().enumerate() {
@@ -83,6 +98,9 @@ fn write_entry(out: &mut Vec<u8>, e: &EntryOut) {
         let mut f = br#""resource":"#.to_vec();
         f.extend_from_slice(body);
         fields.push(f);
+    }
+    if let Some(mode) = e.search_mode {
+        fields.push(format!(r#""search":{{"mode":{}}}"#, json_str(mode)).into_bytes());
     }
     if let Some((method, url)) = &e.request {
         fields.push(
@@ -144,6 +162,7 @@ mod tests {
                     last_modified: Some(0),
                     outcome: None,
                 }),
+                search_mode: None,
             },
             EntryOut {
                 response: Some(EntryResponse {

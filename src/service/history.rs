@@ -139,6 +139,7 @@ fn render_bundle(base: &str, links: &[(&str, String)], entries: &[HistoryEntry])
                     last_modified: Some(e.last_updated),
                     outcome: None,
                 }),
+                search_mode: None,
             }
         })
         .collect();

@@ -15,6 +15,7 @@ pub mod operations;
 pub mod patch;
 pub mod read;
 pub mod references;
+pub mod search;
 pub mod transaction;
 pub mod update;
 

@@ -736,6 +736,7 @@ impl Fhir {
                 last_modified: Some(v.last_updated),
                 outcome: None,
             }),
+            search_mode: None,
         })
     }
 
@@ -780,6 +781,7 @@ impl Fhir {
                 last_modified: Some(v.last_updated),
                 outcome: outcome_json,
             }),
+            search_mode: None,
         }
     }
 

@@ -172,6 +172,9 @@ pub enum Filter {
     List { list_pid: i64, list_id: String },
     /// Any group (OR) of filters (all of the group: AND).
     Or(Vec<Vec<Filter>>),
+    /// The resource is of one of these types (system-wide searches whose
+    /// criteria differ by type).
+    Types(Vec<String>),
     /// Matches nothing (e.g. a reference parameter searched with a type it
     /// cannot point at).
     Nothing,
@@ -405,6 +408,7 @@ impl Planner {
                     .collect();
                 format!("({})", parts.join(" OR "))
             }
+            Filter::Types(types) => format!("{r}.type IN ({})", self.list(types)),
             Filter::Nothing => "1 = 0".to_string(),
         }
     }
@@ -763,7 +767,7 @@ pub async fn search(
     for (i, key) in q.sort.iter().enumerate() {
         let e = &exprs[i];
         // Nulls last in the page order; reversed when reading backwards.
-        let desc = key.descending != !forward;
+        let desc = key.descending == forward;
         order.push(format!(
             "({e} IS NULL) {}",
             if forward { "ASC" } else { "DESC" }

@@ -1,0 +1,615 @@
+//! The search interaction (http://hl7.org/fhir/R4/search.html): type,
+//! system and compartment searches, with paging, sorting, totals and
+//! includes, answered as a `searchset` Bundle.
+//!
+//! Parameters are parsed once (`search::parse`) into filters that
+//! `store::query` runs as one SQL statement. Under `Prefer:
+//! handling=strict` an unknown parameter is a 400; by default (lenient) it
+//! is ignored, left out of the `self` link, and reported in an
+//! OperationOutcome entry (`search.mode = outcome`).
+
+use std::collections::HashSet;
+
+use base64::Engine;
+use serde_json::{json, Map, Value};
+
+use super::bundle::{self, EntryOut};
+use super::{check_type, Fhir};
+use crate::error::{FhirError, FhirResult};
+use crate::fhir::summary::{apply_elements, apply_summary, Summary};
+use crate::search::parse::{
+    parse_filter, parse_include, parse_sort, IncludeSpec, RESULT_PARAMETERS,
+};
+use crate::search::registry;
+use crate::store::query::{Cond, PageAt, SortValue, Table};
+use crate::store::{Filter, Hit, Included, SearchQuery};
+
+/// The page cursor parameter of paging links.
+pub const CURSOR_PARAM: &str = "_cursor";
+
+/// Most resources one search adds through `_include` and `_revinclude`.
+const MAX_INCLUDED: i64 = 1000;
+
+/// Rounds of `:iterate` includes.
+const MAX_ITERATE: usize = 3;
+
+/// What is searched.
+#[derive(Debug, Clone)]
+pub enum SearchScope {
+    /// `GET [base]/[type]`
+    Type(String),
+    /// `GET [base]?` (with `_type` optionally).
+    System,
+    /// `GET [base]/[Compartment]/[id]/[type]`
+    Compartment {
+        compartment: String,
+        id: String,
+        rtype: String,
+    },
+}
+
+/// `_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Total {
+    Default,
+    None,
+    Accurate,
+}
+
+static COMPARTMENTS: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    serde_json::from_str(include_str!("../../conformance/compartments.json"))
+        .expect("conformance/compartments.json is valid")
+});
+
+/// The parameters linking `rtype` to `compartment` (R4
+/// CompartmentDefinitions); empty when the type is not in it.
+pub fn compartment_params(compartment: &str, rtype: &str) -> Vec<String> {
+    COMPARTMENTS
+        .get(compartment)
+        .and_then(|c| c.get(rtype))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The filter "in the compartment of `compartment`/`id`" for `rtype`.
+pub fn compartment_filter(compartment: &str, id: &str, rtype: &str) -> FhirResult<Filter> {
+    let params = compartment_params(compartment, rtype);
+    if params.is_empty() {
+        return Err(FhirError::invalid(format!(
+            "{rtype} is not in the {compartment} compartment"
+        )));
+    }
+    let mut groups = Vec::new();
+    for code in params {
+        if code == "{def}" {
+            groups.push(vec![Filter::Ids(vec![id.to_string()])]);
+            continue;
+        }
+        let Some(p) = registry().get(rtype, &code) else {
+            continue;
+        };
+        groups.push(vec![Filter::Index {
+            table: Table::Reference,
+            pids: vec![p.pid],
+            alts: vec![Cond::Reference {
+                types: vec![compartment.to_string()],
+                id: id.to_string(),
+                version: None,
+            }],
+            negate: false,
+        }]);
+    }
+    Ok(Filter::Or(groups))
+}
+
+fn encode_cursor(forward: bool, values: &[SortValue], rid: i64) -> String {
+    let json = serde_json::to_vec(&json!([if forward { "a" } else { "b" }, values, rid]))
+        .expect("cursor serialises");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+fn decode_cursor(s: &str) -> FhirResult<PageAt> {
+    if s == "last" {
+        return Ok(PageAt::Last);
+    }
+    let bad = || FhirError::invalid(format!("`{s}` is not a valid page cursor"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| bad())?;
+    let (dir, values, rid): (String, Vec<SortValue>, i64) =
+        serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    match dir.as_str() {
+        "a" => Ok(PageAt::After(values, rid)),
+        "b" => Ok(PageAt::Before(values, rid)),
+        _ => Err(bad()),
+    }
+}
+
+/// Whether a parameter name is known for `rtype` (its code before any
+/// modifier or chain).
+fn is_known(rtype: &str, name: &str) -> bool {
+    if name.starts_with("_has:") {
+        return true;
+    }
+    let code = name.split(['.', ':']).next().unwrap_or_default();
+    matches!(code, "_id" | "_lastUpdated" | "_list") || registry().get(rtype, code).is_some()
+}
+
+impl Fhir {
+    /// One page of search results as a `searchset` Bundle (JSON bytes).
+    pub async fn search(
+        &self,
+        scope: &SearchScope,
+        params: &[(String, String)],
+        strict: bool,
+    ) -> FhirResult<Vec<u8>> {
+        let (types, path, mut filters) = match scope {
+            SearchScope::Type(rtype) => {
+                check_type(rtype)?;
+                (vec![rtype.clone()], rtype.clone(), Vec::new())
+            }
+            SearchScope::System => {
+                let mut types = Vec::new();
+                for (name, value) in params.iter().filter(|(n, _)| n == "_type") {
+                    for t in value.split(',') {
+                        check_type(t).map_err(|_| {
+                            FhirError::invalid(format!("_type: `{t}` is not a resource type"))
+                        })?;
+                        types.push(t.to_string());
+                    }
+                    let _ = name;
+                }
+                (types, String::new(), Vec::new())
+            }
+            SearchScope::Compartment {
+                compartment,
+                id,
+                rtype,
+            } => {
+                check_type(compartment)?;
+                check_type(rtype)?;
+                let f = compartment_filter(compartment, id, rtype)?;
+                (
+                    vec![rtype.clone()],
+                    format!("{compartment}/{id}/{rtype}"),
+                    vec![f],
+                )
+            }
+        };
+
+        let mut count = i64::from(self.default_page_size);
+        let mut sort = Vec::new();
+        let mut total = Total::Default;
+        let mut summary = None;
+        let mut elements: Option<Vec<String>> = None;
+        let mut includes: Vec<IncludeSpec> = Vec::new();
+        let mut revincludes: Vec<IncludeSpec> = Vec::new();
+        let mut page = PageAt::First;
+        let mut kept: Vec<(String, String)> = Vec::new();
+        let mut ignored: Vec<String> = Vec::new();
+        // Per searched type (system searches), the filters of each type.
+        let search_types: Vec<String> = if types.is_empty() {
+            Vec::new()
+        } else {
+            types.clone()
+        };
+        let mut per_type: Vec<(String, Vec<Filter>)> = search_types
+            .iter()
+            .map(|t| (t.clone(), Vec::new()))
+            .collect();
+
+        for (name, value) in params {
+            let base_name = name.split(':').next().unwrap_or_default();
+            match base_name {
+                "_count" => {
+                    count = value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|c| *c >= 0)
+                        .ok_or_else(|| {
+                            FhirError::invalid(format!(
+                                "_count must be a whole number ≥ 0, not `{value}`"
+                            ))
+                        })?
+                        .min(i64::from(self.max_page_size));
+                }
+                "_sort" => {
+                    sort = parse_sort(&types, value)?;
+                    kept.push((name.clone(), value.clone()));
+                }
+                "_total" => {
+                    total = match value.as_str() {
+                        "none" => Total::None,
+                        "estimate" | "accurate" => Total::Accurate,
+                        _ => {
+                            return Err(FhirError::invalid(format!(
+                                "_total must be none, estimate or accurate, not `{value}`"
+                            )))
+                        }
+                    };
+                    kept.push((name.clone(), value.clone()));
+                }
+                "_summary" => {
+                    summary = Some(Summary::parse(value).ok_or_else(|| {
+                        FhirError::invalid(format!(
+                            "_summary must be true, text, data, count or false, not `{value}`"
+                        ))
+                    })?);
+                    kept.push((name.clone(), value.clone()));
+                }
+                "_elements" => {
+                    elements = Some(
+                        value
+                            .split(',')
+                            .map(|e| e.trim().to_string())
+                            .filter(|e| !e.is_empty())
+                            .collect(),
+                    );
+                    kept.push((name.clone(), value.clone()));
+                }
+                "_include" | "_revinclude" => {
+                    let iterate = match name.split_once(':') {
+                        None => false,
+                        Some((_, "iterate" | "recurse")) => true,
+                        Some((_, m)) => {
+                            return Err(FhirError::invalid(format!(
+                                "{base_name}: modifier `:{m}` is not supported (only :iterate)"
+                            )))
+                        }
+                    };
+                    let spec = parse_include(base_name, value, iterate)?;
+                    if base_name == "_include" {
+                        includes.push(spec);
+                    } else {
+                        revincludes.push(spec);
+                    }
+                    kept.push((name.clone(), value.clone()));
+                }
+                "_contained" | "_containedType" => {
+                    if value != "false" && base_name == "_contained" {
+                        let message = "_contained: only `false` is supported (contained resources are not searched)";
+                        if strict {
+                            return Err(FhirError::not_supported(message));
+                        }
+                        ignored.push(message.to_string());
+                    }
+                }
+                "_format" | "_pretty" => kept.push((name.clone(), value.clone())),
+                CURSOR_PARAM => page = decode_cursor(value)?,
+                "_type" => kept.push((name.clone(), value.clone())),
+                n if RESULT_PARAMETERS.contains(&n) => {}
+                _ => {
+                    let check_types: Vec<String> = if search_types.is_empty() {
+                        vec!["Resource".to_string()]
+                    } else {
+                        search_types.clone()
+                    };
+                    let unknown: Vec<&String> = check_types
+                        .iter()
+                        .filter(|t| {
+                            if t.as_str() == "Resource" {
+                                // System search over every type: only the
+                                // common parameters.
+                                !is_known("Patient", name)
+                                    || registry()
+                                        .get(
+                                            "Patient",
+                                            name.split(['.', ':']).next().unwrap_or_default(),
+                                        )
+                                        .is_some_and(|p| p.key_type != "Resource")
+                            } else {
+                                !is_known(t, name)
+                            }
+                        })
+                        .collect();
+                    if !unknown.is_empty() {
+                        let message = format!(
+                            "unknown search parameter `{name}` for {}",
+                            unknown
+                                .iter()
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                        if strict {
+                            return Err(FhirError::invalid(message));
+                        }
+                        ignored.push(message);
+                        continue;
+                    }
+                    if search_types.is_empty() {
+                        // Common parameters: the same filter for every type.
+                        filters.push(parse_filter("Patient", name, value, &self.base_url, 0)?);
+                    } else {
+                        for (t, fs) in per_type.iter_mut() {
+                            fs.push(parse_filter(t, name, value, &self.base_url, 0)?);
+                        }
+                    }
+                    kept.push((name.clone(), value.clone()));
+                }
+            }
+        }
+        // One type: its filters. Several: identical filters apply as they
+        // are, else each type's filters in a group of its own.
+        match per_type.len() {
+            0 => {}
+            1 => filters.extend(per_type.pop().expect("one").1),
+            _ => {
+                if per_type.windows(2).all(|w| w[0].1 == w[1].1) {
+                    filters.extend(per_type.pop().expect("several").1);
+                } else {
+                    filters.push(Filter::Or(
+                        per_type
+                            .into_iter()
+                            .map(|(t, mut fs)| {
+                                fs.insert(0, Filter::Types(vec![t]));
+                                fs
+                            })
+                            .collect(),
+                    ));
+                }
+            }
+        }
+
+        let query = SearchQuery {
+            types: types.clone(),
+            filters,
+            sort,
+            count: if summary == Some(Summary::Count) {
+                0
+            } else {
+                count
+            },
+            page: page.clone(),
+        };
+        let mut hits = if query.count == 0 {
+            Vec::new()
+        } else {
+            self.store.search(self.tenant, &query).await?
+        };
+        let forward = !matches!(page, PageAt::Before(..) | PageAt::Last);
+        let more = hits.len() as i64 > query.count;
+        if more {
+            if forward {
+                hits.truncate(query.count as usize);
+            } else {
+                hits.remove(0);
+            }
+        }
+        let first_page = page == PageAt::First;
+        let total = match total {
+            Total::None => None,
+            Total::Default if !first_page => None,
+            Total::Default if !more && query.count > 0 => Some(hits.len() as i64),
+            _ => Some(self.store.count(self.tenant, &query).await?),
+        };
+
+        // Links.
+        let link = |cursor: Option<String>| {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &kept {
+                q.append_pair(k, v);
+            }
+            q.append_pair("_count", &count.to_string());
+            if let Some(c) = cursor {
+                q.append_pair(CURSOR_PARAM, &c);
+            }
+            let base = if path.is_empty() {
+                self.base_url.clone()
+            } else {
+                format!("{}/{path}", self.base_url)
+            };
+            format!("{base}?{}", q.finish())
+        };
+        let self_cursor = match &page {
+            PageAt::First => None,
+            PageAt::Last => Some("last".to_string()),
+            PageAt::After(v, r) => Some(encode_cursor(true, v, *r)),
+            PageAt::Before(v, r) => Some(encode_cursor(false, v, *r)),
+        };
+        let mut links = vec![("self", link(self_cursor)), ("first", link(None))];
+        let has_previous = match page {
+            PageAt::First => false,
+            PageAt::After(..) => true,
+            PageAt::Before(..) | PageAt::Last => more,
+        };
+        let has_next = match page {
+            PageAt::First | PageAt::After(..) => more,
+            PageAt::Before(..) => true,
+            PageAt::Last => false,
+        };
+        if has_previous {
+            if let Some(h) = hits.first() {
+                links.push((
+                    "previous",
+                    link(Some(encode_cursor(false, &h.sort_values, h.rid))),
+                ));
+            }
+        }
+        if has_next {
+            if let Some(h) = hits.last() {
+                links.push((
+                    "next",
+                    link(Some(encode_cursor(true, &h.sort_values, h.rid))),
+                ));
+            }
+        }
+        if has_next || (page != PageAt::Last && has_previous) {
+            links.push(("last", link(Some("last".to_string()))));
+        }
+
+        // Includes.
+        let included = self.included(&hits, &includes, &revincludes).await?;
+
+        let shape = |body: &bytes::Bytes| -> FhirResult<bytes::Bytes> {
+            if summary.is_none_or(|s| s == Summary::False) && elements.is_none() {
+                return Ok(body.clone());
+            }
+            let mut value: Map<String, Value> = serde_json::from_slice(body)
+                .map_err(|e| FhirError::internal(format!("stored JSON is unreadable: {e}")))?;
+            if let Some(s) = summary {
+                apply_summary(&mut value, s);
+            } else if let Some(names) = &elements {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                apply_elements(&mut value, &names);
+            }
+            Ok(serde_json::to_vec(&value).expect("serialises").into())
+        };
+        let mut entries = Vec::with_capacity(hits.len() + included.len() + 1);
+        for h in &hits {
+            entries.push(EntryOut {
+                full_url: Some(format!("{}/{}/{}", self.base_url, h.rtype, h.id)),
+                resource: Some(shape(&h.body)?),
+                search_mode: Some("match"),
+                ..Default::default()
+            });
+        }
+        for i in &included {
+            entries.push(EntryOut {
+                full_url: Some(format!("{}/{}/{}", self.base_url, i.rtype, i.id)),
+                resource: Some(shape(&i.body)?),
+                search_mode: Some("include"),
+                ..Default::default()
+            });
+        }
+        if !ignored.is_empty() {
+            let issues: Vec<Value> = ignored
+                .iter()
+                .map(|m| json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("{m}; ignored")}))
+                .collect();
+            let outcome = json!({"resourceType": "OperationOutcome", "issue": issues});
+            entries.push(EntryOut {
+                resource: Some(serde_json::to_vec(&outcome).expect("serialises").into()),
+                search_mode: Some("outcome"),
+                ..Default::default()
+            });
+        }
+        Ok(bundle::render_with_total(
+            "searchset",
+            total,
+            &links,
+            &entries,
+        ))
+    }
+
+    /// `_include` and `_revinclude` (with `:iterate`) for the matches.
+    async fn included(
+        &self,
+        hits: &[Hit],
+        includes: &[IncludeSpec],
+        revincludes: &[IncludeSpec],
+    ) -> FhirResult<Vec<Included>> {
+        if hits.is_empty() || (includes.is_empty() && revincludes.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let mut seen: HashSet<i64> = hits.iter().map(|h| h.rid).collect();
+        let mut out: Vec<Included> = Vec::new();
+        // The resources the current round starts from: (rid, type, id).
+        let mut frontier: Vec<(i64, String, String)> = hits
+            .iter()
+            .map(|h| (h.rid, h.rtype.clone(), h.id.clone()))
+            .collect();
+        for round in 0..=MAX_ITERATE {
+            let mut found = Vec::new();
+            for spec in includes.iter().filter(|s| round == 0 || s.iterate) {
+                let rids: Vec<i64> = frontier
+                    .iter()
+                    .filter(|(_, t, _)| *t == spec.source_type)
+                    .map(|(r, _, _)| *r)
+                    .collect();
+                let types: Vec<String> = spec.target_type.iter().cloned().collect();
+                let left = MAX_INCLUDED - out.len() as i64 - found.len() as i64;
+                if left <= 0 {
+                    break;
+                }
+                found.extend(
+                    self.store
+                        .include(self.tenant, &rids, &spec.pids, &types, left)
+                        .await?,
+                );
+            }
+            for spec in revincludes.iter().filter(|s| round == 0 || s.iterate) {
+                let targets: Vec<(String, String)> = frontier
+                    .iter()
+                    .filter(|(_, t, _)| spec.target_type.as_ref().is_none_or(|x| x == t))
+                    .map(|(_, t, i)| (t.clone(), i.clone()))
+                    .collect();
+                let left = MAX_INCLUDED - out.len() as i64 - found.len() as i64;
+                if left <= 0 {
+                    break;
+                }
+                found.extend(
+                    self.store
+                        .revinclude(
+                            self.tenant,
+                            &targets,
+                            Some(&spec.source_type),
+                            &spec.pids,
+                            left,
+                        )
+                        .await?,
+                );
+            }
+            frontier.clear();
+            for f in found {
+                if seen.insert(f.rid) {
+                    frontier.push((f.rid, f.rtype.clone(), f.id.clone()));
+                    out.push(f);
+                }
+            }
+            if frontier.is_empty() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `Prefer: handling=strict` asks for errors on unknown parameters.
+pub fn is_strict(prefer: Option<&str>) -> bool {
+    prefer.is_some_and(|p| {
+        p.split([',', ';'])
+            .any(|part| part.trim().eq_ignore_ascii_case("handling=strict"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip() {
+        let values = vec![
+            SortValue::Int(5),
+            SortValue::Text("x".into()),
+            SortValue::Null,
+            SortValue::Float(1.5),
+        ];
+        let c = encode_cursor(true, &values, 42);
+        assert_eq!(
+            decode_cursor(&c).unwrap(),
+            PageAt::After(values.clone(), 42)
+        );
+        let c = encode_cursor(false, &values, 7);
+        assert_eq!(decode_cursor(&c).unwrap(), PageAt::Before(values, 7));
+        assert_eq!(decode_cursor("last").unwrap(), PageAt::Last);
+        assert!(decode_cursor("garbage!").is_err());
+    }
+
+    #[test]
+    fn compartments() {
+        assert_eq!(
+            compartment_params("Patient", "Observation"),
+            vec!["subject", "performer"]
+        );
+        assert!(compartment_filter("Patient", "1", "Observation").is_ok());
+        assert!(compartment_filter("Patient", "1", "CodeSystem").is_err());
+        assert!(is_strict(Some("handling=strict")));
+        assert!(!is_strict(Some("return=minimal")));
+    }
+}
