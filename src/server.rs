@@ -35,7 +35,17 @@ pub async fn build_app(config: &Config) -> anyhow::Result<Arc<App>> {
     let store = Store::connect(config).await?;
     let fhir = Fhir::new(store, config);
     let capabilities = crate::service::capabilities::capability_statement(&fhir.base_url);
-    Ok(Arc::new(App { fhir, capabilities }))
+    let stale = fhir.index_is_stale().await?;
+    let app = Arc::new(App { fhir, capabilities });
+    if stale {
+        // Searches see a partial index until this finishes (`/health/ready`
+        // and `GET [base]/$reindex` show the progress).
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _ = app.fhir.reindex().await;
+        });
+    }
+    Ok(app)
 }
 
 /// A server running in the background (used by tests and benchmarks).

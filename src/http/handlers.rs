@@ -147,6 +147,9 @@ pub async fn create(
     if rtype == "_search" {
         return search(&app, &req, SearchScope::System, Some(&body)).await;
     }
+    if rtype.starts_with('$') {
+        return system_operation(&app, &req, &rtype, true).await;
+    }
     let result = async {
         let resource = req.resource_body(&body)?;
         let outcome = app
@@ -337,7 +340,43 @@ pub async fn search_type(
     Path(rtype): Path<String>,
     req: FhirRequest,
 ) -> Response {
+    if rtype.starts_with('$') {
+        return system_operation(&app, &req, &rtype, false).await;
+    }
     search(&app, &req, SearchScope::Type(rtype), None).await
+}
+
+/// Operations on the whole server: `$reindex` (POST starts a rebuild of
+/// the search index, GET shows its progress).
+async fn system_operation(app: &Arc<App>, req: &FhirRequest, op: &str, post: bool) -> Response {
+    let result = async {
+        match (op, post) {
+            ("$reindex", false) => {
+                let progress = app.fhir.reindex_job.progress();
+                Ok(fhir_body(
+                    StatusCode::OK,
+                    req.shape.format,
+                    req.shape.render_value(&progress.to_parameters())?,
+                ))
+            }
+            ("$reindex", true) => {
+                app.fhir.begin_reindex().await?;
+                let background = app.clone();
+                tokio::spawn(async move {
+                    let _ = background.fhir.run_reindex().await;
+                });
+                let progress = app.fhir.reindex_job.progress();
+                Ok(fhir_body(
+                    StatusCode::ACCEPTED,
+                    req.shape.format,
+                    req.shape.render_value(&progress.to_parameters())?,
+                ))
+            }
+            _ => Err(unknown_operation(op)),
+        }
+    }
+    .await;
+    reply(req, result)
 }
 
 /// `GET [base]?...`

@@ -19,7 +19,15 @@ pub async fn live() -> Response {
 
 pub async fn ready(State(app): State<Arc<App>>) -> Response {
     match app.fhir.store.ping().await {
-        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Ok(()) => {
+            let p = app.fhir.reindex_job.progress();
+            let index = if p.running {
+                format!("rebuilding ({} of {})", p.processed, p.total)
+            } else {
+                "current".to_string()
+            };
+            Json(json!({"status": "ok", "searchIndex": index})).into_response()
+        }
         Err(err) => error(FhirError::from(err), Format::Json),
     }
 }

@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::fhir::schema::schema;
+use crate::search::{registry, ParamType};
 
 /// Interactions supported on every resource type.
 pub const TYPE_INTERACTIONS: &[&str] = &[
@@ -17,10 +18,12 @@ pub const TYPE_INTERACTIONS: &[&str] = &[
     "history-instance",
     "history-type",
     "create",
+    "search-type",
 ];
 
 /// Interactions supported at system level.
-pub const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch", "history-system"];
+pub const SYSTEM_INTERACTIONS: &[&str] =
+    &["transaction", "batch", "history-system", "search-system"];
 
 /// Formats the server reads and writes.
 pub const FORMATS: &[&str] = &[
@@ -33,26 +36,49 @@ pub const FORMATS: &[&str] = &[
 /// Patch formats accepted by PATCH.
 pub const PATCH_FORMATS: &[&str] = &["application/json-patch+json"];
 
-/// Parameters accepted in conditional criteria until full search lands.
-fn conditional_params(rtype: &str) -> Vec<Value> {
-    let mut params = vec![json!({
-        "name": "_id",
-        "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
-        "type": "token",
-        "documentation": "Logical id; supported in conditional create, update, patch and delete criteria"
-    })];
-    let has_identifier = schema()
-        .type_def(rtype)
-        .and_then(|d| d.property("identifier"))
-        .is_some();
-    if has_identifier {
-        params.push(json!({
-            "name": "identifier",
-            "type": "token",
-            "documentation": "The resource's top-level identifier (system|value); supported in conditional create, update, patch and delete criteria"
-        }));
+/// The search parameters of a type: every R4 parameter the search engine
+/// implements (all but `near` and `_query`).
+fn search_params(rtype: &str) -> Vec<Value> {
+    registry()
+        .params(rtype)
+        .filter(|p| {
+            p.ptype != ParamType::Special || matches!(p.code.as_str(), "_text" | "_content")
+        })
+        .map(|p| {
+            json!({
+                "name": p.code,
+                "definition": p.url,
+                "type": p.ptype.as_str(),
+            })
+        })
+        .collect()
+}
+
+/// `_include` values: `Type:param` for each reference parameter, and `*`.
+fn search_includes(rtype: &str) -> Vec<String> {
+    let mut out: Vec<String> = registry()
+        .params(rtype)
+        .filter(|p| p.ptype == ParamType::Reference)
+        .map(|p| format!("{rtype}:{}", p.code))
+        .collect();
+    out.push("*".to_string());
+    out
+}
+
+/// `_revinclude` values: every reference parameter that can point at `rtype`.
+fn search_revincludes(rtype: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for source in schema().resource_types() {
+        for p in registry().params(source) {
+            let targets = p.ptype == ParamType::Reference
+                && (p.targets.is_empty()
+                    || p.targets.iter().any(|t| t == rtype || t == "Resource"));
+            if targets && p.key_type != "Resource" {
+                out.push(format!("{source}:{}", p.code));
+            }
+        }
     }
-    params
+    out
 }
 
 pub fn capability_statement(base_url: &str) -> Value {
@@ -71,7 +97,9 @@ pub fn capability_statement(base_url: &str) -> Value {
                 "conditionalRead": "full-support",
                 "conditionalUpdate": true,
                 "conditionalDelete": "multiple",
-                "searchParam": conditional_params(rtype),
+                "searchInclude": search_includes(rtype),
+                "searchRevInclude": search_revincludes(rtype),
+                "searchParam": search_params(rtype),
                 "operation": crate::service::operations::RESOURCE_OPERATIONS.iter().map(|op| {
                     let name = op.trim_start_matches('$');
                     json!({"name": name, "definition": format!("http://hl7.org/fhir/OperationDefinition/Resource-{name}")})
@@ -100,6 +128,15 @@ pub fn capability_statement(base_url: &str) -> Value {
             "mode": "server",
             "resource": resources,
             "interaction": SYSTEM_INTERACTIONS.iter().map(|c| json!({"code": c})).collect::<Vec<_>>(),
+            "searchParam": search_params("Patient")
+                .into_iter()
+                .filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with('_')))
+                .collect::<Vec<_>>(),
+            "operation": [{
+                "name": "reindex",
+                "definition": "http://charaka.dev/fhir/OperationDefinition/reindex",
+                "documentation": "POST rebuilds the search index in the background; GET shows its progress (Parameters: status, processed, total)"
+            }],
         }],
     })
 }

@@ -15,6 +15,7 @@ pub mod operations;
 pub mod patch;
 pub mod read;
 pub mod references;
+pub mod reindex;
 pub mod search;
 pub mod transaction;
 pub mod update;
@@ -39,6 +40,8 @@ pub struct Fhir {
     pub max_conditional_delete: u32,
     pub max_bundle_entries: usize,
     pub tenant: i64,
+    /// The search index rebuild job of this server.
+    pub reindex_job: reindex::ReindexJob,
 }
 
 /// One version of a resource, as returned to a client.
@@ -94,6 +97,7 @@ impl Fhir {
             max_conditional_delete: config.max_conditional_delete,
             max_bundle_entries: config.max_bundle_entries,
             tenant: crate::store::DEFAULT_TENANT,
+            reindex_job: reindex::ReindexJob::default(),
         }
     }
 

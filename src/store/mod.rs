@@ -32,7 +32,7 @@ use db::{PooledConn, Tx};
 pub use history::{HistoryEntry, HistoryQuery, HistoryScope};
 pub use index::IndexRows;
 pub use query::{Filter, Hit, Included, SearchQuery};
-pub use resources::{CurrentMeta, NewVersion};
+pub use resources::{CurrentMeta, LiveResource, NewVersion};
 
 use crate::config::Config;
 
@@ -237,6 +237,47 @@ impl Store {
         query::revinclude(&mut conn.conn(), tenant, targets, source_type, pids, limit).await
     }
 
+    /// The fingerprint of the search parameters the index was built with.
+    pub async fn index_fingerprint(&self, tenant: i64) -> Result<Option<String>, StoreError> {
+        let mut conn = self.read_conn().await?;
+        let q = db::Query::new("SELECT fingerprint FROM search_index_state WHERE tenant = $1")
+            .int(tenant);
+        conn.conn()
+            .fetch_optional(&q)
+            .await?
+            .map(|r| r.text(0))
+            .transpose()
+    }
+
+    /// Records the fingerprint of the search parameters the index now
+    /// reflects.
+    pub async fn set_index_fingerprint(
+        &self,
+        tenant: i64,
+        fingerprint: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let q = db::Query::new(
+            "INSERT INTO search_index_state (tenant, fingerprint) VALUES ($1, $2) \
+             ON CONFLICT (tenant) DO UPDATE SET fingerprint = excluded.fingerprint",
+        )
+        .int(tenant)
+        .text(fingerprint);
+        tx.tx.conn().execute(&q).await?;
+        tx.commit().await
+    }
+
+    /// How many live resources the tenant has (reindex progress).
+    pub async fn live_count(&self, tenant: i64) -> Result<i64, StoreError> {
+        let mut conn = self.read_conn().await?;
+        let q = db::Query::new("SELECT COUNT(*) FROM resources WHERE tenant = $1 AND deleted = 0")
+            .int(tenant);
+        conn.conn()
+            .fetch_optional(&q)
+            .await?
+            .map_or(Ok(0), |r| r.int(0))
+    }
+
     /// Starts a write transaction. On SQLite this waits for the single writer
     /// connection.
     pub async fn begin(&self) -> Result<WriteTx, StoreError> {
@@ -385,6 +426,26 @@ impl WriteTx {
             ));
         }
         Ok(written)
+    }
+
+    /// Live resources after `after_rid` (reindexing), locked until commit.
+    pub async fn live_batch(
+        &mut self,
+        tenant: i64,
+        after_rid: i64,
+        limit: i64,
+    ) -> Result<Vec<LiveResource>, StoreError> {
+        resources::live_batch(&mut self.tx.conn(), self.dialect, tenant, after_rid, limit).await
+    }
+
+    /// Replaces a resource's index rows (reindexing).
+    pub async fn replace_index(
+        &mut self,
+        tenant: i64,
+        rid: i64,
+        rows: &IndexRows,
+    ) -> Result<(), StoreError> {
+        resources::replace_index(&mut self.tx.conn(), rid, tenant, rows).await
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {

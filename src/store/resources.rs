@@ -212,6 +212,76 @@ async fn write_index_pg(
     for_each_insert_chunk(conn, rid, tenant, rows).await
 }
 
+/// Replaces the index rows of the resource `rid` (reindexing).
+pub async fn replace_index(
+    conn: &mut Conn<'_>,
+    rid: i64,
+    tenant: i64,
+    rows: &IndexRows,
+) -> Result<(), StoreError> {
+    if !matches!(conn, Conn::Sqlite(_)) {
+        return write_index_pg(conn, rid, tenant, true, rows).await;
+    }
+    let mut b = SqlBuilder::new("");
+    let rid_ph = b.bind(Param::Int(rid));
+    for d in index::deletes(&rid_ph) {
+        b.push(&d).push("; ");
+    }
+    if rows.len() <= LARGE_INDEX_ROWS {
+        for statement in index::inserts(&mut b, &rid_ph, tenant, rows) {
+            b.push(&statement).push("; ");
+        }
+        conn.execute(&b.build()).await?;
+        return Ok(());
+    }
+    conn.execute(&b.build()).await?;
+    for_each_insert_chunk(conn, rid, tenant, rows).await
+}
+
+/// A live resource's current body, for reindexing.
+pub struct LiveResource {
+    pub rid: i64,
+    pub rtype: String,
+    pub body: bytes::Bytes,
+}
+
+/// Up to `limit` live resources after `after_rid`, in rid order; locked on
+/// PostgreSQL so that no writer changes them before their rows are replaced.
+pub async fn live_batch(
+    conn: &mut Conn<'_>,
+    dialect: Dialect,
+    tenant: i64,
+    after_rid: i64,
+    limit: i64,
+) -> Result<Vec<LiveResource>, StoreError> {
+    let sql = match dialect {
+        Dialect::Sqlite => {
+            "SELECT r.rid, r.type, v.body FROM resources r \
+             JOIN resource_versions v ON v.rid = r.rid AND v.version = r.version \
+             WHERE r.tenant = $1 AND r.rid > $2 AND r.deleted = 0 ORDER BY r.rid LIMIT $3"
+        }
+        Dialect::Postgres => {
+            "SELECT r.rid, r.type, v.body FROM resources r \
+             JOIN resource_versions v ON v.rid = r.rid AND v.version = r.version \
+             WHERE r.tenant = $1 AND r.rid > $2 AND r.deleted = 0 ORDER BY r.rid LIMIT $3 \
+             FOR UPDATE OF r"
+        }
+    };
+    let q = Query::new(sql).int(tenant).int(after_rid).int(limit);
+    let rows = conn.fetch_all(&q).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let body = decode_body(row.opt_bytes(2)?)?
+            .ok_or_else(|| StoreError::Corrupt("a live resource without a body".into()))?;
+        out.push(LiveResource {
+            rid: row.int(0)?,
+            rtype: row.text(1)?,
+            body,
+        });
+    }
+    Ok(out)
+}
+
 /// The statements as one: `WITH s0 AS (...), s1 AS (...) SELECT 1`.
 fn cte(mut b: SqlBuilder, statements: &[String]) -> Query {
     let items: Vec<String> = statements

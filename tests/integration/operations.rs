@@ -132,7 +132,75 @@ async fn meta_operations_change_tags_and_profiles(s: &TestServer) {
         .outcome(404);
 }
 
+/// Ids found by a search (first page).
+async fn search_ids(s: &TestServer, query: &str) -> Vec<String> {
+    let r = s.get(query).await;
+    assert_eq!(r.status, 200, "{query}: {}", r.text);
+    r.json()["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"] == "match")
+        .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn reindex_rebuilds_lost_index_rows(s: &TestServer) {
+    let a = s
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Reindexova"}]}))
+        .await;
+    let id = a["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        search_ids(s, "Patient?name=reindexova").await,
+        vec![id.clone()]
+    );
+    // Wipe every index row behind the server's back.
+    let store = &s.fhir().store;
+    let mut tx = store.begin().await.unwrap();
+    let live = tx.live_batch(1, 0, 10_000).await.unwrap();
+    for r in &live {
+        tx.replace_index(1, r.rid, &charaka::store::IndexRows::default())
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert!(search_ids(s, "Patient?name=reindexova").await.is_empty());
+
+    let r = s
+        .post("$reindex", &json!({"resourceType": "Parameters"}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    // Poll until the job reports completion.
+    let mut status = String::new();
+    for _ in 0..200 {
+        let p = s.get("$reindex").await.json();
+        let get = |name: &str| {
+            p["parameter"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["name"] == name)
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        status = get("status")["valueCode"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if status == "completed" {
+            assert_eq!(get("processed")["valueInteger"], json!(live.len()));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, "completed");
+    assert_eq!(search_ids(s, "Patient?name=reindexova").await, vec![id]);
+    let ready = s.get("../health/ready").await;
+    assert_eq!(ready.json()["searchIndex"], "current", "{}", ready.text);
+}
+
 crate::on_both_databases!(
     validate_reports_problems_without_storing,
-    meta_operations_change_tags_and_profiles
+    meta_operations_change_tags_and_profiles,
+    reindex_rebuilds_lost_index_rows
 );
