@@ -14,4 +14,5 @@ mod history;
 mod import;
 mod metadata;
 mod operations;
+mod search;
 mod transaction;

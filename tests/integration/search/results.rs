@@ -1,0 +1,308 @@
+//! Shaping results: `_sort`, `_count`, `_total`, `_summary`, `_elements`,
+//! and paging through `next`/`previous`/`last` links.
+
+use serde_json::{json, Value};
+
+use super::{create_id, entries, link, match_ids, put_id, search};
+use crate::harness::TestServer;
+
+fn families(bundle: &Value) -> Vec<String> {
+    entries(bundle)
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .map(|e| {
+            e["resource"]["name"][0]["family"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+async fn sorting(s: &TestServer) {
+    let p = |family: &str, born: &str, gender: &str| {
+        json!({"resourceType": "Patient", "name": [{"family": family}],
+               "birthDate": born, "gender": gender})
+    };
+    let b80 = put_id(s, p("Baker", "1980-01-01", "male"), "s-b").await;
+    let a90 = put_id(s, p("Adams", "1990-01-01", "female"), "s-a").await;
+    let b70 = put_id(s, p("Baker", "1970-01-01", "female"), "s-d").await;
+    let c85 = put_id(s, p("Clark", "1985-01-01", "male"), "s-c").await;
+
+    let order = |ids: &[&String]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let cases: &[(&str, Vec<String>)] = &[
+        ("_sort=family,birthdate", order(&[&a90, &b70, &b80, &c85])),
+        ("_sort=family,-birthdate", order(&[&a90, &b80, &b70, &c85])),
+        ("_sort=-family,birthdate", order(&[&c85, &b70, &b80, &a90])),
+        ("_sort=birthdate", order(&[&b70, &b80, &c85, &a90])),
+        ("_sort=-birthdate", order(&[&a90, &c85, &b80, &b70])),
+        (
+            "_sort=gender,family,birthdate",
+            order(&[&a90, &b70, &b80, &c85]),
+        ),
+        ("_sort=-gender,-family", order(&[&c85, &b80, &b70, &a90])),
+        ("_sort=_id", order(&[&a90, &b80, &c85, &b70])),
+        ("_sort=-_id", order(&[&b70, &c85, &b80, &a90])),
+        // Written in the order b80, a90, b70, c85.
+        ("_sort=_lastUpdated", order(&[&b80, &a90, &b70, &c85])),
+        ("_sort=-_lastUpdated", order(&[&c85, &b70, &a90, &b80])),
+    ];
+    for (query, expected) in cases {
+        let b = search(s, &format!("Patient?{query}")).await;
+        assert_eq!(&match_ids(&b), expected, "{query}");
+    }
+    let b = search(s, "Patient?_sort=family").await;
+    assert_eq!(families(&b), vec!["Adams", "Baker", "Baker", "Clark"]);
+    // Sorting composes with filtering.
+    let b = search(s, "Patient?gender=male&_sort=-birthdate").await;
+    assert_eq!(match_ids(&b), vec![c85.clone(), b80.clone()]);
+}
+
+async fn count_total_summary_elements(s: &TestServer) {
+    for i in 0..4 {
+        create_id(
+            s,
+            json!({"resourceType": "Patient", "name": [{"family": format!("Sum{i}")}],
+                   "birthDate": "1975-05-05", "gender": "other",
+                   "maritalStatus": {"text": "married"},
+                   "communication": [{"language": {"text": "Hindi"}}],
+                   "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">Sum</div>"}}),
+        )
+        .await;
+    }
+    let b = search(s, "Patient?_count=2").await;
+    assert_eq!(match_ids(&b).len(), 2);
+    assert_eq!(b["total"], 4);
+    assert!(link(&b, "next").is_some());
+    let b = search(s, "Patient?_count=0").await;
+    assert!(match_ids(&b).is_empty());
+    let b = search(s, "Patient?_total=accurate&_count=1").await;
+    assert_eq!(b["total"], 4);
+    assert_eq!(match_ids(&b).len(), 1);
+    // _total=none: the total MAY be left out, the matches are still there.
+    let b = search(s, "Patient?_total=none").await;
+    assert_eq!(match_ids(&b).len(), 4);
+    assert!(b["total"].is_null() || b["total"] == 4, "{b}");
+
+    // _summary=count: the total and no entries.
+    let b = search(s, "Patient?_summary=count").await;
+    assert_eq!(b["total"], 4);
+    assert!(
+        entries(&b).iter().all(|e| e["search"]["mode"] != "match"),
+        "{b}"
+    );
+    let b = search(s, "Patient?family=sum1&_summary=count").await;
+    assert_eq!(b["total"], 1);
+
+    let subsetted = |r: &Value| {
+        r["meta"]["tag"].as_array().is_some_and(|tags| {
+            tags.iter().any(|t| {
+                t["code"] == "SUBSETTED"
+                    && t["system"] == "http://terminology.hl7.org/CodeSystem/v3-ObservationValue"
+            })
+        })
+    };
+    // _summary=true: only elements marked isSummary (name, birthDate, gender;
+    // not maritalStatus, communication, text). Resources SHOULD be SUBSETTED.
+    let b = search(s, "Patient?_summary=true").await;
+    assert_eq!(match_ids(&b).len(), 4);
+    for e in entries(&b) {
+        let r = &e["resource"];
+        assert!(
+            r["name"].is_array() && r["birthDate"].is_string() && r["gender"].is_string(),
+            "{r}"
+        );
+        assert!(
+            r["maritalStatus"].is_null() && r["communication"].is_null() && r["text"].is_null(),
+            "{r}"
+        );
+        assert!(subsetted(r), "_summary=true without SUBSETTED: {r}");
+    }
+    // _summary=data: everything but the narrative.
+    let b = search(s, "Patient?_summary=data").await;
+    for e in entries(&b) {
+        let r = &e["resource"];
+        assert!(r["text"].is_null() && r["maritalStatus"].is_object(), "{r}");
+    }
+    // _elements: the listed elements (plus mandatory ones and id/meta).
+    let b = search(s, "Patient?_elements=birthDate,maritalStatus").await;
+    assert_eq!(match_ids(&b).len(), 4);
+    for e in entries(&b) {
+        let r = &e["resource"];
+        assert_eq!(r["resourceType"], "Patient");
+        assert!(r["id"].is_string(), "{r}");
+        assert_eq!(r["birthDate"], "1975-05-05");
+        assert!(r["maritalStatus"].is_object(), "{r}");
+        assert!(
+            r["name"].is_null() && r["gender"].is_null() && r["communication"].is_null(),
+            "{r}"
+        );
+        assert!(subsetted(r), "_elements without SUBSETTED: {r}");
+    }
+}
+
+/// Walks every `next` link from `first`, returning the pages' match ids.
+async fn walk(s: &TestServer, first: &str) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut url = Some(first.to_string());
+    while let Some(u) = url {
+        let b = search(s, &u).await;
+        pages.push(match_ids(&b));
+        url = link(&b, "next");
+        assert!(pages.len() <= 50, "too many pages");
+    }
+    pages
+}
+
+/// Creates 23 patients `Page00`..`Page22` (out of order); returns their
+/// ids sorted by family.
+async fn page_fixture(s: &TestServer) -> Vec<String> {
+    let mut all = Vec::new();
+    for i in 0..23 {
+        let n = (i * 7) % 23;
+        let id = create_id(
+            s,
+            json!({"resourceType": "Patient", "name": [{"family": format!("Page{n:02}")}]}),
+        )
+        .await;
+        all.push((format!("Page{n:02}"), id));
+    }
+    all.sort();
+    all.into_iter().map(|(_, id)| id).collect()
+}
+
+/// Walks `query` (page size 5 over 23 matches) and checks the pages against
+/// each other: sizes 5,5,5,5,3, each resource once, `previous` of page 2 is
+/// page 1, `last` is the end. Returns the matches in page order.
+async fn check_paging(s: &TestServer, query: &str) -> Vec<String> {
+    let pages = walk(s, query).await;
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![5, 5, 5, 5, 3],
+        "{query}: {pages:?}"
+    );
+    let flat = pages.concat();
+    let mut unique = flat.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 23, "{query}: duplicates in {flat:?}");
+
+    let page1 = search(s, query).await;
+    assert_eq!(page1["total"], 23);
+    assert!(link(&page1, "self").is_some());
+    assert!(link(&page1, "previous").is_none(), "{page1}");
+    let page2 = search(s, &link(&page1, "next").unwrap()).await;
+    assert_eq!(match_ids(&page2), pages[1], "{query}: page 2");
+    let back = search(s, &link(&page2, "previous").expect("previous link")).await;
+    assert_eq!(match_ids(&back), pages[0], "{query}: previous of page 2");
+    let last = search(s, &link(&page1, "last").expect("last link")).await;
+    let last_ids = match_ids(&last);
+    assert!(!last_ids.is_empty() && last_ids.len() <= 5, "{last}");
+    assert_eq!(
+        last_ids,
+        flat[23 - last_ids.len()..].to_vec(),
+        "{query}: last"
+    );
+    assert!(link(&last, "next").is_none(), "{last}");
+    flat
+}
+
+async fn paging_default_order(s: &TestServer) {
+    let mut expected = page_fixture(s).await;
+    let mut flat = check_paging(s, "Patient?_count=5").await;
+    flat.sort();
+    expected.sort();
+    assert_eq!(flat, expected);
+    // Filters apply on every page.
+    let pages = walk(s, "Patient?family=page1&_count=3").await;
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![3, 3, 3, 1]
+    );
+}
+
+async fn paging_sorted(s: &TestServer) {
+    let sorted = page_fixture(s).await;
+    assert_eq!(
+        check_paging(s, "Patient?_sort=family&_count=5").await,
+        sorted
+    );
+    let mut reversed = sorted.clone();
+    reversed.reverse();
+    assert_eq!(
+        check_paging(s, "Patient?_sort=-family&_count=5").await,
+        reversed
+    );
+    let mut by_id = sorted.clone();
+    by_id.sort();
+    assert_eq!(check_paging(s, "Patient?_sort=_id&_count=5").await, by_id);
+    check_paging(s, "Patient?_sort=-_lastUpdated&_count=5").await;
+}
+
+/// Resources created while a client pages must not make it see an existing
+/// resource twice or miss one.
+async fn check_stable_under_writes(s: &TestServer, query: &str) {
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(
+            create_id(
+                s,
+                json!({"resourceType": "Patient", "name": [{"family": format!("Stable{:02}", i * 2)}]}),
+            )
+            .await,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut b = search(s, query).await;
+    let mut round = 0;
+    loop {
+        seen.extend(match_ids(&b));
+        // Before fetching the next page: new resources sorting before,
+        // between and after what was already handed out.
+        if round < 3 {
+            for name in ["Stable00a", "Stable05", "Stable99"] {
+                create_id(
+                    s,
+                    json!({"resourceType": "Patient", "name": [{"family": format!("{name}-{round}")}]}),
+                )
+                .await;
+            }
+        }
+        round += 1;
+        let Some(next) = link(&b, "next") else { break };
+        b = search(s, &next).await;
+        assert!(round < 60);
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "{query}: duplicates in {seen:?}");
+    for id in &ids {
+        assert!(seen.contains(id), "{query}: {id} skipped");
+    }
+}
+
+async fn paging_stable_under_writes(s: &TestServer) {
+    check_stable_under_writes(s, "Patient?_count=4").await;
+}
+
+async fn paging_sorted_stable_under_writes(s: &TestServer) {
+    check_stable_under_writes(s, "Patient?_sort=family&_count=4").await;
+}
+
+async fn paging_sorted_by_last_updated_stable_under_writes(s: &TestServer) {
+    check_stable_under_writes(s, "Patient?_sort=-_lastUpdated&_count=4").await;
+}
+
+crate::on_both_databases!(
+    sorting,
+    count_total_summary_elements,
+    paging_default_order,
+    paging_stable_under_writes,
+);
+
+server_bugs!(
+    "server bug: with _sort, the next link's page repeats the start of page 1" => paging_sorted,
+    "server bug: with _sort, the next link's page repeats the start of page 1" => paging_sorted_stable_under_writes,
+    "server bug: with _sort, the next link's page repeats the start of page 1" => paging_sorted_by_last_updated_stable_under_writes,
+);
