@@ -457,6 +457,22 @@ async fn include_and_revinclude(s: &TestServer) {
     .await;
     check_modes(&b);
     assert_eq!(included(&b).len(), 3, "p1, o_a, o_b: {b}");
+
+    // Deleted resources are neither included nor reverse-included.
+    s.delete(&format!("Patient/{p2}")).await;
+    let b = search(
+        s,
+        &format!("Observation?_id={o_c}&_include=Observation:subject"),
+    )
+    .await;
+    assert!(included(&b).is_empty(), "{b}");
+    s.delete(&format!("Observation/{o_b}")).await;
+    let b = search(
+        s,
+        &format!("Patient?_id={p1}&_revinclude=Observation:subject"),
+    )
+    .await;
+    assert_eq!(included(&b), vec![format!("Observation/{o_a}")]);
 }
 
 /// POST `[type]/_search` with a form body; system search with `_type`;
@@ -544,6 +560,39 @@ async fn search_entry_points(s: &TestServer) {
         set(&[&ob1])
     );
     assert!(ids(s, "Patient/nobody/Observation").await.is_empty());
+    // The Patient compartment holds Observations by performer too.
+    let performed = create_id(
+        s,
+        json!({"resourceType": "Observation", "status": "final", "code": {"text": "p"},
+               "performer": [{"reference": format!("Patient/{pb}")}]}),
+    )
+    .await;
+    assert_eq!(
+        ids(s, &format!("Patient/{pb}/Observation")).await,
+        set(&[&ob1, &performed])
+    );
+
+    // The same search in XML.
+    let r = s.get(&format!("Patient?_id={pa}&_format=xml")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.header("content-type")
+            .unwrap_or("")
+            .starts_with("application/fhir+xml"),
+        "{:?}",
+        r.header("content-type")
+    );
+    assert!(
+        r.text.contains("<Bundle xmlns=\"http://hl7.org/fhir\">"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("<type value=\"searchset\"/>"), "{}", r.text);
+    assert!(
+        r.text.contains(&format!("<id value=\"{pa}\"/>")),
+        "{}",
+        r.text
+    );
 }
 
 crate::on_both_databases!(

@@ -238,6 +238,48 @@ async fn index_follows_writes(s: &TestServer) {
     assert!(ids(s, &format!("Patient?_has:Observation:patient:_id={o}"))
         .await
         .is_empty());
+
+    // Moving a referencing resource moves `_has` and `_revinclude` with it.
+    let a = create_id(s, patient("HasA", "1970-01-01")).await;
+    let b = create_id(s, patient("HasB", "1970-01-01")).await;
+    let obs = |p: &str| {
+        json!({"resourceType": "Observation", "status": "final",
+               "code": {"coding": [{"code": "moved"}]},
+               "subject": {"reference": format!("Patient/{p}")}})
+    };
+    let o = create_id(s, obs(&a)).await;
+    assert_eq!(
+        ids(s, "Patient?_has:Observation:subject:code=moved").await,
+        vec![a.clone()]
+    );
+    let mut moved = obs(&b);
+    moved["id"] = json!(o);
+    assert_eq!(s.put(&format!("Observation/{o}"), &moved).await.status, 200);
+    assert_eq!(
+        ids(s, "Patient?_has:Observation:subject:code=moved").await,
+        vec![b.clone()]
+    );
+    let bundle = search(
+        s,
+        &format!("Patient?_id={a},{b}&_revinclude=Observation:subject"),
+    )
+    .await;
+    assert_eq!(super::included(&bundle), vec![format!("Observation/{o}")]);
+    s.delete(&format!("Observation/{o}")).await;
+    assert!(ids(s, "Patient?_has:Observation:subject:code=moved")
+        .await
+        .is_empty());
+    // A chain follows the target's current version only.
+    let o = create_id(s, obs(&a)).await;
+    assert_eq!(
+        ids(s, "Observation?patient.family=hasa").await,
+        vec![o.clone()]
+    );
+    let mut renamed = patient("HasC", "1970-01-01");
+    renamed["id"] = json!(a);
+    assert_eq!(s.put(&format!("Patient/{a}"), &renamed).await.status, 200);
+    assert!(ids(s, "Observation?patient.family=hasa").await.is_empty());
+    assert_eq!(ids(s, "Observation?patient.family=hasc").await, vec![o]);
 }
 
 /// Conditional create/update/delete take any search criteria.

@@ -220,6 +220,16 @@ async fn date_search(s: &TestServer) {
             "birthdate={value}"
         );
     }
+    // A search value with a time is an (instant) range inside the target day.
+    let instant = ids(s, "Patient?birthdate=1970-03-15T10:00:00Z").await;
+    assert!(!instant.contains(&d1), "a day is not inside one second");
+    let after = ids(s, "Patient?birthdate=gt1970-03-15T10:00:00Z").await;
+    assert!(after.contains(&d1) && after.contains(&d4) && !after.contains(&d5));
+    // AND of two prefixes is a range (1970 as a whole overlaps both sides).
+    assert_eq!(
+        ids(s, "Patient?birthdate=ge1970-03-01&birthdate=lt1970-04-01").await,
+        set(&[&d1, &d2, &d3])
+    );
     // ap: the exact value always matches; a date 70 years away does not.
     let ap = ids(s, "Patient?birthdate=ap1970-03-15").await;
     assert!(ap.contains(&d1), "ap1970-03-15: {ap:?}");
@@ -267,21 +277,32 @@ async fn date_search(s: &TestServer) {
                "period": {"start": "2021-02-01", "end": "2021-02-03"}}),
     )
     .await;
+    // A missing start is open too.
+    let until = create_id(
+        s,
+        json!({"resourceType": "Encounter", "status": "finished",
+               "class": {"code": "AMB"}, "period": {"end": "2019-01-01"}}),
+    )
+    .await;
     let cases: &[(&str, Vec<&String>)] = &[
+        ("lt1900", vec![&until]),
+        ("gt2019-01-01", vec![&open, &closed]),
+        ("eb2019-01-02", vec![&until]),
         ("gt2030-01-01", vec![&open]),
-        ("lt2021-01-01", vec![]),
+        ("lt2021-01-01", vec![&until]),
         ("2021", vec![&closed]),
+        ("2019", vec![]),
         ("2021-02", vec![&closed]),
         ("2021-02-02", vec![]),
-        ("ne2021-02-02", vec![&open, &closed]),
+        ("ne2021-02-02", vec![&open, &closed, &until]),
         ("ge2021-01-10", vec![&open, &closed]),
         ("gt2021-02-02", vec![&open, &closed]),
-        ("lt2021-02-02", vec![&open, &closed]),
-        ("lt2021-01-15", vec![&open]),
+        ("lt2021-02-02", vec![&open, &closed, &until]),
+        ("lt2021-01-15", vec![&open, &until]),
         ("sa2020-12-31", vec![&open, &closed]),
         ("sa2021-01-20", vec![&closed]),
-        ("eb2021-02-05", vec![&closed]),
-        ("eb2030", vec![&closed]),
+        ("eb2021-02-05", vec![&closed, &until]),
+        ("eb2030", vec![&closed, &until]),
     ];
     for (value, expected) in cases {
         assert_eq!(
@@ -314,6 +335,8 @@ async fn number_search(s: &TestServer) {
         ("gt0.84", vec![]),
         ("lt0.25", vec![]),
         ("ne0.80", vec![&r025, &r084]),
+        // Exponential notation: 8e-1 has one significant figure too.
+        ("8e-1", vec![&r08, &r084]),
     ];
     for (value, expected) in cases {
         assert_eq!(
@@ -322,6 +345,9 @@ async fn number_search(s: &TestServer) {
             "probability={value}"
         );
     }
+    // ap: approximately (the spec suggests 10%); the value itself matches.
+    let ap = ids(s, "RiskAssessment?probability=ap0.8").await;
+    assert!(ap.contains(&r08) && !ap.contains(&r025), "{ap:?}");
 }
 
 /// Quantity: `number|system|code`, `number` alone (any unit),
@@ -520,6 +546,37 @@ async fn composite_search(s: &TestServer) {
             "component-code-value-quantity=8462-4$gt100,8480-6$gt100",
             vec![&bp],
         ),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(
+            ids(s, &format!("Observation?{query}")).await,
+            set(expected),
+            "{query}"
+        );
+    }
+
+    // token$token composites, again within one component.
+    let coded = create_id(
+        s,
+        json!({"resourceType": "Observation", "status": "final",
+               "code": {"coding": [{"system": loinc, "code": "72166-2"}]},
+               "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "266919005"}]},
+               "component": [
+                   {"code": {"coding": [{"code": "c1"}]}, "valueCodeableConcept": {"coding": [{"code": "v1"}]}},
+                   {"code": {"coding": [{"code": "c2"}]}, "valueCodeableConcept": {"coding": [{"code": "v2"}]}}
+               ]}),
+    )
+    .await;
+    let cases: &[(&str, Vec<&String>)] = &[
+        ("code-value-concept=72166-2$266919005", vec![&coded]),
+        (
+            "code-value-concept=http://loinc.org|72166-2$http://snomed.info/sct|266919005",
+            vec![&coded],
+        ),
+        ("code-value-concept=72166-2$v1", vec![]),
+        ("component-code-value-concept=c1$v1", vec![&coded]),
+        ("component-code-value-concept=c2$v2", vec![&coded]),
+        ("component-code-value-concept=c1$v2", vec![]),
     ];
     for (query, expected) in cases {
         assert_eq!(

@@ -53,6 +53,23 @@ async fn sorting(s: &TestServer) {
     }
     let b = search(s, "Patient?_sort=family").await;
     assert_eq!(families(&b), vec!["Adams", "Baker", "Baker", "Clark"]);
+    // Sorting never drops resources that lack the sort value.
+    let nameless = put_id(
+        s,
+        json!({"resourceType": "Patient", "gender": "unknown"}),
+        "s-e",
+    )
+    .await;
+    for query in [
+        "_sort=family",
+        "_sort=-family",
+        "_sort=birthdate",
+        "_sort=-birthdate,family",
+    ] {
+        let got = match_ids(&search(s, &format!("Patient?{query}")).await);
+        assert_eq!(got.len(), 5, "{query}: {got:?}");
+        assert!(got.contains(&nameless), "{query}: {got:?}");
+    }
     // Sorting composes with filtering.
     let b = search(s, "Patient?gender=male&_sort=-birthdate").await;
     assert_eq!(match_ids(&b), vec![c85.clone(), b80.clone()]);
@@ -213,6 +230,10 @@ async fn paging_default_order(s: &TestServer) {
     flat.sort();
     expected.sort();
     assert_eq!(flat, expected);
+    // _total=accurate: the total on every page.
+    let page1 = search(s, "Patient?_count=5&_total=accurate").await;
+    let page2 = search(s, &link(&page1, "next").unwrap()).await;
+    assert_eq!(page2["total"], 23, "{page2}");
     // Filters apply on every page.
     let pages = walk(s, "Patient?family=page1&_count=3").await;
     assert_eq!(
