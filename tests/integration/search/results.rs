@@ -75,6 +75,23 @@ async fn sorting(s: &TestServer) {
     assert_eq!(match_ids(&b), vec![c85.clone(), b80.clone()]);
 }
 
+/// With several values per resource, "the sort is based on the item in the
+/// set of multiple parameters that comes earliest in the specified sort
+/// order" (search.html#_sort): the lowest ascending, the highest descending.
+async fn sort_repeating_values(s: &TestServer) {
+    let p = |given: &[&str]| json!({"resourceType": "Patient", "name": [{"family": "Rep", "given": given}]});
+    let zed_amy = create_id(s, p(&["Zed", "Amy"])).await;
+    let bob = create_id(s, p(&["Bob"])).await;
+    let b = search(s, "Patient?_sort=given").await;
+    assert_eq!(
+        match_ids(&b),
+        vec![zed_amy.clone(), bob.clone()],
+        "Amy < Bob"
+    );
+    let b = search(s, "Patient?_sort=-given").await;
+    assert_eq!(match_ids(&b), vec![zed_amy, bob], "Zed > Bob");
+}
+
 async fn count_total_summary_elements(s: &TestServer) {
     for i in 0..4 {
         create_id(
@@ -323,6 +340,7 @@ crate::on_both_databases!(
 );
 
 server_bugs!(
+    "server bug: _sort=-given orders by each resource's lowest value, not its highest" => sort_repeating_values,
     "server bug: with _sort, the next link's page repeats the start of page 1" => paging_sorted,
     "server bug: with _sort, the next link's page repeats the start of page 1" => paging_sorted_stable_under_writes,
     "server bug: with _sort, the next link's page repeats the start of page 1" => paging_sorted_by_last_updated_stable_under_writes,
