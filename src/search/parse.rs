@@ -172,6 +172,31 @@ pub fn parse_filter(
                 list_id: unescape(value),
             })
         }
+        // Text searches: words anywhere in the narrative (`_text`) or in
+        // any string value of the resource (`_content`).
+        "_text" | "_content" => {
+            if let Some(m) = modifier {
+                return Err(bad(
+                    name,
+                    format!("modifier `:{m}` is not supported on {code}"),
+                ));
+            }
+            let pids = if code == "_text" {
+                vec![super::pid("Resource", "_text")]
+            } else {
+                Vec::new()
+            };
+            let alts = split_escaped(value, ',')
+                .iter()
+                .map(|v| Cond::StrContains(normalize(&unescape(v))))
+                .collect();
+            return Ok(Filter::Index {
+                table: Table::String,
+                pids,
+                alts,
+                negate: false,
+            });
+        }
         "_query" | "_filter" => {
             return Err(FhirError::not_supported(format!(
                 "search parameter `{code}` is not supported"
@@ -269,29 +294,10 @@ pub fn parse_filter(
             no_modifier(name, modifier)?;
             composite_filter(param, name, &alternatives, base_url)
         }
-        ParamType::Special => {
-            if param.code == "_content" || param.code == "_text" {
-                let pids = if param.code == "_text" {
-                    vec![param.pid]
-                } else {
-                    vec![]
-                };
-                let alts = alternatives
-                    .iter()
-                    .map(|v| Cond::StrContains(normalize(&unescape(v))))
-                    .collect();
-                return Ok(Filter::Index {
-                    table: Table::String,
-                    pids,
-                    alts,
-                    negate: false,
-                });
-            }
-            Err(FhirError::not_supported(format!(
-                "search parameter `{code}` ({}) is not supported",
-                param.url
-            )))
-        }
+        ParamType::Special => Err(FhirError::not_supported(format!(
+            "search parameter `{code}` ({}) is not supported",
+            param.url
+        ))),
     }
 }
 

@@ -628,13 +628,16 @@ impl Planner {
             SortBy::Index { table, pids } => {
                 let s = self.alias("s");
                 let pid = self.pids(&format!("{s}.pid"), pids);
-                let (agg, col) = match (table, key.descending) {
-                    (Table::String, _) => ("MIN", "norm"),
-                    (Table::Token, _) => ("MIN", "code"),
-                    (Table::Date | Table::Number | Table::Quantity, false) => ("MIN", "lo"),
-                    (Table::Date | Table::Number | Table::Quantity, true) => ("MAX", "hi"),
-                    (Table::Reference, _) => ("MIN", "tid"),
-                    (Table::Uri, _) => ("MIN", "uri"),
+                // Repeating values sort by the lowest value ascending and the
+                // highest descending.
+                let agg = if key.descending { "MAX" } else { "MIN" };
+                let col = match (table, key.descending) {
+                    (Table::String, _) => "norm",
+                    (Table::Token, _) => "code",
+                    (Table::Date | Table::Number | Table::Quantity, false) => "lo",
+                    (Table::Date | Table::Number | Table::Quantity, true) => "hi",
+                    (Table::Reference, _) => "tid",
+                    (Table::Uri, _) => "uri",
                 };
                 format!(
                     "(SELECT {agg}({s}.{col}) FROM {} {s} WHERE {s}.rid = {r}.rid AND {pid})",
@@ -669,7 +672,9 @@ impl Planner {
         for (i, key) in keys.iter().enumerate() {
             let e = &exprs[i];
             let v = values.get(i).cloned().unwrap_or(SortValue::Null);
-            let later = key.descending != forward; // true: "after" means smaller
+            // Whether rows beyond the cursor have smaller values of this key.
+            let smaller = key.descending == forward;
+            let op = if smaller { "<" } else { ">" };
             let beyond = match (&v, forward) {
                 // Nulls sort last: nothing is after a null but other nulls
                 // (compared by later keys); everything non-null is before.
@@ -677,14 +682,11 @@ impl Planner {
                 (SortValue::Null, false) => Some(format!("{e} IS NOT NULL")),
                 (_, true) => {
                     let p = self.sort_value(&v);
-                    Some(format!(
-                        "({e} {} {p} OR {e} IS NULL)",
-                        if later { "<" } else { ">" }
-                    ))
+                    Some(format!("({e} {op} {p} OR {e} IS NULL)"))
                 }
                 (_, false) => {
                     let p = self.sort_value(&v);
-                    Some(format!("{e} {} {p}", if later { ">" } else { "<" }))
+                    Some(format!("{e} {op} {p}"))
                 }
             };
             if let Some(beyond) = beyond {

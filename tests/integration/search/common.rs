@@ -601,8 +601,5 @@ crate::on_both_databases!(
     chained_search,
     include_and_revinclude,
     search_entry_points,
-);
-
-server_bugs!(
-    "server bug: _text matches only a prefix of the narrative, _content matches nothing" => text_and_content,
+    text_and_content
 );

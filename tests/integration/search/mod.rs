@@ -7,38 +7,6 @@ use serde_json::Value;
 
 use crate::harness::TestServer;
 
-/// Like `on_both_databases!`, for tests that fail because of a server bug:
-/// each runs on both databases but is `#[ignore]`d with the reason given,
-/// under `server_bugs::{sqlite,postgres}` (run them with `-- --ignored`).
-macro_rules! server_bugs {
-    ($($reason:literal => $name:ident),* $(,)?) => {
-        mod server_bugs {
-            mod sqlite {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    #[ignore = $reason]
-                    async fn $name() {
-                        let server = $crate::harness::TestServer::sqlite().await;
-                        super::super::$name(&server).await;
-                        server.stop().await;
-                    }
-                )*
-            }
-            mod postgres {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    #[ignore = $reason]
-                    async fn $name() {
-                        let Some(server) = $crate::harness::TestServer::postgres().await else { return };
-                        super::super::$name(&server).await;
-                        server.stop().await;
-                    }
-                )*
-            }
-        }
-    };
-}
-
 mod common;
 mod errors;
 mod params;

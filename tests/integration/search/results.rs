@@ -337,11 +337,8 @@ crate::on_both_databases!(
     count_total_summary_elements,
     paging_default_order,
     paging_stable_under_writes,
-);
-
-server_bugs!(
-    "server bug: _sort=-given orders by each resource's lowest value, not its highest" => sort_repeating_values,
-    "server bug: with _sort, the next link's page repeats the start of page 1" => paging_sorted,
-    "server bug: with _sort, the next link's page repeats the start of page 1" => paging_sorted_stable_under_writes,
-    "server bug: with _sort, the next link's page repeats the start of page 1" => paging_sorted_by_last_updated_stable_under_writes,
+    sort_repeating_values,
+    paging_sorted,
+    paging_sorted_stable_under_writes,
+    paging_sorted_by_last_updated_stable_under_writes
 );
