@@ -245,7 +245,7 @@ impl Record<'_> {
         for _ in 0..n {
             let date = start + days(self.rng.range(0, span - 1));
             let age = self.age_on(date);
-            let inpatient = if age < 2 || age >= 60 { 4 } else { 1 };
+            let inpatient = if (2..60).contains(&age) { 1 } else { 4 };
             let weights = [34, 26, if chronic { 28 } else { 0 }, 8, inpatient];
             let visit = match self.rng.weighted(&weights) {
                 0 => Visit::Checkup,
