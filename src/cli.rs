@@ -1,4 +1,5 @@
-//! The command line: `charaka [serve]`, `charaka migrate`, `charaka capabilities`.
+//! The command line: `charaka [serve]`, `charaka migrate`, `charaka capabilities`,
+//! `charaka import`, `charaka generate`.
 //! Every option can also come from an environment variable or the TOML file.
 
 use std::net::SocketAddr;
@@ -35,6 +36,27 @@ pub enum Command {
         /// Files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Write synthetic patients as FHIR transaction Bundles (JSON) into a
+    /// directory: a shared file of Organizations and Practitioners, then
+    /// `--per-bundle` patients per file. The same seed gives the same bytes.
+    Generate {
+        /// Number of patients.
+        #[arg(long)]
+        patients: u64,
+        /// Output directory (created; must not hold .json files yet).
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the random generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Patients per Bundle file.
+        #[arg(long, default_value_t = 1)]
+        per_bundle: u64,
+        /// Approximate mean number of resources per patient (a few have
+        /// several times as many).
+        #[arg(long, default_value_t = 180)]
+        resources_per_patient: u32,
     },
 }
 
@@ -123,6 +145,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Import { paths } => runtime.block_on(crate::cli::import(config, paths)),
+        Command::Generate {
+            patients,
+            out,
+            seed,
+            per_bundle,
+            resources_per_patient,
+        } => {
+            let options = crate::generate::Options {
+                patients,
+                out,
+                seed,
+                per_bundle,
+                resources_per_patient,
+            };
+            crate::generate::run(&options)?.print();
+            Ok(())
+        }
         Command::Capabilities => {
             let statement = crate::service::capabilities::capability_statement(&config.base_url());
             println!("{}", serde_json::to_string_pretty(&statement)?);

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod fhir;
 pub mod fhirpath;
+pub mod generate;
 pub mod http;
 pub mod search;
 pub mod server;

@@ -10,6 +10,7 @@ mod crud;
 mod errors;
 mod examples;
 mod formats;
+mod generate;
 mod history;
 mod import;
 mod metadata;
