@@ -79,7 +79,6 @@ CREATE TABLE sp_reference (
     url      TEXT COLLATE "C" NOT NULL    -- absolute, URN or canonical; '' for local
 );
 CREATE INDEX sp_reference_value ON sp_reference (tenant, pid, tid, ttype, rid);
-CREATE INDEX sp_reference_target ON sp_reference (tenant, tid, ttype);
 CREATE INDEX sp_reference_url ON sp_reference (tenant, pid, url) WHERE url <> '';
 CREATE INDEX sp_reference_rid ON sp_reference (rid, pid);
 

@@ -672,3 +672,59 @@ mod tests {
         assert!(total > 10_000, "{total} rows");
     }
 }
+
+#[cfg(test)]
+mod timing {
+    /// `cargo test --release --lib extract_timing -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn extract_timing() {
+        let dir = std::path::Path::new("../shared/data/synthea-sample");
+        let mut resources = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let b: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+            for entry in b["entry"].as_array().unwrap() {
+                resources.push(entry["resource"].clone());
+            }
+        }
+        let start = std::time::Instant::now();
+        let mut rows = 0;
+        let mut by_type: std::collections::BTreeMap<String, (usize, std::time::Duration)> =
+            Default::default();
+        for r in &resources {
+            let t = r["resourceType"].as_str().unwrap();
+            let s = std::time::Instant::now();
+            rows += super::index_rows(t, r, "http://x/fhir").len();
+            let e = by_type.entry(t.to_string()).or_default();
+            e.0 += 1;
+            e.1 += s.elapsed();
+        }
+        let el = start.elapsed();
+        eprintln!(
+            "{} resources, {rows} rows, {:?} ({:.1} us/resource)",
+            resources.len(),
+            el,
+            el.as_micros() as f64 / resources.len() as f64
+        );
+        for (t, (n, d)) in by_type {
+            eprintln!("{t}: {n} x {:.1} us", d.as_micros() as f64 / n as f64);
+        }
+        let ctx = crate::fhirpath::Context::default();
+        for t in ["Patient", "Observation"] {
+            let r = resources.iter().find(|r| r["resourceType"] == t).unwrap();
+            let mut costs: Vec<(u128, String)> = Vec::new();
+            for p in crate::search::registry().params(t) {
+                if let Some(e) = &p.expression {
+                    let s = std::time::Instant::now();
+                    for _ in 0..20 {
+                        let _ = crate::fhirpath::evaluate(e, r, &ctx);
+                    }
+                    costs.push((s.elapsed().as_nanos() / 20, p.code.clone()));
+                }
+            }
+            costs.sort();
+            eprintln!("{t}: {:?}", &costs[costs.len().saturating_sub(6)..]);
+        }
+    }
+}

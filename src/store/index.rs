@@ -145,144 +145,106 @@ impl IndexRows {
     }
 }
 
-use super::db::{Param, SqlBuilder};
+use serde_json::{json, Value};
 
-/// One table's rows as SQL parameters.
-struct TableRows {
-    table: &'static str,
-    columns: &'static str,
-    rows: Vec<Vec<Param>>,
+use super::db::{Dialect, Param, SqlBuilder};
+
+/// How a JSON value is read into a column.
+#[derive(Clone, Copy)]
+enum Kind {
+    Int,
+    Float,
+    Text,
 }
 
-fn text(s: &str) -> Param {
-    Param::Text(s.to_string())
+/// The value columns of each table (after `rid, tenant`), in `TABLES` order.
+const COLUMNS: [&[(&str, Kind)]; 7] = [
+    &[
+        ("pid", Kind::Int),
+        ("grp", Kind::Int),
+        ("norm", Kind::Text),
+        ("exact", Kind::Text),
+    ],
+    &[
+        ("pid", Kind::Int),
+        ("grp", Kind::Int),
+        ("system", Kind::Text),
+        ("code", Kind::Text),
+    ],
+    &[
+        ("pid", Kind::Int),
+        ("grp", Kind::Int),
+        ("lo", Kind::Int),
+        ("hi", Kind::Int),
+    ],
+    &[
+        ("pid", Kind::Int),
+        ("grp", Kind::Int),
+        ("lo", Kind::Float),
+        ("hi", Kind::Float),
+    ],
+    &[
+        ("pid", Kind::Int),
+        ("grp", Kind::Int),
+        ("system", Kind::Text),
+        ("code", Kind::Text),
+        ("lo", Kind::Float),
+        ("hi", Kind::Float),
+        ("canon_unit", Kind::Text),
+        ("canon_lo", Kind::Float),
+        ("canon_hi", Kind::Float),
+    ],
+    &[
+        ("pid", Kind::Int),
+        ("grp", Kind::Int),
+        ("ttype", Kind::Text),
+        ("tid", Kind::Text),
+        ("tversion", Kind::Text),
+        ("url", Kind::Text),
+    ],
+    &[("pid", Kind::Int), ("grp", Kind::Int), ("uri", Kind::Text)],
+];
+
+/// JSON has no infinities: open ranges are stored as the largest finite
+/// values, which compare the same way.
+fn finite(v: f64) -> f64 {
+    v.clamp(f64::MIN, f64::MAX)
 }
 
-fn table_rows(rows: &IndexRows) -> Vec<TableRows> {
-    let mut out = vec![
-        TableRows {
-            table: "sp_string",
-            columns: "pid, grp, norm, exact",
-            rows: rows
-                .strings
-                .iter()
-                .map(|r| {
-                    vec![
-                        Param::Int(r.pid),
-                        Param::Int(r.grp),
-                        text(&r.norm),
-                        text(&r.exact),
-                    ]
-                })
-                .collect(),
-        },
-        TableRows {
-            table: "sp_token",
-            columns: "pid, grp, system, code",
-            rows: rows
-                .tokens
-                .iter()
-                .map(|r| {
-                    vec![
-                        Param::Int(r.pid),
-                        Param::Int(r.grp),
-                        text(&r.system),
-                        text(&r.code),
-                    ]
-                })
-                .collect(),
-        },
-        TableRows {
-            table: "sp_date",
-            columns: "pid, grp, lo, hi",
-            rows: rows
-                .dates
-                .iter()
-                .map(|r| {
-                    vec![
-                        Param::Int(r.pid),
-                        Param::Int(r.grp),
-                        Param::Int(r.lo),
-                        Param::Int(r.hi),
-                    ]
-                })
-                .collect(),
-        },
-        TableRows {
-            table: "sp_number",
-            columns: "pid, grp, lo, hi",
-            rows: rows
-                .numbers
-                .iter()
-                .map(|r| {
-                    vec![
-                        Param::Int(r.pid),
-                        Param::Int(r.grp),
-                        Param::Float(r.lo),
-                        Param::Float(r.hi),
-                    ]
-                })
-                .collect(),
-        },
-        TableRows {
-            table: "sp_quantity",
-            columns: "pid, grp, system, code, lo, hi, canon_unit, canon_lo, canon_hi",
-            rows: rows
-                .quantities
-                .iter()
-                .map(|r| {
-                    vec![
-                        Param::Int(r.pid),
-                        Param::Int(r.grp),
-                        text(&r.system),
-                        text(&r.code),
-                        Param::Float(r.lo),
-                        Param::Float(r.hi),
-                        text(&r.canon_unit),
-                        Param::Float(r.canon_lo),
-                        Param::Float(r.canon_hi),
-                    ]
-                })
-                .collect(),
-        },
-        TableRows {
-            table: "sp_reference",
-            columns: "pid, grp, ttype, tid, tversion, url",
-            rows: rows
-                .references
-                .iter()
-                .map(|r| {
-                    vec![
-                        Param::Int(r.pid),
-                        Param::Int(r.grp),
-                        text(&r.ttype),
-                        text(&r.tid),
-                        text(&r.tversion),
-                        text(&r.url),
-                    ]
-                })
-                .collect(),
-        },
-        TableRows {
-            table: "sp_uri",
-            columns: "pid, grp, uri",
-            rows: rows
-                .uris
-                .iter()
-                .map(|r| vec![Param::Int(r.pid), Param::Int(r.grp), text(&r.uri)])
-                .collect(),
-        },
-    ];
-    out.retain(|t| !t.rows.is_empty());
-    out
+/// Each table's rows as one JSON array of arrays, in `TABLES` order.
+fn json_rows(rows: &IndexRows) -> [String; 7] {
+    fn arr<T>(rows: &[T], f: impl Fn(&T) -> Value) -> String {
+        Value::Array(rows.iter().map(f).collect()).to_string()
+    }
+    [
+        arr(&rows.strings, |r| json!([r.pid, r.grp, r.norm, r.exact])),
+        arr(&rows.tokens, |r| json!([r.pid, r.grp, r.system, r.code])),
+        arr(&rows.dates, |r| json!([r.pid, r.grp, r.lo, r.hi])),
+        arr(&rows.numbers, |r| {
+            json!([r.pid, r.grp, finite(r.lo), finite(r.hi)])
+        }),
+        arr(&rows.quantities, |r| {
+            json!([
+                r.pid,
+                r.grp,
+                r.system,
+                r.code,
+                finite(r.lo),
+                finite(r.hi),
+                r.canon_unit,
+                finite(r.canon_lo),
+                finite(r.canon_hi)
+            ])
+        }),
+        arr(&rows.references, |r| {
+            json!([r.pid, r.grp, r.ttype, r.tid, r.tversion, r.url])
+        }),
+        arr(&rows.uris, |r| json!([r.pid, r.grp, r.uri])),
+    ]
 }
-
-/// Rows per INSERT statement, so that no statement nears the databases'
-/// parameter limits (32,766 on SQLite, 65,535 on PostgreSQL).
-const ROWS_PER_INSERT: usize = 1000;
 
 /// SQL that removes the index rows of the resource `rid` (an SQL
-/// expression), as `;`-terminated statements (SQLite) or as CTE items.
+/// expression), one statement per table.
 pub fn deletes(rid: &str) -> Vec<String> {
     TABLES
         .iter()
@@ -290,33 +252,50 @@ pub fn deletes(rid: &str) -> Vec<String> {
         .collect()
 }
 
-/// INSERT statements for `rows` of the resource `rid` (an SQL expression:
-/// a placeholder or a subquery), binding every value in `b`.
-pub fn inserts(b: &mut SqlBuilder, rid: &str, tenant: i64, rows: &IndexRows) -> Vec<String> {
+/// One INSERT per table of the resource `rid` (an SQL expression: a
+/// placeholder or a subquery), each reading its rows from one bound JSON
+/// array. The SQL text depends only on the placeholders, so the databases
+/// prepare it once and reuse it, whatever the number of rows; a resource
+/// with 100,000 index rows binds three parameters per table like any other.
+pub fn inserts(
+    b: &mut SqlBuilder,
+    dialect: Dialect,
+    rid: &str,
+    tenant: i64,
+    rows: &IndexRows,
+) -> Vec<String> {
     let tenant = b.bind(Param::Int(tenant));
-    let mut statements = Vec::new();
-    for t in table_rows(rows) {
-        for chunk in t.rows.chunks(ROWS_PER_INSERT) {
-            let mut sql = format!(
-                "INSERT INTO {} (rid, tenant, {}) VALUES ",
-                t.table, t.columns
-            );
-            for (i, row) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                sql.push_str(rid);
-                sql.push_str(", ");
-                sql.push_str(&tenant);
-                for p in row {
-                    sql.push_str(", ");
-                    sql.push_str(&b.bind(p.clone()));
-                }
-                sql.push(')');
-            }
-            statements.push(sql);
-        }
+    let data = json_rows(rows);
+    let mut statements = Vec::with_capacity(TABLES.len());
+    for (i, table) in TABLES.iter().enumerate() {
+        let json = b.bind(Param::Text(data[i].clone()));
+        let names: Vec<&str> = COLUMNS[i].iter().map(|(n, _)| *n).collect();
+        let values: Vec<String> = COLUMNS[i]
+            .iter()
+            .enumerate()
+            .map(|(n, (_, kind))| match dialect {
+                Dialect::Sqlite => format!("j.value ->> {n}"),
+                Dialect::Postgres => match kind {
+                    Kind::Int => format!("(j ->> {n})::bigint"),
+                    Kind::Float => format!("(j ->> {n})::float8"),
+                    Kind::Text => format!("(j ->> {n})"),
+                },
+            })
+            .collect();
+        let source = match dialect {
+            Dialect::Sqlite => format!("json_each({json}) j"),
+            Dialect::Postgres => format!("jsonb_array_elements({json}::jsonb) j"),
+        };
+        // SQLite's tables are keyed on every column; a repeated row is one.
+        let insert = match dialect {
+            Dialect::Sqlite => "INSERT OR IGNORE",
+            Dialect::Postgres => "INSERT",
+        };
+        statements.push(format!(
+            "{insert} INTO {table} (rid, tenant, {}) SELECT {rid}, {tenant}, {} FROM {source}",
+            names.join(", "),
+            values.join(", ")
+        ));
     }
     statements
 }

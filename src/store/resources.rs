@@ -197,19 +197,15 @@ async fn write_index_pg(
     } else {
         Vec::new()
     };
-    let inserts = index::inserts(&mut b, &rid_ph, tenant, rows);
-    if b.param_count() <= PARAMS_PER_STATEMENT {
-        items.extend(inserts);
-        conn.execute(&cte(b, &items)).await?;
-        return Ok(());
-    }
-    // Very large resources: deletes first, then one statement per chunk.
-    if !items.is_empty() {
-        let mut d = SqlBuilder::new("");
-        let rid_ph = d.bind(Param::Int(rid));
-        conn.execute(&cte(d, &index::deletes(&rid_ph))).await?;
-    }
-    for_each_insert_chunk(conn, rid, tenant, rows).await
+    items.extend(index::inserts(
+        &mut b,
+        Dialect::Postgres,
+        &rid_ph,
+        tenant,
+        rows,
+    ));
+    conn.execute(&cte(b, &items)).await?;
+    Ok(())
 }
 
 /// Replaces the index rows of the resource `rid` (reindexing).
@@ -227,15 +223,11 @@ pub async fn replace_index(
     for d in index::deletes(&rid_ph) {
         b.push(&d).push("; ");
     }
-    if rows.len() <= LARGE_INDEX_ROWS {
-        for statement in index::inserts(&mut b, &rid_ph, tenant, rows) {
-            b.push(&statement).push("; ");
-        }
-        conn.execute(&b.build()).await?;
-        return Ok(());
+    for statement in index::inserts(&mut b, Dialect::Sqlite, &rid_ph, tenant, rows) {
+        b.push(&statement).push("; ");
     }
     conn.execute(&b.build()).await?;
-    for_each_insert_chunk(conn, rid, tenant, rows).await
+    Ok(())
 }
 
 /// A live resource's current body, for reindexing.
@@ -293,55 +285,6 @@ fn cte(mut b: SqlBuilder, statements: &[String]) -> Query {
     b.build()
 }
 
-/// Inserts index rows one bounded statement at a time (both databases),
-/// for resources with more rows than one statement may bind.
-async fn for_each_insert_chunk(
-    conn: &mut Conn<'_>,
-    rid: i64,
-    tenant: i64,
-    rows: &IndexRows,
-) -> Result<(), StoreError> {
-    let mut b = SqlBuilder::new("");
-    let rid_ph = b.bind(Param::Int(rid));
-    let statements = index::inserts(&mut b, &rid_ph, tenant, rows);
-    let all = b.build();
-    // Re-bind each statement's own parameters, renumbered from $1.
-    for sql in statements {
-        let mut q = SqlBuilder::new("");
-        let text = renumber(&sql, &all.params, &mut q);
-        q.push(&text);
-        conn.execute(&q.build()).await?;
-    }
-    Ok(())
-}
-
-/// Rewrites `$n` placeholders of `sql` (numbered against `params`) into
-/// fresh ones of `b`.
-fn renumber(sql: &str, params: &[Param], b: &mut SqlBuilder) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.char_indices().peekable();
-    while let Some((_, c)) = chars.next() {
-        if c != '$' {
-            out.push(c);
-            continue;
-        }
-        let mut n = String::new();
-        while let Some((_, d)) = chars.peek().copied().filter(|(_, d)| d.is_ascii_digit()) {
-            n.push(d);
-            chars.next();
-        }
-        let index: usize = n.parse().unwrap_or(0);
-        out.push_str(&b.bind(params[index - 1].clone()));
-    }
-    out
-}
-
-/// Index rows beyond which SQLite writes them in separate statements.
-const LARGE_INDEX_ROWS: usize = 2_000;
-
-/// Parameters one statement may bind before it is split.
-const PARAMS_PER_STATEMENT: usize = 30_000;
-
 /// SQLite: the whole write in one round trip to the connection's worker
 /// thread (several statements in one call). A concurrent creator cannot
 /// exist: SQLite has one writer, and `previous` was read inside this
@@ -395,23 +338,11 @@ async fn write_version_sqlite(
         "INSERT INTO resource_versions (rid, tenant, type, version, last_updated, method, body) \
          VALUES ({rid}, {t}, {ty}, {version}, {lu}, {method}, {body}); "
     ));
-    if v.index.len() <= LARGE_INDEX_ROWS {
-        for statement in index::inserts(&mut b, &rid, tenant, v.index) {
+    if !v.index.is_empty() {
+        for statement in index::inserts(&mut b, Dialect::Sqlite, &rid, tenant, v.index) {
             b.push(&statement).push("; ");
         }
-        conn.execute(&b.build()).await?;
-        return Ok(true);
     }
     conn.execute(&b.build()).await?;
-    let q = Query::new("SELECT rid FROM resources WHERE tenant = $1 AND type = $2 AND id = $3")
-        .int(tenant)
-        .text(v.rtype)
-        .text(v.id);
-    let rid = conn
-        .fetch_optional(&q)
-        .await?
-        .ok_or_else(|| StoreError::Database("resource row vanished".into()))?
-        .int(0)?;
-    for_each_insert_chunk(conn, rid, tenant, v.index).await?;
     Ok(true)
 }
