@@ -34,7 +34,7 @@ run() {
   start_server "$url"
   local p fam obs_code
   p=$(get "Patient?_count=1&_sort=_id" | jq_py "b['entry'][0]['resource']['id']")
-  fam=$(get "Patient/$p" | jq_py "b['name'][0]['family'][:3]")
+  fam=$(get "Patient/$p" | jq_py "__import__('urllib.parse').parse.quote(b['name'][0]['family'][:3])")
   local page="Observation?code=8867-4&_count=50"
   for _ in $(seq 49); do
     page=$(curl -sf "$B/${page#"$B/"}" | jq_py "[l['url'] for l in b['link'] if l['relation']=='next'][0]")

@@ -384,8 +384,11 @@ impl Fhir {
         let first_page = page == PageAt::First;
         let total = match total {
             Total::None => None,
-            Total::Default if !first_page => None,
-            Total::Default if !more && query.count > 0 => Some(hits.len() as i64),
+            // By default the total is given when it is known for free: a
+            // first page that holds every match. Counting a broad match
+            // costs as much as reading it, so that takes `_total=accurate`.
+            Total::Default if !first_page || more => None,
+            Total::Default if query.count > 0 => Some(hits.len() as i64),
             _ => Some(self.store.count(self.tenant, &query).await?),
         };
 

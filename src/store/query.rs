@@ -242,6 +242,9 @@ struct Planner {
     b: SqlBuilder,
     tenant: String,
     aliases: usize,
+    /// SQLite: keep the (tenant, type) index out of plans that have a
+    /// selective index condition on rid (see `base_where`).
+    sqlite: bool,
 }
 
 impl Planner {
@@ -252,6 +255,7 @@ impl Planner {
             b,
             tenant,
             aliases: 0,
+            sqlite: false,
         }
     }
 
@@ -711,11 +715,20 @@ impl Planner {
 
     /// `WHERE` of a search over `r`: tenant, types, live, the filters.
     fn base_where(&mut self, q: &SearchQuery, r: &str) -> String {
-        let mut w = format!("{r}.tenant = {} AND {r}.deleted = 0", self.tenant);
+        // SQLite's planner prefers the (tenant, type) index over a
+        // `rid IN (index subquery)` condition and then scans every resource
+        // of the type; `+` makes those terms unindexable, so the index
+        // subquery drives (its rids come sorted, so ORDER BY rid is free).
+        let plus = if self.sqlite && q.filters.iter().any(drives_by_rid) {
+            "+"
+        } else {
+            ""
+        };
+        let mut w = format!("{plus}{r}.tenant = {} AND {r}.deleted = 0", self.tenant);
         match q.types.as_slice() {
             [] => {}
-            [one] => w.push_str(&format!(" AND {r}.type = {}", self.text(one))),
-            many => w.push_str(&format!(" AND {r}.type IN ({})", self.list(many))),
+            [one] => w.push_str(&format!(" AND {plus}{r}.type = {}", self.text(one))),
+            many => w.push_str(&format!(" AND {plus}{r}.type IN ({})", self.list(many))),
         }
         if !q.filters.is_empty() {
             w.push_str(" AND ");
@@ -723,6 +736,17 @@ impl Planner {
         }
         w
     }
+}
+
+/// Whether a filter selects by `rid IN (index subquery)`, which can drive
+/// the query.
+fn drives_by_rid(f: &Filter) -> bool {
+    matches!(
+        f,
+        Filter::Index { negate: false, .. }
+            | Filter::Composite(_)
+            | Filter::Missing { missing: false, .. }
+    )
 }
 
 fn read_sort_value(row: &Row, i: usize, key: &SortKey) -> Result<SortValue, StoreError> {
@@ -818,6 +842,7 @@ pub async fn search(
 /// How many resources match (`_total=accurate`).
 pub async fn count(conn: &mut Conn<'_>, tenant: i64, q: &SearchQuery) -> Result<i64, StoreError> {
     let mut p = Planner::new(tenant);
+    p.sqlite = matches!(conn, Conn::Sqlite(_));
     let w = p.base_where(q, "r");
     let mut b = p.b;
     b.push(&format!("SELECT COUNT(*) FROM resources r WHERE {w}"));
@@ -842,6 +867,7 @@ pub async fn find_ids(
         page: PageAt::First,
     };
     let mut p = Planner::new(tenant);
+    p.sqlite = matches!(conn, Conn::Sqlite(_));
     let w = p.base_where(&q, "r");
     let limit = p.int(limit);
     let mut b = p.b;
