@@ -34,18 +34,7 @@ impl Fhir {
         let mut kept: Vec<(String, String)> = Vec::new();
         for (name, value) in params {
             match name.as_str() {
-                "_count" => {
-                    count = value
-                        .parse::<i64>()
-                        .ok()
-                        .filter(|c| *c >= 0)
-                        .ok_or_else(|| {
-                            FhirError::invalid(format!(
-                                "_count must be a whole number ≥ 0, not `{value}`"
-                            ))
-                        })?
-                        .min(i64::from(self.max_page_size));
-                }
+                "_count" => count = self.page_size(value)?,
                 "_since" => {
                     let (start, _) = range_micros(value).ok_or_else(|| {
                         FhirError::invalid(format!("_since must be an instant, not `{value}`"))

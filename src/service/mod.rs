@@ -101,6 +101,18 @@ impl Fhir {
         }
     }
 
+    /// A `_count` value: a whole number ≥ 0, capped at the largest page.
+    pub fn page_size(&self, value: &str) -> FhirResult<i64> {
+        let count = value
+            .parse::<i64>()
+            .ok()
+            .filter(|c| *c >= 0)
+            .ok_or_else(|| {
+                FhirError::invalid(format!("_count must be a whole number ≥ 0, not `{value}`"))
+            })?;
+        Ok(count.min(i64::from(self.max_page_size)))
+    }
+
     /// Ends one attempt of a write: commits on success, rolls back on
     /// failure. Returns None when the attempt lost a race with a concurrent
     /// writer and should run again; callers loop:

@@ -121,8 +121,23 @@ fn decode_cursor(s: &str) -> FhirResult<PageAt> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)
         .map_err(|_| bad())?;
-    let (dir, values, rid): (String, Vec<SortValue>, i64) =
+    // Read as plain JSON: serde's untagged enums cannot read numbers under
+    // serde_json's arbitrary_precision feature.
+    let (dir, raw, rid): (String, Vec<Value>, i64) =
         serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let values = raw
+        .iter()
+        .map(|v| match v {
+            Value::Null => Some(SortValue::Null),
+            Value::String(t) => Some(SortValue::Text(t.clone())),
+            Value::Number(n) => n
+                .as_i64()
+                .map(SortValue::Int)
+                .or_else(|| n.as_f64().map(SortValue::Float)),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(bad)?;
     match dir.as_str() {
         "a" => Ok(PageAt::After(values, rid)),
         "b" => Ok(PageAt::Before(values, rid)),
@@ -207,16 +222,7 @@ impl Fhir {
             let base_name = name.split(':').next().unwrap_or_default();
             match base_name {
                 "_count" => {
-                    count = value
-                        .parse::<i64>()
-                        .ok()
-                        .filter(|c| *c >= 0)
-                        .ok_or_else(|| {
-                            FhirError::invalid(format!(
-                                "_count must be a whole number ≥ 0, not `{value}`"
-                            ))
-                        })?
-                        .min(i64::from(self.max_page_size));
+                    count = self.page_size(value)?;
                 }
                 "_sort" => {
                     sort = parse_sort(&types, value)?;
