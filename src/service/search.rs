@@ -170,14 +170,13 @@ impl Fhir {
             }
             SearchScope::System => {
                 let mut types = Vec::new();
-                for (name, value) in params.iter().filter(|(n, _)| n == "_type") {
+                for (_, value) in params.iter().filter(|(n, _)| n == "_type") {
                     for t in value.split(',') {
                         check_type(t).map_err(|_| {
                             FhirError::invalid(format!("_type: `{t}` is not a resource type"))
                         })?;
                         types.push(t.to_string());
                     }
-                    let _ = name;
                 }
                 (types, String::new(), Vec::new())
             }
@@ -207,12 +206,8 @@ impl Fhir {
         let mut page = PageAt::First;
         let mut kept: Vec<(String, String)> = Vec::new();
         let mut ignored: Vec<String> = Vec::new();
-        // Per searched type (system searches), the filters of each type.
-        let search_types: Vec<String> = if types.is_empty() {
-            Vec::new()
-        } else {
-            types.clone()
-        };
+        // Per searched type, the filters of each type.
+        let search_types = types.clone();
         let mut per_type: Vec<(String, Vec<Filter>)> = search_types
             .iter()
             .map(|t| (t.clone(), Vec::new()))
