@@ -58,6 +58,69 @@ pub enum Command {
         #[arg(long, default_value_t = 180)]
         resources_per_patient: u32,
     },
+    /// Manage user accounts (sign-in for SMART apps).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage OAuth clients (SMART apps and backend services).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Make a new token signing key; older keys keep verifying until their
+    /// tokens expire.
+    RotateSigningKey,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add an account. The password is read from CHARAKA_NEW_PASSWORD, or
+    /// a one-time password is generated and printed.
+    Add {
+        username: String,
+        /// admin, practitioner or patient.
+        #[arg(long)]
+        role: String,
+        /// The account's FHIR resource, e.g. Practitioner/123 or Patient/9.
+        #[arg(long)]
+        fhir_user: Option<String>,
+    },
+    /// List accounts.
+    List,
+    /// Disable an account (its sign-ins and refresh tokens stop working).
+    Disable { username: String },
+    /// Enable a disabled account.
+    Enable { username: String },
+    /// Set a new password (CHARAKA_NEW_PASSWORD, or a generated one).
+    Password { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and, for symmetric clients, the
+    /// secret (shown once).
+    Add {
+        /// A name shown on consent pages.
+        #[arg(long)]
+        name: String,
+        /// public (browser/mobile app, PKCE), symmetric (client secret) or
+        /// asymmetric (private_key_jwt with --jwks-file).
+        #[arg(long)]
+        kind: String,
+        /// Redirect URIs, matched exactly (repeat for several).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// The scopes the client may be granted, e.g. "launch/patient patient/*.rs openid fhirUser offline_access".
+        #[arg(long)]
+        scope: String,
+        /// A JSON Web Key Set file with the client's public keys.
+        #[arg(long)]
+        jwks_file: Option<PathBuf>,
+        /// A chosen client id (default: random).
+        #[arg(long)]
+        client_id: Option<String>,
+    },
+    /// List clients.
+    List,
+    /// Revoke a client and every token it holds.
+    Revoke { client_id: String },
 }
 
 /// Options shared by every subcommand. Flags beat environment variables,
@@ -88,6 +151,10 @@ pub struct Options {
     /// Log format: text or json [default: text].
     #[arg(long, env = "CHARAKA_LOG_FORMAT", global = true)]
     pub log_format: Option<String>,
+    /// SMART authorization: on, or off for a loopback-only development
+    /// server [default: on].
+    #[arg(long, env = "CHARAKA_AUTH", global = true)]
+    pub auth: Option<String>,
 }
 
 impl Options {
@@ -121,6 +188,9 @@ impl Options {
         }
         if let Some(v) = self.log_format {
             config.log_format = v;
+        }
+        if let Some(v) = self.auth {
+            config.auth = v;
         }
         config.validate()?;
         Ok(config)
@@ -162,6 +232,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             crate::generate::run(&options)?.print();
             Ok(())
         }
+        Command::User(cmd) => runtime.block_on(crate::cli::user(config, cmd)),
+        Command::Client(cmd) => runtime.block_on(crate::cli::client(config, cmd)),
+        Command::RotateSigningKey => runtime.block_on(async {
+            let store = crate::store::Store::connect(&config).await?;
+            let auth = crate::auth::Auth::start(&store, &config).await?;
+            let kid = auth.rotate_keys(&store).await?;
+            store.close().await;
+            println!("new signing key {kid}; running servers pick it up when they meet it");
+            Ok(())
+        }),
         Command::Capabilities => {
             let statement = crate::service::capabilities::capability_statement(&config.base_url());
             println!("{}", serde_json::to_string_pretty(&statement)?);
@@ -242,4 +322,145 @@ fn peak_memory_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A password for `user add|password`: CHARAKA_NEW_PASSWORD, or generated
+/// (and then printed once).
+fn new_password() -> (String, bool) {
+    match std::env::var("CHARAKA_NEW_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (crate::auth::secrets::one_time_password(), true),
+    }
+}
+
+/// `charaka user ...`
+pub async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
+    let store = crate::store::Store::connect(&config).await?;
+    let result = async {
+        match cmd {
+            UserCommand::Add {
+                username,
+                role,
+                fhir_user,
+            } => {
+                let (password, generated) = new_password();
+                crate::auth::accounts::add_user(
+                    &store,
+                    &username,
+                    &password,
+                    &role,
+                    fhir_user.as_deref(),
+                )
+                .await?;
+                println!("added {role} `{username}`");
+                if generated {
+                    println!("one-time password: {password}");
+                }
+            }
+            UserCommand::List => {
+                for u in store.users().await? {
+                    println!(
+                        "{:<24} {:<13} {:<28} {}",
+                        u.username,
+                        u.role,
+                        u.fhir_user.as_deref().unwrap_or("-"),
+                        if u.disabled { "disabled" } else { "active" }
+                    );
+                }
+            }
+            UserCommand::Disable { username } => {
+                anyhow::ensure!(
+                    store.set_user_disabled(&username, true).await?,
+                    "no user `{username}`"
+                );
+                println!("disabled `{username}`");
+            }
+            UserCommand::Enable { username } => {
+                anyhow::ensure!(
+                    store.set_user_disabled(&username, false).await?,
+                    "no user `{username}`"
+                );
+                println!("enabled `{username}`");
+            }
+            UserCommand::Password { username } => {
+                let (password, generated) = new_password();
+                anyhow::ensure!(
+                    password.len() >= 10,
+                    "a password has at least 10 characters"
+                );
+                let hash = crate::auth::secrets::hash_password(&password);
+                anyhow::ensure!(
+                    store.set_user_password(&username, &hash).await?,
+                    "no user `{username}`"
+                );
+                println!("password of `{username}` changed");
+                if generated {
+                    println!("one-time password: {password}");
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+/// `charaka client ...`
+pub async fn client(config: Config, cmd: ClientCommand) -> anyhow::Result<()> {
+    let store = crate::store::Store::connect(&config).await?;
+    let result = async {
+        match cmd {
+            ClientCommand::Add {
+                name,
+                kind,
+                redirect_uris,
+                scope,
+                jwks_file,
+                client_id,
+            } => {
+                let jwks = match jwks_file {
+                    Some(path) => Some(serde_json::from_str(&std::fs::read_to_string(&path)?)?),
+                    None => None,
+                };
+                let spec = crate::auth::accounts::ClientSpec {
+                    name,
+                    kind,
+                    redirect_uris,
+                    scope,
+                    jwks,
+                    jwks_uri: None,
+                    client_id,
+                };
+                let new = crate::auth::accounts::add_client(&store, &spec).await?;
+                println!("client_id: {}", new.client_id);
+                if let Some(secret) = new.secret {
+                    println!("client_secret: {secret}  (shown once; keep it safe)");
+                }
+            }
+            ClientCommand::List => {
+                for c in store.clients().await? {
+                    println!(
+                        "{:<24} {:<11} {:<8} {:<30} {}",
+                        c.client_id,
+                        c.kind,
+                        if c.revoked { "revoked" } else { "active" },
+                        c.name,
+                        c.scope
+                    );
+                }
+            }
+            ClientCommand::Revoke { client_id } => {
+                anyhow::ensure!(
+                    store.revoke_client(&client_id).await?,
+                    "no client `{client_id}`"
+                );
+                println!("revoked `{client_id}` and its tokens");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result
 }

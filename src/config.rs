@@ -40,6 +40,14 @@ pub struct Config {
     /// 0 (off) on PostgreSQL, where other nodes may write. Turn it on for
     /// PostgreSQL only when this is the one Charaka node.
     pub read_cache_entries: Option<usize>,
+    /// SMART on FHIR authorization: `on` (default) or `off`. Off is for a
+    /// development server and is refused unless `listen` is a loopback
+    /// address.
+    pub auth: String,
+    /// Lifetime of access tokens in seconds.
+    pub access_token_seconds: u64,
+    /// Lifetime of refresh tokens in seconds.
+    pub refresh_token_seconds: u64,
 }
 
 impl Default for Config {
@@ -57,6 +65,9 @@ impl Default for Config {
             max_bundle_entries: 10_000,
             log_format: "text".to_string(),
             read_cache_entries: None,
+            auth: "on".to_string(),
+            access_token_seconds: 3600,
+            refresh_token_seconds: 90 * 24 * 3600,
         }
     }
 }
@@ -78,6 +89,11 @@ impl Config {
         }
     }
 
+    /// Whether requests need a token.
+    pub fn auth_enabled(&self) -> bool {
+        self.auth != "off"
+    }
+
     /// Checks values that the type system cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
@@ -89,6 +105,20 @@ impl Config {
             matches!(self.log_format.as_str(), "text" | "json"),
             "log_format must be `text` or `json`, not `{}`",
             self.log_format
+        );
+        anyhow::ensure!(
+            matches!(self.auth.as_str(), "on" | "off"),
+            "auth must be `on` or `off`, not `{}`",
+            self.auth
+        );
+        anyhow::ensure!(
+            self.auth_enabled() || self.listen.ip().is_loopback(),
+            "auth off is for development only: listen on a loopback address (127.0.0.1 or ::1), not {}",
+            self.listen
+        );
+        anyhow::ensure!(
+            (60..=86_400).contains(&self.access_token_seconds),
+            "access_token_seconds must be between 60 and 86400"
         );
         anyhow::ensure!(self.max_page_size >= 1, "max_page_size must be at least 1");
         anyhow::ensure!(

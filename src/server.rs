@@ -34,9 +34,23 @@ pub fn init_tracing(config: &Config) {
 pub async fn build_app(config: &Config) -> anyhow::Result<Arc<App>> {
     let store = Store::connect(config).await?;
     let fhir = Fhir::new(store, config);
-    let capabilities = crate::service::capabilities::capability_statement(&fhir.base_url);
+    let auth = crate::auth::Auth::start(&fhir.store, config).await?;
+    if let Some(password) = crate::auth::accounts::bootstrap_admin(&fhir.store).await? {
+        // Printed once to the console, never to the log.
+        eprintln!(
+            "\nCharaka created the administrator account `admin` with the one-time password\n\n    {password}\n\nSign in at {}/authorize flows, or change it with `charaka user password admin`.\n",
+            auth.auth_base
+        );
+    }
+    let mut capabilities = crate::service::capabilities::capability_statement(&fhir.base_url);
+    capabilities["rest"][0]["security"] =
+        crate::auth::discovery::capability_security(&auth.auth_base, auth.enabled);
     let stale = fhir.index_is_stale().await?;
-    let app = Arc::new(App { fhir, capabilities });
+    let app = Arc::new(App {
+        fhir,
+        capabilities,
+        auth,
+    });
     if stale {
         // Searches see a partial index until this finishes (`/health/ready`
         // and `GET [base]/$reindex` show the progress).

@@ -12,6 +12,7 @@ use http::StatusCode;
 use super::request::{parse_etag, FhirRequest, Return};
 use super::response::{self, error, fhir_body, version_headers};
 use super::App;
+use crate::auth::scopes::Perm;
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::datetime::{format_http_date, parse_http_date};
 use crate::fhir::outcome::information;
@@ -76,7 +77,10 @@ pub async fn read(
 ) -> Response {
     let result = async {
         check_read_shape(&req)?;
+        let access = req.access()?;
+        app.fhir.permit(access, Perm::Read, &rtype)?;
         let v = app.fhir.read(&rtype, &id).await?;
+        app.fhir.ensure_visible(access, &v).await?;
         Ok(read_response(&req, &v))
     }
     .await;
@@ -90,7 +94,10 @@ pub async fn vread(
 ) -> Response {
     let result = async {
         check_read_shape(&req)?;
+        let access = req.access()?;
+        app.fhir.permit(access, Perm::Read, &rtype)?;
         let v = app.fhir.vread(&rtype, &id, &vid).await?;
+        app.fhir.ensure_visible(access, &v).await?;
         Ok(read_response(&req, &v))
     }
     .await;
@@ -152,6 +159,14 @@ pub async fn create(
     }
     let result = async {
         let resource = req.resource_body(&body)?;
+        let access = req.access()?;
+        if req.header("if-none-exist").is_some() {
+            app.fhir
+                .permit_all(access, Perm::Create, &rtype, "a conditional create")?;
+        }
+        app.fhir
+            .permit_write(access, Perm::Create, &rtype, None, Some(&resource))
+            .await?;
         let outcome = app
             .fhir
             .create(&rtype, resource, req.header("if-none-exist"))
@@ -170,6 +185,15 @@ pub async fn update(
 ) -> Response {
     let result = async {
         let resource = req.resource_body(&body)?;
+        app.fhir
+            .permit_write(
+                req.access()?,
+                Perm::Update,
+                &rtype,
+                Some(&id),
+                Some(&resource),
+            )
+            .await?;
         let outcome = app
             .fhir
             .update(&rtype, &id, resource, req.if_match()?)
@@ -188,6 +212,8 @@ pub async fn conditional_update(
 ) -> Response {
     let result = async {
         let resource = req.resource_body(&body)?;
+        app.fhir
+            .permit_all(req.access()?, Perm::Update, &rtype, "a conditional update")?;
         let outcome = app
             .fhir
             .conditional_update(&rtype, &req.raw_query, resource, req.if_match()?)
@@ -215,6 +241,9 @@ pub async fn patch(
 ) -> Response {
     let result = async {
         let patch = patch_body(&req, &body)?;
+        app.fhir
+            .permit_patch(req.access()?, &rtype, &id, &patch)
+            .await?;
         let outcome = app.fhir.patch(&rtype, &id, &patch, req.if_match()?).await?;
         Ok(write_response(&app, &req, outcome))
     }
@@ -230,6 +259,8 @@ pub async fn conditional_patch(
 ) -> Response {
     let result = async {
         let patch = patch_body(&req, &body)?;
+        app.fhir
+            .permit_all(req.access()?, Perm::Update, &rtype, "a conditional patch")?;
         let outcome = app
             .fhir
             .conditional_patch(&rtype, &req.raw_query, &patch, req.if_match()?)
@@ -271,6 +302,9 @@ pub async fn delete(
     req: FhirRequest,
 ) -> Response {
     let result = async {
+        app.fhir
+            .permit_write(req.access()?, Perm::Delete, &rtype, Some(&id), None)
+            .await?;
         let outcome = app.fhir.delete(&rtype, &id, req.if_match()?).await?;
         let message = match outcome.status {
             WriteStatus::Unchanged => {
@@ -290,6 +324,8 @@ pub async fn conditional_delete(
     req: FhirRequest,
 ) -> Response {
     let result = async {
+        app.fhir
+            .permit_all(req.access()?, Perm::Delete, &rtype, "a conditional delete")?;
         let count = app.fhir.conditional_delete(&rtype, &req.raw_query).await?;
         delete_response(&req, format!("{count} {rtype} resource(s) deleted"), None)
     }
@@ -326,7 +362,10 @@ async fn search(
     let result = async {
         let params = search_params(req, body)?;
         let strict = is_strict(req.header("prefer"));
-        let bundle = app.fhir.search(&scope, &params, strict).await?;
+        let bundle = app
+            .fhir
+            .search(&scope, &params, strict, req.access()?)
+            .await?;
         let body = req.shape.render(&Bytes::from(bundle), false)?;
         Ok(fhir_body(StatusCode::OK, req.shape.format, body))
     }
@@ -350,6 +389,7 @@ pub async fn search_type(
 /// the search index, GET shows its progress).
 async fn system_operation(app: &Arc<App>, req: &FhirRequest, op: &str, post: bool) -> Response {
     let result = async {
+        app.fhir.permit_admin(req.access()?, op)?;
         match (op, post) {
             ("$reindex", false) => {
                 let progress = app.fhir.reindex_job.progress();
@@ -386,6 +426,23 @@ pub async fn search_system(State(app): AppState, req: FhirRequest) -> Response {
 
 async fn history(app: &App, req: &FhirRequest, scope: HistoryScope) -> Response {
     let result = async {
+        let access = req.access()?;
+        match &scope {
+            HistoryScope::Instance { rtype, id } => {
+                app.fhir.permit(access, Perm::Read, rtype)?;
+                if !access.unrestricted {
+                    // The history of a resource the caller may see now.
+                    if let Ok(current) = app.fhir.read(rtype, id).await {
+                        app.fhir.ensure_visible(access, &current).await?;
+                    }
+                }
+            }
+            HistoryScope::Type { rtype } => {
+                app.fhir
+                    .permit_all(access, Perm::Read, rtype, "the history of a type")?;
+            }
+            HistoryScope::System => app.fhir.permit_system_history(access)?,
+        }
         let bundle = app.fhir.history(scope, &req.params).await?;
         let body = req.shape.render(&Bytes::from(bundle), false)?;
         Ok(fhir_body(StatusCode::OK, req.shape.format, body))
@@ -445,7 +502,10 @@ pub async fn transaction(State(app): AppState, req: FhirRequest, body: Bytes) ->
             Return::OperationOutcome => EntryReturn::OperationOutcome,
             Return::Representation => EntryReturn::Representation,
         };
-        let response = app.fhir.transaction_or_batch(bundle, prefer).await?;
+        let response = app
+            .fhir
+            .transaction_or_batch(bundle, prefer, req.access()?)
+            .await?;
         let body = req.shape.render(&Bytes::from(response), false)?;
         Ok(fhir_body(StatusCode::OK, req.shape.format, body))
     }
@@ -464,8 +524,12 @@ pub async fn type_operation(
         return search(&app, &req, SearchScope::Type(rtype), Some(&body)).await;
     }
     let result = async {
+        let access = req.access()?;
         let outcome = match op.as_str() {
             "$validate" => {
+                app.fhir
+                    .permit(access, Perm::Create, &rtype)
+                    .or_else(|_| app.fhir.permit(access, Perm::Update, &rtype))?;
                 app.fhir
                     .validate_operation(&rtype, None, req.resource_body(&body)?)
                     .await?
@@ -507,6 +571,20 @@ pub async fn instance_operation(
     }
     let result = async {
         let post = method == http::Method::POST;
+        let access = req.access()?;
+        match op.as_str() {
+            "$meta-add" | "$meta-delete" => {
+                app.fhir
+                    .permit_write(access, Perm::Update, &rtype, Some(&id), None)
+                    .await?
+            }
+            _ => {
+                app.fhir.permit(access, Perm::Read, &rtype)?;
+                if let Ok(current) = app.fhir.read(&rtype, &id).await {
+                    app.fhir.ensure_visible(access, &current).await?;
+                }
+            }
+        }
         let value = match (op.as_str(), post) {
             ("$validate", true) => {
                 app.fhir

@@ -5,6 +5,7 @@
 //! (`handlers`) → service (`crate::service`) → store; errors of any layer
 //! (including axum's own rejections) leave as OperationOutcomes.
 
+mod auth;
 mod handlers;
 mod health;
 mod negotiate;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use http::Request;
 use serde_json::Value;
@@ -30,6 +31,8 @@ pub struct App {
     pub fhir: Fhir,
     /// The CapabilityStatement, generated once at start.
     pub capabilities: Value,
+    /// The SMART authorization server.
+    pub auth: crate::auth::Auth,
 }
 
 /// The URL prefix of the FHIR API.
@@ -65,10 +68,34 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .route("/{rtype}/{id}/_history", get(history_instance))
         .route("/{rtype}/{id}/_history/{vid}", get(vread));
 
-    Router::new()
+    let fhir = fhir
+        .route(
+            "/.well-known/smart-configuration",
+            get(auth::smart_configuration),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(auth::openid_configuration),
+        );
+    let api = Router::new()
         .route(FHIR_PREFIX, get(search_system).post(transaction))
         .route("/fhir/", get(search_system).post(transaction))
         .nest(FHIR_PREFIX, fhir)
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::require_token,
+        ));
+    let authorization = Router::new()
+        .route("/auth/jwks", get(auth::jwks))
+        .route("/auth/token", post(auth::token))
+        .route("/auth/introspect", post(auth::introspect))
+        .route("/auth/revoke", post(auth::revoke))
+        .route("/auth/register", post(auth::register))
+        .route("/auth/launch", post(auth::launch));
+
+    Router::new()
+        .merge(api)
+        .merge(authorization)
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .fallback(outcome_layer::not_found)
@@ -106,5 +133,20 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
                 ),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
+        // Browser apps on other origins (SMART): bearer tokens, not cookies,
+        // so any origin may call the API, the token endpoint and discovery.
+        .layer(
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(tower_http::cors::Any)
+                .allow_methods(tower_http::cors::Any)
+                .allow_headers(tower_http::cors::Any)
+                .expose_headers([
+                    http::header::LOCATION,
+                    http::header::ETAG,
+                    http::header::LAST_MODIFIED,
+                    http::header::CONTENT_LOCATION,
+                    http::header::WWW_AUTHENTICATE,
+                ]),
+        )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

@@ -17,7 +17,12 @@ use crate::fhir::outcome::IssueType;
 const MAX_ERROR_TEXT: usize = 4096;
 
 pub async fn ensure_outcome(request: Request, next: Next) -> Response {
+    // The authorization server answers OAuth errors in OAuth's own JSON.
+    let oauth = request.uri().path().starts_with("/auth/");
     let response = next.run(request).await;
+    if oauth {
+        return response;
+    }
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;

@@ -20,6 +20,8 @@ pub struct FhirRequest {
     pub raw_query: String,
     pub headers: HeaderMap,
     pub shape: Shape,
+    /// The caller, attached by the bearer-token check.
+    access: Option<crate::auth::Access>,
 }
 
 /// `Prefer: return=...` (http://hl7.org/fhir/R4/http.html#ops).
@@ -86,11 +88,24 @@ impl<S: Send + Sync> FromRequestParts<S> for FhirRequest {
             raw_query,
             headers: parts.headers.clone(),
             shape,
+            access: parts.extensions.get::<crate::auth::Access>().cloned(),
         })
     }
 }
 
 impl FhirRequest {
+    /// The caller; every FHIR route passes the token check, so a request
+    /// without one is refused rather than served.
+    pub fn access(&self) -> FhirResult<&crate::auth::Access> {
+        self.access.as_ref().ok_or_else(|| {
+            FhirError::new(
+                401,
+                IssueType::Login,
+                "this request carries no valid access token",
+            )
+        })
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }

@@ -3,6 +3,7 @@
 //! "versions are stamped by the server" or "If-Match is honoured" live in one
 //! place. Knows nothing of HTTP: results are typed values or FHIR JSON.
 
+pub mod authz;
 pub mod bundle;
 pub mod capabilities;
 pub mod conditional;

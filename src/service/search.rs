@@ -85,6 +85,11 @@ pub fn compartment_filter(compartment: &str, id: &str, rtype: &str) -> FhirResul
         )));
     }
     let mut groups = Vec::new();
+    // The compartment's own resource is in it (Patient/1 is in the
+    // compartment of Patient/1).
+    if rtype == compartment {
+        groups.push(vec![Filter::Ids(vec![id.to_string()])]);
+    }
     for code in params {
         if code == "{def}" {
             groups.push(vec![Filter::Ids(vec![id.to_string()])]);
@@ -162,6 +167,7 @@ impl Fhir {
         scope: &SearchScope,
         params: &[(String, String)],
         strict: bool,
+        access: &crate::auth::Access,
     ) -> FhirResult<Vec<u8>> {
         let (types, path, mut filters) = match scope {
             SearchScope::Type(rtype) => {
@@ -357,6 +363,11 @@ impl Fhir {
             }
         }
 
+        // What the caller may see (patient compartment, scope constraints).
+        if let Some(f) = self.search_reach_filter(access, &types)? {
+            filters.push(f);
+        }
+
         let query = SearchQuery {
             types: types.clone(),
             filters,
@@ -449,6 +460,7 @@ impl Fhir {
 
         // Includes.
         let included = self.included(&hits, &includes, &revincludes).await?;
+        let included = self.visible_includes(access, included).await?;
 
         let shape = |body: &bytes::Bytes| -> FhirResult<bytes::Bytes> {
             if summary.is_none_or(|s| s == Summary::False) && elements.is_none() {

@@ -142,6 +142,7 @@ impl Fhir {
         &self,
         body: Value,
         prefer: EntryReturn,
+        access: &crate::auth::Access,
     ) -> FhirResult<Vec<u8>> {
         let Value::Object(mut bundle) = body else {
             return Err(FhirError::invalid("the body must be a Bundle"));
@@ -184,9 +185,14 @@ impl Fhir {
                             .map_err(|err| at_entry(i, err))
                     })
                     .collect::<FhirResult<Vec<Entry>>>()?;
+                for e in &parsed {
+                    self.authorize_entry(access, e)
+                        .await
+                        .map_err(|err| at_entry(e.index, err))?;
+                }
                 self.transaction(parsed, prefer).await
             }
-            "batch" => Ok(self.batch(entries, prefer).await),
+            "batch" => Ok(self.batch(entries, prefer, access).await),
             other => Err(FhirError::invalid(format!(
                 "POST to the base takes a transaction or batch Bundle, not `{other}`; \
                  store other Bundles with POST [base]/Bundle"
@@ -786,11 +792,19 @@ impl Fhir {
     }
 
     /// Each entry on its own, in its own database transaction.
-    async fn batch(&self, entries: Vec<Value>, prefer: EntryReturn) -> Vec<u8> {
+    async fn batch(
+        &self,
+        entries: Vec<Value>,
+        prefer: EntryReturn,
+        access: &crate::auth::Access,
+    ) -> Vec<u8> {
         let mut results = Vec::with_capacity(entries.len());
         for (i, entry) in entries.into_iter().enumerate() {
             let result = match self.parse_entry(i, entry, true) {
-                Ok(e) => self.batch_entry(e, prefer).await,
+                Ok(e) => match self.authorize_entry(access, &e).await {
+                    Ok(()) => self.batch_entry(e, prefer).await,
+                    Err(err) => Err(err),
+                },
                 Err(err) => Err(err),
             };
             results.push(match result {
@@ -826,6 +840,56 @@ impl Fhir {
             if let Some(done) = self.finish(tx, result, &mut attempt).await {
                 return done;
             }
+        }
+    }
+}
+
+impl Fhir {
+    /// Checks one entry against the caller's scopes, as the same request on
+    /// its own would be checked.
+    async fn authorize_entry(&self, access: &crate::auth::Access, e: &Entry) -> FhirResult<()> {
+        use crate::auth::scopes::Perm;
+        if access.unrestricted {
+            return Ok(());
+        }
+        let rtype = e.target.rtype();
+        let resource = e.resource.as_ref().map(|r| Value::Object(r.clone()));
+        match (&e.method, &e.target) {
+            (_, Target::Conditional(..)) => {
+                let perm = match e.method {
+                    Method::Delete => Perm::Delete,
+                    Method::Get | Method::Head => Perm::Search,
+                    _ => Perm::Update,
+                };
+                self.permit_all(access, perm, rtype, "a conditional entry")
+            }
+            (Method::Post, _) => {
+                if e.if_none_exist.is_some() {
+                    self.permit_all(access, Perm::Create, rtype, "a conditional create")?;
+                }
+                self.permit_write(access, Perm::Create, rtype, None, resource.as_ref())
+                    .await
+            }
+            (Method::Put, Target::Instance(_, id)) => {
+                self.permit_write(access, Perm::Update, rtype, Some(id), resource.as_ref())
+                    .await
+            }
+            (Method::Patch, Target::Instance(_, id)) => {
+                let patch = match &e.resource {
+                    Some(binary) => binary_json_patch(binary)?,
+                    None => return Err(FhirError::invalid("a PATCH entry needs a Binary")),
+                };
+                self.permit_patch(access, rtype, id, &patch).await
+            }
+            (Method::Delete, Target::Instance(_, id)) => {
+                self.permit_write(access, Perm::Delete, rtype, Some(id), None)
+                    .await
+            }
+            (Method::Get | Method::Head, Target::Type(_)) => {
+                self.permit(access, Perm::Search, rtype).map(|_| ())
+            }
+            (Method::Get | Method::Head, _) => self.permit(access, Perm::Read, rtype).map(|_| ()),
+            _ => self.permit_all(access, Perm::Update, rtype, "this entry"),
         }
     }
 }

@@ -11,6 +11,7 @@
 //!   on PostgreSQL the `resources` row is locked (`FOR UPDATE`) before a new
 //!   version is written, so version numbers never repeat or skip.
 
+pub mod auth;
 mod cache;
 pub mod codec;
 pub mod db;
@@ -276,6 +277,41 @@ impl Store {
             .fetch_optional(&q)
             .await?
             .map_or(Ok(0), |r| r.int(0))
+    }
+
+    async fn write_conn(&self) -> Result<PooledConn, StoreError> {
+        Ok(match &self.backend {
+            Backend::Sqlite { writer, .. } => PooledConn::Sqlite(writer.acquire().await?),
+            Backend::Postgres { pool } => PooledConn::Postgres(pool.acquire().await?),
+        })
+    }
+
+    /// Runs one statement on its own (small tables such as the
+    /// authorization server's); returns the rows changed.
+    pub(crate) async fn write(&self, q: &db::Query) -> Result<u64, StoreError> {
+        self.write_conn().await?.conn().execute(q).await
+    }
+
+    /// A read through the writer connection, which sees every committed write.
+    pub(crate) async fn write_fetch_opt(
+        &self,
+        q: &db::Query,
+    ) -> Result<Option<db::Row>, StoreError> {
+        self.write_conn().await?.conn().fetch_optional(q).await
+    }
+
+    pub(crate) async fn fetch_rows(&self, q: &db::Query) -> Result<Vec<db::Row>, StoreError> {
+        self.read_conn().await?.conn().fetch_all(q).await
+    }
+
+    pub(crate) async fn fetch_opt_row(&self, q: &db::Query) -> Result<Option<db::Row>, StoreError> {
+        self.read_conn().await?.conn().fetch_optional(q).await
+    }
+
+    pub(crate) async fn fetch_one_row(&self, q: &db::Query) -> Result<db::Row, StoreError> {
+        self.fetch_opt_row(q)
+            .await?
+            .ok_or_else(|| StoreError::Database("query returned no row".into()))
     }
 
     /// Starts a write transaction. On SQLite this waits for the single writer

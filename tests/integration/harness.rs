@@ -9,7 +9,14 @@ use serde_json::Value;
 
 pub struct TestServer {
     pub base: String,
+    /// The server's origin (`http://127.0.0.1:PORT`): the authorization
+    /// endpoints live under `{origin}/auth`.
+    pub origin: String,
+    /// A client carrying an administrator's token (`system/*.cruds`), so
+    /// every test runs with authorization on.
     pub client: reqwest::Client,
+    /// A client without any token.
+    pub anonymous: reqwest::Client,
     server: Option<RunningServer>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -61,15 +68,61 @@ async fn start(mut config: Config, dir: Option<tempfile::TempDir>) -> TestServer
     let server = charaka::server::start(&config, listener)
         .await
         .expect("server starts");
+    let origin = format!("http://{addr}");
+    let anonymous = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let mut headers = HeaderMap::new();
+    if config.auth_enabled() {
+        let token = admin_token(&server, &origin, &anonymous).await;
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+    }
     TestServer {
-        base: format!("http://{addr}/fhir"),
+        base: format!("{origin}/fhir"),
+        origin,
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(64)
+            .default_headers(headers)
             .build()
             .unwrap(),
+        anonymous,
         server: Some(server),
         _dir: dir,
     }
+}
+
+/// Registers a backend client with every permission and gets its token
+/// through the real token endpoint (client_credentials).
+async fn admin_token(server: &RunningServer, origin: &str, http: &reqwest::Client) -> String {
+    let spec = charaka::auth::accounts::ClientSpec {
+        name: "test suite".into(),
+        kind: "symmetric".into(),
+        scope: "system/*.cruds".into(),
+        ..Default::default()
+    };
+    let new = charaka::auth::accounts::add_client(&server.app.fhir.store, &spec)
+        .await
+        .expect("test client registers");
+    let resp = http
+        .post(format!("{origin}/auth/token"))
+        .basic_auth(&new.client_id, new.secret.as_deref())
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "system/*.cruds"),
+        ])
+        .send()
+        .await
+        .expect("token request sent");
+    assert_eq!(resp.status(), 200, "token endpoint refused the test client");
+    let body: Value = resp.json().await.unwrap();
+    body["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_string()
 }
 
 impl TestServer {
@@ -94,6 +147,11 @@ impl TestServer {
             ..Config::default()
         };
         Some(start(config, None).await)
+    }
+
+    /// The whole application (service layer and authorization server).
+    pub fn app(&self) -> &charaka::http::App {
+        &self.server.as_ref().expect("running").app
     }
 
     /// The server's service layer (for in-process entry points such as import).

@@ -4,6 +4,7 @@
 mod harness;
 mod pg;
 
+mod auth;
 mod concurrency;
 mod conditional;
 mod crud;

@@ -1,0 +1,218 @@
+//! SMART on FHIR: Charaka's own OAuth 2 authorization server and the
+//! checks every FHIR interaction passes.
+//!
+//! - `scopes`: SMART v1/v2 scopes → one model
+//! - `access`: the caller of a request and what its scopes reach
+//! - `tokens`: signed JWT access tokens, verification with a cache
+//! - `keys`: the server's signing keys (ES256), rotation, JWKS
+//! - `secrets`: random tokens, hashes, PKCE, passwords (argon2id)
+//! - `clients`: client registration and client authentication
+//!   (`client_secret_basic/post`, `private_key_jwt`)
+//! - `grants`: the token endpoint (authorization code, refresh token,
+//!   client credentials), introspection and revocation
+//! - `authorize`, `pages`: the authorization endpoint with its login,
+//!   consent and patient-picker pages
+//! - `discovery`: `.well-known/smart-configuration`, OpenID configuration
+//! - `accounts`: users and clients for the command line and first start
+//!
+//! The SQL is in `store::auth`; the HTTP routes in `http::auth`; the FHIR
+//! checks in `service::authz`.
+
+pub mod access;
+pub mod accounts;
+pub mod clients;
+pub mod discovery;
+pub mod grants;
+pub mod keys;
+pub mod scopes;
+pub mod secrets;
+pub mod tokens;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+pub use access::Access;
+use keys::SigningKey;
+use tokens::{AccessClaims, TokenCache, TokenError};
+
+use crate::config::Config;
+use crate::store::{Store, StoreError};
+
+/// The authorization server's state.
+pub struct Auth {
+    /// Off only for a loopback development server (`--auth off`).
+    pub enabled: bool,
+    /// The FHIR base URL: issuer of tokens and their audience.
+    pub issuer: String,
+    /// Where the authorization endpoints live (`{origin}/auth`).
+    pub auth_base: String,
+    pub access_token_seconds: i64,
+    pub refresh_token_seconds: i64,
+    keys: RwLock<Arc<Vec<SigningKey>>>,
+    cache: TokenCache,
+    /// Revoked access token ids and their expiry (seconds).
+    revoked: RwLock<HashMap<String, i64>>,
+    /// Failed sign-ins by account and by address (brute-force slowing).
+    pub login_limiter: accounts::LoginLimiter,
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_seconds() -> i64 {
+    crate::fhir::datetime::now_micros() / 1_000_000
+}
+
+impl Auth {
+    /// Loads (or on first start makes) the signing keys and the revoked
+    /// tokens.
+    pub async fn start(store: &Store, config: &Config) -> anyhow::Result<Auth> {
+        let issuer = config.base_url();
+        let auth_base = format!("{}/auth", origin_of(&issuer));
+        let auth = Auth {
+            enabled: config.auth_enabled(),
+            issuer,
+            auth_base,
+            access_token_seconds: config.access_token_seconds as i64,
+            refresh_token_seconds: config.refresh_token_seconds as i64,
+            keys: RwLock::new(Arc::new(Vec::new())),
+            cache: TokenCache::default(),
+            revoked: RwLock::new(HashMap::new()),
+            login_limiter: accounts::LoginLimiter::default(),
+        };
+        if store.signing_keys().await?.is_empty() {
+            store
+                .insert_signing_key(&keys::generate(now_micros()))
+                .await?;
+        }
+        auth.reload_keys(store).await?;
+        let now = now_seconds();
+        let revoked = store.revoked_access_tokens(now).await?;
+        *auth.revoked.write().expect("revoked lock") = revoked.into_iter().collect();
+        store.purge_expired(now).await?;
+        Ok(auth)
+    }
+
+    /// Reads the signing keys again (after a rotation, or on an unknown kid).
+    pub async fn reload_keys(&self, store: &Store) -> anyhow::Result<()> {
+        let rows = store.signing_keys().await?;
+        let loaded = rows
+            .iter()
+            .map(keys::load)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        *self.keys.write().expect("keys lock") = Arc::new(loaded);
+        Ok(())
+    }
+
+    /// Makes a new signing key; older keys verify until their tokens expire.
+    pub async fn rotate_keys(&self, store: &Store) -> anyhow::Result<String> {
+        let now = now_micros();
+        let row = keys::generate(now);
+        store.insert_signing_key(&row).await?;
+        store.retire_signing_keys(&row.kid, now).await?;
+        store
+            .delete_signing_keys_retired_before(now - self.access_token_seconds * 2_000_000)
+            .await?;
+        self.reload_keys(store).await?;
+        Ok(row.kid)
+    }
+
+    fn keys(&self) -> Arc<Vec<SigningKey>> {
+        self.keys.read().expect("keys lock").clone()
+    }
+
+    /// The public keys (JWKS document).
+    pub fn jwks(&self) -> serde_json::Value {
+        keys::jwks(self.keys().iter())
+    }
+
+    /// Signs claims with the newest key.
+    pub fn sign<T: serde::Serialize>(&self, claims: &T) -> String {
+        let keys = self.keys();
+        let key = keys
+            .iter()
+            .find(|k| k.retired.is_none())
+            .or(keys.first())
+            .expect("a signing key is loaded at start");
+        tokens::sign(claims, key)
+    }
+
+    /// Checks a bearer token; returns the caller.
+    pub async fn authenticate(&self, store: &Store, token: &str) -> Result<Access, TokenError> {
+        let now = now_seconds();
+        let claims = match self.cache.get(token, now) {
+            Some(c) => c,
+            None => {
+                let verified = match tokens::verify(token, &self.keys(), &self.issuer, &self.issuer)
+                {
+                    Err(TokenError::UnknownKey) => {
+                        // Perhaps another node rotated the keys.
+                        let _ = self.reload_keys(store).await;
+                        tokens::verify(token, &self.keys(), &self.issuer, &self.issuer)
+                    }
+                    other => other,
+                }?;
+                self.cache.put(token, &verified);
+                verified
+            }
+        };
+        if self
+            .revoked
+            .read()
+            .expect("revoked lock")
+            .contains_key(&claims.jti)
+        {
+            return Err(TokenError::Revoked);
+        }
+        Ok(Access::from_claims(&claims))
+    }
+
+    /// Verifies a token without the cache (introspection).
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let claims = tokens::verify(token, &self.keys(), &self.issuer, &self.issuer)?;
+        if self
+            .revoked
+            .read()
+            .expect("revoked lock")
+            .contains_key(&claims.jti)
+        {
+            return Err(TokenError::Revoked);
+        }
+        Ok(claims)
+    }
+
+    /// Revokes an access token until it would have expired.
+    pub async fn revoke_access(
+        &self,
+        store: &Store,
+        claims: &AccessClaims,
+    ) -> Result<(), StoreError> {
+        store.revoke_access_token(&claims.jti, claims.exp).await?;
+        self.revoked
+            .write()
+            .expect("revoked lock")
+            .insert(claims.jti.clone(), claims.exp);
+        self.cache.forget_jti(&claims.jti);
+        Ok(())
+    }
+}
+
+fn now_micros() -> i64 {
+    crate::fhir::datetime::now_micros()
+}
+
+/// `scheme://host[:port]` of a URL.
+pub fn origin_of(url: &str) -> String {
+    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+    match url[after_scheme..].find('/') {
+        Some(i) => url[..after_scheme + i].to_string(),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn origins() {
+        assert_eq!(super::origin_of("http://h:8080/fhir"), "http://h:8080");
+        assert_eq!(super::origin_of("https://h"), "https://h");
+    }
+}

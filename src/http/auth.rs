@@ -1,0 +1,381 @@
+//! The authorization server's HTTP side: discovery documents, JWKS, token,
+//! introspection, revocation, client registration, EHR launch contexts;
+//! and the bearer-token check in front of the FHIR API.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::{json, Value};
+
+use super::negotiate::Format;
+use super::response::error;
+use super::App;
+use crate::auth::accounts::{self, ClientSpec};
+use crate::auth::grants::{GrantContext, OAuthError};
+use crate::auth::{clients, secrets, Access};
+use crate::error::FhirError;
+use crate::fhir::outcome::IssueType;
+
+type AppState = State<Arc<App>>;
+
+/// Paths of the FHIR API open without a token: the CapabilityStatement and
+/// the discovery documents.
+fn is_open(path: &str) -> bool {
+    let p = path.strip_prefix(super::FHIR_PREFIX).unwrap_or(path);
+    matches!(
+        p,
+        "/metadata" | "/.well-known/smart-configuration" | "/.well-known/openid-configuration"
+    )
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// 401 with `WWW-Authenticate: Bearer` (RFC 6750 §3).
+fn unauthorized(error_code: Option<&str>, message: &str) -> Response {
+    let mut response = error(
+        FhirError::new(401, IssueType::Login, message.to_string()),
+        Format::Json,
+    );
+    let challenge = match error_code {
+        Some(code) => format!(
+            "Bearer realm=\"charaka\", error=\"{code}\", error_description=\"{}\"",
+            message.replace('"', "'")
+        ),
+        None => "Bearer realm=\"charaka\"".to_string(),
+    };
+    response.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer")),
+    );
+    response
+}
+
+/// Checks the bearer token of every FHIR request and attaches the caller
+/// (`Access`) to it. With auth off, every caller is unrestricted.
+pub async fn require_token(State(app): AppState, mut request: Request, next: Next) -> Response {
+    if !app.auth.enabled {
+        request
+            .extensions_mut()
+            .insert(Access::unrestricted("anonymous"));
+        return next.run(request).await;
+    }
+    if is_open(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let Some(token) = bearer(request.headers()) else {
+        return unauthorized(
+            None,
+            "this server needs an access token (Authorization: Bearer ...)",
+        );
+    };
+    match app.auth.authenticate(&app.fhir.store, token).await {
+        Ok(access) => {
+            request.extensions_mut().insert(access);
+            next.run(request).await
+        }
+        Err(e) => unauthorized(Some("invalid_token"), &e.to_string()),
+    }
+}
+
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn oauth_error(e: OAuthError) -> Response {
+    let mut response = (
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+        Json(e.body()),
+    )
+        .into_response();
+    if e.status == 401 {
+        response.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"charaka\""),
+        );
+    }
+    no_store(response)
+}
+
+fn form(body: &Bytes) -> Vec<(String, String)> {
+    form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+pub async fn smart_configuration(State(app): AppState) -> Response {
+    Json(app.auth.smart_configuration()).into_response()
+}
+
+pub async fn openid_configuration(State(app): AppState) -> Response {
+    Json(app.auth.openid_configuration()).into_response()
+}
+
+pub async fn jwks(State(app): AppState) -> Response {
+    Json(app.auth.jwks()).into_response()
+}
+
+/// `POST /auth/token` (form-encoded).
+pub async fn token(State(app): AppState, headers: HeaderMap, body: Bytes) -> Response {
+    let form = form(&body);
+    let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match app.auth.token(&app.fhir.store, &form, authorization).await {
+        Ok(body) => no_store(Json(body).into_response()),
+        Err(e) => oauth_error(e),
+    }
+}
+
+/// Who may introspect or revoke: an authenticated client, or a caller
+/// with an administrator's bearer token.
+async fn caller_client(
+    app: &App,
+    headers: &HeaderMap,
+    form: &[(String, String)],
+) -> Result<Option<crate::store::auth::ClientRow>, OAuthError> {
+    if let Some(token) = bearer(headers) {
+        let access = app
+            .auth
+            .authenticate(&app.fhir.store, token)
+            .await
+            .map_err(|e| OAuthError::invalid_client(&e.to_string()))?;
+        if access.is_administrator() {
+            return Ok(None);
+        }
+        return Err(OAuthError::new(
+            403,
+            "access_denied",
+            "an administrator's token is needed",
+        ));
+    }
+    let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let (client, _) = clients::authenticate(
+        &app.fhir.store,
+        form,
+        authorization,
+        &app.auth.token_endpoint(),
+    )
+    .await?;
+    Ok(Some(client))
+}
+
+/// `POST /auth/introspect` (RFC 7662).
+pub async fn introspect(State(app): AppState, headers: HeaderMap, body: Bytes) -> Response {
+    let form = form(&body);
+    let caller = match caller_client(&app, &headers, &form).await {
+        Ok(c) => c,
+        Err(e) => return oauth_error(e),
+    };
+    let Some(token) = field(&form, "token") else {
+        return oauth_error(OAuthError::invalid_request("token is missing"));
+    };
+    let mut answer = app.auth.introspect(&app.fhir.store, token).await;
+    // A client may only learn about its own tokens; administrators about all.
+    if let Some(client) = caller {
+        if client.kind == "public" {
+            return oauth_error(OAuthError::invalid_client(
+                "public clients cannot introspect",
+            ));
+        }
+        if answer["client_id"].as_str() != Some(client.client_id.as_str()) {
+            answer = json!({ "active": false });
+        }
+    }
+    no_store(Json(answer).into_response())
+}
+
+/// `POST /auth/revoke` (RFC 7009).
+pub async fn revoke(State(app): AppState, headers: HeaderMap, body: Bytes) -> Response {
+    let form = form(&body);
+    let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let client = match clients::authenticate(
+        &app.fhir.store,
+        &form,
+        authorization,
+        &app.auth.token_endpoint(),
+    )
+    .await
+    {
+        Ok((c, _)) => c,
+        Err(e) => return oauth_error(e),
+    };
+    let Some(token) = field(&form, "token") else {
+        return oauth_error(OAuthError::invalid_request("token is missing"));
+    };
+    match app.auth.revoke(&app.fhir.store, &client, token).await {
+        Ok(()) => no_store(StatusCode::OK.into_response()),
+        Err(e) => oauth_error(e),
+    }
+}
+
+async fn administrator(app: &App, headers: &HeaderMap) -> Result<Access, Response> {
+    if !app.auth.enabled {
+        return Ok(Access::unrestricted("anonymous"));
+    }
+    let Some(token) = bearer(headers) else {
+        return Err(unauthorized(
+            None,
+            "an administrator's access token is needed",
+        ));
+    };
+    let access = app
+        .auth
+        .authenticate(&app.fhir.store, token)
+        .await
+        .map_err(|e| unauthorized(Some("invalid_token"), &e.to_string()))?;
+    Ok(access)
+}
+
+/// `POST /auth/register` (RFC 7591 dynamic registration, administrators).
+pub async fn register(
+    State(app): AppState,
+    headers: HeaderMap,
+    Json(meta): Json<Value>,
+) -> Response {
+    let access = match administrator(&app, &headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if !access.is_administrator() {
+        return oauth_error(OAuthError::new(
+            403,
+            "access_denied",
+            "client registration needs an administrator (system/*.cruds)",
+        ));
+    }
+    let method = meta["token_endpoint_auth_method"]
+        .as_str()
+        .unwrap_or("client_secret_basic");
+    let kind = match method {
+        "none" => "public",
+        "client_secret_basic" | "client_secret_post" => "symmetric",
+        "private_key_jwt" => "asymmetric",
+        other => {
+            return oauth_error(OAuthError::new(
+                400,
+                "invalid_client_metadata",
+                format!("token_endpoint_auth_method `{other}` is not supported"),
+            ))
+        }
+    };
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let spec = ClientSpec {
+        name: meta["client_name"]
+            .as_str()
+            .unwrap_or("unnamed client")
+            .to_string(),
+        kind: kind.to_string(),
+        redirect_uris: strings(&meta["redirect_uris"]),
+        scope: meta["scope"].as_str().unwrap_or_default().to_string(),
+        jwks: meta.get("jwks").cloned(),
+        jwks_uri: meta["jwks_uri"].as_str().map(str::to_string),
+        client_id: None,
+    };
+    match accounts::add_client(&app.fhir.store, &spec).await {
+        Ok(new) => {
+            let mut out = meta.clone();
+            out["client_id"] = json!(new.client_id);
+            out["client_id_issued_at"] = json!(crate::auth::now_seconds());
+            out["token_endpoint_auth_method"] = json!(method);
+            if let Some(secret) = new.secret {
+                out["client_secret"] = json!(secret);
+                out["client_secret_expires_at"] = json!(0);
+            }
+            no_store((StatusCode::CREATED, Json(out)).into_response())
+        }
+        Err(e) => oauth_error(OAuthError::new(
+            400,
+            "invalid_client_metadata",
+            e.to_string(),
+        )),
+    }
+}
+
+/// `POST /auth/launch`: an EHR makes a launch context (patient, encounter)
+/// and passes the returned `launch` to the app it starts.
+pub async fn launch(State(app): AppState, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let access = match administrator(&app, &headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let allowed = access.is_administrator()
+        || (access.scopes.launch
+            && access
+                .scopes
+                .has_context(crate::auth::scopes::Context::System));
+    if !allowed {
+        return oauth_error(OAuthError::new(403, "access_denied", "making launch contexts needs an administrator or an EHR's system token with the launch scope"));
+    }
+    let Some(patient) = body["patient"].as_str() else {
+        return oauth_error(OAuthError::invalid_request("patient is missing"));
+    };
+    let exists = app.fhir.read("Patient", patient).await.is_ok();
+    if !exists {
+        return oauth_error(OAuthError::invalid_request(format!(
+            "Patient/{patient} does not exist"
+        )));
+    }
+    let encounter = body["encounter"].as_str().map(str::to_string);
+    if let Some(e) = &encounter {
+        if app.fhir.read("Encounter", e).await.is_err() {
+            return oauth_error(OAuthError::invalid_request(format!(
+                "Encounter/{e} does not exist"
+            )));
+        }
+    }
+    let launch = secrets::random_token();
+    let ctx = GrantContext {
+        patient: Some(patient.to_string()),
+        encounter,
+        ..Default::default()
+    };
+    let row = crate::store::auth::GrantRow {
+        token_hash: secrets::token_hash(&launch),
+        kind: "launch".into(),
+        client_id: None,
+        username: None,
+        scope: String::new(),
+        context: serde_json::to_string(&ctx).expect("context serialises"),
+        family: secrets::random_token(),
+        expires: crate::auth::now_seconds() + 3600,
+        used: false,
+        revoked: false,
+    };
+    if let Err(e) = app
+        .fhir
+        .store
+        .insert_grant(&row, crate::fhir::datetime::now_micros())
+        .await
+    {
+        return oauth_error(OAuthError::server(e));
+    }
+    no_store((StatusCode::CREATED, Json(json!({ "launch": launch }))).into_response())
+}

@@ -1,0 +1,433 @@
+//! SQL of the authorization server's tables (`0004_auth.sql`): accounts,
+//! clients, signing keys, grants (codes, refresh tokens, launch contexts),
+//! assertion ids, revoked tokens and consents. The rules live in `auth`.
+
+use super::db::{Query, Row};
+use super::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub username: String,
+    pub password_hash: String,
+    pub role: String,
+    pub fhir_user: Option<String>,
+    pub disabled: bool,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientRow {
+    pub client_id: String,
+    pub name: String,
+    pub kind: String,
+    pub secret_hash: Option<String>,
+    /// JSON array.
+    pub redirect_uris: String,
+    pub scope: String,
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub revoked: bool,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub kid: String,
+    pub alg: String,
+    pub private_key: Vec<u8>,
+    pub public_jwk: String,
+    pub created: i64,
+    pub retired: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GrantRow {
+    pub token_hash: String,
+    pub kind: String,
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub scope: String,
+    /// JSON object.
+    pub context: String,
+    pub family: String,
+    pub expires: i64,
+    pub used: bool,
+    pub revoked: bool,
+}
+
+fn opt_text(row: &Row, i: usize) -> Result<Option<String>, StoreError> {
+    Ok(if row.is_null(i)? {
+        None
+    } else {
+        Some(row.text(i)?)
+    })
+}
+
+fn opt_param(q: Query, v: Option<&str>) -> Query {
+    match v {
+        Some(v) => q.text(v),
+        None => q.null(),
+    }
+}
+
+const USER_COLUMNS: &str = "username, password_hash, role, fhir_user, disabled, created";
+
+fn user(row: &Row) -> Result<UserRow, StoreError> {
+    Ok(UserRow {
+        username: row.text(0)?,
+        password_hash: row.text(1)?,
+        role: row.text(2)?,
+        fhir_user: opt_text(row, 3)?,
+        disabled: row.int(4)? != 0,
+        created: row.int(5)?,
+    })
+}
+
+const CLIENT_COLUMNS: &str =
+    "client_id, name, kind, secret_hash, redirect_uris, scope, jwks, jwks_uri, revoked, created";
+
+fn client(row: &Row) -> Result<ClientRow, StoreError> {
+    Ok(ClientRow {
+        client_id: row.text(0)?,
+        name: row.text(1)?,
+        kind: row.text(2)?,
+        secret_hash: opt_text(row, 3)?,
+        redirect_uris: row.text(4)?,
+        scope: row.text(5)?,
+        jwks: opt_text(row, 6)?,
+        jwks_uri: opt_text(row, 7)?,
+        revoked: row.int(8)? != 0,
+        created: row.int(9)?,
+    })
+}
+
+const GRANT_COLUMNS: &str =
+    "token_hash, kind, client_id, username, scope, context, family, expires, used, revoked";
+
+fn grant(row: &Row) -> Result<GrantRow, StoreError> {
+    Ok(GrantRow {
+        token_hash: row.text(0)?,
+        kind: row.text(1)?,
+        client_id: opt_text(row, 2)?,
+        username: opt_text(row, 3)?,
+        scope: row.text(4)?,
+        context: row.text(5)?,
+        family: row.text(6)?,
+        expires: row.int(7)?,
+        used: row.int(8)? != 0,
+        revoked: row.int(9)? != 0,
+    })
+}
+
+impl Store {
+    // --- users ---
+
+    pub async fn user_count(&self) -> Result<i64, StoreError> {
+        let row = self
+            .fetch_one_row(&Query::new("SELECT COUNT(*) FROM auth_users"))
+            .await?;
+        row.int(0)
+    }
+
+    /// Adds an account; false when the username is taken.
+    pub async fn insert_user(&self, u: &UserRow) -> Result<bool, StoreError> {
+        let q = Query::dynamic(format!(
+            "INSERT INTO auth_users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+        ))
+        .text(&u.username)
+        .text(&u.password_hash)
+        .text(&u.role);
+        let q = opt_param(q, u.fhir_user.as_deref())
+            .int(i64::from(u.disabled))
+            .int(u.created);
+        Ok(self.write(&q).await? == 1)
+    }
+
+    pub async fn user(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
+        let q = Query::dynamic(format!(
+            "SELECT {USER_COLUMNS} FROM auth_users WHERE username = $1"
+        ))
+        .text(username);
+        self.fetch_opt_row(&q).await?.map(|r| user(&r)).transpose()
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
+        let q = Query::dynamic(format!(
+            "SELECT {USER_COLUMNS} FROM auth_users ORDER BY username"
+        ));
+        self.fetch_rows(&q).await?.iter().map(user).collect()
+    }
+
+    /// Returns false when there is no such user.
+    pub async fn set_user_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+    ) -> Result<bool, StoreError> {
+        let q = Query::new("UPDATE auth_users SET disabled = $1 WHERE username = $2")
+            .int(i64::from(disabled))
+            .text(username);
+        Ok(self.write(&q).await? == 1)
+    }
+
+    pub async fn set_user_password(&self, username: &str, hash: &str) -> Result<bool, StoreError> {
+        let q = Query::new("UPDATE auth_users SET password_hash = $1 WHERE username = $2")
+            .text(hash)
+            .text(username);
+        Ok(self.write(&q).await? == 1)
+    }
+
+    // --- clients ---
+
+    /// Registers a client; false when the id is taken.
+    pub async fn insert_client(&self, c: &ClientRow) -> Result<bool, StoreError> {
+        let q = Query::dynamic(format!(
+            "INSERT INTO auth_clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
+        ))
+        .text(&c.client_id)
+        .text(&c.name)
+        .text(&c.kind);
+        let q = opt_param(q, c.secret_hash.as_deref())
+            .text(&c.redirect_uris)
+            .text(&c.scope);
+        let q = opt_param(q, c.jwks.as_deref());
+        let q = opt_param(q, c.jwks_uri.as_deref())
+            .int(i64::from(c.revoked))
+            .int(c.created);
+        Ok(self.write(&q).await? == 1)
+    }
+
+    pub async fn client(&self, client_id: &str) -> Result<Option<ClientRow>, StoreError> {
+        let q = Query::dynamic(format!(
+            "SELECT {CLIENT_COLUMNS} FROM auth_clients WHERE client_id = $1"
+        ))
+        .text(client_id);
+        self.fetch_opt_row(&q)
+            .await?
+            .map(|r| client(&r))
+            .transpose()
+    }
+
+    pub async fn clients(&self) -> Result<Vec<ClientRow>, StoreError> {
+        let q = Query::dynamic(format!(
+            "SELECT {CLIENT_COLUMNS} FROM auth_clients ORDER BY client_id"
+        ));
+        self.fetch_rows(&q).await?.iter().map(client).collect()
+    }
+
+    /// Revokes a client and every grant it holds; false when unknown.
+    pub async fn revoke_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let q =
+            Query::new("UPDATE auth_clients SET revoked = 1 WHERE client_id = $1").text(client_id);
+        let found = self.write(&q).await? == 1;
+        let q =
+            Query::new("UPDATE auth_grants SET revoked = 1 WHERE client_id = $1").text(client_id);
+        self.write(&q).await?;
+        Ok(found)
+    }
+
+    // --- signing keys ---
+
+    pub async fn insert_signing_key(&self, k: &KeyRow) -> Result<(), StoreError> {
+        let q = Query::new(
+            "INSERT INTO auth_signing_keys (kid, alg, private_key, public_jwk, created, retired) VALUES ($1, $2, $3, $4, $5, NULL)",
+        )
+        .text(&k.kid)
+        .text(&k.alg)
+        .bytes(k.private_key.clone())
+        .text(&k.public_jwk)
+        .int(k.created);
+        self.write(&q).await?;
+        Ok(())
+    }
+
+    /// Marks every key but `keep` as retired (no longer signing) at `now`.
+    pub async fn retire_signing_keys(&self, keep: &str, now: i64) -> Result<(), StoreError> {
+        let q = Query::new(
+            "UPDATE auth_signing_keys SET retired = $1 WHERE kid <> $2 AND retired IS NULL",
+        )
+        .int(now)
+        .text(keep);
+        self.write(&q).await?;
+        Ok(())
+    }
+
+    /// Drops keys retired before `before` (no token they signed is valid).
+    pub async fn delete_signing_keys_retired_before(&self, before: i64) -> Result<(), StoreError> {
+        let q =
+            Query::new("DELETE FROM auth_signing_keys WHERE retired IS NOT NULL AND retired < $1")
+                .int(before);
+        self.write(&q).await?;
+        Ok(())
+    }
+
+    /// Every key, newest first.
+    pub async fn signing_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
+        let q = Query::new(
+            "SELECT kid, alg, private_key, public_jwk, created, retired FROM auth_signing_keys ORDER BY created DESC, kid",
+        );
+        self.fetch_rows(&q)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(KeyRow {
+                    kid: r.text(0)?,
+                    alg: r.text(1)?,
+                    private_key: r.opt_bytes(2)?.unwrap_or_default(),
+                    public_jwk: r.text(3)?,
+                    created: r.int(4)?,
+                    retired: if r.is_null(5)? { None } else { Some(r.int(5)?) },
+                })
+            })
+            .collect()
+    }
+
+    // --- grants: codes, refresh tokens, launch contexts ---
+
+    pub async fn insert_grant(&self, g: &GrantRow, now: i64) -> Result<(), StoreError> {
+        let q = Query::dynamic(format!(
+            "INSERT INTO auth_grants ({GRANT_COLUMNS}, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .text(&g.token_hash)
+        .text(&g.kind);
+        let q = opt_param(q, g.client_id.as_deref());
+        let q = opt_param(q, g.username.as_deref())
+            .text(&g.scope)
+            .text(&g.context)
+            .text(&g.family)
+            .int(g.expires)
+            .int(i64::from(g.used))
+            .int(i64::from(g.revoked))
+            .int(now);
+        self.write(&q).await?;
+        Ok(())
+    }
+
+    pub async fn grant(
+        &self,
+        token_hash: &str,
+        kind: &str,
+    ) -> Result<Option<GrantRow>, StoreError> {
+        let q = Query::dynamic(format!(
+            "SELECT {GRANT_COLUMNS} FROM auth_grants WHERE token_hash = $1 AND kind = $2"
+        ))
+        .text(token_hash)
+        .text(kind);
+        // Read through the writer: a grant written a moment ago must be seen.
+        self.write_fetch_opt(&q)
+            .await?
+            .map(|r| grant(&r))
+            .transpose()
+    }
+
+    /// Marks a grant used; false when it already was (a second use of a
+    /// one-time code or refresh token).
+    pub async fn use_grant(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let q = Query::new("UPDATE auth_grants SET used = 1 WHERE token_hash = $1 AND used = 0")
+            .text(token_hash);
+        Ok(self.write(&q).await? == 1)
+    }
+
+    /// Revokes every grant of a family (a refresh token chain, or the codes
+    /// and tokens issued from one authorization).
+    pub async fn revoke_grant_family(&self, family: &str) -> Result<(), StoreError> {
+        let q = Query::new("UPDATE auth_grants SET revoked = 1 WHERE family = $1").text(family);
+        self.write(&q).await?;
+        Ok(())
+    }
+
+    /// Removes grants that expired before `now`.
+    pub async fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
+        for sql in [
+            "DELETE FROM auth_grants WHERE expires < $1",
+            "DELETE FROM auth_assertions WHERE expires < $1",
+            "DELETE FROM auth_revoked_tokens WHERE expires < $1",
+        ] {
+            self.write(&Query::new(sql).int(now)).await?;
+        }
+        Ok(())
+    }
+
+    // --- client assertions, revoked access tokens ---
+
+    /// Records an assertion id; false when the client used it before.
+    pub async fn record_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires: i64,
+    ) -> Result<bool, StoreError> {
+        let q = Query::new(
+            "INSERT INTO auth_assertions (client_id, jti, expires) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .text(client_id)
+        .text(jti)
+        .int(expires);
+        Ok(self.write(&q).await? == 1)
+    }
+
+    pub async fn revoke_access_token(&self, jti: &str, expires: i64) -> Result<(), StoreError> {
+        let q = Query::new(
+            "INSERT INTO auth_revoked_tokens (jti, expires) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .text(jti)
+        .int(expires);
+        self.write(&q).await?;
+        Ok(())
+    }
+
+    /// Ids of revoked access tokens not yet expired at `now`.
+    pub async fn revoked_access_tokens(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let q =
+            Query::new("SELECT jti, expires FROM auth_revoked_tokens WHERE expires >= $1").int(now);
+        self.fetch_rows(&q)
+            .await?
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.int(1)?)))
+            .collect()
+    }
+
+    // --- consents ---
+
+    pub async fn consent(
+        &self,
+        username: &str,
+        client_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let q =
+            Query::new("SELECT scope FROM auth_consents WHERE username = $1 AND client_id = $2")
+                .text(username)
+                .text(client_id);
+        self.fetch_opt_row(&q).await?.map(|r| r.text(0)).transpose()
+    }
+
+    pub async fn save_consent(
+        &self,
+        username: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let q = Query::new(
+            "INSERT INTO auth_consents (username, client_id, scope, created) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (username, client_id) DO UPDATE SET scope = excluded.scope, created = excluded.created",
+        )
+        .text(username)
+        .text(client_id)
+        .text(scope)
+        .int(now);
+        self.write(&q).await?;
+        Ok(())
+    }
+
+    pub async fn delete_consent(
+        &self,
+        username: &str,
+        client_id: &str,
+    ) -> Result<bool, StoreError> {
+        let q = Query::new("DELETE FROM auth_consents WHERE username = $1 AND client_id = $2")
+            .text(username)
+            .text(client_id);
+        Ok(self.write(&q).await? == 1)
+    }
+}
