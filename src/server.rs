@@ -87,7 +87,8 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
     let app = build_app(config).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
-    let service = router(app.clone(), config.max_body_bytes);
+    let service = router(app.clone(), config.max_body_bytes)
+        .into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         axum::serve(listener, service)
             .with_graceful_shutdown(async {

@@ -206,8 +206,16 @@ impl Auth {
         }
         let scopes = parse_scope(&grant.scope)?;
         let username = grant.username.clone().unwrap_or_default();
-        self.issue_for_user(store, client, &username, &scopes, &ctx, &grant.family)
-            .await
+        self.issue_for_user(
+            store,
+            client,
+            &username,
+            &scopes,
+            &scopes,
+            &ctx,
+            &grant.family,
+        )
+        .await
     }
 
     async fn refresh(
@@ -223,7 +231,8 @@ impl Auth {
             .await
             .map_err(OAuthError::server)?
             .ok_or_else(|| OAuthError::invalid_grant("unknown refresh token"))?;
-        let ctx = self.live_grant(store, &grant, client).await?;
+        // The scope is checked before the token is spent, so a refused
+        // widening leaves the refresh token usable.
         let granted = parse_scope(&grant.scope)?;
         let scopes = match scope {
             Some(s) => {
@@ -235,11 +244,21 @@ impl Auth {
                 }
                 asked
             }
-            None => granted,
+            None => granted.clone(),
         };
+        let ctx = self.live_grant(store, &grant, client).await?;
         let username = grant.username.clone().unwrap_or_default();
-        self.issue_for_user(store, client, &username, &scopes, &ctx, &grant.family)
-            .await
+        // RFC 6749 §6: the new refresh token keeps the scope of the old one.
+        self.issue_for_user(
+            store,
+            client,
+            &username,
+            &scopes,
+            &granted,
+            &ctx,
+            &grant.family,
+        )
+        .await
     }
 
     /// Checks a code or refresh token is unused, unrevoked, unexpired and
@@ -281,12 +300,14 @@ impl Auth {
             .map_err(|_| OAuthError::invalid_grant("the grant is damaged"))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn issue_for_user(
         &self,
         store: &Store,
         client: &ClientRow,
         username: &str,
         scopes: &Scopes,
+        refresh_scopes: &Scopes,
         ctx: &GrantContext,
         family: &str,
     ) -> OAuthResult<Value> {
@@ -297,14 +318,14 @@ impl Auth {
             .filter(|u| !u.disabled)
             .ok_or_else(|| OAuthError::invalid_grant("the user's account is disabled"))?;
         let claims = self.access_claims(username, &client.client_id, scopes, ctx);
-        let refresh = if scopes.offline_access || scopes.online_access {
+        let refresh = if refresh_scopes.offline_access || refresh_scopes.online_access {
             let token = secrets::random_token();
             let row = GrantRow {
                 token_hash: secrets::token_hash(&token),
                 kind: "refresh".into(),
                 client_id: Some(client.client_id.clone()),
                 username: Some(user.username.clone()),
-                scope: scopes.to_scope_string(),
+                scope: refresh_scopes.to_scope_string(),
                 context: serde_json::to_string(ctx).expect("context serialises"),
                 family: family.to_string(),
                 expires: now_seconds() + self.refresh_token_seconds,

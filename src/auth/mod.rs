@@ -20,10 +20,12 @@
 
 pub mod access;
 pub mod accounts;
+pub mod authorize;
 pub mod clients;
 pub mod discovery;
 pub mod grants;
 pub mod keys;
+pub mod pages;
 pub mod scopes;
 pub mod secrets;
 pub mod tokens;

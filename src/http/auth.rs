@@ -379,3 +379,91 @@ pub async fn launch(State(app): AppState, headers: HeaderMap, Json(body): Json<V
     }
     no_store((StatusCode::CREATED, Json(json!({ "launch": launch }))).into_response())
 }
+
+/// Name of the CSRF cookie of the authorization pages.
+const CSRF_COOKIE: &str = "charaka_csrf";
+
+fn render(outcome: crate::auth::authorize::Outcome, secure: bool) -> Response {
+    use crate::auth::authorize::Outcome;
+    match outcome {
+        Outcome::Redirect(location) => {
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                r.headers_mut().insert(http::header::LOCATION, v);
+            }
+            no_store(r)
+        }
+        Outcome::Page { status, html, csrf } => {
+            let mut r = (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                axum::response::Html(html),
+            )
+                .into_response();
+            let h = r.headers_mut();
+            h.insert(
+                "content-security-policy",
+                HeaderValue::from_static(
+                    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+                ),
+            );
+            h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+            h.insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
+            h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+            if let Some(csrf) = csrf {
+                let cookie = format!(
+                    "{CSRF_COOKIE}={csrf}; Path=/auth; HttpOnly; SameSite=Lax{}",
+                    if secure { "; Secure" } else { "" }
+                );
+                if let Ok(v) = HeaderValue::from_str(&cookie) {
+                    h.insert(http::header::SET_COOKIE, v);
+                }
+            }
+            no_store(r)
+        }
+    }
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// `GET /auth/authorize`: the start of a sign-in.
+pub async fn authorize_get(State(app): AppState, uri: http::Uri) -> Response {
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let secure = app.auth.issuer.starts_with("https://");
+    render(app.auth.authorize_start(&app.fhir, &params).await, secure)
+}
+
+/// `POST /auth/authorize`: a first request (authorize-post) or a form of
+/// the sign-in pages.
+pub async fn authorize_post(State(app): AppState, request: Request) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let headers = request.headers().clone();
+    let Ok(body) = axum::body::to_bytes(request.into_body(), 64 * 1024).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response();
+    };
+    let form = form(&body);
+    let secure = app.auth.issuer.starts_with("https://");
+    let outcome = app
+        .auth
+        .authorize_submit(&app.fhir, &form, cookie(&headers, CSRF_COOKIE), &peer)
+        .await;
+    render(outcome, secure)
+}

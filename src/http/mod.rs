@@ -86,6 +86,10 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
             auth::require_token,
         ));
     let authorization = Router::new()
+        .route(
+            "/auth/authorize",
+            get(auth::authorize_get).post(auth::authorize_post),
+        )
         .route("/auth/jwks", get(auth::jwks))
         .route("/auth/token", post(auth::token))
         .route("/auth/introspect", post(auth::introspect))

@@ -320,6 +320,20 @@ impl Store {
             .transpose()
     }
 
+    /// Replaces a grant's context (a pending authorization moving on).
+    pub async fn update_grant_context(
+        &self,
+        token_hash: &str,
+        username: Option<&str>,
+        context: &str,
+    ) -> Result<(), StoreError> {
+        let q =
+            Query::new("UPDATE auth_grants SET username = $1, context = $2 WHERE token_hash = $3");
+        let q = opt_param(q, username).text(context).text(token_hash);
+        self.write(&q).await?;
+        Ok(())
+    }
+
     /// Marks a grant used; false when it already was (a second use of a
     /// one-time code or refresh token).
     pub async fn use_grant(&self, token_hash: &str) -> Result<bool, StoreError> {

@@ -4,6 +4,7 @@
 
 mod backend;
 mod enforcement;
+mod flows;
 
 use serde_json::Value;
 
