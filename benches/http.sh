@@ -6,7 +6,8 @@
 #
 # Environment: DURATION (default 15s), CONNECTIONS (32), THREADS (2),
 # SEEDED (patients written before the reads, default 1000),
-# SQLITE_SYNCHRONOUS (full|normal, default full).
+# SQLITE_SYNCHRONOUS (full|normal, default full), SCENARIOS (default
+# "read vread create update"), AUTH (on|off, default on).
 # The server runs from target/release with RUST_LOG=warn (no per-request log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ source benches/lib.sh
 seed() {
   for i in $(seq 0 $((SEEDED - 1))); do
     printf '{"resourceType":"Patient","id":"p%d","name":[{"family":"Seed"}],"gender":"female","birthDate":"1990-01-01"}' "$i" |
-      curl -sf -o /dev/null -X PUT -H 'Content-Type: application/fhir+json' --data-binary @- \
+      curl -sf "${AUTHZ[@]}" -o /dev/null -X PUT -H 'Content-Type: application/fhir+json' --data-binary @- \
         "http://127.0.0.1:$PORT/fhir/Patient/p$i"
   done
 }
@@ -32,7 +33,7 @@ run() {
   local db=$1 url=$2
   start_server "$url"
   seed
-  for scenario in read vread create update; do
+  for scenario in ${SCENARIOS:-read vread create update}; do
     local line
     line=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "benches/wrk/$scenario.lua" \
       "http://127.0.0.1:$PORT" | grep '^RESULT')

@@ -29,13 +29,36 @@ start_postgres() {
   "$bindir/psql" -q -h 127.0.0.1 -p "$port" -U postgres -c "CREATE DATABASE charaka" >/dev/null
 }
 
-# start_server DATABASE_URL: the release server on $PORT, per-request logs off.
+# start_server DATABASE_URL: the release server on $PORT, per-request logs
+# off, authorization on (AUTH=off turns it off). With auth on, a backend
+# client is registered and its token is in $TOKEN; curl calls pass
+# "${AUTHZ[@]}" and the wrk scripts send it (benches/wrk/common.lua).
+AUTHZ=()
 start_server() {
-  RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:$PORT --database-url "$1" \
+  RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:$PORT --database-url "$1" --auth "${AUTH:-on}" \
     --sqlite-synchronous "${SQLITE_SYNCHRONOUS:-full}" >"$work/server.log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && return; sleep 0.1; done
+  for _ in $(seq 100); do
+    if curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null; then
+      [ "${AUTH:-on}" = on ] && bench_token "$1"
+      return
+    fi
+    sleep 0.1
+  done
   echo "server did not start"; cat "$work/server.log"; exit 1
+}
+
+# bench_token DATABASE_URL: registers a system/*.cruds client and gets its
+# token through the token endpoint (client_credentials).
+bench_token() {
+  local out id secret
+  out=$("$BIN" client add --database-url "$1" --name "bench $RANDOM" --kind symmetric --scope 'system/*.cruds')
+  id=$(echo "$out" | sed -n 's/^client_id: //p')
+  secret=$(echo "$out" | sed -n 's/^client_secret: \([^ ]*\).*/\1/p')
+  TOKEN=$(curl -sf -u "$id:$secret" -d grant_type=client_credentials -d 'scope=system/*.cruds' \
+    "http://127.0.0.1:$PORT/auth/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  export TOKEN
+  AUTHZ=(-H "Authorization: Bearer $TOKEN")
 }
 
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }

@@ -21,7 +21,7 @@ source benches/lib.sh
 resources=$(grep -Eo '[0-9,]+ resources' "$work/generate.log" | head -1 | tr -d ', resources' || true)
 
 B="http://127.0.0.1:$PORT/fhir"
-get() { curl -sf "$B/$1"; }
+get() { curl -sf "${AUTHZ[@]}" "$B/$1"; }
 jq_py() { python3 -c "import json,sys; b=json.load(sys.stdin); print($1)"; }
 
 run() {
@@ -37,7 +37,7 @@ run() {
   fam=$(get "Patient/$p" | jq_py "__import__('urllib.parse').parse.quote(b['name'][0]['family'][:3])")
   local page="Observation?code=8867-4&_count=50"
   for _ in $(seq 49); do
-    page=$(curl -sf "$B/${page#"$B/"}" | jq_py "[l['url'] for l in b['link'] if l['relation']=='next'][0]")
+    page=$(curl -sf "${AUTHZ[@]}" "$B/${page#"$B/"}" | jq_py "[l['url'] for l in b['link'] if l['relation']=='next'][0]")
   done
   page=${page#"http://127.0.0.1:$PORT"}
   local queries=(

@@ -18,7 +18,7 @@ data="$SHARED/data/synthea-sample"
 [ -d "$data" ] || { echo "no Synthea sample at $data (set SHARED)"; exit 1; }
 source benches/lib.sh
 
-post() { curl -sf -o /dev/null -X POST -H 'Content-Type: application/fhir+json' -H 'Prefer: return=minimal' \
+post() { curl -sf "${AUTHZ[@]}" -o /dev/null -X POST -H 'Content-Type: application/fhir+json' -H 'Prefer: return=minimal' \
   --data-binary @"$1" "http://127.0.0.1:$PORT/fhir"; }
 
 run() {

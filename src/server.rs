@@ -38,13 +38,14 @@ pub async fn build_app(config: &Config) -> anyhow::Result<Arc<App>> {
     if let Some(password) = crate::auth::accounts::bootstrap_admin(&fhir.store).await? {
         // Printed once to the console, never to the log.
         eprintln!(
-            "\nCharaka created the administrator account `admin` with the one-time password\n\n    {password}\n\nSign in at {}/authorize flows, or change it with `charaka user password admin`.\n",
-            auth.auth_base
+            "\nCharaka created the administrator account `admin` with the one-time password\n\n    {password}\n\nIt is shown only now. Change it with `charaka user password admin`.\n"
         );
     }
     let mut capabilities = crate::service::capabilities::capability_statement(&fhir.base_url);
-    capabilities["rest"][0]["security"] =
-        crate::auth::discovery::capability_security(&auth.auth_base, auth.enabled);
+    if !auth.enabled {
+        capabilities["rest"][0]["security"] =
+            crate::auth::discovery::capability_security(&auth.auth_base, false);
+    }
     let stale = fhir.index_is_stale().await?;
     let app = Arc::new(App {
         fhir,

@@ -12,6 +12,11 @@ end
 
 seeded = tonumber(os.getenv("SEEDED") or "1000")
 
+-- The bearer token of benches/lib.sh (authorization on).
+if os.getenv("TOKEN") then
+  wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
+end
+
 done = function(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write +
     summary.errors.status + summary.errors.timeout

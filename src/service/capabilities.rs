@@ -126,6 +126,10 @@ pub fn capability_statement(base_url: &str) -> Value {
         "patchFormat": PATCH_FORMATS,
         "rest": [{
             "mode": "server",
+            "security": crate::auth::discovery::capability_security(
+                &format!("{}/auth", crate::auth::origin_of(base_url)),
+                true,
+            ),
             "resource": resources,
             "interaction": SYSTEM_INTERACTIONS.iter().map(|c| json!({"code": c})).collect::<Vec<_>>(),
             "searchParam": search_params("Patient")
