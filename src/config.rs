@@ -40,6 +40,12 @@ pub struct Config {
     /// 0 (off) on PostgreSQL, where other nodes may write. Turn it on for
     /// PostgreSQL only when this is the one Charaka node.
     pub read_cache_entries: Option<usize>,
+    /// Address of the HL7 v2 MLLP listener; None: no listener.
+    pub mllp_listen: Option<SocketAddr>,
+    /// Largest accepted HL7 v2 message (MLLP frame or HTTP body), in bytes.
+    pub mllp_max_message_bytes: usize,
+    /// An MLLP connection with no complete message for this long is closed.
+    pub mllp_idle_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -57,6 +63,9 @@ impl Default for Config {
             max_bundle_entries: 10_000,
             log_format: "text".to_string(),
             read_cache_entries: None,
+            mllp_listen: None,
+            mllp_max_message_bytes: 1024 * 1024,
+            mllp_idle_timeout_secs: 300,
         }
     }
 }
@@ -94,6 +103,10 @@ impl Config {
         anyhow::ensure!(
             self.default_page_size >= 1 && self.default_page_size <= self.max_page_size,
             "default_page_size must be between 1 and max_page_size"
+        );
+        anyhow::ensure!(
+            self.mllp_max_message_bytes >= 64 && self.mllp_idle_timeout_secs >= 1,
+            "mllp_max_message_bytes must be at least 64 and mllp_idle_timeout_secs at least 1"
         );
         anyhow::ensure!(
             self.db_max_connections >= 1,

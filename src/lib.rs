@@ -10,6 +10,7 @@ pub mod error;
 pub mod fhir;
 pub mod fhirpath;
 pub mod generate;
+pub mod hl7v2;
 pub mod http;
 pub mod search;
 pub mod server;

@@ -26,6 +26,8 @@ pub enum Param {
     Float(f64),
     Text(String),
     Bytes(Vec<u8>),
+    /// SQL NULL in a text column.
+    NullText,
 }
 
 /// SQL text plus its parameters, built with `$n` placeholders.
@@ -62,6 +64,11 @@ impl Query {
 
     pub fn bytes(mut self, v: Vec<u8>) -> Self {
         self.params.push(Param::Bytes(v));
+        self
+    }
+
+    pub fn null_text(mut self) -> Self {
+        self.params.push(Param::NullText);
         self
     }
 }
@@ -168,6 +175,7 @@ fn sqlite_query<'q>(q: &'q Query) -> sqlx::query::Query<'q, Sqlite, SqliteArgume
             Param::Float(v) => query.bind(*v),
             Param::Text(v) => query.bind(v.as_str()),
             Param::Bytes(v) => query.bind(v.as_slice()),
+            Param::NullText => query.bind(None::<&str>),
         };
     }
     query
@@ -181,6 +189,7 @@ fn pg_query(q: &Query) -> sqlx::query::Query<'_, Postgres, PgArguments> {
             Param::Float(v) => query.bind(*v),
             Param::Text(v) => query.bind(v.as_str()),
             Param::Bytes(v) => query.bind(v.as_slice()),
+            Param::NullText => query.bind(None::<&str>),
         };
     }
     query
