@@ -486,7 +486,7 @@ mod tests {
             decode("a\\F\\b\\R\\c\\E\\d\\.br\\e", &s, Charset::Utf8),
             "a|b~c\\d\ne"
         );
-        assert_eq!(decode("\\XC3A9\\t\\H\\x\\N\\", &s, Charset::Utf8), "ét x");
+        assert_eq!(decode("\\XC3A9\\t\\H\\x\\N\\", &s, Charset::Utf8), "étx");
         assert_eq!(decode("\\XE9\\", &s, Charset::Latin1), "é");
         assert_eq!(s.escape("a|b^c\nd"), "a\\F\\b\\S\\c\\.br\\d");
     }

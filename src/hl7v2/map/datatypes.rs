@@ -294,6 +294,9 @@ pub fn date_time(ts: &str) -> Option<String> {
         Some(i) => (&ts[..i], Some(&ts[i..])),
         None => (ts, None),
     };
+    if offset.is_some_and(|o| o.len() != 5 || !o[1..].chars().all(|c| c.is_ascii_digit())) {
+        return None;
+    }
     let (digits, fraction) = match main.find('.') {
         Some(i) => (&main[..i], Some(&main[i + 1..])),
         None => (main, None),
