@@ -37,6 +37,11 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// The log of received HL7 v2 messages: list them, replay failed ones.
+    Hl7 {
+        #[command(subcommand)]
+        command: Hl7Command,
+    },
     /// Write synthetic patients as FHIR transaction Bundles (JSON) into a
     /// directory: a shared file of Organizations and Practitioners, then
     /// `--per-bundle` patients per file. The same seed gives the same bytes.
@@ -123,6 +128,24 @@ pub enum ClientCommand {
     Revoke { client_id: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum Hl7Command {
+    /// List received messages, newest first (no message content is shown).
+    List {
+        /// Only messages that failed (AE) or were rejected (AR).
+        #[arg(long)]
+        failed: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Apply a failed message again; prints the new ACK code.
+    Replay {
+        /// The message id shown by `charaka hl7 list`.
+        id: i64,
+    },
+}
+
 /// Options shared by every subcommand. Flags beat environment variables,
 /// which beat the configuration file, which beats the built-in defaults.
 #[derive(Debug, Args)]
@@ -155,6 +178,11 @@ pub struct Options {
     /// server [default: on].
     #[arg(long, env = "CHARAKA_AUTH", global = true)]
     pub auth: Option<String>,
+    /// Start the HL7 v2 MLLP listener on this address (given alone:
+    /// 127.0.0.1:2575) [default: no listener].
+    #[arg(long, env = "CHARAKA_MLLP_LISTEN", global = true, num_args = 0..=1,
+          default_missing_value = "127.0.0.1:2575")]
+    pub mllp_listen: Option<SocketAddr>,
 }
 
 impl Options {
@@ -192,6 +220,9 @@ impl Options {
         if let Some(v) = self.auth {
             config.auth = v;
         }
+        if let Some(v) = self.mllp_listen {
+            config.mllp_listen = Some(v);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -214,6 +245,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations are up to date");
             Ok(())
         }),
+        Command::Hl7 { command } => runtime.block_on(crate::cli::hl7(config, command)),
         Command::Import { paths } => runtime.block_on(crate::cli::import(config, paths)),
         Command::Generate {
             patients,
@@ -462,5 +494,65 @@ pub async fn client(config: Config, cmd: ClientCommand) -> anyhow::Result<()> {
     }
     .await;
     store.close().await;
+    result
+}
+
+/// `charaka hl7 list` / `charaka hl7 replay`.
+pub async fn hl7(config: Config, command: Hl7Command) -> anyhow::Result<()> {
+    let store = crate::store::Store::connect(&config).await?;
+    let fhir = crate::service::Fhir::new(store, &config);
+    let result = async {
+        match command {
+            Hl7Command::List { failed, limit } => {
+                let mut rows = Vec::new();
+                if failed {
+                    rows.extend(fhir.list_messages(Some("failed"), limit).await?);
+                    rows.extend(fhir.list_messages(Some("rejected"), limit).await?);
+                    rows.sort_by_key(|r| std::cmp::Reverse(r.id));
+                    rows.truncate(limit.max(0) as usize);
+                } else {
+                    rows = fhir.list_messages(None, limit).await?;
+                }
+                println!(
+                    "{:>8}  {:<24}  {:<8}  {:<3}  {:<9}  {:>3}  sender / control id / error",
+                    "id", "received", "type", "ack", "status", "try"
+                );
+                for r in rows {
+                    println!(
+                        "{:>8}  {:<24}  {:<8}  {:<3}  {:<9}  {:>3}  {} / {} / {}",
+                        r.id,
+                        crate::fhir::datetime::format_instant(r.received),
+                        r.message_type,
+                        r.ack_code,
+                        r.status,
+                        r.attempts,
+                        r.sender,
+                        r.control_id.unwrap_or_default(),
+                        r.error.unwrap_or_default()
+                    );
+                }
+                Ok(())
+            }
+            Hl7Command::Replay { id } => {
+                let outcome = crate::hl7v2::ingest::replay(&fhir, id).await.map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}",
+                        e.issues
+                            .first()
+                            .map(|i| i.diagnostics.clone())
+                            .unwrap_or_default()
+                    )
+                })?;
+                println!("message {id}: {}", outcome.code.as_str());
+                anyhow::ensure!(
+                    outcome.code == crate::hl7v2::ack::AckCode::Accept,
+                    "message {id} was not applied"
+                );
+                Ok(())
+            }
+        }
+    }
+    .await;
+    fhir.store.close().await;
     result
 }

@@ -48,6 +48,12 @@ pub struct Config {
     pub access_token_seconds: u64,
     /// Lifetime of refresh tokens in seconds.
     pub refresh_token_seconds: u64,
+    /// Address of the HL7 v2 MLLP listener; None: no listener.
+    pub mllp_listen: Option<SocketAddr>,
+    /// Largest accepted HL7 v2 message (MLLP frame or HTTP body), in bytes.
+    pub mllp_max_message_bytes: usize,
+    /// An MLLP connection with no complete message for this long is closed.
+    pub mllp_idle_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -68,6 +74,9 @@ impl Default for Config {
             auth: "on".to_string(),
             access_token_seconds: 3600,
             refresh_token_seconds: 90 * 24 * 3600,
+            mllp_listen: None,
+            mllp_max_message_bytes: 1024 * 1024,
+            mllp_idle_timeout_secs: 300,
         }
     }
 }
@@ -124,6 +133,10 @@ impl Config {
         anyhow::ensure!(
             self.default_page_size >= 1 && self.default_page_size <= self.max_page_size,
             "default_page_size must be between 1 and max_page_size"
+        );
+        anyhow::ensure!(
+            self.mllp_max_message_bytes >= 64 && self.mllp_idle_timeout_secs >= 1,
+            "mllp_max_message_bytes must be at least 64 and mllp_idle_timeout_secs at least 1"
         );
         anyhow::ensure!(
             self.db_max_connections >= 1,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod fhir;
 pub mod fhirpath;
 pub mod generate;
+pub mod hl7v2;
 pub mod http;
 pub mod search;
 pub mod server;

@@ -67,6 +67,8 @@ pub async fn build_app(config: &Config) -> anyhow::Result<Arc<App>> {
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub app: Arc<App>,
+    /// The HL7 v2 MLLP listener, when configured.
+    pub mllp: Option<crate::hl7v2::listener::Running>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -78,7 +80,17 @@ impl RunningServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = (&mut self.task).await;
+        // Both edges drain together: no new connections, in-flight requests
+        // and messages finish; then the database closes.
+        let mllp = async {
+            if let Some(mllp) = self.mllp.take() {
+                mllp.stop().await;
+            }
+        };
+        let http = async {
+            let _ = (&mut self.task).await;
+        };
+        tokio::join!(mllp, http);
         self.app.fhir.store.close().await;
     }
 }
@@ -88,6 +100,23 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
     let app = build_app(config).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
+    let mllp = match config.mllp_listen {
+        Some(mllp_addr) => {
+            let listener = crate::hl7v2::listener::bind(mllp_addr)
+                .await
+                .with_context(|| format!("MLLP listening on {mllp_addr}"))?;
+            let settings = crate::hl7v2::listener::Settings {
+                max_message_bytes: config.mllp_max_message_bytes,
+                idle_timeout: std::time::Duration::from_secs(config.mllp_idle_timeout_secs),
+            };
+            Some(crate::hl7v2::listener::Running::start(
+                listener,
+                app.clone(),
+                settings,
+            )?)
+        }
+        None => None,
+    };
     let service = router(app.clone(), config.max_body_bytes)
         .into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
@@ -100,6 +129,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
     Ok(RunningServer {
         addr,
         app,
+        mllp,
         shutdown: Some(tx),
         task,
     })
@@ -117,6 +147,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         database = %redact(&config.database_url),
         "Charaka is serving FHIR R4"
     );
+    if let Some(mllp) = &server.mllp {
+        tracing::info!(address = %mllp.addr, "HL7 v2 MLLP listener ready");
+    }
     shutdown_signal().await;
     tracing::info!("shutting down; waiting for in-flight requests");
     server.stop().await;

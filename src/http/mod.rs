@@ -8,6 +8,7 @@
 mod auth;
 mod handlers;
 mod health;
+mod hl7v2;
 mod negotiate;
 mod outcome_layer;
 mod request;
@@ -35,6 +36,12 @@ pub struct App {
     pub auth: crate::auth::Auth,
 }
 
+impl AsRef<Fhir> for App {
+    fn as_ref(&self) -> &Fhir {
+        &self.fhir
+    }
+}
+
 /// The URL prefix of the FHIR API.
 pub const FHIR_PREFIX: &str = "/fhir";
 
@@ -43,6 +50,9 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
     use handlers::*;
     let fhir = Router::new()
         .route("/metadata", get(metadata))
+        .route("/$hl7v2-ingest", axum::routing::post(hl7v2::ingest))
+        .route("/$hl7v2-messages", get(hl7v2::list))
+        .route("/$hl7v2-replay", axum::routing::post(hl7v2::replay))
         .route("/_history", get(history_system))
         .route(
             "/{rtype}",

@@ -133,6 +133,29 @@ impl Fhir {
         }
     }
 
+    /// Feeding messages that write many resource types (HL7 v2 over HTTP):
+    /// create and update on every type without limits (`system/*.cu` or
+    /// wider).
+    pub fn permit_feed(&self, access: &Access) -> FhirResult<()> {
+        let ok = access.unrestricted
+            || access.scopes.resources.iter().any(|r| {
+                r.rtype.is_none()
+                    && r.constraints.is_empty()
+                    && r.context == crate::auth::scopes::Context::System
+                    && r.perms.has(Perm::Create)
+                    && r.perms.has(Perm::Update)
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(FhirError::new(
+                403,
+                IssueType::Forbidden,
+                "sending HL7 v2 messages needs a system/*.cu (or wider) scope",
+            ))
+        }
+    }
+
     /// Whether a resource is within `reach`. `id` and `resource` are the
     /// stored resource's (constraints are checked against the index).
     pub async fn within_reach(

@@ -12,6 +12,7 @@ pub mod delete;
 pub mod history;
 pub mod import;
 pub mod input;
+pub mod messages;
 pub mod operations;
 pub mod patch;
 pub mod read;

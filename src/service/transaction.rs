@@ -346,6 +346,30 @@ impl Fhir {
         })
     }
 
+    /// Runs a transaction Bundle inside a write transaction the caller owns
+    /// and will commit (the HL7 v2 bridge records each message in the same
+    /// commit as the resources it writes). Returns the response Bundle.
+    pub async fn transaction_within(&self, tx: &mut WriteTx, bundle: Value) -> FhirResult<Vec<u8>> {
+        let bundle = input::prepare("Bundle", bundle)?;
+        if bundle.get("type").and_then(Value::as_str) != Some("transaction") {
+            return Err(FhirError::invalid("expected a transaction Bundle"));
+        }
+        let entries = match bundle.get("entry") {
+            Some(Value::Array(items)) => items.clone(),
+            _ => Vec::new(),
+        };
+        let mut parsed = entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                self.parse_entry(i, e, false)
+                    .map_err(|err| at_entry(i, err))
+            })
+            .collect::<FhirResult<Vec<Entry>>>()?;
+        self.transaction_in(tx, &mut parsed, EntryReturn::Minimal)
+            .await
+    }
+
     async fn transaction(&self, entries: Vec<Entry>, prefer: EntryReturn) -> FhirResult<Vec<u8>> {
         let mut attempt = 0;
         loop {

@@ -17,6 +17,7 @@ pub mod codec;
 pub mod db;
 mod history;
 pub mod index;
+pub mod messages;
 mod postgres;
 pub mod query;
 mod resources;
@@ -314,6 +315,27 @@ impl Store {
             .ok_or_else(|| StoreError::Database("query returned no row".into()))
     }
 
+    /// Received HL7 v2 messages, newest first (optionally of one status).
+    pub async fn list_messages(
+        &self,
+        tenant: i64,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<messages::StoredMessage>, StoreError> {
+        let mut conn = self.read_conn().await?;
+        messages::list(&mut conn.conn(), tenant, status, limit).await
+    }
+
+    /// One received HL7 v2 message with its raw bytes.
+    pub async fn get_message(
+        &self,
+        tenant: i64,
+        id: i64,
+    ) -> Result<Option<messages::StoredMessage>, StoreError> {
+        let mut conn = self.read_conn().await?;
+        messages::get(&mut conn.conn(), tenant, id).await
+    }
+
     /// Starts a write transaction. On SQLite this waits for the single writer
     /// connection.
     pub async fn begin(&self) -> Result<WriteTx, StoreError> {
@@ -482,6 +504,51 @@ impl WriteTx {
         rows: &IndexRows,
     ) -> Result<(), StoreError> {
         resources::replace_index(&mut self.tx.conn(), rid, tenant, rows).await
+    }
+
+    /// The earlier answer to an HL7 v2 message with this sender and control
+    /// id (duplicate detection).
+    pub async fn prior_message(
+        &mut self,
+        tenant: i64,
+        sender: &str,
+        control_id: &str,
+    ) -> Result<Option<messages::PriorAck>, StoreError> {
+        messages::find_prior(&mut self.tx.conn(), tenant, sender, control_id).await
+    }
+
+    /// Records a received HL7 v2 message with its outcome.
+    pub async fn insert_message(
+        &mut self,
+        tenant: i64,
+        message: &messages::NewMessage<'_>,
+    ) -> Result<i64, StoreError> {
+        messages::insert(&mut self.tx.conn(), tenant, message).await
+    }
+
+    /// Records the outcome of replaying a stored HL7 v2 message.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_message(
+        &mut self,
+        tenant: i64,
+        id: i64,
+        status: &str,
+        ack_code: &str,
+        ack: &[u8],
+        error: Option<&str>,
+        resources: Option<&str>,
+    ) -> Result<(), StoreError> {
+        messages::update_outcome(
+            &mut self.tx.conn(),
+            tenant,
+            id,
+            status,
+            ack_code,
+            ack,
+            error,
+            resources,
+        )
+        .await
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {

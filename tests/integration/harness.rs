@@ -19,6 +19,7 @@ pub struct TestServer {
     pub anonymous: reqwest::Client,
     server: Option<RunningServer>,
     _dir: Option<tempfile::TempDir>,
+    config: Config,
 }
 
 /// A response, read whole.
@@ -65,6 +66,8 @@ async fn start(mut config: Config, dir: Option<tempfile::TempDir>) -> TestServer
     let addr = listener.local_addr().unwrap();
     config.listen = addr;
     config.db_max_connections = 8;
+    // The HL7 v2 MLLP listener on a free port too.
+    config.mllp_listen = Some("127.0.0.1:0".parse().unwrap());
     let server = charaka::server::start(&config, listener)
         .await
         .expect("server starts");
@@ -92,6 +95,7 @@ async fn start(mut config: Config, dir: Option<tempfile::TempDir>) -> TestServer
         anonymous,
         server: Some(server),
         _dir: dir,
+        config,
     }
 }
 
@@ -157,6 +161,26 @@ impl TestServer {
     /// The server's service layer (for in-process entry points such as import).
     pub fn fhir(&self) -> &charaka::service::Fhir {
         &self.server.as_ref().expect("running").app.fhir
+    }
+
+    /// The address of the server's MLLP listener.
+    pub fn mllp_addr(&self) -> std::net::SocketAddr {
+        self.server
+            .as_ref()
+            .expect("running")
+            .mllp
+            .as_ref()
+            .expect("MLLP listener")
+            .addr
+    }
+
+    /// Stops the server and starts it again on the same database.
+    pub async fn restart(mut self) -> TestServer {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        let dir = self._dir.take();
+        start(self.config.clone(), dir).await
     }
 
     pub async fn stop(mut self) {

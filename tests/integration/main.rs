@@ -13,6 +13,7 @@ mod examples;
 mod formats;
 mod generate;
 mod history;
+mod hl7v2;
 mod import;
 mod metadata;
 mod operations;

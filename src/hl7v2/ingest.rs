@@ -1,0 +1,276 @@
+//! The pipeline every message takes, from MLLP or HTTP:
+//! parse → check → map → store (apply and log in one commit) → acknowledge.
+//!
+//! - `AA` only once the transaction and the log row have committed;
+//! - `AE` (with ERR) when the message is understood but cannot be applied:
+//!   a required field missing, a value of the wrong type, a merge naming an
+//!   unknown patient, a resource the FHIR rules refuse. Nothing is written
+//!   but the log row, with status `failed`, which `charaka hl7 replay` can
+//!   apply later;
+//! - `AR` for what cannot be understood: unparseable messages, unsupported
+//!   types, events or versions (log status `rejected`);
+//! - a message already seen (same sender MSH-3/MSH-4 and control id MSH-10)
+//!   is answered with its original ACK and not applied again.
+//!
+//! When the database cannot be reached no ACK is produced (`Unavailable`):
+//! the MLLP connection is closed and HTTP answers 503, so the sender
+//! retries and nothing is lost. Message content is never logged.
+
+use serde_json::Value;
+
+use super::ack::{self, AckCode, ErrorCode, Failure, Header, Location};
+use super::map::{self, Context};
+use super::message::Message;
+use crate::error::FhirError;
+use crate::service::messages::{Applied, Inbound, Recorded};
+use crate::service::Fhir;
+
+/// The versions accepted (MSH-12).
+pub const VERSIONS: &[&str] = &[
+    "2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8", "2.8.1", "2.8.2",
+];
+
+/// The database could not record the message; no ACK was produced.
+#[derive(Debug)]
+pub struct Unavailable(pub FhirError);
+
+/// The result of one message.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub ack: Vec<u8>,
+    pub code: AckCode,
+    /// The log row (None for a duplicate answered from the log).
+    pub id: Option<i64>,
+    pub duplicate: bool,
+}
+
+fn now_ts() -> String {
+    chrono::Utc::now().format("%Y%m%d%H%M%S+0000").to_string()
+}
+
+fn ack_id(received: i64) -> String {
+    format!("C{received}")
+}
+
+fn sender_of(message: &Message) -> String {
+    let msh = message.msh();
+    format!("{}|{}", msh.get(3).comp(1), msh.get(4).comp(1))
+}
+
+/// Checks what can be checked before mapping: version and type.
+fn check(message: &Message) -> Result<(), Failure> {
+    let version = message.version();
+    if !VERSIONS.contains(&version.as_str()) {
+        return Err(Failure::reject(
+            ErrorCode::UnsupportedVersion,
+            Some(Location::new("MSH", 1, 12)),
+            format!("version `{version}` is not supported (2.3 to 2.8)"),
+        ));
+    }
+    if message.control_id().is_empty() {
+        return Err(Failure::reject(
+            ErrorCode::RequiredFieldMissing,
+            Some(Location::new("MSH", 1, 10)),
+            "MSH-10 (message control id) is required",
+        ));
+    }
+    let (code, trigger, _) = message.message_type();
+    map::supported(&code, &trigger)
+}
+
+/// The AE for a transaction the FHIR rules refused.
+fn failure_of(err: &FhirError) -> Failure {
+    let text = err
+        .issues
+        .first()
+        .map(|i| i.diagnostics.clone())
+        .unwrap_or_else(|| "the message could not be applied".into());
+    let code = match err.status {
+        404 | 410 | 412 => ErrorCode::UnknownKey,
+        400 | 422 => ErrorCode::DataType,
+        _ => ErrorCode::InternalError,
+    };
+    Failure::error(code, None, text)
+}
+
+/// Handles one message. `replay_of` names a logged message applied again.
+pub async fn handle(
+    fhir: &Fhir,
+    raw: &[u8],
+    replay_of: Option<i64>,
+) -> Result<Outcome, Unavailable> {
+    let received = crate::fhir::datetime::now_micros();
+    let timestamp = now_ts();
+    let message = match Message::parse(raw) {
+        Ok(m) => m,
+        Err(err) => {
+            let header = Header::guess(raw);
+            let failure = Failure::reject(ErrorCode::SegmentSequence, None, err.0.clone());
+            let sender = format!("{}|{}", header.sending_app, header.sending_facility);
+            let control = (!header.control_id.is_empty()).then(|| header.control_id.clone());
+            let inbound = Inbound {
+                sender: &sender,
+                control_id: control.as_deref(),
+                message_type: "",
+                received,
+                raw,
+            };
+            return record(
+                fhir, &inbound, &header, failure, replay_of, received, &timestamp,
+            )
+            .await;
+        }
+    };
+    let header = Header::of(&message);
+    let sender = sender_of(&message);
+    let control = message.control_id();
+    let (code, trigger, _) = message.message_type();
+    let message_type = format!("{code}^{trigger}");
+    let inbound = Inbound {
+        sender: &sender,
+        control_id: (!control.is_empty()).then_some(control.as_str()),
+        message_type: &message_type,
+        received,
+        raw,
+    };
+    if let Err(failure) = check(&message) {
+        return record(
+            fhir, &inbound, &header, failure, replay_of, received, &timestamp,
+        )
+        .await;
+    }
+    let mut context = Context::default();
+    if code == "ADT" && trigger == "A40" {
+        if let Some((system, value)) = map::adt::merge_prior_key(&message) {
+            context.prior_patient = fhir
+                .patient_by_identifier(&system, &value)
+                .await
+                .map_err(Unavailable)?;
+        }
+    }
+    let recorded = crate::fhir::datetime::format_instant(received);
+    let bundle: Value = match map::map(&message, &context, &recorded) {
+        Ok(b) => b,
+        Err(failure) => {
+            return record(
+                fhir, &inbound, &header, failure, replay_of, received, &timestamp,
+            )
+            .await
+        }
+    };
+    let ack = ack::build(
+        &header,
+        AckCode::Accept,
+        None,
+        &ack_id(received),
+        &timestamp,
+    );
+    match fhir
+        .apply_message(&inbound, &bundle, &ack, replay_of)
+        .await
+        .map_err(Unavailable)?
+    {
+        Applied::Committed { id, .. } => Ok(Outcome {
+            ack,
+            code: AckCode::Accept,
+            id: Some(id),
+            duplicate: false,
+        }),
+        Applied::Duplicate { ack } => Ok(duplicate(ack)),
+        Applied::Failed(err) => {
+            let failure = failure_of(&err);
+            record(
+                fhir, &inbound, &header, failure, replay_of, received, &timestamp,
+            )
+            .await
+        }
+    }
+}
+
+fn duplicate(ack: Vec<u8>) -> Outcome {
+    let code = if ack
+        .windows(6)
+        .any(|w| &w[..3] == b"MSA" && &w[4..6] == b"AA")
+    {
+        AckCode::Accept
+    } else if ack
+        .windows(6)
+        .any(|w| &w[..3] == b"MSA" && &w[4..6] == b"AR")
+    {
+        AckCode::Reject
+    } else {
+        AckCode::Error
+    };
+    Outcome {
+        ack,
+        code,
+        id: None,
+        duplicate: true,
+    }
+}
+
+/// Logs a message that was not applied and builds its AE/AR.
+async fn record(
+    fhir: &Fhir,
+    inbound: &Inbound<'_>,
+    header: &Header,
+    failure: Failure,
+    replay_of: Option<i64>,
+    received: i64,
+    timestamp: &str,
+) -> Result<Outcome, Unavailable> {
+    let ack = ack::build(
+        header,
+        failure.ack,
+        Some(&failure),
+        &ack_id(received),
+        timestamp,
+    );
+    let status = if failure.ack == AckCode::Reject {
+        "rejected"
+    } else {
+        "failed"
+    };
+    let error = format!(
+        "{} {}: {}",
+        failure.code.code(),
+        failure.code.text(),
+        failure.text
+    );
+    match fhir
+        .record_message(
+            inbound,
+            status,
+            failure.ack.as_str(),
+            &ack,
+            &error,
+            replay_of,
+        )
+        .await
+        .map_err(Unavailable)?
+    {
+        Recorded::Stored(id) => Ok(Outcome {
+            ack,
+            code: failure.ack,
+            id: Some(id),
+            duplicate: false,
+        }),
+        Recorded::Duplicate { ack } => Ok(duplicate(ack)),
+    }
+}
+
+/// Applies a logged message again (after the cause of its failure was
+/// fixed); its row records the new outcome.
+pub async fn replay(fhir: &Fhir, id: i64) -> Result<Outcome, FhirError> {
+    let stored = fhir
+        .get_message(id)
+        .await?
+        .ok_or_else(|| FhirError::not_found(format!("no HL7 v2 message {id}")))?;
+    if stored.status == "applied" {
+        return Err(FhirError::conflict(format!(
+            "HL7 v2 message {id} is already applied"
+        )));
+    }
+    let raw = stored.raw.unwrap_or_default();
+    handle(fhir, &raw, Some(id)).await.map_err(|u| u.0)
+}

@@ -1,0 +1,201 @@
+//! The MLLP listener: an accept loop, one task per connection, and graceful
+//! shutdown in one place.
+//!
+//! Each connection reads frames one after the other (original mode: the
+//! sender waits for each ACK), runs each through `ingest::handle`, and
+//! writes the ACK. A connection idle for longer than the idle timeout is
+//! closed. On shutdown the listener stops accepting; each connection
+//! finishes the message it is processing, sends its ACK, then closes;
+//! `Listener::run` returns once every connection task has ended.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use super::ack::{self, AckCode, ErrorCode, Failure, Header};
+use super::ingest;
+use super::mllp::{Connection, Frame};
+use crate::service::Fhir;
+
+/// Settings of the listener.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub max_message_bytes: usize,
+    pub idle_timeout: Duration,
+}
+
+/// The accept loop.
+pub struct Listener {
+    listener: TcpListener,
+    fhir: Arc<dyn AsRef<Fhir> + Send + Sync>,
+    settings: Settings,
+}
+
+impl Listener {
+    pub fn new(
+        listener: TcpListener,
+        fhir: Arc<dyn AsRef<Fhir> + Send + Sync>,
+        settings: Settings,
+    ) -> Listener {
+        Listener {
+            listener,
+            fhir,
+            settings,
+        }
+    }
+
+    /// Accepts connections until `shutdown` turns true, then waits for the
+    /// connections to finish their in-flight message.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        // Each connection task holds a clone of `done_tx`; when the last is
+        // dropped, `done_rx.recv()` returns None: everything has finished.
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        loop {
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                _ = shutdown.changed() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait, go on.
+                    tracing::warn!(error = %err, "MLLP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let handler = Handler {
+                connection: Connection::new(stream, self.settings.max_message_bytes),
+                fhir: self.fhir.clone(),
+                idle_timeout: self.settings.idle_timeout,
+                shutdown: shutdown.clone(),
+                peer,
+                _done: done_tx.clone(),
+            };
+            tokio::spawn(handler.run());
+        }
+        drop(done_tx);
+        let _ = done_rx.recv().await;
+    }
+}
+
+/// One connection.
+struct Handler {
+    connection: Connection,
+    fhir: Arc<dyn AsRef<Fhir> + Send + Sync>,
+    idle_timeout: Duration,
+    shutdown: watch::Receiver<bool>,
+    peer: SocketAddr,
+    _done: mpsc::Sender<()>,
+}
+
+impl Handler {
+    async fn run(mut self) {
+        let mut messages = 0u64;
+        loop {
+            if *self.shutdown.borrow() {
+                break;
+            }
+            let frame = tokio::select! {
+                frame = tokio::time::timeout(self.idle_timeout, self.connection.read_frame()) => frame,
+                _ = self.shutdown.changed() => break,
+            };
+            let frame = match frame {
+                Err(_) => {
+                    tracing::info!(peer = %self.peer, "MLLP connection idle; closing");
+                    break;
+                }
+                Ok(Err(err)) => {
+                    tracing::info!(peer = %self.peer, error = %err, "MLLP connection failed");
+                    break;
+                }
+                Ok(Ok(frame)) => frame,
+            };
+            match frame {
+                Frame::Message(raw) => {
+                    let fhir: &Fhir = (*self.fhir).as_ref();
+                    match ingest::handle(fhir, &raw, None).await {
+                        Ok(outcome) => {
+                            messages += 1;
+                            if self.connection.write_frame(&outcome.ack).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(ingest::Unavailable(err)) => {
+                            // Not stored, so not acknowledged: closing makes
+                            // the sender retry.
+                            tracing::error!(
+                                status = err.status,
+                                "HL7 v2 message not stored (database unavailable); closing the connection"
+                            );
+                            break;
+                        }
+                    }
+                }
+                Frame::TooLarge { head } => {
+                    let failure = Failure::reject(
+                        ErrorCode::InternalError,
+                        None,
+                        "the message exceeds the maximum message size",
+                    );
+                    let ack = ack::build(
+                        &Header::guess(&head),
+                        AckCode::Reject,
+                        Some(&failure),
+                        "OVERSIZE",
+                        &chrono::Utc::now().format("%Y%m%d%H%M%S+0000").to_string(),
+                    );
+                    tracing::warn!(peer = %self.peer, "MLLP frame over the size limit; closing");
+                    let _ = self.connection.write_frame(&ack).await;
+                    break;
+                }
+                Frame::Truncated => {
+                    tracing::info!(peer = %self.peer, "MLLP connection closed inside a frame");
+                    break;
+                }
+                Frame::Closed => break,
+            }
+        }
+        tracing::debug!(peer = %self.peer, messages, "MLLP connection closed");
+    }
+}
+
+/// A running listener (started by `server::start`).
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Starts the listener on a bound socket.
+    pub fn start(
+        listener: TcpListener,
+        fhir: Arc<dyn AsRef<Fhir> + Send + Sync>,
+        settings: Settings,
+    ) -> std::io::Result<Running> {
+        let addr = listener.local_addr()?;
+        let (shutdown, rx) = watch::channel(false);
+        let task = tokio::spawn(Listener::new(listener, fhir, settings).run(rx));
+        Ok(Running {
+            addr,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Stops accepting and waits for in-flight messages.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Binds the listener's address.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

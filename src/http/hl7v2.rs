@@ -1,0 +1,151 @@
+//! HTTP edge of the HL7 v2 bridge: `POST [base]/$hl7v2-ingest` (one ER7
+//! message in, its ACK out), `GET [base]/$hl7v2-messages` (the message log;
+//! `?status=failed|rejected|applied`, `_count`) and
+//! `POST [base]/$hl7v2-replay?id=N`. Thin: the pipeline is `hl7v2::ingest`.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use serde_json::json;
+
+use super::response::error;
+use super::App;
+use crate::error::FhirError;
+use crate::hl7v2::ingest;
+
+/// The media type of ER7-encoded messages.
+pub const ER7: &str = "x-application/hl7-v2+er7";
+
+fn fail(err: FhirError) -> Response {
+    error(err, crate::http::negotiate::Format::Json)
+}
+
+fn ack_response(ack: Vec<u8>) -> Response {
+    (StatusCode::OK, [(http::header::CONTENT_TYPE, ER7)], ack).into_response()
+}
+
+/// The caller attached by the bearer check; feeds and the message log need
+/// a system feed scope (see `Fhir::permit_feed`) or an administrator.
+fn feed_access(
+    app: &App,
+    access: Option<&axum::Extension<crate::auth::Access>>,
+    admin_only: bool,
+) -> Result<(), Response> {
+    let Some(axum::Extension(access)) = access else {
+        return Err(fail(FhirError::new(
+            401,
+            crate::fhir::outcome::IssueType::Login,
+            "this request carries no valid access token",
+        )));
+    };
+    let result = if admin_only {
+        app.fhir.permit_admin(access, "the HL7 v2 message log")
+    } else {
+        app.fhir.permit_feed(access)
+    };
+    result.map_err(fail)
+}
+
+pub async fn ingest(
+    State(app): State<Arc<App>>,
+    access: Option<axum::Extension<crate::auth::Access>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = feed_access(&app, access.as_ref(), false) {
+        return r;
+    }
+    let media = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !matches!(
+        media.as_str(),
+        ER7 | "text/plain" | "application/hl7-v2" | "application/edi-hl7"
+    ) {
+        return fail(FhirError::unsupported_media_type(format!(
+            "send the message as {ER7} or text/plain"
+        )));
+    }
+    match ingest::handle(&app.fhir, &body, None).await {
+        Ok(outcome) => ack_response(outcome.ack),
+        Err(ingest::Unavailable(err)) => fail(FhirError::unavailable(format!(
+            "the message was not stored; send it again ({})",
+            err.status
+        ))),
+    }
+}
+
+pub async fn list(
+    State(app): State<Arc<App>>,
+    access: Option<axum::Extension<crate::auth::Access>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    if let Err(r) = feed_access(&app, access.as_ref(), true) {
+        return r;
+    }
+    let mut status = None;
+    let mut limit = 100;
+    for (k, v) in &params {
+        match k.as_str() {
+            "status" => status = Some(v.clone()),
+            "_count" => match app.fhir.page_size(v) {
+                Ok(n) => limit = n,
+                Err(e) => return fail(e),
+            },
+            _ => {}
+        }
+    }
+    match app.fhir.list_messages(status.as_deref(), limit).await {
+        Ok(rows) => {
+            let items: Vec<_> = rows
+                .into_iter()
+                .map(|r| {
+                    json!({
+                        "id": r.id,
+                        "sender": r.sender,
+                        "controlId": r.control_id,
+                        "messageType": r.message_type,
+                        "received": crate::fhir::datetime::format_instant(r.received),
+                        "status": r.status,
+                        "ack": r.ack_code,
+                        "error": r.error,
+                        "resources": r.resources.map(|s| s.split(' ').filter(|x| !x.is_empty()).map(str::to_string).collect::<Vec<_>>()),
+                        "attempts": r.attempts,
+                    })
+                })
+                .collect();
+            axum::Json(json!({ "messages": items })).into_response()
+        }
+        Err(e) => fail(e),
+    }
+}
+
+pub async fn replay(
+    State(app): State<Arc<App>>,
+    access: Option<axum::Extension<crate::auth::Access>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    if let Err(r) = feed_access(&app, access.as_ref(), true) {
+        return r;
+    }
+    let Some(id) = params
+        .iter()
+        .find(|(k, _)| k == "id")
+        .and_then(|(_, v)| v.parse::<i64>().ok())
+    else {
+        return fail(FhirError::invalid("give the message id: ?id=N"));
+    };
+    match ingest::replay(&app.fhir, id).await {
+        Ok(outcome) => ack_response(outcome.ack),
+        Err(e) => fail(e),
+    }
+}

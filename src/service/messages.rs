@@ -1,0 +1,245 @@
+//! Inbound messages (the HL7 v2 bridge): a message's transaction Bundle and
+//! its log row commit together, so a message is applied once or not at all,
+//! and its ACK is only sent after that commit.
+//!
+//! Duplicate delivery (the same sender and control id) is detected inside
+//! the same write transaction, under a lock on the pair (PostgreSQL advisory
+//! lock; SQLite's single writer), so two concurrent deliveries of one
+//! message cannot both apply it.
+
+use serde_json::Value;
+
+use super::Fhir;
+use crate::error::{FhirError, FhirResult};
+use crate::store::messages::{NewMessage, StoredMessage};
+
+/// A received message, as logged.
+#[derive(Debug, Clone)]
+pub struct Inbound<'a> {
+    pub sender: &'a str,
+    pub control_id: Option<&'a str>,
+    pub message_type: &'a str,
+    /// Microseconds since the Unix epoch.
+    pub received: i64,
+    pub raw: &'a [u8],
+}
+
+/// One attempt: the log id and resources written, or a prior ACK.
+type Attempt = Result<(i64, Vec<String>), Vec<u8>>;
+
+/// What applying a message did.
+#[derive(Debug)]
+pub enum Applied {
+    /// Committed with its log row; `resources` lists `Type/id` written.
+    Committed { id: i64, resources: Vec<String> },
+    /// Seen before: the ACK it was answered with.
+    Duplicate { ack: Vec<u8> },
+    /// The transaction failed; nothing was written.
+    Failed(FhirError),
+}
+
+/// What recording a message that was not applied did.
+#[derive(Debug)]
+pub enum Recorded {
+    Stored(i64),
+    Duplicate { ack: Vec<u8> },
+}
+
+fn lock_key(tenant: i64, m: &Inbound<'_>) -> Option<String> {
+    m.control_id
+        .map(|c| format!("hl7v2/{tenant}/{}/{c}", m.sender))
+}
+
+/// `Type/id` of each entry of a transaction-response Bundle.
+fn written(response: &[u8]) -> Vec<String> {
+    let Ok(bundle) = serde_json::from_slice::<Value>(response) else {
+        return Vec::new();
+    };
+    bundle["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| e["response"]["location"].as_str())
+                .map(|l| l.split("/_history").next().unwrap_or(l).to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Fhir {
+    /// Applies a message's Bundle and logs the message as `applied` with
+    /// `ack`, in one commit. `replay_of` names the stored message being
+    /// replayed (its row is updated; no duplicate check).
+    pub async fn apply_message(
+        &self,
+        m: &Inbound<'_>,
+        bundle: &Value,
+        ack: &[u8],
+        replay_of: Option<i64>,
+    ) -> FhirResult<Applied> {
+        let mut attempt = 0;
+        loop {
+            let mut tx = self.store.begin().await?;
+            let result: FhirResult<Attempt> = async {
+                if replay_of.is_none() {
+                    if let (Some(key), Some(control)) = (lock_key(self.tenant, m), m.control_id) {
+                        tx.lock_key(&key).await?;
+                        if let Some(prior) =
+                            tx.prior_message(self.tenant, m.sender, control).await?
+                        {
+                            return Ok(Err(prior.ack));
+                        }
+                    }
+                }
+                let response = self.transaction_within(&mut tx, bundle.clone()).await?;
+                let resources = written(&response);
+                let list = resources.join(" ");
+                let id = match replay_of {
+                    Some(id) => {
+                        tx.update_message(self.tenant, id, "applied", "AA", ack, None, Some(&list))
+                            .await?;
+                        id
+                    }
+                    None => {
+                        tx.insert_message(
+                            self.tenant,
+                            &NewMessage {
+                                sender: m.sender,
+                                control_id: m.control_id,
+                                message_type: m.message_type,
+                                received: m.received,
+                                status: "applied",
+                                ack_code: "AA",
+                                ack,
+                                error: None,
+                                resources: Some(&list),
+                                raw: m.raw,
+                            },
+                        )
+                        .await?
+                    }
+                };
+                Ok(Ok((id, resources)))
+            }
+            .await;
+            match result {
+                Ok(Err(prior_ack)) => {
+                    let _ = tx.rollback().await;
+                    return Ok(Applied::Duplicate { ack: prior_ack });
+                }
+                Ok(Ok(done)) => match self.finish(tx, Ok(done), &mut attempt).await {
+                    Some(Ok((id, resources))) => return Ok(Applied::Committed { id, resources }),
+                    Some(Err(err)) if err.status >= 500 => return Err(err),
+                    Some(Err(err)) => return Ok(Applied::Failed(err)),
+                    None => continue,
+                },
+                Err(err) => match self.finish::<()>(tx, Err(err), &mut attempt).await {
+                    Some(Err(err)) if err.status >= 500 => return Err(err),
+                    Some(Err(err)) => return Ok(Applied::Failed(err)),
+                    Some(Ok(())) => unreachable!("an error stays an error"),
+                    None => continue,
+                },
+            }
+        }
+    }
+
+    /// Logs a message that was not applied (`failed` or `rejected`) with the
+    /// ACK sent; a duplicate returns the earlier ACK instead.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_message(
+        &self,
+        m: &Inbound<'_>,
+        status: &str,
+        ack_code: &str,
+        ack: &[u8],
+        error: &str,
+        replay_of: Option<i64>,
+    ) -> FhirResult<Recorded> {
+        let mut tx = self.store.begin().await?;
+        if let Some(id) = replay_of {
+            tx.update_message(self.tenant, id, status, ack_code, ack, Some(error), None)
+                .await?;
+            tx.commit().await?;
+            return Ok(Recorded::Stored(id));
+        }
+        if let (Some(key), Some(control)) = (lock_key(self.tenant, m), m.control_id) {
+            tx.lock_key(&key).await?;
+            if let Some(prior) = tx.prior_message(self.tenant, m.sender, control).await? {
+                let _ = tx.rollback().await;
+                return Ok(Recorded::Duplicate { ack: prior.ack });
+            }
+        }
+        let id = tx
+            .insert_message(
+                self.tenant,
+                &NewMessage {
+                    sender: m.sender,
+                    control_id: m.control_id,
+                    message_type: m.message_type,
+                    received: m.received,
+                    status,
+                    ack_code,
+                    ack,
+                    error: Some(error),
+                    resources: None,
+                    raw: m.raw,
+                },
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Recorded::Stored(id))
+    }
+
+    /// The earlier ACK of a message with this sender and control id.
+    pub async fn prior_ack(&self, sender: &str, control_id: &str) -> FhirResult<Option<Vec<u8>>> {
+        let mut tx = self.store.begin().await?;
+        let prior = tx.prior_message(self.tenant, sender, control_id).await?;
+        let _ = tx.rollback().await;
+        Ok(prior.map(|p| p.ack))
+    }
+
+    /// The live Patient with this identifier: id, version and body.
+    pub async fn patient_by_identifier(
+        &self,
+        system: &str,
+        value: &str,
+    ) -> FhirResult<Option<(String, i64, Value)>> {
+        let query = crate::hl7v2::map::identifier_query(system, value);
+        let criteria = super::conditional::parse(&self.base_url, "Patient", &query)?;
+        let mut tx = self.store.begin().await?;
+        let ids = tx
+            .find(self.tenant, "Patient", &criteria.filters, 2)
+            .await?;
+        let found = match ids.first() {
+            Some(id) => tx.read(self.tenant, "Patient", id).await?,
+            None => None,
+        };
+        let _ = tx.rollback().await;
+        match (ids.first(), found) {
+            (Some(id), Some(v)) => {
+                let body = v
+                    .body
+                    .ok_or_else(|| FhirError::internal("a live resource has no body"))?;
+                let value: Value = serde_json::from_slice(&body)
+                    .map_err(|e| FhirError::internal(format!("stored body: {e}")))?;
+                Ok(Some((id.clone(), v.version, value)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Logged messages, newest first (`status`: applied, failed, rejected).
+    pub async fn list_messages(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> FhirResult<Vec<StoredMessage>> {
+        Ok(self.store.list_messages(self.tenant, status, limit).await?)
+    }
+
+    /// One logged message with its raw bytes.
+    pub async fn get_message(&self, id: i64) -> FhirResult<Option<StoredMessage>> {
+        Ok(self.store.get_message(self.tenant, id).await?)
+    }
+}

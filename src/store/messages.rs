@@ -1,0 +1,219 @@
+//! SQL for the log of inbound HL7 v2 messages (`hl7v2_messages`): each
+//! received message with its outcome and the ACK it was answered with. The
+//! raw message and the ACK pass through the body codec like resource bodies.
+//! Knows nothing of HL7 itself: the service decides what a row says.
+
+use super::codec;
+use super::db::{Conn, Query, Row};
+use super::StoreError;
+
+/// A row to record.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub sender: &'a str,
+    pub control_id: Option<&'a str>,
+    pub message_type: &'a str,
+    /// Microseconds since the Unix epoch.
+    pub received: i64,
+    pub status: &'a str,
+    pub ack_code: &'a str,
+    pub ack: &'a [u8],
+    pub error: Option<&'a str>,
+    pub resources: Option<&'a str>,
+    pub raw: &'a [u8],
+}
+
+/// A stored message, as listed (without its raw bytes) or read whole.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub sender: String,
+    pub control_id: Option<String>,
+    pub message_type: String,
+    pub received: i64,
+    pub status: String,
+    pub ack_code: String,
+    pub error: Option<String>,
+    pub resources: Option<String>,
+    pub attempts: i64,
+    /// Present when read whole.
+    pub raw: Option<Vec<u8>>,
+}
+
+/// The earlier answer to a message with the same sender and control id.
+#[derive(Debug, Clone)]
+pub struct PriorAck {
+    pub id: i64,
+    pub status: String,
+    pub ack: Vec<u8>,
+}
+
+const COLUMNS: &str = "id, sender, control_id, message_type, received, status, ack_code, \
+                       error, resources, attempts";
+
+fn opt_text(row: &Row, i: usize) -> Result<Option<String>, StoreError> {
+    if row.is_null(i)? {
+        Ok(None)
+    } else {
+        row.text(i).map(Some)
+    }
+}
+
+fn from_row(row: &Row, with_raw: bool) -> Result<StoredMessage, StoreError> {
+    let raw = if with_raw {
+        match row.opt_bytes(10)? {
+            Some(stored) => Some(codec::decode(stored)?.to_vec()),
+            None => None,
+        }
+    } else {
+        None
+    };
+    Ok(StoredMessage {
+        id: row.int(0)?,
+        sender: row.text(1)?,
+        control_id: opt_text(row, 2)?,
+        message_type: row.text(3)?,
+        received: row.int(4)?,
+        status: row.text(5)?,
+        ack_code: row.text(6)?,
+        error: opt_text(row, 7)?,
+        resources: opt_text(row, 8)?,
+        attempts: row.int(9)?,
+        raw,
+    })
+}
+
+/// The earlier ACK for `(sender, control_id)`, if that message was seen.
+pub async fn find_prior(
+    conn: &mut Conn<'_>,
+    tenant: i64,
+    sender: &str,
+    control_id: &str,
+) -> Result<Option<PriorAck>, StoreError> {
+    let q = Query::new(
+        "SELECT id, status, ack FROM hl7v2_messages \
+         WHERE tenant = $1 AND sender = $2 AND control_id = $3",
+    )
+    .int(tenant)
+    .text(sender)
+    .text(control_id);
+    match conn.fetch_optional(&q).await? {
+        Some(row) => {
+            let ack = row.opt_bytes(2)?.unwrap_or_default();
+            Ok(Some(PriorAck {
+                id: row.int(0)?,
+                status: row.text(1)?,
+                ack: codec::decode(ack)?.to_vec(),
+            }))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Records a message; returns its id.
+pub async fn insert(
+    conn: &mut Conn<'_>,
+    tenant: i64,
+    m: &NewMessage<'_>,
+) -> Result<i64, StoreError> {
+    let mut q = Query::new(
+        "INSERT INTO hl7v2_messages (tenant, sender, control_id, message_type, received, \
+         status, ack_code, ack, error, resources, raw) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+    )
+    .int(tenant)
+    .text(m.sender);
+    q = opt(q, m.control_id);
+    q = q
+        .text(m.message_type)
+        .int(m.received)
+        .text(m.status)
+        .text(m.ack_code)
+        .bytes(codec::encode(m.ack));
+    q = opt(q, m.error);
+    q = opt(q, m.resources);
+    q = q.bytes(codec::encode(m.raw));
+    let row = conn
+        .fetch_optional(&q)
+        .await?
+        .ok_or_else(|| StoreError::Database("INSERT … RETURNING gave no row".into()))?;
+    row.int(0)
+}
+
+/// A nullable text parameter: SQL NULL through a typed NULL expression.
+fn opt(q: Query, v: Option<&str>) -> Query {
+    match v {
+        Some(v) => q.text(v),
+        None => q.null(),
+    }
+}
+
+/// Records the outcome of another attempt (a replay).
+#[allow(clippy::too_many_arguments)]
+pub async fn update_outcome(
+    conn: &mut Conn<'_>,
+    tenant: i64,
+    id: i64,
+    status: &str,
+    ack_code: &str,
+    ack: &[u8],
+    error: Option<&str>,
+    resources: Option<&str>,
+) -> Result<(), StoreError> {
+    let mut q = Query::new(
+        "UPDATE hl7v2_messages SET status = $1, ack_code = $2, ack = $3, error = $4, \
+         resources = $5, attempts = attempts + 1 WHERE tenant = $6 AND id = $7",
+    )
+    .text(status)
+    .text(ack_code)
+    .bytes(codec::encode(ack));
+    q = opt(q, error);
+    q = opt(q, resources);
+    conn.execute(&q.int(tenant).int(id)).await?;
+    Ok(())
+}
+
+/// Messages, newest first, optionally only those with `status`.
+pub async fn list(
+    conn: &mut Conn<'_>,
+    tenant: i64,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let q = match status {
+        Some(status) => Query::dynamic(format!(
+            "SELECT {COLUMNS} FROM hl7v2_messages WHERE tenant = $1 AND status = $2 \
+             ORDER BY id DESC LIMIT $3"
+        ))
+        .int(tenant)
+        .text(status)
+        .int(limit),
+        None => Query::dynamic(format!(
+            "SELECT {COLUMNS} FROM hl7v2_messages WHERE tenant = $1 ORDER BY id DESC LIMIT $2"
+        ))
+        .int(tenant)
+        .int(limit),
+    };
+    conn.fetch_all(&q)
+        .await?
+        .iter()
+        .map(|r| from_row(r, false))
+        .collect()
+}
+
+/// One message with its raw bytes.
+pub async fn get(
+    conn: &mut Conn<'_>,
+    tenant: i64,
+    id: i64,
+) -> Result<Option<StoredMessage>, StoreError> {
+    let q = Query::dynamic(format!(
+        "SELECT {COLUMNS}, raw FROM hl7v2_messages WHERE tenant = $1 AND id = $2"
+    ))
+    .int(tenant)
+    .int(id);
+    conn.fetch_optional(&q)
+        .await?
+        .map(|r| from_row(&r, true))
+        .transpose()
+}
