@@ -58,6 +58,12 @@ pub enum Command {
         #[arg(long, default_value_t = 180)]
         resources_per_patient: u32,
     },
+    /// Code system releases: `charaka terminology import icd10cm FILE.xml`
+    /// loads an official ICD-10-CM tabular XML file as a new version.
+    Terminology {
+        #[command(subcommand)]
+        action: crate::service::terminology_cli::TerminologyCommand,
+    },
 }
 
 /// Options shared by every subcommand. Flags beat environment variables,
@@ -161,6 +167,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             crate::generate::run(&options)?.print();
             Ok(())
+        }
+        Command::Terminology { action } => {
+            runtime.block_on(crate::service::terminology_cli::run(config, action))
         }
         Command::Capabilities => {
             let statement = crate::service::capabilities::capability_statement(&config.base_url());

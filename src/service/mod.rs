@@ -17,6 +17,7 @@ pub mod read;
 pub mod references;
 pub mod reindex;
 pub mod search;
+pub mod terminology_cli;
 pub mod transaction;
 pub mod update;
 
