@@ -40,6 +40,9 @@ pub struct Config {
     /// 0 (off) on PostgreSQL, where other nodes may write. Turn it on for
     /// PostgreSQL only when this is the one Charaka node.
     pub read_cache_entries: Option<usize>,
+    /// ICD-10-CM codings on write: `strict` (unknown codes and non-billable
+    /// claim diagnoses are rejected), `warn` (accepted, logged) or `off`.
+    pub icd10cm_validation: String,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             max_bundle_entries: 10_000,
             log_format: "text".to_string(),
             read_cache_entries: None,
+            icd10cm_validation: "strict".to_string(),
         }
     }
 }
@@ -89,6 +93,11 @@ impl Config {
             matches!(self.log_format.as_str(), "text" | "json"),
             "log_format must be `text` or `json`, not `{}`",
             self.log_format
+        );
+        anyhow::ensure!(
+            matches!(self.icd10cm_validation.as_str(), "strict" | "warn" | "off"),
+            "icd10cm_validation must be `strict`, `warn` or `off`, not `{}`",
+            self.icd10cm_validation
         );
         anyhow::ensure!(self.max_page_size >= 1, "max_page_size must be at least 1");
         anyhow::ensure!(

@@ -34,6 +34,7 @@ pub fn init_tracing(config: &Config) {
 pub async fn build_app(config: &Config) -> anyhow::Result<Arc<App>> {
     let store = Store::connect(config).await?;
     let fhir = Fhir::new(store, config);
+    fhir.load_releases().await?;
     let capabilities = crate::service::capabilities::capability_statement(&fhir.base_url);
     let stale = fhir.index_is_stale().await?;
     let app = Arc::new(App { fhir, capabilities });

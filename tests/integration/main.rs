@@ -16,4 +16,5 @@ mod import;
 mod metadata;
 mod operations;
 mod search;
+mod terminology;
 mod transaction;
