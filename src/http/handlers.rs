@@ -426,6 +426,12 @@ pub async fn metadata(State(app): AppState, req: FhirRequest) -> Response {
             .map(|(_, v)| v.as_str())
         {
             None | Some("full") | Some("normal") => {}
+            Some("terminology") => {
+                let body = req
+                    .shape
+                    .render_value(&app.fhir.terminology_capabilities())?;
+                return Ok(fhir_body(StatusCode::OK, req.shape.format, body));
+            }
             Some(mode) => {
                 return Err(FhirError::not_supported(format!(
                     "metadata mode `{mode}` is not supported yet"

@@ -678,3 +678,37 @@ impl Fhir {
         Ok(())
     }
 }
+
+impl Fhir {
+    /// `GET metadata?mode=terminology`: the TerminologyCapabilities.
+    pub fn terminology_capabilities(&self) -> Value {
+        let versions: Vec<Value> = self
+            .terminology
+            .icd10cm_versions()
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, v)| {
+                json!({"code": v, "isDefault": i == 0, "compositional": false,
+                "property": ["parent", "child", "notSelectable", "billable", "chapter", "block",
+                    "inclusionTerm", "includes", "excludes1", "excludes2", "codeFirst", "codeAlso",
+                    "useAdditionalCode", "note", "sevenChrNote", "sevenChrDef"]})
+            })
+            .collect();
+        json!({
+            "resourceType": "TerminologyCapabilities",
+            "status": "active",
+            "date": crate::fhir::datetime::format_instant(crate::fhir::datetime::now_micros()),
+            "kind": "instance",
+            "implementation": {"description": "Charaka terminology service", "url": self.base_url},
+            "codeSystem": [{"uri": ICD10CM, "version": versions, "subsumption": true}],
+            "expansion": {"hierarchical": false, "paging": true, "incomplete": false,
+                "parameter": [{"name": "filter"}, {"name": "offset"}, {"name": "count"},
+                    {"name": "activeOnly"}, {"name": "includeDesignations"}, {"name": "displayLanguage"}],
+                "textFilter": "Every word must be the start of a word of the display or an inclusion term, or the text is the start of a code (with or without the dot)."},
+            "codeSearch": "all",
+            "validateCode": {"translations": false},
+            "closure": {"translation": false}
+        })
+    }
+}

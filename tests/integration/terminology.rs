@@ -256,4 +256,14 @@ crate::on_both_databases!(
     expand_implicit_value_sets_with_filter_and_paging,
     stored_code_system_and_value_set,
     icd10cm_codings_are_checked_on_write,
+    terminology_capabilities,
 );
+
+async fn terminology_capabilities(s: &TestServer) {
+    let r = s.get("metadata?mode=terminology").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let tc = r.json();
+    assert_eq!(tc["resourceType"], "TerminologyCapabilities");
+    assert_eq!(tc["codeSystem"][0]["uri"], ICD);
+    assert_eq!(tc["codeSystem"][0]["version"][0]["isDefault"], true);
+}
