@@ -53,8 +53,22 @@ fn codings<'a>(value: &'a Value, path: String, out: &mut Vec<(String, &'a Value)
     }
 }
 
+/// Whether any string of the resource is the ICD-10-CM system (a walk
+/// without allocations, so resources without ICD-10-CM cost little).
+fn mentions_icd10cm(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s == ICD10CM,
+        Value::Object(map) => map.values().any(mentions_icd10cm),
+        Value::Array(items) => items.iter().any(mentions_icd10cm),
+        _ => false,
+    }
+}
+
 /// The problems of a resource's ICD-10-CM codings: errors and warnings.
 pub fn check(rtype: &str, resource: &Value, cs: &CodeSystem) -> Vec<Issue> {
+    if !mentions_icd10cm(resource) {
+        return Vec::new();
+    }
     let mut found = Vec::new();
     codings(resource, rtype.to_string(), &mut found);
     let mut issues = Vec::new();
