@@ -72,6 +72,12 @@ pub enum Command {
     /// Make a new token signing key; older keys keep verifying until their
     /// tokens expire.
     RotateSigningKey,
+    /// Code system releases: `charaka terminology import icd10cm FILE.xml`
+    /// loads an official ICD-10-CM tabular XML file as a new version.
+    Terminology {
+        #[command(subcommand)]
+        action: crate::service::terminology_cli::TerminologyCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -274,6 +280,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("new signing key {kid}; running servers pick it up when they meet it");
             Ok(())
         }),
+        Command::Terminology { action } => {
+            runtime.block_on(crate::service::terminology_cli::run(config, action))
+        }
         Command::Capabilities => {
             let statement = crate::service::capabilities::capability_statement(&config.base_url());
             println!("{}", serde_json::to_string_pretty(&statement)?);

@@ -54,6 +54,9 @@ pub struct Config {
     pub mllp_max_message_bytes: usize,
     /// An MLLP connection with no complete message for this long is closed.
     pub mllp_idle_timeout_secs: u64,
+    /// ICD-10-CM codings on write: `strict` (unknown codes and non-billable
+    /// claim diagnoses are rejected), `warn` (accepted, logged) or `off`.
+    pub icd10cm_validation: String,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             mllp_listen: None,
             mllp_max_message_bytes: 1024 * 1024,
             mllp_idle_timeout_secs: 300,
+            icd10cm_validation: "strict".to_string(),
         }
     }
 }
@@ -128,6 +132,11 @@ impl Config {
         anyhow::ensure!(
             (60..=86_400).contains(&self.access_token_seconds),
             "access_token_seconds must be between 60 and 86400"
+        );
+        anyhow::ensure!(
+            matches!(self.icd10cm_validation.as_str(), "strict" | "warn" | "off"),
+            "icd10cm_validation must be `strict`, `warn` or `off`, not `{}`",
+            self.icd10cm_validation
         );
         anyhow::ensure!(self.max_page_size >= 1, "max_page_size must be at least 1");
         anyhow::ensure!(

@@ -17,4 +17,5 @@ pub mod search;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod terminology;
 pub mod ucum;

@@ -34,6 +34,7 @@ pub fn init_tracing(config: &Config) {
 pub async fn build_app(config: &Config) -> anyhow::Result<Arc<App>> {
     let store = Store::connect(config).await?;
     let fhir = Fhir::new(store, config);
+    fhir.load_releases().await?;
     let auth = crate::auth::Auth::start(&fhir.store, config).await?;
     if let Some(password) = crate::auth::accounts::bootstrap_admin(&fhir.store).await? {
         // Printed once to the console, never to the log.

@@ -849,4 +849,24 @@ mod tests {
             assert_ne!(code, "M54.5", "M54.5 is not billable since FY2022");
         }
     }
+
+    #[test]
+    fn generated_data_uses_billable_codes() {
+        use super::*;
+        let cs = crate::terminology::shipped_icd10cm();
+        let mut all: Vec<(&str, &str)> = CHRONIC.iter().map(|c| c.icd).collect();
+        for list in [SYMPTOM_VISIT, EMERGENCY_VISIT, HOSPITAL_STAY] {
+            all.extend(list.iter().map(|a| a.icd));
+        }
+        all.extend([ADULT_CHECKUP, CHILD_CHECKUP, IMMUNIZATION_VISIT]);
+        let mut other_display = Vec::new();
+        for (code, display) in all {
+            let concept = cs.concept(code).unwrap_or_else(|| panic!("{code} exists"));
+            assert!(cs.is_billable(concept), "{code} is billable");
+            if !concept.display.eq_ignore_ascii_case(display) {
+                other_display.push(code);
+            }
+        }
+        eprintln!("generator displays differing from the release: {other_display:?}");
+    }
 }

@@ -75,6 +75,9 @@ pub async fn read(
     Path((rtype, id)): Path<(String, String)>,
     req: FhirRequest,
 ) -> Response {
+    if id.starts_with('$') {
+        return terminology_operation(&app, &req, &rtype, None, &id, None).await;
+    }
     let result = async {
         check_read_shape(&req)?;
         let access = req.access()?;
@@ -480,6 +483,12 @@ pub async fn metadata(State(app): AppState, req: FhirRequest) -> Response {
             .map(|(_, v)| v.as_str())
         {
             None | Some("full") | Some("normal") => {}
+            Some("terminology") => {
+                let body = req
+                    .shape
+                    .render_value(&app.fhir.terminology_capabilities())?;
+                return Ok(fhir_body(StatusCode::OK, req.shape.format, body));
+            }
             Some(mode) => {
                 return Err(FhirError::not_supported(format!(
                     "metadata mode `{mode}` is not supported yet"
@@ -522,6 +531,9 @@ pub async fn type_operation(
 ) -> Response {
     if op == "_search" {
         return search(&app, &req, SearchScope::Type(rtype), Some(&body)).await;
+    }
+    if is_terminology_operation(&rtype, &op) {
+        return terminology_operation(&app, &req, &rtype, None, &op, Some(&body)).await;
     }
     let result = async {
         let access = req.access()?;
@@ -568,6 +580,10 @@ pub async fn instance_operation(
             rtype: op,
         };
         return search(&app, &req, scope, None).await;
+    }
+    if is_terminology_operation(&rtype, &op) {
+        let body = (method == http::Method::POST).then_some(&body);
+        return terminology_operation(&app, &req, &rtype, Some(&id), &op, body).await;
     }
     let result = async {
         let post = method == http::Method::POST;
@@ -629,4 +645,49 @@ fn unknown_operation(op: &str) -> FhirError {
         crate::fhir::outcome::IssueType::NotSupported,
         format!("`{op}` is not an operation of this server"),
     )
+}
+
+fn is_terminology_operation(rtype: &str, op: &str) -> bool {
+    crate::service::terminology::TERMINOLOGY_OPERATIONS
+        .iter()
+        .any(|(t, o)| *t == rtype && *o == op)
+}
+
+/// `GET|POST [type](/[id])/$lookup|$validate-code|$subsumes|$expand`: query
+/// parameters (GET) or a Parameters body (POST).
+async fn terminology_operation(
+    app: &App,
+    req: &FhirRequest,
+    rtype: &str,
+    id: Option<&str>,
+    op: &str,
+    body: Option<&Bytes>,
+) -> Response {
+    use crate::service::terminology::OpInput;
+    let result = async {
+        if !is_terminology_operation(rtype, op) {
+            return Err(unknown_operation(op));
+        }
+        // Terminology operations read code systems and value sets.
+        app.fhir.permit(req.access()?, Perm::Read, rtype)?;
+        let input = match body {
+            Some(body) if !body.is_empty() => OpInput::from_parameters(&req.resource_body(body)?)?,
+            _ => OpInput::from_query(&req.params),
+        };
+        let fhir = &app.fhir;
+        let value = match (rtype, op) {
+            ("CodeSystem", "$lookup") => fhir.lookup(id, &input).await?,
+            ("CodeSystem", "$validate-code") => fhir.validate_code_system(id, &input).await?,
+            ("CodeSystem", "$subsumes") => fhir.subsumes(id, &input).await?,
+            ("ValueSet", "$expand") => fhir.expand(id, &input).await?,
+            _ => fhir.validate_value_set_code(id, &input).await?,
+        };
+        Ok(fhir_body(
+            StatusCode::OK,
+            req.shape.format,
+            req.shape.render_value(&value)?,
+        ))
+    }
+    .await;
+    reply(req, result)
 }

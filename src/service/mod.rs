@@ -6,6 +6,7 @@
 pub mod authz;
 pub mod bundle;
 pub mod capabilities;
+pub mod coding_check;
 pub mod conditional;
 pub mod create;
 pub mod delete;
@@ -19,6 +20,8 @@ pub mod read;
 pub mod references;
 pub mod reindex;
 pub mod search;
+pub mod terminology;
+pub mod terminology_cli;
 pub mod transaction;
 pub mod update;
 
@@ -44,6 +47,10 @@ pub struct Fhir {
     pub tenant: i64,
     /// The search index rebuild job of this server.
     pub reindex_job: reindex::ReindexJob,
+    /// Code systems in memory (ICD-10-CM).
+    pub terminology: std::sync::Arc<crate::terminology::Terminology>,
+    /// How ICD-10-CM codings are checked on write.
+    pub coding_policy: coding_check::CodingPolicy,
 }
 
 /// One version of a resource, as returned to a client.
@@ -100,6 +107,9 @@ impl Fhir {
             max_bundle_entries: config.max_bundle_entries,
             tenant: crate::store::DEFAULT_TENANT,
             reindex_job: reindex::ReindexJob::default(),
+            terminology: Default::default(),
+            coding_policy: coding_check::CodingPolicy::parse(&config.icd10cm_validation)
+                .unwrap_or(coding_check::CodingPolicy::Strict),
         }
     }
 

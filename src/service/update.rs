@@ -148,6 +148,7 @@ impl Fhir {
         let version = previous.map_or(1, |p| p.version + 1);
         let last_updated = super::next_timestamp(previous);
         let resource = Value::Object(resource);
+        self.check_codings(rtype, &resource)?;
         let index = crate::search::extract::index_rows(rtype, &resource, &self.base_url);
         let Value::Object(resource) = resource else {
             unreachable!("wrapped above")

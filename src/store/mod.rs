@@ -22,6 +22,7 @@ mod postgres;
 pub mod query;
 mod resources;
 mod sqlite;
+mod terminology;
 
 use std::sync::Arc;
 

@@ -18,4 +18,5 @@ mod import;
 mod metadata;
 mod operations;
 mod search;
+mod terminology;
 mod transaction;

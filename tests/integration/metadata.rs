@@ -40,7 +40,9 @@ async fn metadata_describes_the_server(s: &TestServer) {
         "{}",
         &xml.text[..200.min(xml.text.len())]
     );
-    s.get("metadata?mode=terminology").await.outcome(400);
+    s.get("metadata?mode=nonsense").await.outcome(400);
+    let tc = s.get("metadata?mode=terminology").await;
+    assert_eq!(tc.json()["resourceType"], "TerminologyCapabilities");
 }
 
 async fn health_checks(s: &TestServer) {
