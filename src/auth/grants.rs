@@ -184,11 +184,7 @@ impl Auth {
         verifier: Option<&str>,
     ) -> OAuthResult<Value> {
         let code = code.ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
-        let grant = store
-            .grant(&secrets::token_hash(code), "code")
-            .await
-            .map_err(OAuthError::server)?
-            .ok_or_else(|| OAuthError::invalid_grant("unknown authorization code"))?;
+        let grant = find_grant(store, code, "code", "unknown authorization code").await?;
         let ctx = self.live_grant(store, &grant, client).await?;
         if ctx.redirect_uri.as_deref() != redirect_uri {
             return Err(OAuthError::invalid_grant(
@@ -226,11 +222,7 @@ impl Auth {
         scope: Option<&str>,
     ) -> OAuthResult<Value> {
         let token = token.ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
-        let grant = store
-            .grant(&secrets::token_hash(token), "refresh")
-            .await
-            .map_err(OAuthError::server)?
-            .ok_or_else(|| OAuthError::invalid_grant("unknown refresh token"))?;
+        let grant = find_grant(store, token, "refresh", "unknown refresh token").await?;
         // The scope is checked before the token is spent, so a refused
         // widening leaves the refresh token usable.
         let granted = parse_scope(&grant.scope)?;
@@ -479,6 +471,20 @@ impl Auth {
     pub fn may_introspect(access: &Access) -> bool {
         access.is_administrator()
     }
+}
+
+/// A grant by the token the client holds; `invalid_grant` when unknown.
+async fn find_grant(
+    store: &Store,
+    token: &str,
+    kind: &str,
+    unknown: &str,
+) -> OAuthResult<GrantRow> {
+    store
+        .grant(&secrets::token_hash(token), kind)
+        .await
+        .map_err(OAuthError::server)?
+        .ok_or_else(|| OAuthError::invalid_grant(unknown))
 }
 
 fn parse_scope(s: &str) -> OAuthResult<Scopes> {
