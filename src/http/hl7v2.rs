@@ -33,20 +33,19 @@ fn feed_access(
     app: &App,
     access: Option<&axum::Extension<crate::auth::Access>>,
     admin_only: bool,
-) -> Result<(), Response> {
+) -> Result<(), FhirError> {
     let Some(axum::Extension(access)) = access else {
-        return Err(fail(FhirError::new(
+        return Err(FhirError::new(
             401,
             crate::fhir::outcome::IssueType::Login,
             "this request carries no valid access token",
-        )));
+        ));
     };
-    let result = if admin_only {
+    if admin_only {
         app.fhir.permit_admin(access, "the HL7 v2 message log")
     } else {
         app.fhir.permit_feed(access)
-    };
-    result.map_err(fail)
+    }
 }
 
 pub async fn ingest(
@@ -55,8 +54,8 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = feed_access(&app, access.as_ref(), false) {
-        return r;
+    if let Err(e) = feed_access(&app, access.as_ref(), false) {
+        return fail(e);
     }
     let media = headers
         .get(http::header::CONTENT_TYPE)
@@ -89,8 +88,8 @@ pub async fn list(
     access: Option<axum::Extension<crate::auth::Access>>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(r) = feed_access(&app, access.as_ref(), true) {
-        return r;
+    if let Err(e) = feed_access(&app, access.as_ref(), true) {
+        return fail(e);
     }
     let mut status = None;
     let mut limit = 100;
@@ -134,8 +133,8 @@ pub async fn replay(
     access: Option<axum::Extension<crate::auth::Access>>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(r) = feed_access(&app, access.as_ref(), true) {
-        return r;
+    if let Err(e) = feed_access(&app, access.as_ref(), true) {
+        return fail(e);
     }
     let Some(id) = params
         .iter()
