@@ -41,11 +41,10 @@ fn main() {
     cache.put(&token, &claims);
     let started = Instant::now();
     for _ in 0..n {
-        let c = cache.get(&token, now).expect("cached");
-        std::hint::black_box(Access::from_claims(&c));
+        std::hint::black_box(cache.get(&token, now).expect("cached").access);
     }
     let cached = started.elapsed().as_secs_f64() * 1e6 / n as f64;
 
     println!("token check, first use (ES256 verify + claims + Access): {first_use:.1} µs");
-    println!("token check, cached (lookup + Access):                  {cached:.2} µs");
+    println!("token check, cached (lookup of the verified caller):    {cached:.2} µs");
 }

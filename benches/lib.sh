@@ -40,7 +40,7 @@ start_server() {
   server_pid=$!
   for _ in $(seq 100); do
     if curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null; then
-      [ "${AUTH:-on}" = on ] && bench_token "$1"
+      if [ "${AUTH:-on}" = on ]; then bench_token "$1"; fi
       return
     fi
     sleep 0.1

@@ -138,9 +138,13 @@ impl Auth {
     }
 
     /// Checks a bearer token; returns the caller.
-    pub async fn authenticate(&self, store: &Store, token: &str) -> Result<Access, TokenError> {
+    pub async fn authenticate(
+        &self,
+        store: &Store,
+        token: &str,
+    ) -> Result<Arc<Access>, TokenError> {
         let now = now_seconds();
-        let claims = match self.cache.get(token, now) {
+        let verified = match self.cache.get(token, now) {
             Some(c) => c,
             None => {
                 let verified = match tokens::verify(token, &self.keys(), &self.issuer, &self.issuer)
@@ -152,19 +156,18 @@ impl Auth {
                     }
                     other => other,
                 }?;
-                self.cache.put(token, &verified);
-                verified
+                self.cache.put(token, &verified)
             }
         };
         if self
             .revoked
             .read()
             .expect("revoked lock")
-            .contains_key(&claims.jti)
+            .contains_key(&verified.jti)
         {
             return Err(TokenError::Revoked);
         }
-        Ok(Access::from_claims(&claims))
+        Ok(verified.access)
     }
 
     /// Verifies a token without the cache (introspection).

@@ -110,28 +110,44 @@ pub fn verify(
         })
 }
 
-/// Verified tokens, by their text, until they expire.
+/// A verified token: its expiry, id, and the caller it stands for.
+#[derive(Clone)]
+pub struct Verified {
+    pub exp: i64,
+    pub jti: String,
+    pub access: std::sync::Arc<super::Access>,
+}
+
+/// Verified tokens, by their text, until they expire; a later use costs a
+/// lookup (no signature check, no scope parsing).
 #[derive(Default)]
 pub struct TokenCache {
-    map: Mutex<HashMap<String, AccessClaims>>,
+    map: Mutex<HashMap<String, Verified>>,
 }
 
 /// Beyond this many cached tokens the cache starts again empty.
 const CACHE_LIMIT: usize = 50_000;
 
 impl TokenCache {
-    /// A cached token's claims if it has not expired at `now` (seconds).
-    pub fn get(&self, token: &str, now: i64) -> Option<AccessClaims> {
+    /// A cached token if it has not expired at `now` (seconds).
+    pub fn get(&self, token: &str, now: i64) -> Option<Verified> {
         let map = self.map.lock().expect("token cache lock");
         map.get(token).filter(|c| c.exp > now).cloned()
     }
 
-    pub fn put(&self, token: &str, claims: &AccessClaims) {
+    /// Caches a verified token; returns what was cached.
+    pub fn put(&self, token: &str, claims: &AccessClaims) -> Verified {
+        let verified = Verified {
+            exp: claims.exp,
+            jti: claims.jti.clone(),
+            access: std::sync::Arc::new(super::Access::from_claims(claims)),
+        };
         let mut map = self.map.lock().expect("token cache lock");
         if map.len() >= CACHE_LIMIT {
             map.clear();
         }
-        map.insert(token.to_string(), claims.clone());
+        map.insert(token.to_string(), verified.clone());
+        verified
     }
 
     /// Forgets tokens with this id (revocation).

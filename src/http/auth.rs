@@ -66,7 +66,7 @@ pub async fn require_token(State(app): AppState, mut request: Request, next: Nex
     if !app.auth.enabled {
         request
             .extensions_mut()
-            .insert(Access::unrestricted("anonymous"));
+            .insert(Arc::new(Access::unrestricted("anonymous")));
         return next.run(request).await;
     }
     if is_open(request.uri().path()) {
@@ -228,9 +228,9 @@ pub async fn revoke(State(app): AppState, headers: HeaderMap, body: Bytes) -> Re
     }
 }
 
-async fn administrator(app: &App, headers: &HeaderMap) -> Result<Access, Response> {
+async fn administrator(app: &App, headers: &HeaderMap) -> Result<Arc<Access>, Response> {
     if !app.auth.enabled {
-        return Ok(Access::unrestricted("anonymous"));
+        return Ok(Arc::new(Access::unrestricted("anonymous")));
     }
     let Some(token) = bearer(headers) else {
         return Err(unauthorized(

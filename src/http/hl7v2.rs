@@ -31,7 +31,7 @@ fn ack_response(ack: Vec<u8>) -> Response {
 /// a system feed scope (see `Fhir::permit_feed`) or an administrator.
 fn feed_access(
     app: &App,
-    access: Option<&axum::Extension<crate::auth::Access>>,
+    access: Option<&axum::Extension<Arc<crate::auth::Access>>>,
     admin_only: bool,
 ) -> Result<(), FhirError> {
     let Some(axum::Extension(access)) = access else {
@@ -50,7 +50,7 @@ fn feed_access(
 
 pub async fn ingest(
     State(app): State<Arc<App>>,
-    access: Option<axum::Extension<crate::auth::Access>>,
+    access: Option<axum::Extension<Arc<crate::auth::Access>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -85,7 +85,7 @@ pub async fn ingest(
 
 pub async fn list(
     State(app): State<Arc<App>>,
-    access: Option<axum::Extension<crate::auth::Access>>,
+    access: Option<axum::Extension<Arc<crate::auth::Access>>>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
     if let Err(e) = feed_access(&app, access.as_ref(), true) {
@@ -130,7 +130,7 @@ pub async fn list(
 
 pub async fn replay(
     State(app): State<Arc<App>>,
-    access: Option<axum::Extension<crate::auth::Access>>,
+    access: Option<axum::Extension<Arc<crate::auth::Access>>>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
     if let Err(e) = feed_access(&app, access.as_ref(), true) {

@@ -21,7 +21,7 @@ pub struct FhirRequest {
     pub headers: HeaderMap,
     pub shape: Shape,
     /// The caller, attached by the bearer-token check.
-    access: Option<crate::auth::Access>,
+    access: Option<std::sync::Arc<crate::auth::Access>>,
 }
 
 /// `Prefer: return=...` (http://hl7.org/fhir/R4/http.html#ops).
@@ -88,7 +88,10 @@ impl<S: Send + Sync> FromRequestParts<S> for FhirRequest {
             raw_query,
             headers: parts.headers.clone(),
             shape,
-            access: parts.extensions.get::<crate::auth::Access>().cloned(),
+            access: parts
+                .extensions
+                .get::<std::sync::Arc<crate::auth::Access>>()
+                .cloned(),
         })
     }
 }
@@ -97,7 +100,7 @@ impl FhirRequest {
     /// The caller; every FHIR route passes the token check, so a request
     /// without one is refused rather than served.
     pub fn access(&self) -> FhirResult<&crate::auth::Access> {
-        self.access.as_ref().ok_or_else(|| {
+        self.access.as_deref().ok_or_else(|| {
             FhirError::new(
                 401,
                 IssueType::Login,
