@@ -387,14 +387,25 @@ async fn one(s: &TestServer, ex: &Example, limit: usize) -> Outcome {
         None => ("POST json", Method::POST, ex.rtype.clone()),
     };
     let too_large = body.len() > limit;
-    let r = s
-        .send(
-            method,
-            &path,
-            Some(body),
-            &[("content-type", "application/fhir+json")],
-        )
-        .await;
+    // 503 (a transient "busy") is retried, as FHIR clients do: under the
+    // full suite on 2 cores a large resource can wait out the SQLite
+    // writer's acquire timeout.
+    let mut attempts = 0;
+    let r = loop {
+        attempts += 1;
+        let r = s
+            .send(
+                method.clone(),
+                &path,
+                Some(body.clone()),
+                &[("content-type", "application/fhir+json")],
+            )
+            .await;
+        if r.status != 503 || attempts == 3 {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    };
     if too_large {
         return match r.status {
             413 => Outcome::TooLarge(step),
