@@ -78,6 +78,11 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::service::terminology_cli::TerminologyCommand,
     },
+    /// The audit trail: `charaka audit verify` checks its hash chain.
+    Audit {
+        #[command(subcommand)]
+        action: crate::audit::cli::AuditCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +194,9 @@ pub struct Options {
     #[arg(long, env = "CHARAKA_MLLP_LISTEN", global = true, num_args = 0..=1,
           default_missing_value = "127.0.0.1:2575")]
     pub mllp_listen: Option<SocketAddr>,
+    /// Audit trail: on, or off (nothing recorded) [default: on].
+    #[arg(long, env = "CHARAKA_AUDIT", global = true)]
+    pub audit: Option<String>,
 }
 
 impl Options {
@@ -228,6 +236,9 @@ impl Options {
         }
         if let Some(v) = self.mllp_listen {
             config.mllp_listen = Some(v);
+        }
+        if let Some(v) = self.audit {
+            config.audit = v;
         }
         config.validate()?;
         Ok(config)
@@ -283,6 +294,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Terminology { action } => {
             runtime.block_on(crate::service::terminology_cli::run(config, action))
         }
+        Command::Audit { action } => runtime.block_on(crate::audit::cli::run(config, action)),
         Command::Capabilities => {
             let statement = crate::service::capabilities::capability_statement(&config.base_url());
             println!("{}", serde_json::to_string_pretty(&statement)?);

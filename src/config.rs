@@ -57,6 +57,13 @@ pub struct Config {
     /// ICD-10-CM codings on write: `strict` (unknown codes and non-billable
     /// claim diagnoses are rejected), `warn` (accepted, logged) or `off`.
     pub icd10cm_validation: String,
+
+    // --- Audit trail ---
+    /// `on` (default): every interaction is recorded as an AuditEvent in the
+    /// hash chain; `off` records nothing (tests of other concerns, benches).
+    pub audit: String,
+    /// How often the server signs a checkpoint of the audit chain's head.
+    pub audit_checkpoint_seconds: u64,
 }
 
 impl Default for Config {
@@ -81,6 +88,8 @@ impl Default for Config {
             mllp_max_message_bytes: 1024 * 1024,
             mllp_idle_timeout_secs: 300,
             icd10cm_validation: "strict".to_string(),
+            audit: "on".to_string(),
+            audit_checkpoint_seconds: 60,
         }
     }
 }
@@ -100,6 +109,11 @@ impl Config {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => format!("http://{}/fhir", self.listen),
         }
+    }
+
+    /// Whether interactions are recorded in the audit trail.
+    pub fn audit_enabled(&self) -> bool {
+        self.audit != "off"
     }
 
     /// Whether requests need a token.
@@ -137,6 +151,15 @@ impl Config {
             matches!(self.icd10cm_validation.as_str(), "strict" | "warn" | "off"),
             "icd10cm_validation must be `strict`, `warn` or `off`, not `{}`",
             self.icd10cm_validation
+        );
+        anyhow::ensure!(
+            matches!(self.audit.as_str(), "on" | "off"),
+            "audit must be `on` or `off`, not `{}`",
+            self.audit
+        );
+        anyhow::ensure!(
+            self.audit_checkpoint_seconds >= 1,
+            "audit_checkpoint_seconds must be at least 1"
         );
         anyhow::ensure!(self.max_page_size >= 1, "max_page_size must be at least 1");
         anyhow::ensure!(

@@ -4,6 +4,7 @@
 //! `fhir` (the model, pure) → `store` (persistence) → `service` (one module per
 //! FHIR interaction) → `http` (the axum edge) and `cli`.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use std::time::Duration;
+
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -48,11 +50,19 @@ pub async fn build_app(config: &Config) -> anyhow::Result<Arc<App>> {
             crate::auth::discovery::capability_security(&auth.auth_base, false);
     }
     let stale = fhir.index_is_stale().await?;
+    let fhir = Arc::new(fhir);
     let app = Arc::new(App {
+        audit: crate::audit::writer::AuditWriter::start(fhir.clone()),
         fhir,
         capabilities,
         auth,
     });
+    if app.fhir.audit {
+        crate::audit::checkpoint::spawn_periodic(
+            Arc::downgrade(&app),
+            Duration::from_secs(config.audit_checkpoint_seconds),
+        );
+    }
     if stale {
         // Searches see a partial index until this finishes (`/health/ready`
         // and `GET [base]/$reindex` show the progress).

@@ -117,7 +117,8 @@ impl Auth {
         Ok(row.kid)
     }
 
-    fn keys(&self) -> Arc<Vec<SigningKey>> {
+    /// The signing keys this node holds (current and retired).
+    pub fn keys(&self) -> Arc<Vec<SigningKey>> {
         self.keys.read().expect("keys lock").clone()
     }
 

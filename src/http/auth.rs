@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 use super::negotiate::Format;
 use super::response::error;
 use super::App;
+use crate::audit::event::AuthFacts;
 use crate::auth::accounts::{self, ClientSpec};
+use crate::auth::authorize::Outcome;
 use crate::auth::grants::{GrantContext, OAuthError};
 use crate::auth::{clients, secrets, Access};
 use crate::error::FhirError;
@@ -64,9 +66,9 @@ fn unauthorized(error_code: Option<&str>, message: &str) -> Response {
 /// (`Access`) to it. With auth off, every caller is unrestricted.
 pub async fn require_token(State(app): AppState, mut request: Request, next: Next) -> Response {
     if !app.auth.enabled {
-        request
-            .extensions_mut()
-            .insert(Arc::new(Access::unrestricted("anonymous")));
+        let access = Arc::new(Access::unrestricted("anonymous"));
+        note_caller(&request, &access);
+        request.extensions_mut().insert(access);
         return next.run(request).await;
     }
     if is_open(request.uri().path()) {
@@ -80,10 +82,18 @@ pub async fn require_token(State(app): AppState, mut request: Request, next: Nex
     };
     match app.auth.authenticate(&app.fhir.store, token).await {
         Ok(access) => {
+            note_caller(&request, &access);
             request.extensions_mut().insert(access);
             next.run(request).await
         }
         Err(e) => unauthorized(Some("invalid_token"), &e.to_string()),
+    }
+}
+
+/// Tells the request's audit record who is calling.
+fn note_caller(request: &Request, access: &Arc<Access>) {
+    if let Some(slot) = request.extensions().get::<Arc<crate::audit::AuditSlot>>() {
+        slot.set_access(access.clone());
     }
 }
 
@@ -137,13 +147,81 @@ pub async fn jwks(State(app): AppState) -> Response {
 }
 
 /// `POST /auth/token` (form-encoded).
-pub async fn token(State(app): AppState, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(State(app): AppState, request: Request) -> Response {
+    let peer = peer_ip(&request);
+    let headers = request.headers().clone();
+    let Ok(body) = axum::body::to_bytes(request.into_body(), 64 * 1024).await else {
+        return oauth_error(OAuthError::invalid_request("the form is too large"));
+    };
     let form = form(&body);
     let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match app.auth.token(&app.fhir.store, &form, authorization).await {
+    let result = app.auth.token(&app.fhir.store, &form, authorization).await;
+    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let client_id = field("client_id")
+        .map(str::to_string)
+        .or_else(|| authorization.and_then(basic_user));
+    let grant = field("grant_type").unwrap_or("none");
+    let detail = match &result {
+        Ok(_) => format!("{grant}: issued"),
+        Err(e) => format!("{grant}: {}", e.error),
+    };
+    let audited = record_auth(
+        &app,
+        AuthFacts {
+            kind: "token",
+            subject: None,
+            client_id: client_id.as_deref(),
+            source: peer,
+            success: result.is_ok(),
+            detail: Some(&detail),
+            recorded: crate::fhir::datetime::format_instant(crate::fhir::datetime::now_micros()),
+        },
+    )
+    .await;
+    match result {
+        Ok(_) if audited.is_err() => oauth_error(OAuthError::new(
+            503,
+            "temporarily_unavailable",
+            "the audit trail could not record the token request",
+        )),
         Ok(body) => no_store(Json(body).into_response()),
         Err(e) => oauth_error(e),
     }
+}
+
+/// The peer's address, when the server was started with connect info.
+fn peer_ip(request: &Request) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// The user name of an HTTP Basic `Authorization` header.
+fn basic_user(header: &str) -> Option<String> {
+    use base64::Engine;
+    let encoded = header.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let user = text.split(':').next()?;
+    percent_encoding::percent_decode_str(user)
+        .decode_utf8()
+        .ok()
+        .map(|u| u.into_owned())
+}
+
+/// Records an authentication event; a failure to record is logged and
+/// returned (callers refuse to hand out credentials then).
+async fn record_auth(app: &App, facts: AuthFacts<'_>) -> Result<(), ()> {
+    if !app.audit.enabled() {
+        return Ok(());
+    }
+    app.audit
+        .record(crate::audit::event::auth_event(&facts))
+        .await
+        .map_err(|e| tracing::error!(error = %e, "authentication event not recorded"))
 }
 
 /// Who may introspect or revoke: an authenticated client, or a caller
@@ -450,11 +528,8 @@ pub async fn authorize_get(State(app): AppState, uri: http::Uri) -> Response {
 /// `POST /auth/authorize`: a first request (authorize-post) or a form of
 /// the sign-in pages.
 pub async fn authorize_post(State(app): AppState, request: Request) -> Response {
-    let peer = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
+    let peer_addr = peer_ip(&request);
+    let peer = peer_addr.map(|ip| ip.to_string()).unwrap_or_default();
     let headers = request.headers().clone();
     let Ok(body) = axum::body::to_bytes(request.into_body(), 64 * 1024).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response();
@@ -465,5 +540,37 @@ pub async fn authorize_post(State(app): AppState, request: Request) -> Response 
         .auth
         .authorize_submit(&app.fhir, &form, cookie(&headers, CSRF_COOKIE), &peer)
         .await;
+    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if field("step") == Some("login") {
+        let (success, detail) = match &outcome {
+            Outcome::Page { status: 401, .. } => (false, "wrong username or password"),
+            Outcome::Page { status: 429, .. } => (false, "locked after repeated failures"),
+            Outcome::Page { status, .. } if *status >= 400 => (false, "sign-in failed"),
+            _ => (true, "signed in"),
+        };
+        let audited =
+            record_auth(
+                &app,
+                AuthFacts {
+                    kind: "login",
+                    subject: field("username").map(str::trim),
+                    client_id: None,
+                    source: peer_addr,
+                    success,
+                    detail: Some(detail),
+                    recorded: crate::fhir::datetime::format_instant(
+                        crate::fhir::datetime::now_micros(),
+                    ),
+                },
+            )
+            .await;
+        if success && audited.is_err() {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the audit trail could not record the sign-in",
+            )
+                .into_response();
+        }
+    }
     render(outcome, secure)
 }

@@ -84,6 +84,7 @@ pub async fn read(
         app.fhir.permit(access, Perm::Read, &rtype)?;
         let v = app.fhir.read(&rtype, &id).await?;
         app.fhir.ensure_visible(access, &v).await?;
+        app.fhir.note_read(&v);
         Ok(read_response(&req, &v))
     }
     .await;
@@ -101,6 +102,7 @@ pub async fn vread(
         app.fhir.permit(access, Perm::Read, &rtype)?;
         let v = app.fhir.vread(&rtype, &id, &vid).await?;
         app.fhir.ensure_visible(access, &v).await?;
+        app.fhir.note_read(&v);
         Ok(read_response(&req, &v))
     }
     .await;

@@ -5,6 +5,7 @@
 //! (`handlers`) → service (`crate::service`) → store; errors of any layer
 //! (including axum's own rejections) leave as OperationOutcomes.
 
+mod audit;
 mod auth;
 mod handlers;
 mod health;
@@ -29,7 +30,10 @@ use crate::service::Fhir;
 
 /// Shared state of all handlers.
 pub struct App {
-    pub fhir: Fhir,
+    pub fhir: Arc<Fhir>,
+    /// Records interactions that write nothing (reads, searches, refusals,
+    /// sign-ins) in the audit trail.
+    pub audit: crate::audit::writer::AuditWriter,
     /// The CapabilityStatement, generated once at start.
     pub capabilities: Value,
     /// The SMART authorization server.
@@ -94,6 +98,11 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::require_token,
+        ))
+        // Outside the token check, so refused requests are recorded too.
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            audit::record,
         ));
     let authorization = Router::new()
         .route(

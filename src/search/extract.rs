@@ -15,6 +15,20 @@ use crate::store::index::*;
 /// Index rows of `resource` (of type `rtype`); `base_url` turns absolute
 /// references to this server into local ones.
 pub fn index_rows(rtype: &str, resource: &Value, base_url: &str) -> IndexRows {
+    rows_of(rtype, resource, base_url, None)
+}
+
+/// Index rows of the parameters named in `codes` only.
+pub fn index_rows_for(
+    rtype: &str,
+    resource: &Value,
+    base_url: &str,
+    codes: &[String],
+) -> IndexRows {
+    rows_of(rtype, resource, base_url, Some(codes))
+}
+
+fn rows_of(rtype: &str, resource: &Value, base_url: &str, codes: Option<&[String]>) -> IndexRows {
     static CTX: std::sync::LazyLock<Context> = std::sync::LazyLock::new(Context::default);
     let mut rows = IndexRows::default();
     let mut x = Extractor {
@@ -22,7 +36,7 @@ pub fn index_rows(rtype: &str, resource: &Value, base_url: &str) -> IndexRows {
         rows: &mut rows,
     };
     for param in registry().params(rtype) {
-        if param.is_column() {
+        if param.is_column() || codes.is_some_and(|c| !c.contains(&param.code)) {
             continue;
         }
         if param.code == "_text" {

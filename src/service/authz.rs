@@ -60,21 +60,46 @@ fn letter(perm: Perm) -> char {
 
 /// Whether `resource` (of `rtype`) is in the compartment of Patient `pid`.
 pub fn in_patient_compartment(rtype: &str, resource: &Value, pid: &str, base_url: &str) -> bool {
+    compartment_patients(rtype, resource, base_url)
+        .iter()
+        .any(|p| p == pid)
+}
+
+/// Ids of the patients whose compartment holds `resource` (for a Patient,
+/// its own id), evaluating only the compartment's parameters.
+pub fn compartment_patients(rtype: &str, resource: &Value, base_url: &str) -> Vec<String> {
     if rtype == "Patient" {
-        return resource.get("id").and_then(Value::as_str) == Some(pid);
+        return resource
+            .get("id")
+            .and_then(Value::as_str)
+            .map(|id| vec![id.to_string()])
+            .unwrap_or_default();
     }
+    let params = super::search::compartment_params("Patient", rtype);
+    if params.is_empty() {
+        return Vec::new();
+    }
+    let rows = crate::search::extract::index_rows_for(rtype, resource, base_url, &params);
+    patients_in_rows(rtype, &rows)
+}
+
+/// The patients named by the Patient-compartment parameters among `rows`
+/// (the index rows of an `rtype`).
+pub fn patients_in_rows(rtype: &str, rows: &crate::store::IndexRows) -> Vec<String> {
     let params = super::search::compartment_params("Patient", rtype);
     let pids: Vec<i64> = params
         .iter()
         .filter_map(|code| registry().get(rtype, code).map(|p| p.pid))
         .collect();
-    if pids.is_empty() {
-        return false;
-    }
-    let rows = crate::search::extract::index_rows(rtype, resource, base_url);
-    rows.references
+    let mut patients: Vec<String> = rows
+        .references
         .iter()
-        .any(|r| pids.contains(&r.pid) && r.ttype == "Patient" && r.tid == pid)
+        .filter(|r| pids.contains(&r.pid) && r.ttype == "Patient")
+        .map(|r| r.tid.clone())
+        .collect();
+    patients.sort();
+    patients.dedup();
+    patients
 }
 
 impl Fhir {

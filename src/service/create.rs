@@ -1,7 +1,8 @@
 //! create and conditional create (http://hl7.org/fhir/R4/http.html#create).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::prepared::Prepared;
 use super::{check_type, conditional, input, Fhir, WriteOutcome, WriteStatus};
 use crate::error::{FhirError, FhirResult};
 use crate::store::WriteTx;
@@ -19,7 +20,8 @@ impl Fhir {
         if_none_exist: Option<&str>,
     ) -> FhirResult<WriteOutcome> {
         check_type(rtype)?;
-        let resource = input::prepare(rtype, body)?;
+        super::check_writable(rtype)?;
+        let resource = self.prepare_write(rtype, input::prepare(rtype, body)?)?;
         let criteria = if_none_exist
             .map(|q| conditional::parse(&self.base_url, rtype, q))
             .transpose()?;
@@ -40,7 +42,7 @@ impl Fhir {
         &self,
         tx: &mut WriteTx,
         rtype: &str,
-        resource: &Map<String, Value>,
+        resource: &Prepared,
         criteria: Option<&Criteria>,
     ) -> FhirResult<WriteOutcome> {
         if let Some(criteria) = criteria {
@@ -54,7 +56,7 @@ impl Fhir {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let version = self
-            .write_resource(tx, rtype, &id, None, resource.clone(), "POST")
+            .write_resource(tx, rtype, &id, None, resource, "POST")
             .await?;
         Ok(WriteOutcome {
             status: WriteStatus::Created,

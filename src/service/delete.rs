@@ -16,6 +16,7 @@ impl Fhir {
         if_match: Option<i64>,
     ) -> FhirResult<WriteOutcome> {
         check_type(rtype)?;
+        super::check_writable(rtype)?;
         let mut attempt = 0;
         loop {
             let mut tx = self.store.begin().await?;
@@ -30,6 +31,7 @@ impl Fhir {
     /// maximum; more matches than that is 412). Returns how many were deleted.
     pub async fn conditional_delete(&self, rtype: &str, query: &str) -> FhirResult<usize> {
         check_type(rtype)?;
+        super::check_writable(rtype)?;
         let criteria = conditional::parse(&self.base_url, rtype, query)?;
         let max = i64::from(self.max_conditional_delete);
         let mut attempt = 0;
@@ -88,6 +90,16 @@ impl Fhir {
             },
         )
         .await?;
+        tx.touched.push(crate::store::audit::Touched {
+            rtype: rtype.to_string(),
+            id: id.to_string(),
+            version,
+            patients: if rtype == "Patient" {
+                vec![id.to_string()]
+            } else {
+                Vec::new()
+            },
+        });
         Ok(WriteOutcome {
             status: WriteStatus::Updated,
             version: Some(VersionOut {

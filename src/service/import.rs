@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::transaction::EntryReturn;
 use super::{input, Fhir};
@@ -161,7 +161,7 @@ impl Fhir {
         resources: Vec<Value>,
         stats: &mut ImportStats,
     ) -> FhirResult<()> {
-        let prepared: Vec<(String, Map<String, Value>)> = resources
+        let prepared: Vec<(String, super::prepared::Prepared)> = resources
             .into_iter()
             .map(|r| {
                 let rtype = r
@@ -170,7 +170,9 @@ impl Fhir {
                     .unwrap_or_default()
                     .to_string();
                 super::check_type(&rtype)?;
-                Ok((rtype.clone(), input::prepare(&rtype, r)?))
+                super::check_writable(&rtype)?;
+                let resource = input::prepare(&rtype, r)?;
+                Ok((rtype.clone(), self.prepare_write(&rtype, resource)?))
             })
             .collect::<FhirResult<_>>()?;
         let mut attempt = 0;
@@ -178,7 +180,7 @@ impl Fhir {
             let mut tx = self.store.begin().await?;
             let result = async {
                 for (rtype, resource) in &prepared {
-                    match resource.get("id").and_then(Value::as_str) {
+                    match resource.resource.get("id").and_then(Value::as_str) {
                         Some(id) => {
                             super::update::check_id(id)?;
                             self.update_in(&mut tx, rtype, id, resource, None).await?;

@@ -120,6 +120,7 @@ impl Fhir {
                         .await?
                     }
                 };
+                self.audit_message_in(&mut tx, m, "AA").await?;
                 Ok(Ok((id, resources)))
             }
             .await;
@@ -187,8 +188,42 @@ impl Fhir {
                 },
             )
             .await?;
+        self.audit_message_in(&mut tx, m, ack_code).await?;
         tx.commit().await?;
         Ok(Recorded::Stored(id))
+    }
+
+    /// Records the message in the audit trail inside `tx`, naming what the
+    /// transaction wrote (which then needs no REST record of its own).
+    async fn audit_message_in(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        m: &Inbound<'_>,
+        ack_code: &str,
+    ) -> FhirResult<()> {
+        if !self.audit {
+            return Ok(());
+        }
+        let touched = std::mem::take(&mut tx.touched);
+        let mut patients: Vec<String> = touched.iter().flat_map(|t| t.patients.clone()).collect();
+        patients.sort();
+        patients.dedup();
+        let entities: Vec<String> = touched
+            .iter()
+            .map(|t| format!("{}/{}/_history/{}", t.rtype, t.id, t.version))
+            .collect();
+        let event = crate::audit::event::message_event(&crate::audit::event::MessageFacts {
+            sender: m.sender,
+            message_type: m.message_type,
+            control_id: m.control_id,
+            recorded: crate::fhir::datetime::format_instant(crate::fhir::datetime::now_micros()),
+            ack_code,
+            entities: &entities,
+            patients: &patients,
+        });
+        let prepared = self.prepare_audit(event)?;
+        self.append_audit(tx, &prepared).await?;
+        Ok(())
     }
 
     /// The earlier ACK of a message with this sender and control id.

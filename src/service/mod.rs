@@ -3,6 +3,7 @@
 //! "versions are stamped by the server" or "If-Match is honoured" live in one
 //! place. Knows nothing of HTTP: results are typed values or FHIR JSON.
 
+pub mod audit;
 pub mod authz;
 pub mod bundle;
 pub mod capabilities;
@@ -16,6 +17,7 @@ pub mod input;
 pub mod messages;
 pub mod operations;
 pub mod patch;
+pub mod prepared;
 pub mod read;
 pub mod references;
 pub mod reindex;
@@ -51,6 +53,8 @@ pub struct Fhir {
     pub terminology: std::sync::Arc<crate::terminology::Terminology>,
     /// How ICD-10-CM codings are checked on write.
     pub coding_policy: coding_check::CodingPolicy,
+    /// Whether interactions are recorded as AuditEvents.
+    pub audit: bool,
 }
 
 /// One version of a resource, as returned to a client.
@@ -110,6 +114,7 @@ impl Fhir {
             terminology: Default::default(),
             coding_policy: coding_check::CodingPolicy::parse(&config.icd10cm_validation)
                 .unwrap_or(coding_check::CodingPolicy::Strict),
+            audit: config.audit_enabled(),
         }
     }
 
@@ -141,14 +146,26 @@ impl Fhir {
     /// ```
     pub async fn finish<T>(
         &self,
-        tx: WriteTx,
+        mut tx: WriteTx,
         result: FhirResult<T>,
         attempt: &mut usize,
     ) -> Option<FhirResult<T>> {
         *attempt += 1;
+        // The audit record of the writes joins their transaction.
+        let result = match result {
+            Ok(value) => self.audit_writes_in(&mut tx).await.map(|a| (value, a)),
+            Err(err) => Err(err),
+        };
         let err = match result {
-            Ok(value) => match tx.commit().await {
-                Ok(()) => return Some(Ok(value)),
+            Ok((value, audited)) => match tx.commit().await {
+                Ok(()) => {
+                    if audited {
+                        if let Some(slot) = crate::audit::current() {
+                            slot.mark_recorded();
+                        }
+                    }
+                    return Some(Ok(value));
+                }
                 Err(err) => FhirError::from(err),
             },
             Err(err) => {
@@ -163,6 +180,20 @@ impl Fhir {
         } else {
             Some(Err(err))
         }
+    }
+}
+
+/// AuditEvents are recorded by the server alone: the API cannot create,
+/// change or delete them (405).
+pub fn check_writable(rtype: &str) -> FhirResult<()> {
+    if rtype == "AuditEvent" {
+        Err(FhirError::new(
+            405,
+            crate::fhir::outcome::IssueType::NotSupported,
+            "AuditEvents are recorded by the server; they cannot be created, changed or deleted through the API",
+        ))
+    } else {
+        Ok(())
     }
 }
 

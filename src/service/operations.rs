@@ -169,6 +169,7 @@ impl Fhir {
         add: bool,
     ) -> FhirResult<Value> {
         check_type(rtype)?;
+        super::check_writable(rtype)?;
         if !is_id(id) {
             return Err(FhirError::not_found(format!("`{id}` is not a valid id")));
         }
@@ -246,9 +247,10 @@ impl Fhir {
                     }
                 }
                 let result_meta = meta.clone();
-                let prepared = input::prepare(rtype, Value::Object(resource))?;
+                let prepared =
+                    self.prepare_write(rtype, input::prepare(rtype, Value::Object(resource))?)?;
                 let written = self
-                    .write_resource(&mut tx, rtype, id, current.as_ref(), prepared, "PUT")
+                    .write_resource(&mut tx, rtype, id, current.as_ref(), &prepared, "PUT")
                     .await?;
                 let mut result_meta = result_meta;
                 result_meta.insert("versionId".into(), json!(written.version.to_string()));

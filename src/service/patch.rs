@@ -28,6 +28,7 @@ impl Fhir {
         if_match: Option<i64>,
     ) -> FhirResult<WriteOutcome> {
         check_type(rtype)?;
+        super::check_writable(rtype)?;
         let mut attempt = 0;
         loop {
             let mut tx = self.store.begin().await?;
@@ -47,6 +48,7 @@ impl Fhir {
         if_match: Option<i64>,
     ) -> FhirResult<WriteOutcome> {
         check_type(rtype)?;
+        super::check_writable(rtype)?;
         let criteria = conditional::parse(&self.base_url, rtype, query)?;
         let mut attempt = 0;
         loop {
@@ -111,8 +113,9 @@ impl Fhir {
             e.status = 422;
             e
         })?;
+        let prepared = self.prepare_write(rtype, resource)?;
         let version = self
-            .write_resource(tx, rtype, id, current.as_ref(), resource, "PATCH")
+            .write_resource(tx, rtype, id, current.as_ref(), &prepared, "PATCH")
             .await?;
         Ok(WriteOutcome {
             status: WriteStatus::Updated,

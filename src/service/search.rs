@@ -184,7 +184,15 @@ impl Fhir {
                         types.push(t.to_string());
                     }
                 }
-                (types, String::new(), Vec::new())
+                // The audit trail is searched by name (`_type=AuditEvent`
+                // or `AuditEvent?...`), or every search would list the
+                // records of the searches before it.
+                let filters = if types.is_empty() {
+                    vec![Filter::NotTypes(vec!["AuditEvent".into()])]
+                } else {
+                    Vec::new()
+                };
+                (types, String::new(), filters)
             }
             SearchScope::Compartment {
                 compartment,

@@ -152,6 +152,13 @@ impl Fhir {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
+        if let Some(slot) = crate::audit::current() {
+            slot.set_subtype(if kind == "batch" {
+                "batch"
+            } else {
+                "transaction"
+            });
+        }
         // A batch validates each entry on its own: one bad entry must not
         // fail the others. A transaction is validated whole.
         let entries_value = if kind == "batch" {
@@ -224,6 +231,9 @@ impl Fhir {
             .unwrap_or_default();
         let target = self.parse_url(url)?;
         check_type(target.rtype())?;
+        if method != Method::Get && method != Method::Head {
+            super::check_writable(target.rtype())?;
+        }
         let resource = match entry.remove("resource") {
             Some(Value::Object(r)) if validate => Some(validate_entry_resource(index, r)?),
             Some(Value::Object(r)) => Some(r),
@@ -646,8 +656,9 @@ impl Fhir {
                     }
                 } else {
                     let resource = e.resource.clone().expect("checked");
+                    let prepared = self.prepare_write(rtype, resource)?;
                     let v = self
-                        .write_resource(tx, rtype, id, None, resource, "POST")
+                        .write_resource(tx, rtype, id, None, &prepared, "POST")
                         .await?;
                     WriteOutcome {
                         status: WriteStatus::Created,
@@ -660,7 +671,8 @@ impl Fhir {
                 let mut resource = e.resource.clone().expect("checked");
                 resource.insert("id".into(), Value::String(id.to_string()));
                 super::update::check_id(id)?;
-                self.update_in(tx, rtype, id, &resource, e.if_match).await?
+                let prepared = self.prepare_write(rtype, resource)?;
+                self.update_in(tx, rtype, id, &prepared, e.if_match).await?
             }
             (Method::Patch, target) => {
                 let id = match target {

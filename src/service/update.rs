@@ -1,13 +1,16 @@
 //! update, update-as-create and conditional update
 //! (http://hl7.org/fhir/R4/http.html#update, #cond-update).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::prepared::Prepared;
 
 use super::{
     check_if_match, check_type, conditional, input, Fhir, VersionOut, WriteOutcome, WriteStatus,
 };
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::primitive::is_id;
+use crate::store::audit::Touched;
 use crate::store::{CurrentMeta, NewVersion, WriteTx};
 
 impl Fhir {
@@ -20,9 +23,10 @@ impl Fhir {
         if_match: Option<i64>,
     ) -> FhirResult<WriteOutcome> {
         check_type(rtype)?;
+        super::check_writable(rtype)?;
         check_id(id)?;
-        let resource = input::prepare(rtype, body)?;
-        match resource.get("id").and_then(Value::as_str) {
+        let resource = self.prepare_write(rtype, input::prepare(rtype, body)?)?;
+        match resource.resource.get("id").and_then(Value::as_str) {
             Some(body_id) if body_id == id => {}
             Some(body_id) => {
                 return Err(FhirError::invalid(format!(
@@ -53,7 +57,7 @@ impl Fhir {
         tx: &mut WriteTx,
         rtype: &str,
         id: &str,
-        resource: &Map<String, Value>,
+        resource: &Prepared,
         if_match: Option<i64>,
     ) -> FhirResult<WriteOutcome> {
         let current = tx.current(self.tenant, rtype, id).await?;
@@ -63,7 +67,7 @@ impl Fhir {
             _ => WriteStatus::Created,
         };
         let version = self
-            .write_resource(tx, rtype, id, current.as_ref(), resource.clone(), "PUT")
+            .write_resource(tx, rtype, id, current.as_ref(), resource, "PUT")
             .await?;
         Ok(WriteOutcome {
             status,
@@ -81,9 +85,11 @@ impl Fhir {
         if_match: Option<i64>,
     ) -> FhirResult<WriteOutcome> {
         check_type(rtype)?;
+        super::check_writable(rtype)?;
         let criteria = conditional::parse(&self.base_url, rtype, query)?;
-        let resource = input::prepare(rtype, body)?;
+        let resource = self.prepare_write(rtype, input::prepare(rtype, body)?)?;
         let body_id = resource
+            .resource
             .get("id")
             .and_then(Value::as_str)
             .map(str::to_string);
@@ -111,7 +117,7 @@ impl Fhir {
         tx: &mut WriteTx,
         rtype: &str,
         criteria: &super::conditional::Criteria,
-        resource: &Map<String, Value>,
+        resource: &Prepared,
         body_id: Option<&str>,
         if_match: Option<i64>,
     ) -> FhirResult<WriteOutcome> {
@@ -134,7 +140,7 @@ impl Fhir {
         }
     }
 
-    /// Stamps and stores a new version with its index rows. `previous` is
+    /// Stamps and stores a new version with its prepared index rows. `previous` is
     /// the locked current row, None for a resource never written.
     pub(super) async fn write_resource(
         &self,
@@ -142,18 +148,12 @@ impl Fhir {
         rtype: &str,
         id: &str,
         previous: Option<&CurrentMeta>,
-        resource: Map<String, Value>,
+        prepared: &Prepared,
         method: &'static str,
     ) -> FhirResult<VersionOut> {
         let version = previous.map_or(1, |p| p.version + 1);
         let last_updated = super::next_timestamp(previous);
-        let resource = Value::Object(resource);
-        self.check_codings(rtype, &resource)?;
-        let index = crate::search::extract::index_rows(rtype, &resource, &self.base_url);
-        let Value::Object(resource) = resource else {
-            unreachable!("wrapped above")
-        };
-        let body = crate::fhir::meta::stamp(resource, id, version, last_updated);
+        let body = crate::fhir::meta::stamp(prepared.resource.clone(), id, version, last_updated);
         let written = tx
             .write_version(
                 self.tenant,
@@ -165,7 +165,7 @@ impl Fhir {
                     last_updated,
                     method,
                     body: Some(&body),
-                    index: &index,
+                    index: &prepared.index,
                 },
             )
             .await?;
@@ -173,6 +173,18 @@ impl Fhir {
             return Err(FhirError::lost_race(format!(
                 "{rtype}/{id} was created concurrently"
             )));
+        }
+        if rtype != "AuditEvent" {
+            let mut patients = super::authz::patients_in_rows(rtype, &prepared.index);
+            if rtype == "Patient" {
+                patients.push(id.to_string());
+            }
+            tx.touched.push(Touched {
+                rtype: rtype.to_string(),
+                id: id.to_string(),
+                version,
+                patients,
+            });
         }
         Ok(VersionOut {
             rtype: rtype.to_string(),

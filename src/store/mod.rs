@@ -11,6 +11,7 @@
 //!   on PostgreSQL the `resources` row is locked (`FOR UPDATE`) before a new
 //!   version is written, so version numbers never repeat or skip.
 
+pub mod audit;
 pub mod auth;
 mod cache;
 pub mod codec;
@@ -349,7 +350,54 @@ impl Store {
             dialect: self.dialect(),
             cache: self.cache.clone(),
             written: Vec::new(),
+            touched: Vec::new(),
         })
+    }
+
+    /// Up to `limit` audit chain links after `after_seq`.
+    pub async fn audit_chain(
+        &self,
+        tenant: i64,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<audit::ChainRow>, StoreError> {
+        let mut conn = self.read_conn().await?;
+        audit::page(&mut conn.conn(), tenant, after_seq, limit).await
+    }
+
+    /// The audit chain's head (sequence number and hash).
+    pub async fn audit_head(&self, tenant: i64) -> Result<(i64, Vec<u8>), StoreError> {
+        let mut conn = self.read_conn().await?;
+        audit::head(&mut conn.conn(), tenant).await
+    }
+
+    /// Stored AuditEvents that are not in the chain.
+    pub async fn unchained_audit_events(
+        &self,
+        tenant: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.read_conn().await?;
+        audit::unchained_events(&mut conn.conn(), tenant, limit).await
+    }
+
+    /// Records a signed checkpoint of the audit chain.
+    pub async fn insert_audit_checkpoint(
+        &self,
+        tenant: i64,
+        checkpoint: &audit::Checkpoint,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.write_conn().await?;
+        audit::insert_checkpoint(&mut conn.conn(), tenant, checkpoint).await
+    }
+
+    /// The audit chain's checkpoints, oldest first.
+    pub async fn audit_checkpoints(
+        &self,
+        tenant: i64,
+    ) -> Result<Vec<audit::Checkpoint>, StoreError> {
+        let mut conn = self.read_conn().await?;
+        audit::checkpoints(&mut conn.conn(), tenant).await
     }
 }
 
@@ -360,9 +408,25 @@ pub struct WriteTx {
     cache: Option<Arc<VersionCache>>,
     /// Versions to publish to the cache once the transaction commits.
     written: Vec<(i64, String, String, StoredVersion)>,
+    /// What this transaction wrote, for its audit record.
+    pub touched: Vec<audit::Touched>,
 }
 
 impl WriteTx {
+    /// Locks the audit chain's head until commit; returns it.
+    pub async fn lock_audit_head(&mut self, tenant: i64) -> Result<(i64, Vec<u8>), StoreError> {
+        audit::lock_head(&mut self.tx.conn(), tenant).await
+    }
+
+    /// Appends a link to the (locked) audit chain.
+    pub async fn append_audit(
+        &mut self,
+        tenant: i64,
+        link: &audit::ChainRow,
+    ) -> Result<(), StoreError> {
+        audit::append(&mut self.tx.conn(), tenant, link).await
+    }
+
     /// Serialises transactions that evaluate the same conditional criteria,
     /// so two conditional creates cannot both see "no match" (PostgreSQL; on
     /// SQLite writes are already serial).

@@ -175,6 +175,8 @@ pub enum Filter {
     /// The resource is of one of these types (system-wide searches whose
     /// criteria differ by type).
     Types(Vec<String>),
+    /// The resource is of none of these types.
+    NotTypes(Vec<String>),
     /// Matches nothing (e.g. a reference parameter searched with a type it
     /// cannot point at).
     Nothing,
@@ -413,6 +415,7 @@ impl Planner {
                 format!("({})", parts.join(" OR "))
             }
             Filter::Types(types) => format!("{r}.type IN ({})", self.list(types)),
+            Filter::NotTypes(types) => format!("{r}.type NOT IN ({})", self.list(types)),
             Filter::Nothing => "1 = 0".to_string(),
         }
     }

@@ -1,0 +1,156 @@
+//! Recording AuditEvents in the store: each event is an ordinary AuditEvent
+//! resource plus a link of the hash chain (`crate::audit::chain`). Writes
+//! are recorded inside their own transaction, at the commit point
+//! (`Fhir::finish`), so a write and its record commit together or not at
+//! all.
+
+use serde_json::Value;
+
+use super::prepared::Prepared;
+use super::Fhir;
+use crate::audit::chain::link_hash;
+use crate::audit::event::{self, Interaction, RestFacts};
+use crate::error::{FhirError, FhirResult};
+use crate::store::audit::ChainRow;
+use crate::store::WriteTx;
+
+impl Fhir {
+    /// Validates an AuditEvent and extracts its index rows (outside any
+    /// transaction).
+    pub fn prepare_audit(&self, event: Value) -> FhirResult<Prepared> {
+        let Value::Object(map) = event else {
+            return Err(FhirError::internal("an AuditEvent must be a JSON object"));
+        };
+        self.prepare_write("AuditEvent", map)
+    }
+
+    /// Stores a prepared AuditEvent and appends it to the chain; returns
+    /// its id.
+    pub async fn append_audit(&self, tx: &mut WriteTx, event: &Prepared) -> FhirResult<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let written = self
+            .write_resource(tx, "AuditEvent", &id, None, event, "POST")
+            .await?;
+        let body = written.body.unwrap_or_default();
+        let (seq, previous) = tx.lock_audit_head(self.tenant).await?;
+        let seq = seq + 1;
+        let hash = link_hash(&previous, seq, &id, &body);
+        tx.append_audit(
+            self.tenant,
+            &ChainRow {
+                seq,
+                event_id: id.clone(),
+                recorded: written.last_updated,
+                hash,
+            },
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Records the current request's writes in `tx` (the transaction that
+    /// made them). False when there is nothing to record here: no writes,
+    /// no request context (server-internal work) or auditing is off.
+    pub(super) async fn audit_writes_in(&self, tx: &mut WriteTx) -> FhirResult<bool> {
+        if !self.audit || tx.touched.is_empty() {
+            return Ok(false);
+        }
+        let Some(slot) = crate::audit::current() else {
+            return Ok(false);
+        };
+        let request = &slot.request;
+        let mut interaction =
+            event::classify(&request.method, &request.path).unwrap_or(Interaction {
+                code: "operation",
+                action: "E",
+                target: None,
+                query: false,
+                patient: None,
+            });
+        if let Some(code) = slot.subtype() {
+            interaction.code = code;
+        }
+        // The written versions name what was done; no query entity.
+        interaction.query = false;
+        let access = slot.access();
+        let mut patients = slot.patients();
+        patients.extend(interaction.patient.clone());
+        patients.extend(access.as_ref().and_then(|a| a.patient.clone()));
+        let mut entities = Vec::with_capacity(tx.touched.len());
+        for t in &tx.touched {
+            patients.extend(t.patients.iter().cloned());
+            entities.push(format!("{}/{}/_history/{}", t.rtype, t.id, t.version));
+        }
+        patients.sort();
+        patients.dedup();
+        let event = event::rest_event(&RestFacts {
+            request,
+            interaction: &interaction,
+            access: access.as_deref(),
+            status: 200,
+            recorded: crate::fhir::datetime::format_instant(crate::fhir::datetime::now_micros()),
+            entities: &entities,
+            patients: &patients,
+        });
+        let prepared = self.prepare_audit(event)?;
+        self.append_audit(tx, &prepared).await?;
+        Ok(true)
+    }
+
+    /// Notes, for the current request's audit record, the version read and
+    /// the patients whose compartment holds it.
+    pub fn note_read(&self, v: &super::VersionOut) {
+        if !self.audit {
+            return;
+        }
+        let Some(slot) = crate::audit::current() else {
+            return;
+        };
+        slot.add_entity(format!("{}/{}/_history/{}", v.rtype, v.id, v.version));
+        if v.rtype == "Patient" {
+            slot.add_patients([v.id.clone()]);
+            return;
+        }
+        if super::search::compartment_params("Patient", &v.rtype).is_empty() {
+            return;
+        }
+        if let Some(Ok(value)) = v.body.as_ref().map(|b| serde_json::from_slice::<Value>(b)) {
+            slot.add_patients(super::authz::compartment_patients(
+                &v.rtype,
+                &value,
+                &self.base_url,
+            ));
+        }
+    }
+
+    /// Stores a batch of prepared AuditEvents in one transaction (the audit
+    /// writer's group commit), retrying when the database is busy.
+    pub async fn append_audit_batch(&self, events: &[&Prepared]) -> FhirResult<()> {
+        let mut attempt = 0;
+        loop {
+            let mut tx = self.store.begin().await?;
+            let mut result = Ok(());
+            for e in events {
+                if let Err(err) = self.append_audit(&mut tx, e).await {
+                    result = Err(err);
+                    break;
+                }
+            }
+            // `finish` would record these writes again: commit directly.
+            attempt += 1;
+            let err = match result {
+                Ok(()) => match tx.commit().await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => FhirError::from(e),
+                },
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    e
+                }
+            };
+            if !(err.retryable && attempt < super::WRITE_ATTEMPTS) {
+                return Err(err);
+            }
+        }
+    }
+}
