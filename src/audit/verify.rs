@@ -46,22 +46,35 @@ pub async fn verify(
             }
             expected = link.seq + 1;
             let event = format!("AuditEvent/{}", link.event_id);
-            let Some(stored) = store.vread(tenant, "AuditEvent", &link.event_id, 1).await? else {
-                report.problem(
-                    link.seq,
-                    format!(
-                        "record {} ({event}): the event is missing (deleted)",
-                        link.seq
-                    ),
-                );
-                previous = link.hash.clone();
-                continue;
+            let stored = match store.vread(tenant, "AuditEvent", &link.event_id, 1).await {
+                Ok(Some(stored)) => stored,
+                Ok(None) => {
+                    report.problem(
+                        link.seq,
+                        format!(
+                            "record {} ({event}): the event is missing (deleted)",
+                            link.seq
+                        ),
+                    );
+                    previous = link.hash.clone();
+                    continue;
+                }
+                Err(e) => {
+                    report.problem(
+                        link.seq,
+                        format!(
+                            "record {} ({event}): the stored event cannot be read ({e})",
+                            link.seq
+                        ),
+                    );
+                    previous = link.hash.clone();
+                    continue;
+                }
             };
-            if store
-                .vread(tenant, "AuditEvent", &link.event_id, 2)
-                .await?
-                .is_some()
-            {
+            if !matches!(
+                store.vread(tenant, "AuditEvent", &link.event_id, 2).await,
+                Ok(None)
+            ) {
                 report.problem(
                     link.seq,
                     format!(

@@ -189,6 +189,25 @@ impl TestServer {
         }
     }
 
+    /// Runs SQL directly on the server's database, behind its back (for
+    /// tamper and fault tests).
+    pub async fn sql(&self, statements: &str) {
+        use sqlx::Connection;
+        let url = &self.config.database_url;
+        if url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(statements).execute(&mut c).await.unwrap();
+        } else {
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(statements).execute(&mut c).await.unwrap();
+        }
+    }
+
+    /// The configuration the server runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub fn url(&self, path: &str) -> String {
         if path.starts_with("http") {
             path.to_string()

@@ -4,6 +4,7 @@
 mod harness;
 mod pg;
 
+mod audit;
 mod auth;
 mod concurrency;
 mod conditional;
