@@ -591,6 +591,18 @@ pub async fn instance_operation(
         let post = method == http::Method::POST;
         let access = req.access()?;
         match op.as_str() {
+            "$erase" => {
+                if !access.is_administrator() {
+                    return Err(FhirError::new(
+                        403,
+                        crate::fhir::outcome::IssueType::Forbidden,
+                        "$erase needs an administrator",
+                    ));
+                }
+                if rtype != "Patient" {
+                    return Err(unknown_operation(&op));
+                }
+            }
             "$meta-add" | "$meta-delete" => {
                 app.fhir
                     .permit_write(access, Perm::Update, &rtype, Some(&id), None)
@@ -610,6 +622,7 @@ pub async fn instance_operation(
                     .await?
             }
             ("$meta", _) => app.fhir.meta_operation(&rtype, &id).await?,
+            ("$erase", true) => app.fhir.erase_patient(&id).await?,
             ("$meta-add", true) => {
                 app.fhir
                     .meta_change_operation(&rtype, &id, req.resource_body(&body)?, true)

@@ -86,10 +86,30 @@ pub fn capability_statement(base_url: &str) -> Value {
         .resource_types()
         .iter()
         .map(|rtype| {
+            // AuditEvents are recorded by the server only.
+            let interactions: Vec<Value> = TYPE_INTERACTIONS
+                .iter()
+                .filter(|c| {
+                    *rtype != "AuditEvent"
+                        || matches!(**c, "read" | "vread" | "search-type" | "history-instance" | "history-type")
+                })
+                .map(|c| json!({"code": c}))
+                .collect();
+            let mut operations: Vec<Value> = crate::service::operations::RESOURCE_OPERATIONS.iter().map(|op| {
+                let name = op.trim_start_matches('$');
+                json!({"name": name, "definition": format!("http://hl7.org/fhir/OperationDefinition/Resource-{name}")})
+            }).collect();
+            if *rtype == "Patient" {
+                operations.push(json!({
+                    "name": "erase",
+                    "definition": "http://charaka.dev/fhir/OperationDefinition/Patient-erase",
+                    "documentation": "Administrators only: removes the patient and every resource of their compartment for good (all versions and index rows), blanks the HL7 v2 messages that wrote them, and keeps an AuditEvent of the erasure."
+                }));
+            }
             json!({
                 "type": rtype,
                 "profile": format!("http://hl7.org/fhir/StructureDefinition/{rtype}"),
-                "interaction": TYPE_INTERACTIONS.iter().map(|c| json!({"code": c})).collect::<Vec<_>>(),
+                "interaction": interactions,
                 "versioning": "versioned-update",
                 "readHistory": true,
                 "updateCreate": true,
@@ -100,10 +120,7 @@ pub fn capability_statement(base_url: &str) -> Value {
                 "searchInclude": search_includes(rtype),
                 "searchRevInclude": search_revincludes(rtype),
                 "searchParam": search_params(rtype),
-                "operation": crate::service::operations::RESOURCE_OPERATIONS.iter().map(|op| {
-                    let name = op.trim_start_matches('$');
-                    json!({"name": name, "definition": format!("http://hl7.org/fhir/OperationDefinition/Resource-{name}")})
-                }).collect::<Vec<_>>(),
+                "operation": operations,
             })
         })
         .collect();

@@ -11,6 +11,7 @@ pub mod coding_check;
 pub mod conditional;
 pub mod create;
 pub mod delete;
+pub mod erase;
 pub mod history;
 pub mod import;
 pub mod input;

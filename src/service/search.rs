@@ -76,6 +76,15 @@ pub fn compartment_params(compartment: &str, rtype: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The resource types of a compartment (R4 CompartmentDefinitions).
+pub fn compartment_types(compartment: &str) -> Vec<String> {
+    COMPARTMENTS
+        .get(compartment)
+        .and_then(Value::as_object)
+        .map(|types| types.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
 /// The filter "in the compartment of `compartment`/`id`" for `rtype`.
 pub fn compartment_filter(compartment: &str, id: &str, rtype: &str) -> FhirResult<Filter> {
     let params = compartment_params(compartment, rtype);

@@ -30,6 +30,9 @@ pub struct VersionCache {
     hasher: RandomState,
 }
 
+/// The version of an erased resource's tombstone.
+const ERASED: i64 = i64::MAX;
+
 impl VersionCache {
     /// A cache holding about `capacity` resources; None when `capacity` is 0.
     pub fn new(capacity: usize) -> Option<VersionCache> {
@@ -51,7 +54,28 @@ impl VersionCache {
             id: id.to_string(),
         };
         let shard = self.shard(&key).lock().unwrap_or_else(|e| e.into_inner());
-        shard.get(&key).cloned()
+        shard.get(&key).filter(|v| v.version != ERASED).cloned()
+    }
+
+    /// Forgets an erased resource for good: a tombstone newer than any
+    /// version, so a read racing the erasure cannot publish the old
+    /// version again. Reads treat it as a miss.
+    pub fn erase(&self, tenant: i64, rtype: &str, id: &str) {
+        let key = Key {
+            tenant,
+            rtype: rtype.to_string(),
+            id: id.to_string(),
+        };
+        let mut shard = self.shard(&key).lock().unwrap_or_else(|e| e.into_inner());
+        shard.insert(
+            key,
+            StoredVersion {
+                version: ERASED,
+                last_updated: 0,
+                deleted: true,
+                body: None,
+            },
+        );
     }
 
     /// Publishes a version unless a newer one is already cached.

@@ -217,3 +217,24 @@ pub async fn get(
         .map(|r| from_row(&r, true))
         .transpose()
 }
+
+/// Blanks the raw bytes and ACK of every message whose `resources` names one
+/// of `resources`, and marks it `erased`; returns how many rows changed.
+pub async fn erase(
+    conn: &mut Conn<'_>,
+    tenant: i64,
+    resources: &[String],
+) -> Result<u64, StoreError> {
+    let mut total = 0;
+    for r in resources {
+        let q = Query::new(
+            "UPDATE hl7v2_messages SET raw = $3, ack = $3, status = 'erased', error = NULL \
+             WHERE tenant = $1 AND (' ' || resources || ' ') LIKE $2",
+        )
+        .int(tenant)
+        .text(format!("% {r} %"))
+        .bytes(codec::encode(b""));
+        total += conn.execute(&q).await?;
+    }
+    Ok(total)
+}

@@ -351,6 +351,7 @@ impl Store {
             cache: self.cache.clone(),
             written: Vec::new(),
             touched: Vec::new(),
+            erased: Vec::new(),
         })
     }
 
@@ -410,6 +411,8 @@ pub struct WriteTx {
     written: Vec<(i64, String, String, StoredVersion)>,
     /// What this transaction wrote, for its audit record.
     pub touched: Vec<audit::Touched>,
+    /// Resources erased, to forget in the cache once committed.
+    erased: Vec<(i64, String, String)>,
 }
 
 impl WriteTx {
@@ -622,8 +625,37 @@ impl WriteTx {
             for (tenant, rtype, id, version) in self.written {
                 cache.publish(tenant, &rtype, &id, version);
             }
+            for (tenant, rtype, id) in self.erased {
+                cache.erase(tenant, &rtype, &id);
+            }
         }
         Ok(())
+    }
+
+    /// Removes a resource for good (every version and index row); its last
+    /// version, None when it does not exist.
+    pub async fn purge(
+        &mut self,
+        tenant: i64,
+        rtype: &str,
+        id: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let purged = resources::purge(&mut self.tx.conn(), tenant, rtype, id).await?;
+        if purged.is_some() {
+            self.erased
+                .push((tenant, rtype.to_string(), id.to_string()));
+        }
+        Ok(purged)
+    }
+
+    /// Blanks the raw message and ACK of the HL7 v2 messages that wrote
+    /// any of `resources` (`Type/id`); returns how many.
+    pub async fn erase_messages(
+        &mut self,
+        tenant: i64,
+        resources: &[String],
+    ) -> Result<u64, StoreError> {
+        messages::erase(&mut self.tx.conn(), tenant, resources).await
     }
 
     pub async fn rollback(self) -> Result<(), StoreError> {

@@ -346,3 +346,32 @@ async fn write_version_sqlite(
     conn.execute(&b.build()).await?;
     Ok(true)
 }
+
+/// Removes a resource for good: every version, its index rows and its
+/// `resources` row. Returns its last version, None when there is none.
+pub async fn purge(
+    conn: &mut Conn<'_>,
+    tenant: i64,
+    rtype: &str,
+    id: &str,
+) -> Result<Option<i64>, StoreError> {
+    let q = Query::new(
+        "SELECT rid, version FROM resources WHERE tenant = $1 AND type = $2 AND id = $3",
+    )
+    .int(tenant)
+    .text(rtype)
+    .text(id);
+    let Some(row) = conn.fetch_optional(&q).await? else {
+        return Ok(None);
+    };
+    let (rid, version) = (row.int(0)?, row.int(1)?);
+    for table in index::TABLES {
+        let sql = format!("DELETE FROM {table} WHERE rid = $1");
+        conn.execute(&Query::dynamic(sql).int(rid)).await?;
+    }
+    conn.execute(&Query::new("DELETE FROM resource_versions WHERE rid = $1").int(rid))
+        .await?;
+    conn.execute(&Query::new("DELETE FROM resources WHERE rid = $1").int(rid))
+        .await?;
+    Ok(Some(version))
+}

@@ -1,7 +1,7 @@
 //! The audit trail: what is recorded for reads, searches, writes, refusals,
 //! HL7 v2 messages and token requests; that the API cannot change it; that
-//! patients can list who read their record; and that `audit verify` names
-//! every kind of tampering. Both databases.
+//! patients can list who read their record; that `audit verify` names
+//! every kind of tampering; and erasure (`Patient/$erase`). Both databases.
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -18,6 +18,7 @@ on_both_databases!(
     hl7v2_messages_and_token_requests_are_recorded,
     verify_names_each_tampered_record,
     checkpoints_expose_a_rewritten_chain,
+    erasure_removes_a_patient_for_good,
 );
 
 fn entries(bundle: &Value) -> Vec<Value> {
@@ -478,4 +479,101 @@ async fn checkpoints_expose_a_rewritten_chain(s: &TestServer) {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].0, signed);
     assert!(problems[0].1.contains("checkpoint"), "{problems:?}");
+}
+
+async fn erasure_removes_a_patient_for_good(s: &TestServer) {
+    let p = s
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Forgetme"}]}))
+        .await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    let keep = s
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Keepme"}]}))
+        .await;
+    let keep_id = keep["id"].as_str().unwrap().to_string();
+    let mut obs = s
+        .create(&json!({
+            "resourceType": "Observation", "status": "final", "code": {"text": "bp"},
+            "subject": {"reference": format!("Patient/{pid}")}
+        }))
+        .await;
+    let oid = obs["id"].as_str().unwrap().to_string();
+    obs["status"] = json!("amended");
+    assert_eq!(s.put(&format!("Observation/{oid}"), &obs).await.status, 200);
+    let other_obs = s
+        .create(&json!({
+            "resourceType": "Observation", "status": "final", "code": {"text": "bp"},
+            "subject": {"reference": format!("Patient/{keep_id}")}
+        }))
+        .await;
+    // Read once, so the read cache holds the patient.
+    assert_eq!(s.get(&format!("Patient/{pid}")).await.status, 200);
+
+    // Not for everyone: a user without administrator rights is refused.
+    let user = crate::auth::token_for(s, "user/*.cruds", None, "practitioner");
+    let refused = crate::auth::send_as(
+        s,
+        Some(&user),
+        reqwest::Method::POST,
+        &format!("Patient/{pid}/$erase"),
+        Some(&json!({"resourceType": "Parameters"})),
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert_eq!(s.get(&format!("Patient/{pid}")).await.status, 200);
+
+    let r = s
+        .post(
+            &format!("Patient/{pid}/$erase"),
+            &json!({"resourceType": "Parameters"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let out = r.json();
+    assert_eq!(out["parameter"][0]["valueInteger"], 2, "{out:#}");
+
+    // Gone, every version, as if never written (404, not 410).
+    s.get(&format!("Patient/{pid}")).await.outcome(404);
+    s.get(&format!("Observation/{oid}")).await.outcome(404);
+    s.get(&format!("Observation/{oid}/_history/1"))
+        .await
+        .outcome(404);
+    let found = s
+        .get(&format!("Observation?subject=Patient/{pid}"))
+        .await
+        .json();
+    assert!(entries(&found).is_empty());
+    let names = s.get("Patient?name=forgetme").await.json();
+    assert!(entries(&names).is_empty());
+    let history = s.get("_history?_count=1000").await.json();
+    assert!(entries(&history)
+        .iter()
+        .all(|r| r["id"] != json!(pid) && r["id"] != json!(oid)));
+    // Others are untouched.
+    assert_eq!(s.get(&format!("Patient/{keep_id}")).await.status, 200);
+    assert_eq!(
+        s.get(&format!(
+            "Observation/{}",
+            other_obs["id"].as_str().unwrap()
+        ))
+        .await
+        .status,
+        200
+    );
+    // The erasure is on record, naming ids only; the trail still verifies.
+    let erasures = events(s, &format!("patient={pid}&subtype=operation")).await;
+    let erasure = erasures.first().expect("the erasure is recorded");
+    let refs = entity_refs(erasure);
+    assert!(
+        refs.contains(&format!("Observation/{oid}/_history/2")),
+        "{refs:?}"
+    );
+    assert!(!erasure.to_string().contains("Forgetme"));
+    assert_eq!(verify(s).await, vec![]);
+    // A second erasure finds nothing.
+    s.post(
+        &format!("Patient/{pid}/$erase"),
+        &json!({"resourceType": "Parameters"}),
+    )
+    .await
+    .outcome(404);
 }

@@ -1,0 +1,99 @@
+//! `POST Patient/[id]/$erase`: the right to erasure (GDPR Art. 17, DPDP Act
+//! §12). Removes the patient and every resource in their compartment for
+//! good — all versions and index rows — and blanks the raw HL7 v2 messages
+//! that wrote any of them, in one transaction whose AuditEvent (naming
+//! only the ids erased) commits with it. AuditEvents themselves are kept:
+//! the record of who saw the data, and of the erasure, must outlive it.
+
+use serde_json::{json, Value};
+
+use super::search::{compartment_filter, compartment_types};
+use super::Fhir;
+use crate::error::{FhirError, FhirResult};
+use crate::store::audit::Touched;
+use crate::store::WriteTx;
+
+/// Resources erased per round of the compartment search.
+const ROUND: i64 = 1000;
+
+impl Fhir {
+    /// Erases Patient `id` and its compartment; returns a Parameters
+    /// resource with the counts per type.
+    pub async fn erase_patient(&self, id: &str) -> FhirResult<Value> {
+        super::update::check_id(id)?;
+        let mut attempt = 0;
+        loop {
+            let mut tx = self.store.begin().await?;
+            let result = self.erase_in(&mut tx, id).await;
+            if let Some(done) = self.finish(tx, result, &mut attempt).await {
+                return done;
+            }
+        }
+    }
+
+    async fn erase_in(&self, tx: &mut WriteTx, id: &str) -> FhirResult<Value> {
+        if tx.current(self.tenant, "Patient", id).await?.is_none() {
+            return Err(FhirError::not_found(format!("Patient/{id} does not exist")));
+        }
+        let mut counts: Vec<(String, i64)> = Vec::new();
+        let mut erased: Vec<String> = Vec::new();
+        let mut types = compartment_types("Patient");
+        types.retain(|t| t != "AuditEvent" && t != "Patient");
+        types.sort();
+        for rtype in types {
+            let filter = compartment_filter("Patient", id, &rtype)?;
+            let mut n = 0;
+            loop {
+                let ids = tx
+                    .find(self.tenant, &rtype, std::slice::from_ref(&filter), ROUND)
+                    .await?;
+                if ids.is_empty() {
+                    break;
+                }
+                let mut purged_any = false;
+                for rid in ids {
+                    if let Some(version) = tx.purge(self.tenant, &rtype, &rid).await? {
+                        purged_any = true;
+                        n += 1;
+                        erased.push(format!("{rtype}/{rid}"));
+                        tx.touched.push(Touched {
+                            rtype: rtype.clone(),
+                            id: rid,
+                            version,
+                            patients: vec![id.to_string()],
+                        });
+                    }
+                }
+                if !purged_any {
+                    break;
+                }
+            }
+            if n > 0 {
+                counts.push((rtype, n));
+            }
+        }
+        if let Some(version) = tx.purge(self.tenant, "Patient", id).await? {
+            erased.push(format!("Patient/{id}"));
+            counts.push(("Patient".into(), 1));
+            tx.touched.push(Touched {
+                rtype: "Patient".into(),
+                id: id.to_string(),
+                version,
+                patients: vec![id.to_string()],
+            });
+        }
+        let messages = tx.erase_messages(self.tenant, &erased).await?;
+        let mut parameter = vec![json!({"name": "erased", "valueInteger": erased.len()})];
+        for (rtype, n) in counts {
+            parameter.push(json!({
+                "name": "type",
+                "part": [
+                    {"name": "type", "valueCode": rtype},
+                    {"name": "count", "valueInteger": n}
+                ]
+            }));
+        }
+        parameter.push(json!({"name": "hl7v2Messages", "valueInteger": messages}));
+        Ok(json!({"resourceType": "Parameters", "parameter": parameter}))
+    }
+}
