@@ -30,12 +30,14 @@ start_postgres() {
 }
 
 # start_server DATABASE_URL: the release server on $PORT, per-request logs
-# off, authorization on (AUTH=off turns it off). With auth on, a backend
+# off, authorization on (AUTH=off turns it off), audit trail on (AUDIT=off
+# turns it off). With auth on, a backend
 # client is registered and its token is in $TOKEN; curl calls pass
 # "${AUTHZ[@]}" and the wrk scripts send it (benches/wrk/common.lua).
 AUTHZ=()
 start_server() {
   RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:$PORT --database-url "$1" --auth "${AUTH:-on}" \
+    --audit "${AUDIT:-on}" \
     --sqlite-synchronous "${SQLITE_SYNCHRONOUS:-full}" >"$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 100); do
