@@ -1,6 +1,7 @@
 //! `POST Patient/[id]/$erase`: the right to erasure (GDPR Art. 17, DPDP Act
 //! §12). Removes the patient and every resource in their compartment for
-//! good — all versions and index rows — and blanks the raw HL7 v2 messages
+//! good — all versions and index rows, including resources deleted earlier
+//! (found by the body they had before deletion) — and blanks the raw HL7 v2 messages
 //! that wrote any of them, in one transaction whose AuditEvent (naming
 //! only the ids erased) commits with it. AuditEvents themselves are kept:
 //! the record of who saw the data, and of the erasure, must outlive it.
@@ -66,6 +67,27 @@ impl Fhir {
                 }
                 if !purged_any {
                     break;
+                }
+            }
+            // Deleted resources have no index rows: their last body tells
+            // whose they were.
+            for (rid, body) in tx.deleted_last_bodies(self.tenant, &rtype).await? {
+                let Ok(value) = serde_json::from_slice::<Value>(&body) else {
+                    continue;
+                };
+                let patients = super::authz::compartment_patients(&rtype, &value, &self.base_url);
+                if !patients.iter().any(|p| p == id) {
+                    continue;
+                }
+                if let Some(version) = tx.purge(self.tenant, &rtype, &rid).await? {
+                    n += 1;
+                    erased.push(format!("{rtype}/{rid}"));
+                    tx.touched.push(Touched {
+                        rtype: rtype.clone(),
+                        id: rid,
+                        version,
+                        patients: vec![id.to_string()],
+                    });
                 }
             }
             if n > 0 {

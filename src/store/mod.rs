@@ -648,6 +648,15 @@ impl WriteTx {
         Ok(purged)
     }
 
+    /// Deleted resources of `rtype` with the body they had before deletion.
+    pub async fn deleted_last_bodies(
+        &mut self,
+        tenant: i64,
+        rtype: &str,
+    ) -> Result<Vec<(String, bytes::Bytes)>, StoreError> {
+        resources::deleted_last_bodies(&mut self.tx.conn(), tenant, rtype).await
+    }
+
     /// Blanks the raw message and ACK of the HL7 v2 messages that wrote
     /// any of `resources` (`Type/id`); returns how many.
     pub async fn erase_messages(

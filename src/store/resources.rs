@@ -375,3 +375,25 @@ pub async fn purge(
         .await?;
     Ok(Some(version))
 }
+
+/// Deleted resources of `rtype`, each with the stored body of its last
+/// version before the deletion (to find what a deleted resource was about).
+pub async fn deleted_last_bodies(
+    conn: &mut Conn<'_>,
+    tenant: i64,
+    rtype: &str,
+) -> Result<Vec<(String, bytes::Bytes)>, StoreError> {
+    let q = Query::new(
+        "SELECT r.id, v.body FROM resources r JOIN resource_versions v ON v.rid = r.rid \
+         WHERE r.tenant = $1 AND r.type = $2 AND r.deleted = 1 AND v.version = r.version - 1",
+    )
+    .int(tenant)
+    .text(rtype);
+    let mut out = Vec::new();
+    for row in conn.fetch_all(&q).await? {
+        if let Some(body) = row.opt_bytes(1)? {
+            out.push((row.text(0)?, codec::decode(body)?));
+        }
+    }
+    Ok(out)
+}

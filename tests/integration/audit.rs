@@ -505,6 +505,15 @@ async fn erasure_removes_a_patient_for_good(s: &TestServer) {
             "subject": {"reference": format!("Patient/{keep_id}")}
         }))
         .await;
+    // Deleted before the erasure: its history still holds the data.
+    let gone = s
+        .create(&json!({
+            "resourceType": "Condition", "code": {"text": "old"},
+            "subject": {"reference": format!("Patient/{pid}")}
+        }))
+        .await;
+    let gone_id = gone["id"].as_str().unwrap().to_string();
+    assert_eq!(s.delete(&format!("Condition/{gone_id}")).await.status, 200);
     // Read once, so the read cache holds the patient.
     assert_eq!(s.get(&format!("Patient/{pid}")).await.status, 200);
 
@@ -529,7 +538,10 @@ async fn erasure_removes_a_patient_for_good(s: &TestServer) {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let out = r.json();
-    assert_eq!(out["parameter"][0]["valueInteger"], 2, "{out:#}");
+    assert_eq!(out["parameter"][0]["valueInteger"], 3, "{out:#}");
+    s.get(&format!("Condition/{gone_id}/_history/1"))
+        .await
+        .outcome(404);
 
     // Gone, every version, as if never written (404, not 410).
     s.get(&format!("Patient/{pid}")).await.outcome(404);
