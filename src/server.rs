@@ -102,6 +102,14 @@ impl RunningServer {
             let _ = (&mut self.task).await;
         };
         tokio::join!(mllp, http);
+        // The last records are signed before the database closes.
+        if self.app.fhir.audit {
+            if let Err(e) =
+                crate::audit::checkpoint::checkpoint(&self.app.fhir, &self.app.auth).await
+            {
+                tracing::warn!(error = %e, "final audit checkpoint failed");
+            }
+        }
         self.app.fhir.store.close().await;
     }
 }
