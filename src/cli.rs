@@ -189,6 +189,15 @@ pub struct Options {
     #[arg(long, env = "CHARAKA_MLLP_LISTEN", global = true, num_args = 0..=1,
           default_missing_value = "127.0.0.1:2575")]
     pub mllp_listen: Option<SocketAddr>,
+
+    // ---- TLS ----
+    /// PEM certificate chain: serve HTTPS (with --tls-key). Reloaded on
+    /// SIGHUP and when the file changes.
+    #[arg(long, env = "CHARAKA_TLS_CERT", global = true, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "CHARAKA_TLS_KEY", global = true, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Options {
@@ -228,6 +237,12 @@ impl Options {
         }
         if let Some(v) = self.mllp_listen {
             config.mllp_listen = Some(v);
+        }
+        if let Some(v) = self.tls_cert {
+            config.tls_cert = Some(v);
+        }
+        if let Some(v) = self.tls_key {
+            config.tls_key = Some(v);
         }
         config.validate()?;
         Ok(config)
