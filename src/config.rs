@@ -74,8 +74,9 @@ pub struct Config {
     pub rate_limit_auth_failures: u32,
     /// The window of `rate_limit_auth_failures`, in seconds.
     pub rate_limit_auth_window_secs: u64,
-    /// A request still running after this many milliseconds is answered
-    /// 503 (OperationOutcome `timeout`) and abandoned; 0: no limit.
+    /// A read (GET/HEAD) still running after this many milliseconds is
+    /// abandoned and answered 503 (OperationOutcome `timeout`); writes are
+    /// never cut. 0: no limit.
     pub request_timeout_ms: u64,
     /// Most resources one search page adds through `_include` and
     /// `_revinclude`; beyond it the page is cut with a warning.

@@ -217,11 +217,15 @@ pub async fn security_headers(
     response
 }
 
-/// The request time limit: a request still running after it is abandoned
-/// (its transaction, if any, rolls back) and answered 503 with an
-/// OperationOutcome `timeout`.
+/// The request time limit of reads (GET, HEAD: reads, searches, history,
+/// operations): a read still running after it is abandoned and answered
+/// 503 with an OperationOutcome `timeout`. Writes are not cut: dropping a
+/// write while its commit is under way would leave its outcome unknown
+/// (and the version cache unpublished); they are bounded by the body and
+/// Bundle limits and the database's own timeouts instead.
 pub async fn time_limit(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
-    let Some(limit) = guard.request_timeout else {
+    let read = matches!(*request.method(), Method::GET | Method::HEAD);
+    let Some(limit) = guard.request_timeout.filter(|_| read) else {
         return next.run(request).await;
     };
     match tokio::time::timeout(limit, next.run(request)).await {
@@ -297,5 +301,27 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(fast.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn writes_are_never_cut() {
+        let app = axum::Router::new()
+            .route(
+                "/write",
+                axum::routing::post(|| async {
+                    tokio::time::sleep(Duration::from_millis(60)).await;
+                    "written"
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(guard(1), time_limit));
+        let r = app
+            .oneshot(
+                Request::post("/write")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
     }
 }
