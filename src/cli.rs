@@ -193,10 +193,10 @@ pub struct Options {
     // ---- TLS ----
     /// PEM certificate chain: serve HTTPS (with --tls-key). Reloaded on
     /// SIGHUP and when the file changes.
-    #[arg(long, env = "CHARAKA_TLS_CERT", global = true, requires = "tls_key")]
+    #[arg(long, env = "CHARAKA_TLS_CERT", global = true)]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
-    #[arg(long, env = "CHARAKA_TLS_KEY", global = true, requires = "tls_cert")]
+    #[arg(long, env = "CHARAKA_TLS_KEY", global = true)]
     pub tls_key: Option<PathBuf>,
 }
 

@@ -215,6 +215,10 @@ impl Config {
             "tls_cert and tls_key go together: give both or neither"
         );
         anyhow::ensure!(self.max_included >= 1, "max_included must be at least 1");
+        anyhow::ensure!(
+            self.rate_limit_auth_window_secs >= 1,
+            "rate_limit_auth_window_secs must be at least 1"
+        );
         if let Some(origins) = &self.cors_allowed_origins {
             for origin in origins {
                 anyhow::ensure!(

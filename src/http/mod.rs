@@ -1,7 +1,7 @@
 //! The HTTP edge: the axum router, content negotiation, and rendering. Thin:
 //! it translates requests into service calls and results into responses.
 //!
-//! Request flow: request id → CORS → trace span → security headers →
+//! Request flow: request id → security headers → CORS → trace span →
 //! per-address rate limit → time limit → body limit → router → token check
 //! → per-client rate limit → handler
 //! (`handlers`) → service (`crate::service`) → store; errors of any layer
@@ -139,10 +139,6 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
             rate_limit::per_address,
         ))
         .layer(axum::middleware::from_fn(outcome_layer::ensure_outcome))
-        .layer(axum::middleware::from_fn_with_state(
-            guard.clone(),
-            guard::security_headers,
-        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {
@@ -173,5 +169,10 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         // Browser apps on other origins (SMART): the allowed origins may
         // call the API, the token endpoint and discovery.
         .layer(guard::cors_layer(guard.cors.clone()))
+        // On every response, preflights included.
+        .layer(axum::middleware::from_fn_with_state(
+            guard.clone(),
+            guard::security_headers,
+        ))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

@@ -311,3 +311,67 @@ pub async fn per_client(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(configure: impl FnOnce(&mut Config)) -> RateLimits {
+        let mut config = Config::default().without_rate_limits();
+        configure(&mut config);
+        RateLimits::new(&config)
+    }
+
+    #[test]
+    fn a_burst_counts_down_then_refuses() {
+        // Two an hour: no cell comes back while the test runs.
+        let k: Keyed<String> = Keyed::new(Quota::per_hour(NonZeroU32::new(2).unwrap()));
+        let key = "client:a".to_string();
+        assert!(matches!(
+            k.check(&key),
+            Decision::Allowed {
+                limit: 2,
+                remaining: 1,
+                reset: 1800,
+            }
+        ));
+        assert!(matches!(
+            k.check(&key),
+            Decision::Allowed { remaining: 0, .. }
+        ));
+        match k.check(&key) {
+            Decision::Refused { limit, retry_after } => {
+                assert_eq!(limit, 2);
+                assert!((1..=1800).contains(&retry_after), "{retry_after}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Another key has its own bucket.
+        assert!(matches!(
+            k.check(&"client:b".to_string()),
+            Decision::Allowed { remaining: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn spent_authorization_failures_block_the_address() {
+        let l = limits(|c| {
+            c.rate_limit_auth_failures = 2;
+            c.rate_limit_auth_window_secs = 3600;
+        });
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        l.auth_failed(ip);
+        assert_eq!(l.auth_blocked_for(ip), None);
+        l.auth_failed(ip);
+        let wait = l.auth_blocked_for(ip).expect("blocked");
+        assert!((1..=1800).contains(&wait), "{wait}");
+        assert_eq!(l.auth_blocked_for(other), None);
+    }
+
+    #[test]
+    fn zero_turns_a_class_off() {
+        let l = limits(|_| {});
+        assert!(l.per_ip.is_none() && l.per_client.is_none() && l.auth_failures.is_none());
+    }
+}

@@ -195,6 +195,7 @@ async fn cors_answers_configured_origins_only() {
         .unwrap()
         .contains("PUT"));
     assert_eq!(ok.header("access-control-max-age"), Some("3600"));
+    assert_eq!(ok.header("x-content-type-options"), Some("nosniff"));
 
     let other = preflight(&s, "https://evil.example.com").await;
     assert_eq!(other.header("access-control-allow-origin"), None);
