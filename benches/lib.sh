@@ -2,7 +2,7 @@
 # a throwaway PostgreSQL cluster, starting and stopping the server.
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
 cargo build --release --quiet
-BIN=target/release/charaka
+BIN=${CARGO_TARGET_DIR:-target}/release/charaka
 work=$(mktemp -d /tmp/charaka-bench-XXXX)
 chmod 755 "$work"
 server_pid=""; pg_pid=""
@@ -31,12 +31,21 @@ start_postgres() {
 
 # start_server DATABASE_URL: the release server on $PORT, per-request logs
 # off, authorization on (AUTH=off turns it off), audit trail on (AUDIT=off
-# turns it off). With auth on, a backend
+# turns it off). Rate limits: RATE_LIMITS=
+# lifted (default: the limiters run on every request but allow 10^9/s, so
+# the load generator is never refused and their cost is included), off, or
+# default (the shipped limits, which refuse most of a wrk run). With auth on, a backend
 # client is registered and its token is in $TOKEN; curl calls pass
 # "${AUTHZ[@]}" and the wrk scripts send it (benches/wrk/common.lua).
 AUTHZ=()
 start_server() {
-  RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:$PORT --database-url "$1" --auth "${AUTH:-on}" \
+  case "${RATE_LIMITS:-lifted}" in
+    lifted) printf 'rate_limit_ip_per_second = 1000000000\nrate_limit_ip_burst = 1000000000\nrate_limit_client_per_second = 1000000000\nrate_limit_client_burst = 1000000000\n' >"$work/limits.toml" ;;
+    off) printf 'rate_limit_ip_per_second = 0\nrate_limit_client_per_second = 0\nrate_limit_auth_failures = 0\n' >"$work/limits.toml" ;;
+    default) : >"$work/limits.toml" ;;
+    *) echo "RATE_LIMITS must be lifted, off or default"; exit 1 ;;
+  esac
+  RUST_LOG=warn "$BIN" serve --config "$work/limits.toml" --listen 127.0.0.1:$PORT --database-url "$1" --auth "${AUTH:-on}" \
     --audit "${AUDIT:-on}" \
     --sqlite-synchronous "${SQLITE_SYNCHRONOUS:-full}" >"$work/server.log" 2>&1 &
   server_pid=$!

@@ -197,6 +197,15 @@ pub struct Options {
     /// Audit trail: on, or off (nothing recorded) [default: on].
     #[arg(long, env = "CHARAKA_AUDIT", global = true)]
     pub audit: Option<String>,
+
+    // ---- TLS ----
+    /// PEM certificate chain: serve HTTPS (with --tls-key). Reloaded on
+    /// SIGHUP and when the file changes.
+    #[arg(long, env = "CHARAKA_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "CHARAKA_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Options {
@@ -239,6 +248,12 @@ impl Options {
         }
         if let Some(v) = self.audit {
             config.audit = v;
+        }
+        if let Some(v) = self.tls_cert {
+            config.tls_cert = Some(v);
+        }
+        if let Some(v) = self.tls_key {
+            config.tls_key = Some(v);
         }
         config.validate()?;
         Ok(config)

@@ -2,7 +2,7 @@
 //! variables and flags (see `cli`), in rising order of precedence.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -64,6 +64,37 @@ pub struct Config {
     pub audit: String,
     /// How often the server signs a checkpoint of the audit chain's head.
     pub audit_checkpoint_seconds: u64,
+    // ---- Abuse resistance: rate limits, request limits, TLS, CORS ----
+    // (http/rate_limit.rs, http/guard.rs, tls.rs; README "Limits and TLS")
+    /// Requests per second of one address (every route); 0: no limit.
+    pub rate_limit_ip_per_second: u32,
+    /// Burst of the per-address limit (requests allowed at once).
+    pub rate_limit_ip_burst: u32,
+    /// FHIR API requests per second of one OAuth client (the address when
+    /// unauthenticated); 0: no limit.
+    pub rate_limit_client_per_second: u32,
+    /// Burst of the per-client limit.
+    pub rate_limit_client_burst: u32,
+    /// Failed `/auth/*` requests (400/401) allowed per address in
+    /// `rate_limit_auth_window_secs`; 0: no limit.
+    pub rate_limit_auth_failures: u32,
+    /// The window of `rate_limit_auth_failures`, in seconds.
+    pub rate_limit_auth_window_secs: u64,
+    /// A read (GET/HEAD) still running after this many milliseconds is
+    /// abandoned and answered 503 (OperationOutcome `timeout`); writes are
+    /// never cut. 0: no limit.
+    pub request_timeout_ms: u64,
+    /// Most resources one search page adds through `_include` and
+    /// `_revinclude`; beyond it the page is cut with a warning.
+    pub max_included: u32,
+    /// PEM certificate chain; with `tls_key`, the server speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Origins browser apps may call from (CORS), e.g.
+    /// `["https://app.example.org"]`, or `["*"]` for any. Default: the
+    /// origins of registered clients' redirect URIs and the server's own.
+    pub cors_allowed_origins: Option<Vec<String>>,
 }
 
 impl Default for Config {
@@ -90,6 +121,19 @@ impl Default for Config {
             icd10cm_validation: "strict".to_string(),
             audit: "on".to_string(),
             audit_checkpoint_seconds: 60,
+
+            // ---- Abuse resistance ----
+            rate_limit_ip_per_second: 500,
+            rate_limit_ip_burst: 1000,
+            rate_limit_client_per_second: 100,
+            rate_limit_client_burst: 200,
+            rate_limit_auth_failures: 5,
+            rate_limit_auth_window_secs: 60,
+            request_timeout_ms: 30_000,
+            max_included: 1000,
+            tls_cert: None,
+            tls_key: None,
+            cors_allowed_origins: None,
         }
     }
 }
@@ -107,6 +151,7 @@ impl Config {
     pub fn base_url(&self) -> String {
         match &self.base_url {
             Some(url) => url.trim_end_matches('/').to_string(),
+            None if self.tls_enabled() => format!("https://{}/fhir", self.listen),
             None => format!("http://{}/fhir", self.listen),
         }
     }
@@ -114,6 +159,19 @@ impl Config {
     /// Whether interactions are recorded in the audit trail.
     pub fn audit_enabled(&self) -> bool {
         self.audit != "off"
+    }
+
+    /// Whether the server speaks HTTPS.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+
+    /// Turns every rate limit off (test servers, benchmarks).
+    pub fn without_rate_limits(mut self) -> Self {
+        self.rate_limit_ip_per_second = 0;
+        self.rate_limit_client_per_second = 0;
+        self.rate_limit_auth_failures = 0;
+        self
     }
 
     /// Whether requests need a token.
@@ -174,6 +232,23 @@ impl Config {
             self.db_max_connections >= 1,
             "db_max_connections must be at least 1"
         );
+        anyhow::ensure!(
+            self.tls_cert.is_some() == self.tls_key.is_some(),
+            "tls_cert and tls_key go together: give both or neither"
+        );
+        anyhow::ensure!(self.max_included >= 1, "max_included must be at least 1");
+        anyhow::ensure!(
+            self.rate_limit_auth_window_secs >= 1,
+            "rate_limit_auth_window_secs must be at least 1"
+        );
+        if let Some(origins) = &self.cors_allowed_origins {
+            for origin in origins {
+                anyhow::ensure!(
+                    origin == "*" || crate::http::guard::is_origin(origin),
+                    "cors_allowed_origins: `{origin}` is not an origin such as https://app.example.org (scheme, host and port only) or `*`"
+                );
+            }
+        }
         Ok(())
     }
 }

@@ -56,6 +56,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<Arc<App>> {
         fhir,
         capabilities,
         auth,
+        guard: Arc::new(crate::http::guard::Guard::new(config)),
     });
     if app.fhir.audit {
         crate::audit::checkpoint::spawn_periodic(
@@ -63,6 +64,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<Arc<App>> {
             Duration::from_secs(config.audit_checkpoint_seconds),
         );
     }
+    crate::http::guard::Guard::start(&app).await;
     if stale {
         // Searches see a partial index until this finishes (`/health/ready`
         // and `GET [base]/$reindex` show the progress).
@@ -80,6 +82,9 @@ pub struct RunningServer {
     pub app: Arc<App>,
     /// The HL7 v2 MLLP listener, when configured.
     pub mllp: Option<crate::hl7v2::listener::Running>,
+    /// The TLS configuration, when the server speaks HTTPS.
+    pub tls: Option<crate::tls::Tls>,
+    tls_watch: Option<JoinHandle<()>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -88,6 +93,9 @@ impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish, and
     /// closes the database.
     pub async fn stop(mut self) {
+        if let Some(watch) = self.tls_watch.take() {
+            watch.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -138,17 +146,39 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
     };
     let service = router(app.clone(), config.max_body_bytes)
         .into_make_service_with_connect_info::<SocketAddr>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async {
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::Tls::load(cert, key).await?),
+        _ => None,
+    };
+    let task = match &tls {
+        None => tokio::spawn(async move {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        }),
+        Some(tls) => {
+            // axum-server over rustls: the same service (with ConnectInfo),
+            // the same graceful shutdown.
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
                 let _ = rx.await;
-            })
-            .await
-    });
+                stopper.graceful_shutdown(None);
+            });
+            let server = axum_server::from_tcp_rustls(listener.into_std()?, tls.config.clone())?
+                .handle(handle);
+            tokio::spawn(async move { server.serve(service).await })
+        }
+    };
+    let tls_watch = tls.as_ref().map(crate::tls::Tls::watch);
     Ok(RunningServer {
         addr,
         app,
         mllp,
+        tls,
+        tls_watch,
         shutdown: Some(tx),
         task,
     })
@@ -169,7 +199,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(mllp) = &server.mllp {
         tracing::info!(address = %mllp.addr, "HL7 v2 MLLP listener ready");
     }
-    shutdown_signal().await;
+    match server.tls.clone() {
+        Some(tls) => {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = reload_on_sighup(tls) => {}
+            }
+        }
+        None => shutdown_signal().await,
+    }
     tracing::info!("shutting down; waiting for in-flight requests");
     server.stop().await;
     Ok(())
@@ -185,6 +223,23 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// Reloads the TLS certificate and key on every SIGHUP (never returns).
+async fn reload_on_sighup(tls: crate::tls::Tls) {
+    #[cfg(unix)]
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        while hup.recv().await.is_some() {
+            match tls.reload().await {
+                Ok(()) => tracing::info!("TLS certificate reloaded (SIGHUP)"),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "TLS reload failed; the previous certificate stays in use")
+                }
+            }
+        }
+    }
+    let _ = tls;
+    std::future::pending::<()>().await
 }
 
 async fn shutdown_signal() {

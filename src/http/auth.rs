@@ -379,6 +379,8 @@ pub async fn register(
     };
     match accounts::add_client(&app.fhir.store, &spec).await {
         Ok(new) => {
+            // Its redirect URIs' origins may call from browsers at once.
+            app.guard.cors.refresh(&app.fhir.store).await;
             let mut out = meta.clone();
             out["client_id"] = json!(new.client_id);
             out["client_id_issued_at"] = json!(crate::auth::now_seconds());

@@ -1,17 +1,21 @@
 //! The HTTP edge: the axum router, content negotiation, and rendering. Thin:
 //! it translates requests into service calls and results into responses.
 //!
-//! Request flow: request id → trace span → body limit → router → handler
+//! Request flow: request id → security headers → CORS → trace span →
+//! per-address rate limit → time limit → body limit → router → token check
+//! → per-client rate limit → handler
 //! (`handlers`) → service (`crate::service`) → store; errors of any layer
 //! (including axum's own rejections) leave as OperationOutcomes.
 
 mod audit;
 mod auth;
+pub mod guard;
 mod handlers;
 mod health;
 mod hl7v2;
 mod negotiate;
 mod outcome_layer;
+pub mod rate_limit;
 mod request;
 mod response;
 
@@ -38,6 +42,8 @@ pub struct App {
     pub capabilities: Value,
     /// The SMART authorization server.
     pub auth: crate::auth::Auth,
+    /// Rate limits, time limit, security headers, CORS (`guard`).
+    pub guard: Arc<guard::Guard>,
 }
 
 impl AsRef<Fhir> for App {
@@ -52,6 +58,7 @@ pub const FHIR_PREFIX: &str = "/fhir";
 /// Builds the router with every route and layer.
 pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
     use handlers::*;
+    let guard = app.guard.clone();
     let fhir = Router::new()
         .route("/metadata", get(metadata))
         .route("/$hl7v2-ingest", axum::routing::post(hl7v2::ingest))
@@ -96,6 +103,10 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .route("/fhir/", get(search_system).post(transaction))
         .nest(FHIR_PREFIX, fhir)
         .route_layer(axum::middleware::from_fn_with_state(
+            guard.limits.clone(),
+            rate_limit::per_client,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::require_token,
         ))
@@ -125,9 +136,17 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .method_not_allowed_fallback(outcome_layer::method_not_allowed)
         .with_state(app)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            guard.clone(),
+            guard::time_limit,
+        ))
         // A panic in a handler becomes a 500 (then an OperationOutcome)
         // instead of a dropped connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn_with_state(
+            guard.limits.clone(),
+            rate_limit::per_address,
+        ))
         .layer(axum::middleware::from_fn(outcome_layer::ensure_outcome))
         .layer(
             TraceLayer::new_for_http()
@@ -156,20 +175,13 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
                 ),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
-        // Browser apps on other origins (SMART): bearer tokens, not cookies,
-        // so any origin may call the API, the token endpoint and discovery.
-        .layer(
-            tower_http::cors::CorsLayer::new()
-                .allow_origin(tower_http::cors::Any)
-                .allow_methods(tower_http::cors::Any)
-                .allow_headers(tower_http::cors::Any)
-                .expose_headers([
-                    http::header::LOCATION,
-                    http::header::ETAG,
-                    http::header::LAST_MODIFIED,
-                    http::header::CONTENT_LOCATION,
-                    http::header::WWW_AUTHENTICATE,
-                ]),
-        )
+        // Browser apps on other origins (SMART): the allowed origins may
+        // call the API, the token endpoint and discovery.
+        .layer(guard::cors_layer(guard.cors.clone()))
+        // On every response, preflights included.
+        .layer(axum::middleware::from_fn_with_state(
+            guard.clone(),
+            guard::security_headers,
+        ))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

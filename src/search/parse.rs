@@ -110,10 +110,13 @@ pub fn parse_filter(
     base_url: &str,
     depth: usize,
 ) -> FhirResult<Filter> {
-    if depth > MAX_CHAIN_DEPTH {
+    // Each `.` is one chain link and each `_has:` one reverse link; the
+    // check on the whole name names the parameter as the client wrote it.
+    let links = name.matches('.').count() + name.matches("_has:").count();
+    if depth > MAX_CHAIN_DEPTH || (depth == 0 && links > MAX_CHAIN_DEPTH) {
         return Err(bad(
             name,
-            format!("chains and _has nest at most {MAX_CHAIN_DEPTH} deep"),
+            format!("chains and _has nest at most {MAX_CHAIN_DEPTH} deep (this is {links} deep)"),
         ));
     }
     if let Some(rest) = name.strip_prefix("_has:") {

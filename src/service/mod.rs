@@ -47,6 +47,8 @@ pub struct Fhir {
     pub max_page_size: u32,
     pub max_conditional_delete: u32,
     pub max_bundle_entries: usize,
+    /// Most resources one search page adds through includes.
+    pub max_included: u32,
     pub tenant: i64,
     /// The search index rebuild job of this server.
     pub reindex_job: reindex::ReindexJob,
@@ -110,6 +112,7 @@ impl Fhir {
             max_page_size: config.max_page_size,
             max_conditional_delete: config.max_conditional_delete,
             max_bundle_entries: config.max_bundle_entries,
+            max_included: config.max_included,
             tenant: crate::store::DEFAULT_TENANT,
             reindex_job: reindex::ReindexJob::default(),
             terminology: Default::default(),

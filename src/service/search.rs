@@ -27,9 +27,6 @@ use crate::store::{Filter, Hit, Included, SearchQuery};
 /// The page cursor parameter of paging links.
 pub const CURSOR_PARAM: &str = "_cursor";
 
-/// Most resources one search adds through `_include` and `_revinclude`.
-const MAX_INCLUDED: i64 = 1000;
-
 /// Rounds of `:iterate` includes.
 const MAX_ITERATE: usize = 3;
 
@@ -476,8 +473,22 @@ impl Fhir {
         }
 
         // Includes.
-        let included = self.included(&hits, &includes, &revincludes).await?;
+        let (included, cut) = self.included(&hits, &includes, &revincludes).await?;
         let included = self.visible_includes(access, included).await?;
+        let mut issues: Vec<Value> = ignored
+            .iter()
+            .map(|m| json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("{m}; ignored")}))
+            .collect();
+        if cut {
+            issues.push(json!({
+                "severity": "warning",
+                "code": "too-costly",
+                "diagnostics": format!(
+                    "_include/_revinclude: a page includes at most {} resources (the server's limit); more matched and were left out; ask for smaller pages (_count)",
+                    self.max_included
+                ),
+            }));
+        }
 
         let shape = |body: &bytes::Bytes| -> FhirResult<bytes::Bytes> {
             if summary.is_none_or(|s| s == Summary::False) && elements.is_none() {
@@ -510,11 +521,7 @@ impl Fhir {
                 ..Default::default()
             });
         }
-        if !ignored.is_empty() {
-            let issues: Vec<Value> = ignored
-                .iter()
-                .map(|m| json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("{m}; ignored")}))
-                .collect();
+        if !issues.is_empty() {
             let outcome = json!({"resourceType": "OperationOutcome", "issue": issues});
             entries.push(EntryOut {
                 resource: Some(serde_json::to_vec(&outcome).expect("serialises").into()),
@@ -530,16 +537,19 @@ impl Fhir {
         ))
     }
 
-    /// `_include` and `_revinclude` (with `:iterate`) for the matches.
+    /// `_include` and `_revinclude` (with `:iterate`) for the matches, at
+    /// most `max_included` of them; true when more were left out.
     async fn included(
         &self,
         hits: &[Hit],
         includes: &[IncludeSpec],
         revincludes: &[IncludeSpec],
-    ) -> FhirResult<Vec<Included>> {
+    ) -> FhirResult<(Vec<Included>, bool)> {
         if hits.is_empty() || (includes.is_empty() && revincludes.is_empty()) {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         }
+        // One more than the limit, to know whether the limit cut anything.
+        let cap = i64::from(self.max_included) + 1;
         let mut seen: HashSet<i64> = hits.iter().map(|h| h.rid).collect();
         let mut out: Vec<Included> = Vec::new();
         // The resources the current round starts from: (rid, type, id).
@@ -556,7 +566,7 @@ impl Fhir {
                     .map(|(r, _, _)| *r)
                     .collect();
                 let types: Vec<String> = spec.target_type.iter().cloned().collect();
-                let left = MAX_INCLUDED - out.len() as i64 - found.len() as i64;
+                let left = cap - out.len() as i64 - found.len() as i64;
                 if left <= 0 {
                     break;
                 }
@@ -572,7 +582,7 @@ impl Fhir {
                     .filter(|(_, t, _)| spec.target_type.as_ref().is_none_or(|x| x == t))
                     .map(|(_, t, i)| (t.clone(), i.clone()))
                     .collect();
-                let left = MAX_INCLUDED - out.len() as i64 - found.len() as i64;
+                let left = cap - out.len() as i64 - found.len() as i64;
                 if left <= 0 {
                     break;
                 }
@@ -599,7 +609,9 @@ impl Fhir {
                 break;
             }
         }
-        Ok(out)
+        let cut = out.len() > self.max_included as usize;
+        out.truncate(self.max_included as usize);
+        Ok((out, cut))
     }
 }
 

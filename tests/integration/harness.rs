@@ -130,12 +130,16 @@ async fn admin_token(server: &RunningServer, origin: &str, http: &reqwest::Clien
 }
 
 impl TestServer {
+    /// A server on SQLite; `configure` adjusts the configuration. Rate
+    /// limits are off unless `configure` turns them on (one test client
+    /// makes thousands of requests; `limits.rs` tests the limits).
     pub async fn sqlite_with(configure: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config {
             database_url: format!("sqlite://{}/charaka.db", dir.path().display()),
             ..Config::default()
-        };
+        }
+        .without_rate_limits();
         configure(&mut config);
         start(config, Some(dir)).await
     }
@@ -145,11 +149,19 @@ impl TestServer {
     }
 
     pub async fn postgres() -> Option<TestServer> {
+        Self::postgres_with(|_| {}).await
+    }
+
+    /// A server on a fresh PostgreSQL database; rate limits as in
+    /// `sqlite_with`.
+    pub async fn postgres_with(configure: impl FnOnce(&mut Config)) -> Option<TestServer> {
         let url = crate::pg::database().await?;
-        let config = Config {
+        let mut config = Config {
             database_url: url,
             ..Config::default()
-        };
+        }
+        .without_rate_limits();
+        configure(&mut config);
         Some(start(config, None).await)
     }
 

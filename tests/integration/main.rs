@@ -16,6 +16,7 @@ mod generate;
 mod history;
 mod hl7v2;
 mod import;
+mod limits;
 mod metadata;
 mod operations;
 mod search;

@@ -63,7 +63,18 @@ async fn discovery_documents_and_open_paths(s: &TestServer) {
         assert!(caps.contains(&cap), "{cap}");
     }
     assert_eq!(c["token_endpoint"], format!("{}/auth/token", s.origin));
-    // CORS for browser apps.
+    // CORS for browser apps: the origins of registered redirect URIs.
+    let spec = charaka::auth::accounts::ClientSpec {
+        name: "browser app".into(),
+        kind: "public".into(),
+        redirect_uris: vec!["https://app.example.org/callback".into()],
+        scope: "launch/patient patient/*.rs".into(),
+        ..Default::default()
+    };
+    charaka::auth::accounts::add_client(&s.fhir().store, &spec)
+        .await
+        .unwrap();
+    s.app().guard.cors.refresh(&s.fhir().store).await;
     let cors = s
         .anonymous
         .get(s.url(".well-known/smart-configuration"))
@@ -71,7 +82,10 @@ async fn discovery_documents_and_open_paths(s: &TestServer) {
         .send()
         .await
         .unwrap();
-    assert_eq!(cors.headers()["access-control-allow-origin"], "*");
+    assert_eq!(
+        cors.headers()["access-control-allow-origin"],
+        "https://app.example.org"
+    );
 
     let oidc = send_as(
         s,
