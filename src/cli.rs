@@ -78,6 +78,12 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::service::terminology_cli::TerminologyCommand,
     },
+    /// Data keys of encryption at rest: generate, rotate, reencrypt,
+    /// status, remove.
+    Keys {
+        #[command(subcommand)]
+        command: crate::keys_cli::KeysCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +195,15 @@ pub struct Options {
     #[arg(long, env = "CHARAKA_MLLP_LISTEN", global = true, num_args = 0..=1,
           default_missing_value = "127.0.0.1:2575")]
     pub mllp_listen: Option<SocketAddr>,
+
+    // --- Encryption at rest ---
+    /// Encryption at rest of stored bodies: on or off [default: on].
+    #[arg(long, env = "CHARAKA_ENCRYPTION", global = true)]
+    pub encryption: Option<String>,
+    /// The data key file [default on SQLite: beside the database; the
+    /// content may instead come from CHARAKA_DATA_KEYS].
+    #[arg(long, env = "CHARAKA_DATA_KEYS_FILE", global = true)]
+    pub data_keys_file: Option<PathBuf>,
 }
 
 impl Options {
@@ -228,6 +243,16 @@ impl Options {
         }
         if let Some(v) = self.mllp_listen {
             config.mllp_listen = Some(v);
+        }
+        // Encryption at rest.
+        if let Some(v) = self.encryption {
+            config.encryption = v;
+        }
+        if let Some(v) = self.data_keys_file {
+            config.data_keys_file = Some(v);
+        }
+        if let Ok(v) = std::env::var("CHARAKA_DATA_KEYS") {
+            config.data_keys = Some(crate::config::SecretText(v));
         }
         config.validate()?;
         Ok(config)
@@ -283,6 +308,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Terminology { action } => {
             runtime.block_on(crate::service::terminology_cli::run(config, action))
         }
+        Command::Keys { command } => runtime.block_on(crate::keys_cli::run(config, command)),
         Command::Capabilities => {
             let statement = crate::service::capabilities::capability_statement(&config.base_url());
             println!("{}", serde_json::to_string_pretty(&statement)?);

@@ -2,7 +2,7 @@
 //! variables and flags (see `cli`), in rising order of precedence.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -57,6 +57,36 @@ pub struct Config {
     /// ICD-10-CM codings on write: `strict` (unknown codes and non-billable
     /// claim diagnoses are rejected), `warn` (accepted, logged) or `off`.
     pub icd10cm_validation: String,
+
+    // --- Encryption at rest (store/codec.rs, store/keyring.rs) ---
+    /// `on` (default): resource bodies, HL7 v2 messages and token signing
+    /// keys are sealed with AES-256-GCM; `off`: new values are stored plain
+    /// (values already sealed still need their key).
+    pub encryption: String,
+    /// The data key file (`charaka keys generate`). Default on SQLite:
+    /// `<database file>.keys` beside the database, made on first start; on
+    /// PostgreSQL a key file or `CHARAKA_DATA_KEYS` is required.
+    pub data_keys_file: Option<PathBuf>,
+    /// The key file's content, from `CHARAKA_DATA_KEYS` (never from the
+    /// TOML file); wins over `data_keys_file`.
+    #[serde(skip)]
+    pub data_keys: Option<SecretText>,
+    /// Identifier systems (e.g. `urn:oid:2.16.840.1.113883.4.1`) whose token
+    /// index rows hold an HMAC of `system|value` instead of the value.
+    pub blind_index_systems: Vec<String>,
+    /// Seal values still under older keys (or plain) in the background when
+    /// the server starts.
+    pub reencrypt_on_start: bool,
+}
+
+/// Text that must not appear in logs or `Debug` output (key material).
+#[derive(Clone)]
+pub struct SecretText(pub String);
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(***)")
+    }
 }
 
 impl Default for Config {
@@ -81,6 +111,11 @@ impl Default for Config {
             mllp_max_message_bytes: 1024 * 1024,
             mllp_idle_timeout_secs: 300,
             icd10cm_validation: "strict".to_string(),
+            encryption: "on".to_string(),
+            data_keys_file: None,
+            data_keys: None,
+            blind_index_systems: Vec::new(),
+            reencrypt_on_start: true,
         }
     }
 }
@@ -105,6 +140,11 @@ impl Config {
     /// Whether requests need a token.
     pub fn auth_enabled(&self) -> bool {
         self.auth != "off"
+    }
+
+    /// Whether new values are sealed.
+    pub fn encryption_enabled(&self) -> bool {
+        self.encryption != "off"
     }
 
     /// Checks values that the type system cannot.
@@ -137,6 +177,11 @@ impl Config {
             matches!(self.icd10cm_validation.as_str(), "strict" | "warn" | "off"),
             "icd10cm_validation must be `strict`, `warn` or `off`, not `{}`",
             self.icd10cm_validation
+        );
+        anyhow::ensure!(
+            matches!(self.encryption.as_str(), "on" | "off"),
+            "encryption must be `on` or `off`, not `{}`",
+            self.encryption
         );
         anyhow::ensure!(self.max_page_size >= 1, "max_page_size must be at least 1");
         anyhow::ensure!(

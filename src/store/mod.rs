@@ -15,11 +15,14 @@ pub mod auth;
 mod cache;
 pub mod codec;
 pub mod db;
+mod encryption;
 mod history;
 pub mod index;
+pub mod keyring;
 pub mod messages;
 mod postgres;
 pub mod query;
+pub mod reencrypt;
 mod resources;
 mod sqlite;
 mod terminology;
@@ -29,9 +32,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use cache::VersionCache;
+use codec::Codec;
 
 pub use db::Dialect;
 use db::{PooledConn, Tx};
+pub use encryption::default_key_file;
 pub use history::{HistoryEntry, HistoryQuery, HistoryScope};
 pub use index::IndexRows;
 pub use query::{Filter, Hit, Included, SearchQuery};
@@ -100,6 +105,8 @@ enum Backend {
 pub struct Store {
     backend: Backend,
     cache: Option<Arc<VersionCache>>,
+    /// Seals and opens stored bodies (encryption at rest).
+    codec: Codec,
 }
 
 /// Current versions cached by default on SQLite, where this process is the
@@ -125,10 +132,13 @@ impl Store {
             Backend::Sqlite { .. } => DEFAULT_SQLITE_CACHE,
             Backend::Postgres { .. } => 0,
         });
-        Ok(Store {
+        let mut store = Store {
             backend,
             cache: VersionCache::new(entries).map(Arc::new),
-        })
+            codec: Codec::plain(),
+        };
+        store.codec = encryption::open(&store, config).await?;
+        Ok(store)
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -173,7 +183,8 @@ impl Store {
             return Ok(Some(hit));
         }
         let mut conn = self.read_conn().await?;
-        let found = resources::read_current(&mut conn.conn(), tenant, rtype, id).await?;
+        let found =
+            resources::read_current(&mut conn.conn(), &self.codec, tenant, rtype, id).await?;
         if let (Some(cache), Some(v)) = (&self.cache, &found) {
             cache.publish(tenant, rtype, id, v.clone());
         }
@@ -189,7 +200,7 @@ impl Store {
         version: i64,
     ) -> Result<Option<StoredVersion>, StoreError> {
         let mut conn = self.read_conn().await?;
-        resources::read_version(&mut conn.conn(), tenant, rtype, id, version).await
+        resources::read_version(&mut conn.conn(), &self.codec, tenant, rtype, id, version).await
     }
 
     /// A page of history, newest first.
@@ -199,13 +210,13 @@ impl Store {
         query: &HistoryQuery,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
         let mut conn = self.read_conn().await?;
-        history::fetch(&mut conn.conn(), tenant, query).await
+        history::fetch(&mut conn.conn(), &self.codec, tenant, query).await
     }
 
     /// One page of a search.
     pub async fn search(&self, tenant: i64, q: &SearchQuery) -> Result<Vec<Hit>, StoreError> {
         let mut conn = self.read_conn().await?;
-        query::search(&mut conn.conn(), tenant, q).await
+        query::search(&mut conn.conn(), &self.codec, tenant, q).await
     }
 
     /// How many resources a search matches.
@@ -224,7 +235,16 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Included>, StoreError> {
         let mut conn = self.read_conn().await?;
-        query::include(&mut conn.conn(), tenant, rids, pids, types, limit).await
+        query::include(
+            &mut conn.conn(),
+            &self.codec,
+            tenant,
+            rids,
+            pids,
+            types,
+            limit,
+        )
+        .await
     }
 
     /// Resources referring to `targets` through `pids` (`_revinclude`).
@@ -237,7 +257,16 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Included>, StoreError> {
         let mut conn = self.read_conn().await?;
-        query::revinclude(&mut conn.conn(), tenant, targets, source_type, pids, limit).await
+        query::revinclude(
+            &mut conn.conn(),
+            &self.codec,
+            tenant,
+            targets,
+            source_type,
+            pids,
+            limit,
+        )
+        .await
     }
 
     /// The fingerprint of the search parameters the index was built with.
@@ -302,6 +331,11 @@ impl Store {
         self.write_conn().await?.conn().fetch_optional(q).await
     }
 
+    /// Rows read through the writer connection.
+    pub(crate) async fn write_fetch_all(&self, q: &db::Query) -> Result<Vec<db::Row>, StoreError> {
+        self.write_conn().await?.conn().fetch_all(q).await
+    }
+
     pub(crate) async fn fetch_rows(&self, q: &db::Query) -> Result<Vec<db::Row>, StoreError> {
         self.read_conn().await?.conn().fetch_all(q).await
     }
@@ -324,7 +358,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<messages::StoredMessage>, StoreError> {
         let mut conn = self.read_conn().await?;
-        messages::list(&mut conn.conn(), tenant, status, limit).await
+        messages::list(&mut conn.conn(), &self.codec, tenant, status, limit).await
     }
 
     /// One received HL7 v2 message with its raw bytes.
@@ -334,7 +368,7 @@ impl Store {
         id: i64,
     ) -> Result<Option<messages::StoredMessage>, StoreError> {
         let mut conn = self.read_conn().await?;
-        messages::get(&mut conn.conn(), tenant, id).await
+        messages::get(&mut conn.conn(), &self.codec, tenant, id).await
     }
 
     /// Starts a write transaction. On SQLite this waits for the single writer
@@ -348,6 +382,7 @@ impl Store {
             tx,
             dialect: self.dialect(),
             cache: self.cache.clone(),
+            codec: self.codec.clone(),
             written: Vec::new(),
         })
     }
@@ -358,6 +393,7 @@ pub struct WriteTx {
     tx: Tx,
     dialect: Dialect,
     cache: Option<Arc<VersionCache>>,
+    codec: Codec,
     /// Versions to publish to the cache once the transaction commits.
     written: Vec<(i64, String, String, StoredVersion)>,
 }
@@ -393,7 +429,7 @@ impl WriteTx {
         rtype: &str,
         id: &str,
     ) -> Result<Option<StoredVersion>, StoreError> {
-        resources::read_current(&mut self.tx.conn(), tenant, rtype, id).await
+        resources::read_current(&mut self.tx.conn(), &self.codec, tenant, rtype, id).await
     }
 
     /// One version as seen inside this transaction.
@@ -404,7 +440,7 @@ impl WriteTx {
         id: &str,
         version: i64,
     ) -> Result<Option<StoredVersion>, StoreError> {
-        resources::read_version(&mut self.tx.conn(), tenant, rtype, id, version).await
+        resources::read_version(&mut self.tx.conn(), &self.codec, tenant, rtype, id, version).await
     }
 
     /// Which of `ids` exist (live or deleted) as resources of `rtype`.
@@ -470,7 +506,8 @@ impl WriteTx {
         version: &NewVersion<'_>,
     ) -> Result<bool, StoreError> {
         let written =
-            resources::write_version(&mut self.tx.conn(), tenant, previous, version).await?;
+            resources::write_version(&mut self.tx.conn(), &self.codec, tenant, previous, version)
+                .await?;
         if written && self.cache.is_some() {
             self.written.push((
                 tenant,
@@ -494,7 +531,15 @@ impl WriteTx {
         after_rid: i64,
         limit: i64,
     ) -> Result<Vec<LiveResource>, StoreError> {
-        resources::live_batch(&mut self.tx.conn(), self.dialect, tenant, after_rid, limit).await
+        resources::live_batch(
+            &mut self.tx.conn(),
+            &self.codec,
+            self.dialect,
+            tenant,
+            after_rid,
+            limit,
+        )
+        .await
     }
 
     /// Replaces a resource's index rows (reindexing).
@@ -515,7 +560,7 @@ impl WriteTx {
         sender: &str,
         control_id: &str,
     ) -> Result<Option<messages::PriorAck>, StoreError> {
-        messages::find_prior(&mut self.tx.conn(), tenant, sender, control_id).await
+        messages::find_prior(&mut self.tx.conn(), &self.codec, tenant, sender, control_id).await
     }
 
     /// Records a received HL7 v2 message with its outcome.
@@ -524,7 +569,7 @@ impl WriteTx {
         tenant: i64,
         message: &messages::NewMessage<'_>,
     ) -> Result<i64, StoreError> {
-        messages::insert(&mut self.tx.conn(), tenant, message).await
+        messages::insert(&mut self.tx.conn(), &self.codec, tenant, message).await
     }
 
     /// Records the outcome of replaying a stored HL7 v2 message.
@@ -541,6 +586,7 @@ impl WriteTx {
     ) -> Result<(), StoreError> {
         messages::update_outcome(
             &mut self.tx.conn(),
+            &self.codec,
             tenant,
             id,
             status,
