@@ -12,6 +12,7 @@
 //!   version is written, so version numbers never repeat or skip.
 
 pub mod auth;
+mod blind;
 mod cache;
 pub mod codec;
 pub mod db;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use blind::BlindIndex;
 use cache::VersionCache;
 use codec::Codec;
 
@@ -107,6 +109,8 @@ pub struct Store {
     cache: Option<Arc<VersionCache>>,
     /// Seals and opens stored bodies (encryption at rest).
     codec: Codec,
+    /// Keyed hashes of configured identifier systems in the token index.
+    blind: Option<Arc<BlindIndex>>,
 }
 
 /// Current versions cached by default on SQLite, where this process is the
@@ -136,8 +140,18 @@ impl Store {
             backend,
             cache: VersionCache::new(entries).map(Arc::new),
             codec: Codec::plain(),
+            blind: None,
         };
         store.codec = encryption::open(&store, config).await?;
+        if !config.blind_index_systems.is_empty() {
+            let ring = store.codec.ring().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "blind_index_systems needs the index_key of a data key file \
+                     (data_keys_file or CHARAKA_DATA_KEYS)"
+                )
+            })?;
+            store.blind = BlindIndex::new(ring, &config.blind_index_systems).map(Arc::new);
+        }
         Ok(store)
     }
 
@@ -215,12 +229,16 @@ impl Store {
 
     /// One page of a search.
     pub async fn search(&self, tenant: i64, q: &SearchQuery) -> Result<Vec<Hit>, StoreError> {
+        let blinded = self.blind.as_ref().map(|b| b.query(q));
+        let q = blinded.as_ref().unwrap_or(q);
         let mut conn = self.read_conn().await?;
         query::search(&mut conn.conn(), &self.codec, tenant, q).await
     }
 
     /// How many resources a search matches.
     pub async fn count(&self, tenant: i64, q: &SearchQuery) -> Result<i64, StoreError> {
+        let blinded = self.blind.as_ref().map(|b| b.query(q));
+        let q = blinded.as_ref().unwrap_or(q);
         let mut conn = self.read_conn().await?;
         query::count(&mut conn.conn(), tenant, q).await
     }
@@ -274,11 +292,26 @@ impl Store {
         let mut conn = self.read_conn().await?;
         let q = db::Query::new("SELECT fingerprint FROM search_index_state WHERE tenant = $1")
             .int(tenant);
-        conn.conn()
+        let stored = conn
+            .conn()
             .fetch_optional(&q)
             .await?
             .map(|r| r.text(0))
-            .transpose()
+            .transpose()?;
+        // The blinded systems are part of what the index reflects: an index
+        // built with other ones reads as another fingerprint.
+        let suffix = self.blind_suffix();
+        Ok(stored.map(|s| match s.strip_suffix(suffix) {
+            Some(base) if !suffix.is_empty() => base.to_string(),
+            _ if !suffix.is_empty() => format!("{s}+unblinded"),
+            _ => s,
+        }))
+    }
+
+    fn blind_suffix(&self) -> &str {
+        self.blind
+            .as_ref()
+            .map_or("", |b| b.fingerprint_suffix.as_str())
     }
 
     /// Records the fingerprint of the search parameters the index now
@@ -294,7 +327,7 @@ impl Store {
              ON CONFLICT (tenant) DO UPDATE SET fingerprint = excluded.fingerprint",
         )
         .int(tenant)
-        .text(fingerprint);
+        .text(format!("{fingerprint}{}", self.blind_suffix()));
         tx.tx.conn().execute(&q).await?;
         tx.commit().await
     }
@@ -383,6 +416,7 @@ impl Store {
             dialect: self.dialect(),
             cache: self.cache.clone(),
             codec: self.codec.clone(),
+            blind: self.blind.clone(),
             written: Vec::new(),
         })
     }
@@ -394,6 +428,7 @@ pub struct WriteTx {
     dialect: Dialect,
     cache: Option<Arc<VersionCache>>,
     codec: Codec,
+    blind: Option<Arc<BlindIndex>>,
     /// Versions to publish to the cache once the transaction commits.
     written: Vec<(i64, String, String, StoredVersion)>,
 }
@@ -493,6 +528,8 @@ impl WriteTx {
         filters: &[Filter],
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
+        let blinded = self.blind.as_ref().map(|b| b.filters(filters));
+        let filters = blinded.as_deref().unwrap_or(filters);
         query::find_ids(&mut self.tx.conn(), tenant, rtype, filters, limit).await
     }
 
@@ -505,8 +542,13 @@ impl WriteTx {
         previous: Option<&CurrentMeta>,
         version: &NewVersion<'_>,
     ) -> Result<bool, StoreError> {
+        let blinded = self.blind.as_ref().and_then(|b| b.rows(version.index));
+        let stored = NewVersion {
+            index: blinded.as_ref().unwrap_or(version.index),
+            ..*version
+        };
         let written =
-            resources::write_version(&mut self.tx.conn(), &self.codec, tenant, previous, version)
+            resources::write_version(&mut self.tx.conn(), &self.codec, tenant, previous, &stored)
                 .await?;
         if written && self.cache.is_some() {
             self.written.push((
@@ -549,6 +591,8 @@ impl WriteTx {
         rid: i64,
         rows: &IndexRows,
     ) -> Result<(), StoreError> {
+        let blinded = self.blind.as_ref().and_then(|b| b.rows(rows));
+        let rows = blinded.as_ref().unwrap_or(rows);
         resources::replace_index(&mut self.tx.conn(), rid, tenant, rows).await
     }
 

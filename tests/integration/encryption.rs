@@ -30,6 +30,22 @@ async fn raw(config: &Config, sql: &str) -> Vec<Vec<u8>> {
     }
 }
 
+async fn raw_text(config: &Config, sql: &str) -> Vec<String> {
+    let url = &config.database_url;
+    let rows: Vec<(String,)> = if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows
+    };
+    rows.into_iter().map(|r| r.0).collect()
+}
+
 async fn execute(config: &Config, sql: &str) -> u64 {
     let url = &config.database_url;
     if url.starts_with("sqlite") {
@@ -432,4 +448,89 @@ async fn plain_data_is_sealed_later() {
         FAMILY
     );
     s.stop().await;
+}
+
+const SSN: &str = "urn:oid:2.16.840.1.113883.4.1";
+
+async fn blind_index_matches_exactly(pg: bool) {
+    let blind = |c: &mut Config| c.blind_index_systems = vec![SSN.to_string()];
+    let s = if pg {
+        match TestServer::postgres_with(blind).await {
+            Some(s) => s,
+            None => return,
+        }
+    } else {
+        TestServer::sqlite_with(blind).await
+    };
+    let mut p = patient("b1", FAMILY);
+    p["identifier"] = json!([
+        {"system": SSN, "value": "123-45-6789",
+         "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "SS"}]}},
+        {"system": "urn:mrn", "value": "MRN-77"}
+    ]);
+    assert_eq!(s.put("Patient/b1", &p).await.status, 201);
+    s.put("Patient/b2", &patient("b2", "Other")).await; // SSN 123-45-6789 too
+    let mut p3 = patient("b3", "Third");
+    p3["identifier"] = json!([{"system": SSN, "value": "987-65-4321"}]);
+    s.put("Patient/b3", &p3).await;
+
+    let ids = |r: serde_json::Value| -> Vec<String> {
+        let mut ids: Vec<String> = r["entry"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    let q = |v: &str| format!("Patient?identifier={}", v.replace('|', "%7C"));
+    assert_eq!(
+        ids(s.get(&q(&format!("{SSN}|987-65-4321"))).await.json()),
+        ["b3"]
+    );
+    assert_eq!(
+        ids(s.get(&q(&format!("{SSN}|123-45-6789"))).await.json()),
+        ["b1", "b2"]
+    );
+    assert_eq!(ids(s.get(&q("987-65-4321")).await.json()), ["b3"]);
+    assert!(ids(s.get(&q(&format!("{SSN}|987-65-432"))).await.json()).is_empty());
+    assert_eq!(ids(s.get(&q("urn:mrn|MRN-77")).await.json()), ["b1"]);
+    assert_eq!(
+        ids(s
+            .get(&format!("Patient?identifier:not={SSN}%7C123-45-6789"))
+            .await
+            .json()),
+        ["b3"]
+    );
+    // A conditional create finds the match through the hash.
+    let r = s
+        .json(
+            reqwest::Method::POST,
+            "Patient",
+            &patient("ignored", "Dup"),
+            &[("if-none-exist", &format!("identifier={SSN}|987-65-4321"))],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // The value is not in the index tables; the other system's is.
+    let codes = raw_text(s.config(), "SELECT code FROM sp_token").await;
+    assert!(codes
+        .iter()
+        .all(|c| !c.contains("123-45-6789") && !c.contains("987-65-4321")));
+    assert!(codes.iter().any(|c| c == "MRN-77"));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blind_index_matches_exactly_sqlite() {
+    blind_index_matches_exactly(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blind_index_matches_exactly_postgres() {
+    blind_index_matches_exactly(true).await;
 }
