@@ -7,7 +7,8 @@
 # Environment: DURATION (default 15s), CONNECTIONS (32), THREADS (2),
 # SEEDED (patients written before the reads, default 1000),
 # SQLITE_SYNCHRONOUS (full|normal, default full), SCENARIOS (default
-# "read vread create update"), AUTH (on|off, default on).
+# "read vread create update"), AUTH (on|off, default on), ENCRYPTION
+# (on|off, default on).
 # The server runs from target/release with RUST_LOG=warn (no per-request log).
 set -euo pipefail
 cd "$(dirname "$0")/.."

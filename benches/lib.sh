@@ -2,9 +2,16 @@
 # a throwaway PostgreSQL cluster, starting and stopping the server.
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
 cargo build --release --quiet
-BIN=target/release/charaka
+BIN=${CARGO_TARGET_DIR:-target}/release/charaka
 work=$(mktemp -d /tmp/charaka-bench-XXXX)
 chmod 755 "$work"
+# Encryption at rest: ENCRYPTION=on (default) seals bodies with a key file
+# made here; off stores them plain. Every charaka call below sees both.
+export CHARAKA_ENCRYPTION=${ENCRYPTION:-on}
+if [ "$CHARAKA_ENCRYPTION" = on ]; then
+  "$BIN" keys generate --out "$work/bench.keys" >/dev/null
+  export CHARAKA_DATA_KEYS_FILE="$work/bench.keys"
+fi
 server_pid=""; pg_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
@@ -30,7 +37,8 @@ start_postgres() {
 }
 
 # start_server DATABASE_URL: the release server on $PORT, per-request logs
-# off, authorization on (AUTH=off turns it off). With auth on, a backend
+# off, authorization on (AUTH=off turns it off), encryption at rest per
+# ENCRYPTION. With auth on, a backend
 # client is registered and its token is in $TOKEN; curl calls pass
 # "${AUTHZ[@]}" and the wrk scripts send it (benches/wrk/common.lua).
 AUTHZ=()

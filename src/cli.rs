@@ -1,5 +1,5 @@
 //! The command line: `charaka [serve]`, `charaka migrate`, `charaka capabilities`,
-//! `charaka import`, `charaka generate`.
+//! `charaka import`, `charaka generate`, `charaka keys` (`keys_cli`).
 //! Every option can also come from an environment variable or the TOML file.
 
 use std::net::SocketAddr;
