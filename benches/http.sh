@@ -6,9 +6,9 @@
 #
 # Environment: DURATION (default 15s), CONNECTIONS (32), THREADS (2),
 # SEEDED (patients written before the reads, default 1000),
-# SQLITE_SYNCHRONOUS (full|normal, default full), SCENARIOS (default
+# PORT (18080), PG_PORT (15432), SQLITE_SYNCHRONOUS (full|normal, default full), SCENARIOS (default
 # "read vread create update"), AUTH (on|off, default on), AUDIT (on|off,
-# default on).
+# default on), ENCRYPTION (on|off, default on).
 # The server runs from target/release with RUST_LOG=warn (no per-request log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +48,6 @@ if [ "$which" = sqlite ] || [ "$which" = both ]; then
   run sqlite "sqlite://$work/bench.db"
 fi
 if [ "$which" = postgres ] || [ "$which" = both ]; then
-  start_postgres 15432
-  run postgres "postgres://postgres@127.0.0.1:15432/charaka"
+  start_postgres "${PG_PORT:-15432}"
+  run postgres "postgres://postgres@127.0.0.1:${PG_PORT:-15432}/charaka"
 fi

@@ -5,6 +5,13 @@ cargo build --release --quiet
 BIN=${CARGO_TARGET_DIR:-target}/release/charaka
 work=$(mktemp -d /tmp/charaka-bench-XXXX)
 chmod 755 "$work"
+# Encryption at rest: ENCRYPTION=on (default) seals bodies with a key file
+# made here; off stores them plain. Every charaka call below sees both.
+export CHARAKA_ENCRYPTION=${ENCRYPTION:-on}
+if [ "$CHARAKA_ENCRYPTION" = on ]; then
+  "$BIN" keys generate --out "$work/bench.keys" >/dev/null
+  export CHARAKA_DATA_KEYS_FILE="$work/bench.keys"
+fi
 server_pid=""; pg_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
@@ -31,7 +38,7 @@ start_postgres() {
 
 # start_server DATABASE_URL: the release server on $PORT, per-request logs
 # off, authorization on (AUTH=off turns it off), audit trail on (AUDIT=off
-# turns it off). Rate limits: RATE_LIMITS=
+# turns it off), encryption at rest per ENCRYPTION. Rate limits: RATE_LIMITS=
 # lifted (default: the limiters run on every request but allow 10^9/s, so
 # the load generator is never refused and their cost is included), off, or
 # default (the shipped limits, which refuse most of a wrk run). With auth on, a backend

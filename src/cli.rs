@@ -1,5 +1,5 @@
 //! The command line: `charaka [serve]`, `charaka migrate`, `charaka capabilities`,
-//! `charaka import`, `charaka generate`.
+//! `charaka import`, `charaka generate`, `charaka keys` (`keys_cli`).
 //! Every option can also come from an environment variable or the TOML file.
 
 use std::net::SocketAddr;
@@ -82,6 +82,12 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         action: crate::audit::cli::AuditCommand,
+    },
+    /// Data keys of encryption at rest: generate, rotate, reencrypt,
+    /// status, remove.
+    Keys {
+        #[command(subcommand)]
+        command: crate::keys_cli::KeysCommand,
     },
 }
 
@@ -206,6 +212,15 @@ pub struct Options {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "CHARAKA_TLS_KEY", global = true)]
     pub tls_key: Option<PathBuf>,
+
+    // --- Encryption at rest ---
+    /// Encryption at rest of stored bodies: on or off [default: on].
+    #[arg(long, env = "CHARAKA_ENCRYPTION", global = true)]
+    pub encryption: Option<String>,
+    /// The data key file [default on SQLite: beside the database; the
+    /// content may instead come from CHARAKA_DATA_KEYS].
+    #[arg(long, env = "CHARAKA_DATA_KEYS_FILE", global = true)]
+    pub data_keys_file: Option<PathBuf>,
 }
 
 impl Options {
@@ -254,6 +269,16 @@ impl Options {
         }
         if let Some(v) = self.tls_key {
             config.tls_key = Some(v);
+        }
+        // Encryption at rest.
+        if let Some(v) = self.encryption {
+            config.encryption = v;
+        }
+        if let Some(v) = self.data_keys_file {
+            config.data_keys_file = Some(v);
+        }
+        if let Ok(v) = std::env::var("CHARAKA_DATA_KEYS") {
+            config.data_keys = Some(crate::config::SecretText(v));
         }
         config.validate()?;
         Ok(config)
@@ -310,6 +335,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(crate::service::terminology_cli::run(config, action))
         }
         Command::Audit { action } => runtime.block_on(crate::audit::cli::run(config, action)),
+        Command::Keys { command } => runtime.block_on(crate::keys_cli::run(config, command)),
         Command::Capabilities => {
             let statement = crate::service::capabilities::capability_statement(&config.base_url());
             println!("{}", serde_json::to_string_pretty(&statement)?);

@@ -95,6 +95,35 @@ pub struct Config {
     /// `["https://app.example.org"]`, or `["*"]` for any. Default: the
     /// origins of registered clients' redirect URIs and the server's own.
     pub cors_allowed_origins: Option<Vec<String>>,
+    // --- Encryption at rest (store/codec.rs, store/keyring.rs) ---
+    /// `on` (default): resource bodies, HL7 v2 messages and token signing
+    /// keys are sealed with AES-256-GCM; `off`: new values are stored plain
+    /// (values already sealed still need their key).
+    pub encryption: String,
+    /// The data key file (`charaka keys generate`). Default on SQLite:
+    /// `<database file>.keys` beside the database, made on first start; on
+    /// PostgreSQL a key file or `CHARAKA_DATA_KEYS` is required.
+    pub data_keys_file: Option<PathBuf>,
+    /// The key file's content, from `CHARAKA_DATA_KEYS` (never from the
+    /// TOML file); wins over `data_keys_file`.
+    #[serde(skip)]
+    pub data_keys: Option<SecretText>,
+    /// Identifier systems (e.g. `urn:oid:2.16.840.1.113883.4.1`) whose token
+    /// index rows hold an HMAC of `system|value` instead of the value.
+    pub blind_index_systems: Vec<String>,
+    /// Seal values still under older keys (or plain) in the background when
+    /// the server starts.
+    pub reencrypt_on_start: bool,
+}
+
+/// Text that must not appear in logs or `Debug` output (key material).
+#[derive(Clone)]
+pub struct SecretText(pub String);
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(***)")
+    }
 }
 
 impl Default for Config {
@@ -134,6 +163,11 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             cors_allowed_origins: None,
+            encryption: "on".to_string(),
+            data_keys_file: None,
+            data_keys: None,
+            blind_index_systems: Vec::new(),
+            reencrypt_on_start: true,
         }
     }
 }
@@ -179,6 +213,11 @@ impl Config {
         self.auth != "off"
     }
 
+    /// Whether new values are sealed.
+    pub fn encryption_enabled(&self) -> bool {
+        self.encryption != "off"
+    }
+
     /// Checks values that the type system cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
@@ -218,6 +257,11 @@ impl Config {
         anyhow::ensure!(
             self.audit_checkpoint_seconds >= 1,
             "audit_checkpoint_seconds must be at least 1"
+        );
+        anyhow::ensure!(
+            matches!(self.encryption.as_str(), "on" | "off"),
+            "encryption must be `on` or `off`, not `{}`",
+            self.encryption
         );
         anyhow::ensure!(self.max_page_size >= 1, "max_page_size must be at least 1");
         anyhow::ensure!(

@@ -14,6 +14,7 @@ pub mod fhirpath;
 pub mod generate;
 pub mod hl7v2;
 pub mod http;
+pub mod keys_cli;
 pub mod search;
 pub mod server;
 pub mod service;

@@ -51,6 +51,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<Arc<App>> {
     }
     let stale = fhir.index_is_stale().await?;
     let fhir = Arc::new(fhir);
+    let reencrypt = config.reencrypt_on_start && fhir.store.reencrypt_due().await?;
     let app = Arc::new(App {
         audit: crate::audit::writer::AuditWriter::start(fhir.clone()),
         fhir,
@@ -71,6 +72,21 @@ pub async fn build_app(config: &Config) -> anyhow::Result<Arc<App>> {
         let app = app.clone();
         tokio::spawn(async move {
             let _ = app.fhir.reindex().await;
+        });
+    }
+    if reencrypt {
+        // Values under older data keys (or plain) are sealed again in small
+        // batches while the server serves; they stay readable meanwhile.
+        let app = app.clone();
+        tokio::spawn(async move {
+            match app.fhir.store.reencrypt(200, None, |_| {}).await {
+                Ok(outcome) => tracing::info!(
+                    rewritten = outcome.rewritten,
+                    finished = outcome.finished,
+                    "re-encryption under the active data key"
+                ),
+                Err(err) => tracing::error!(error = %err, "re-encryption stopped"),
+            }
         });
     }
     Ok(app)

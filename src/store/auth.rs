@@ -2,8 +2,25 @@
 //! clients, signing keys, grants (codes, refresh tokens, launch contexts),
 //! assertion ids, revoked tokens and consents. The rules live in `auth`.
 
+use super::codec::{Aad, Codec};
 use super::db::{Query, Row};
 use super::{Store, StoreError};
+
+/// The first byte of a DER SEQUENCE: a PKCS#8 key stored before keys were
+/// sealed (read as is; `charaka keys reencrypt` seals it).
+const UNSEALED_PKCS8: u8 = 0x30;
+
+/// Opens a stored private key (sealed, or from before sealing).
+pub(crate) fn open_private_key(
+    codec: &Codec,
+    kid: &str,
+    stored: Vec<u8>,
+) -> Result<Vec<u8>, StoreError> {
+    if stored.first() == Some(&UNSEALED_PKCS8) {
+        return Ok(stored);
+    }
+    Ok(codec.decode(stored, &Aad::SigningKey { kid })?.to_vec())
+}
 
 #[derive(Debug, Clone)]
 pub struct UserRow {
@@ -234,7 +251,10 @@ impl Store {
         )
         .text(&k.kid)
         .text(&k.alg)
-        .bytes(k.private_key.clone())
+        .bytes(
+            self.codec
+                .encode(&k.private_key, &Aad::SigningKey { kid: &k.kid }),
+        )
         .text(&k.public_jwk)
         .int(k.created);
         self.write(&q).await?;
@@ -270,10 +290,13 @@ impl Store {
             .await?
             .iter()
             .map(|r| {
+                let kid = r.text(0)?;
+                let private_key =
+                    open_private_key(&self.codec, &kid, r.opt_bytes(2)?.unwrap_or_default())?;
                 Ok(KeyRow {
-                    kid: r.text(0)?,
+                    kid,
                     alg: r.text(1)?,
-                    private_key: r.opt_bytes(2)?.unwrap_or_default(),
+                    private_key,
                     public_jwk: r.text(3)?,
                     created: r.int(4)?,
                     retired: if r.is_null(5)? { None } else { Some(r.int(5)?) },

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::codec;
+use super::codec::{Aad, Codec};
 use super::db::{Conn, Param, SqlBuilder};
 use super::StoreError;
 
@@ -40,6 +40,7 @@ pub struct HistoryEntry {
 
 pub async fn fetch(
     conn: &mut Conn<'_>,
+    codec: &Codec,
     tenant: i64,
     q: &HistoryQuery,
 ) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -88,14 +89,25 @@ pub async fn fetch(
     let rows = conn.fetch_all(&b.build()).await?;
     rows.into_iter()
         .map(|row| {
+            let (rtype, id, version) = (row.text(1)?, row.text(2)?, row.int(3)?);
+            let aad = Aad::Version {
+                tenant,
+                rtype: &rtype,
+                id: &id,
+                version,
+            };
+            let body = row
+                .opt_bytes(6)?
+                .map(|b| codec.decode(b, &aad))
+                .transpose()?;
             Ok(HistoryEntry {
                 seq: row.int(0)?,
-                rtype: row.text(1)?,
-                id: row.text(2)?,
-                version: row.int(3)?,
+                rtype,
+                id,
+                version,
                 last_updated: row.int(4)?,
                 method: row.text(5)?,
-                body: row.opt_bytes(6)?.map(codec::decode).transpose()?,
+                body,
             })
         })
         .collect()

@@ -3,7 +3,7 @@
 //! raw message and the ACK pass through the body codec like resource bodies.
 //! Knows nothing of HL7 itself: the service decides what a row says.
 
-use super::codec;
+use super::codec::{Aad, Codec, MessagePart};
 use super::db::{Conn, Query, Row};
 use super::StoreError;
 
@@ -59,10 +59,42 @@ fn opt_text(row: &Row, i: usize) -> Result<Option<String>, StoreError> {
     }
 }
 
-fn from_row(row: &Row, with_raw: bool) -> Result<StoredMessage, StoreError> {
+/// The associated data of one part of a message row.
+pub fn message_aad<'a>(
+    tenant: i64,
+    sender: &'a str,
+    control_id: Option<&'a str>,
+    received: i64,
+    part: MessagePart,
+) -> Aad<'a> {
+    Aad::Message {
+        tenant,
+        sender,
+        control_id,
+        received,
+        part,
+    }
+}
+
+fn from_row(
+    codec: &Codec,
+    tenant: i64,
+    row: &Row,
+    with_raw: bool,
+) -> Result<StoredMessage, StoreError> {
+    let (sender, control_id, received) = (row.text(1)?, opt_text(row, 2)?, row.int(4)?);
     let raw = if with_raw {
         match row.opt_bytes(10)? {
-            Some(stored) => Some(codec::decode(stored)?.to_vec()),
+            Some(stored) => {
+                let aad = message_aad(
+                    tenant,
+                    &sender,
+                    control_id.as_deref(),
+                    received,
+                    MessagePart::Raw,
+                );
+                Some(codec.decode(stored, &aad)?.to_vec())
+            }
             None => None,
         }
     } else {
@@ -70,10 +102,10 @@ fn from_row(row: &Row, with_raw: bool) -> Result<StoredMessage, StoreError> {
     };
     Ok(StoredMessage {
         id: row.int(0)?,
-        sender: row.text(1)?,
-        control_id: opt_text(row, 2)?,
+        sender,
+        control_id,
         message_type: row.text(3)?,
-        received: row.int(4)?,
+        received,
         status: row.text(5)?,
         ack_code: row.text(6)?,
         error: opt_text(row, 7)?,
@@ -86,12 +118,13 @@ fn from_row(row: &Row, with_raw: bool) -> Result<StoredMessage, StoreError> {
 /// The earlier ACK for `(sender, control_id)`, if that message was seen.
 pub async fn find_prior(
     conn: &mut Conn<'_>,
+    codec: &Codec,
     tenant: i64,
     sender: &str,
     control_id: &str,
 ) -> Result<Option<PriorAck>, StoreError> {
     let q = Query::new(
-        "SELECT id, status, ack FROM hl7v2_messages \
+        "SELECT id, status, ack, received FROM hl7v2_messages \
          WHERE tenant = $1 AND sender = $2 AND control_id = $3",
     )
     .int(tenant)
@@ -100,10 +133,17 @@ pub async fn find_prior(
     match conn.fetch_optional(&q).await? {
         Some(row) => {
             let ack = row.opt_bytes(2)?.unwrap_or_default();
+            let aad = message_aad(
+                tenant,
+                sender,
+                Some(control_id),
+                row.int(3)?,
+                MessagePart::Ack,
+            );
             Ok(Some(PriorAck {
                 id: row.int(0)?,
                 status: row.text(1)?,
-                ack: codec::decode(ack)?.to_vec(),
+                ack: codec.decode(ack, &aad)?.to_vec(),
             }))
         }
         None => Ok(None),
@@ -113,9 +153,11 @@ pub async fn find_prior(
 /// Records a message; returns its id.
 pub async fn insert(
     conn: &mut Conn<'_>,
+    codec: &Codec,
     tenant: i64,
     m: &NewMessage<'_>,
 ) -> Result<i64, StoreError> {
+    let aad = |part| message_aad(tenant, m.sender, m.control_id, m.received, part);
     let mut q = Query::new(
         "INSERT INTO hl7v2_messages (tenant, sender, control_id, message_type, received, \
          status, ack_code, ack, error, resources, raw) \
@@ -129,10 +171,10 @@ pub async fn insert(
         .int(m.received)
         .text(m.status)
         .text(m.ack_code)
-        .bytes(codec::encode(m.ack));
+        .bytes(codec.encode(m.ack, &aad(MessagePart::Ack)));
     q = opt(q, m.error);
     q = opt(q, m.resources);
-    q = q.bytes(codec::encode(m.raw));
+    q = q.bytes(codec.encode(m.raw, &aad(MessagePart::Raw)));
     let row = conn
         .fetch_optional(&q)
         .await?
@@ -152,6 +194,7 @@ fn opt(q: Query, v: Option<&str>) -> Query {
 #[allow(clippy::too_many_arguments)]
 pub async fn update_outcome(
     conn: &mut Conn<'_>,
+    codec: &Codec,
     tenant: i64,
     id: i64,
     status: &str,
@@ -160,13 +203,30 @@ pub async fn update_outcome(
     error: Option<&str>,
     resources: Option<&str>,
 ) -> Result<(), StoreError> {
+    let q = Query::new(
+        "SELECT sender, control_id, received FROM hl7v2_messages WHERE tenant = $1 AND id = $2",
+    )
+    .int(tenant)
+    .int(id);
+    let row = conn
+        .fetch_optional(&q)
+        .await?
+        .ok_or_else(|| StoreError::Database(format!("no HL7 v2 message {id}")))?;
+    let (sender, control_id) = (row.text(0)?, opt_text(&row, 1)?);
+    let aad = message_aad(
+        tenant,
+        &sender,
+        control_id.as_deref(),
+        row.int(2)?,
+        MessagePart::Ack,
+    );
     let mut q = Query::new(
         "UPDATE hl7v2_messages SET status = $1, ack_code = $2, ack = $3, error = $4, \
          resources = $5, attempts = attempts + 1 WHERE tenant = $6 AND id = $7",
     )
     .text(status)
     .text(ack_code)
-    .bytes(codec::encode(ack));
+    .bytes(codec.encode(ack, &aad));
     q = opt(q, error);
     q = opt(q, resources);
     conn.execute(&q.int(tenant).int(id)).await?;
@@ -176,6 +236,7 @@ pub async fn update_outcome(
 /// Messages, newest first, optionally only those with `status`.
 pub async fn list(
     conn: &mut Conn<'_>,
+    codec: &Codec,
     tenant: i64,
     status: Option<&str>,
     limit: i64,
@@ -197,13 +258,14 @@ pub async fn list(
     conn.fetch_all(&q)
         .await?
         .iter()
-        .map(|r| from_row(r, false))
+        .map(|r| from_row(codec, tenant, r, false))
         .collect()
 }
 
 /// One message with its raw bytes.
 pub async fn get(
     conn: &mut Conn<'_>,
+    codec: &Codec,
     tenant: i64,
     id: i64,
 ) -> Result<Option<StoredMessage>, StoreError> {
@@ -214,7 +276,7 @@ pub async fn get(
     .int(id);
     conn.fetch_optional(&q)
         .await?
-        .map(|r| from_row(&r, true))
+        .map(|r| from_row(codec, tenant, &r, true))
         .transpose()
 }
 
@@ -233,7 +295,8 @@ pub async fn erase(
         )
         .int(tenant)
         .text(format!("% {r} %"))
-        .bytes(codec::encode(b""));
+        // An empty plain envelope: nothing left to seal.
+        .bytes(Codec::plain().encode(b"", &message_aad(tenant, "", None, 0, MessagePart::Raw)));
         total += conn.execute(&q).await?;
     }
     Ok(total)

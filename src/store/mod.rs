@@ -13,14 +13,18 @@
 
 pub mod audit;
 pub mod auth;
+mod blind;
 mod cache;
 pub mod codec;
 pub mod db;
+mod encryption;
 mod history;
 pub mod index;
+pub mod keyring;
 pub mod messages;
 mod postgres;
 pub mod query;
+pub mod reencrypt;
 mod resources;
 mod sqlite;
 mod terminology;
@@ -29,10 +33,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use blind::BlindIndex;
 use cache::VersionCache;
+use codec::Codec;
 
 pub use db::Dialect;
 use db::{PooledConn, Tx};
+pub use encryption::default_key_file;
 pub use history::{HistoryEntry, HistoryQuery, HistoryScope};
 pub use index::IndexRows;
 pub use query::{Filter, Hit, Included, SearchQuery};
@@ -101,6 +108,10 @@ enum Backend {
 pub struct Store {
     backend: Backend,
     cache: Option<Arc<VersionCache>>,
+    /// Seals and opens stored bodies (encryption at rest).
+    codec: Codec,
+    /// Keyed hashes of configured identifier systems in the token index.
+    blind: Option<Arc<BlindIndex>>,
 }
 
 /// Current versions cached by default on SQLite, where this process is the
@@ -126,10 +137,23 @@ impl Store {
             Backend::Sqlite { .. } => DEFAULT_SQLITE_CACHE,
             Backend::Postgres { .. } => 0,
         });
-        Ok(Store {
+        let mut store = Store {
             backend,
             cache: VersionCache::new(entries).map(Arc::new),
-        })
+            codec: Codec::plain(),
+            blind: None,
+        };
+        store.codec = encryption::open(&store, config).await?;
+        if !config.blind_index_systems.is_empty() {
+            let ring = store.codec.ring().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "blind_index_systems needs the index_key of a data key file \
+                     (data_keys_file or CHARAKA_DATA_KEYS)"
+                )
+            })?;
+            store.blind = BlindIndex::new(ring, &config.blind_index_systems).map(Arc::new);
+        }
+        Ok(store)
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -174,7 +198,8 @@ impl Store {
             return Ok(Some(hit));
         }
         let mut conn = self.read_conn().await?;
-        let found = resources::read_current(&mut conn.conn(), tenant, rtype, id).await?;
+        let found =
+            resources::read_current(&mut conn.conn(), &self.codec, tenant, rtype, id).await?;
         if let (Some(cache), Some(v)) = (&self.cache, &found) {
             cache.publish(tenant, rtype, id, v.clone());
         }
@@ -190,7 +215,7 @@ impl Store {
         version: i64,
     ) -> Result<Option<StoredVersion>, StoreError> {
         let mut conn = self.read_conn().await?;
-        resources::read_version(&mut conn.conn(), tenant, rtype, id, version).await
+        resources::read_version(&mut conn.conn(), &self.codec, tenant, rtype, id, version).await
     }
 
     /// A page of history, newest first.
@@ -200,17 +225,21 @@ impl Store {
         query: &HistoryQuery,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
         let mut conn = self.read_conn().await?;
-        history::fetch(&mut conn.conn(), tenant, query).await
+        history::fetch(&mut conn.conn(), &self.codec, tenant, query).await
     }
 
     /// One page of a search.
     pub async fn search(&self, tenant: i64, q: &SearchQuery) -> Result<Vec<Hit>, StoreError> {
+        let blinded = self.blind.as_ref().map(|b| b.query(q));
+        let q = blinded.as_ref().unwrap_or(q);
         let mut conn = self.read_conn().await?;
-        query::search(&mut conn.conn(), tenant, q).await
+        query::search(&mut conn.conn(), &self.codec, tenant, q).await
     }
 
     /// How many resources a search matches.
     pub async fn count(&self, tenant: i64, q: &SearchQuery) -> Result<i64, StoreError> {
+        let blinded = self.blind.as_ref().map(|b| b.query(q));
+        let q = blinded.as_ref().unwrap_or(q);
         let mut conn = self.read_conn().await?;
         query::count(&mut conn.conn(), tenant, q).await
     }
@@ -225,7 +254,16 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Included>, StoreError> {
         let mut conn = self.read_conn().await?;
-        query::include(&mut conn.conn(), tenant, rids, pids, types, limit).await
+        query::include(
+            &mut conn.conn(),
+            &self.codec,
+            tenant,
+            rids,
+            pids,
+            types,
+            limit,
+        )
+        .await
     }
 
     /// Resources referring to `targets` through `pids` (`_revinclude`).
@@ -238,7 +276,16 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Included>, StoreError> {
         let mut conn = self.read_conn().await?;
-        query::revinclude(&mut conn.conn(), tenant, targets, source_type, pids, limit).await
+        query::revinclude(
+            &mut conn.conn(),
+            &self.codec,
+            tenant,
+            targets,
+            source_type,
+            pids,
+            limit,
+        )
+        .await
     }
 
     /// The fingerprint of the search parameters the index was built with.
@@ -246,11 +293,26 @@ impl Store {
         let mut conn = self.read_conn().await?;
         let q = db::Query::new("SELECT fingerprint FROM search_index_state WHERE tenant = $1")
             .int(tenant);
-        conn.conn()
+        let stored = conn
+            .conn()
             .fetch_optional(&q)
             .await?
             .map(|r| r.text(0))
-            .transpose()
+            .transpose()?;
+        // The blinded systems are part of what the index reflects: an index
+        // built with other ones reads as another fingerprint.
+        let suffix = self.blind_suffix();
+        Ok(stored.map(|s| match s.strip_suffix(suffix) {
+            Some(base) if !suffix.is_empty() => base.to_string(),
+            _ if !suffix.is_empty() => format!("{s}+unblinded"),
+            _ => s,
+        }))
+    }
+
+    fn blind_suffix(&self) -> &str {
+        self.blind
+            .as_ref()
+            .map_or("", |b| b.fingerprint_suffix.as_str())
     }
 
     /// Records the fingerprint of the search parameters the index now
@@ -266,7 +328,7 @@ impl Store {
              ON CONFLICT (tenant) DO UPDATE SET fingerprint = excluded.fingerprint",
         )
         .int(tenant)
-        .text(fingerprint);
+        .text(format!("{fingerprint}{}", self.blind_suffix()));
         tx.tx.conn().execute(&q).await?;
         tx.commit().await
     }
@@ -303,6 +365,11 @@ impl Store {
         self.write_conn().await?.conn().fetch_optional(q).await
     }
 
+    /// Rows read through the writer connection.
+    pub(crate) async fn write_fetch_all(&self, q: &db::Query) -> Result<Vec<db::Row>, StoreError> {
+        self.write_conn().await?.conn().fetch_all(q).await
+    }
+
     pub(crate) async fn fetch_rows(&self, q: &db::Query) -> Result<Vec<db::Row>, StoreError> {
         self.read_conn().await?.conn().fetch_all(q).await
     }
@@ -325,7 +392,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<messages::StoredMessage>, StoreError> {
         let mut conn = self.read_conn().await?;
-        messages::list(&mut conn.conn(), tenant, status, limit).await
+        messages::list(&mut conn.conn(), &self.codec, tenant, status, limit).await
     }
 
     /// One received HL7 v2 message with its raw bytes.
@@ -335,7 +402,7 @@ impl Store {
         id: i64,
     ) -> Result<Option<messages::StoredMessage>, StoreError> {
         let mut conn = self.read_conn().await?;
-        messages::get(&mut conn.conn(), tenant, id).await
+        messages::get(&mut conn.conn(), &self.codec, tenant, id).await
     }
 
     /// Starts a write transaction. On SQLite this waits for the single writer
@@ -349,6 +416,8 @@ impl Store {
             tx,
             dialect: self.dialect(),
             cache: self.cache.clone(),
+            codec: self.codec.clone(),
+            blind: self.blind.clone(),
             written: Vec::new(),
             touched: Vec::new(),
             erased: Vec::new(),
@@ -407,6 +476,8 @@ pub struct WriteTx {
     tx: Tx,
     dialect: Dialect,
     cache: Option<Arc<VersionCache>>,
+    codec: Codec,
+    blind: Option<Arc<BlindIndex>>,
     /// Versions to publish to the cache once the transaction commits.
     written: Vec<(i64, String, String, StoredVersion)>,
     /// What this transaction wrote, for its audit record.
@@ -460,7 +531,7 @@ impl WriteTx {
         rtype: &str,
         id: &str,
     ) -> Result<Option<StoredVersion>, StoreError> {
-        resources::read_current(&mut self.tx.conn(), tenant, rtype, id).await
+        resources::read_current(&mut self.tx.conn(), &self.codec, tenant, rtype, id).await
     }
 
     /// One version as seen inside this transaction.
@@ -471,7 +542,7 @@ impl WriteTx {
         id: &str,
         version: i64,
     ) -> Result<Option<StoredVersion>, StoreError> {
-        resources::read_version(&mut self.tx.conn(), tenant, rtype, id, version).await
+        resources::read_version(&mut self.tx.conn(), &self.codec, tenant, rtype, id, version).await
     }
 
     /// Which of `ids` exist (live or deleted) as resources of `rtype`.
@@ -524,6 +595,8 @@ impl WriteTx {
         filters: &[Filter],
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
+        let blinded = self.blind.as_ref().map(|b| b.filters(filters));
+        let filters = blinded.as_deref().unwrap_or(filters);
         query::find_ids(&mut self.tx.conn(), tenant, rtype, filters, limit).await
     }
 
@@ -536,8 +609,14 @@ impl WriteTx {
         previous: Option<&CurrentMeta>,
         version: &NewVersion<'_>,
     ) -> Result<bool, StoreError> {
+        let blinded = self.blind.as_ref().and_then(|b| b.rows(version.index));
+        let stored = NewVersion {
+            index: blinded.as_ref().unwrap_or(version.index),
+            ..*version
+        };
         let written =
-            resources::write_version(&mut self.tx.conn(), tenant, previous, version).await?;
+            resources::write_version(&mut self.tx.conn(), &self.codec, tenant, previous, &stored)
+                .await?;
         if written && self.cache.is_some() {
             self.written.push((
                 tenant,
@@ -561,7 +640,15 @@ impl WriteTx {
         after_rid: i64,
         limit: i64,
     ) -> Result<Vec<LiveResource>, StoreError> {
-        resources::live_batch(&mut self.tx.conn(), self.dialect, tenant, after_rid, limit).await
+        resources::live_batch(
+            &mut self.tx.conn(),
+            &self.codec,
+            self.dialect,
+            tenant,
+            after_rid,
+            limit,
+        )
+        .await
     }
 
     /// Replaces a resource's index rows (reindexing).
@@ -571,6 +658,8 @@ impl WriteTx {
         rid: i64,
         rows: &IndexRows,
     ) -> Result<(), StoreError> {
+        let blinded = self.blind.as_ref().and_then(|b| b.rows(rows));
+        let rows = blinded.as_ref().unwrap_or(rows);
         resources::replace_index(&mut self.tx.conn(), rid, tenant, rows).await
     }
 
@@ -582,7 +671,7 @@ impl WriteTx {
         sender: &str,
         control_id: &str,
     ) -> Result<Option<messages::PriorAck>, StoreError> {
-        messages::find_prior(&mut self.tx.conn(), tenant, sender, control_id).await
+        messages::find_prior(&mut self.tx.conn(), &self.codec, tenant, sender, control_id).await
     }
 
     /// Records a received HL7 v2 message with its outcome.
@@ -591,7 +680,7 @@ impl WriteTx {
         tenant: i64,
         message: &messages::NewMessage<'_>,
     ) -> Result<i64, StoreError> {
-        messages::insert(&mut self.tx.conn(), tenant, message).await
+        messages::insert(&mut self.tx.conn(), &self.codec, tenant, message).await
     }
 
     /// Records the outcome of replaying a stored HL7 v2 message.
@@ -608,6 +697,7 @@ impl WriteTx {
     ) -> Result<(), StoreError> {
         messages::update_outcome(
             &mut self.tx.conn(),
+            &self.codec,
             tenant,
             id,
             status,
@@ -654,7 +744,7 @@ impl WriteTx {
         tenant: i64,
         rtype: &str,
     ) -> Result<Vec<(String, bytes::Bytes)>, StoreError> {
-        resources::deleted_last_bodies(&mut self.tx.conn(), tenant, rtype).await
+        resources::deleted_last_bodies(&mut self.tx.conn(), &self.codec, tenant, rtype).await
     }
 
     /// Blanks the raw message and ACK of the HL7 v2 messages that wrote

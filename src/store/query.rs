@@ -9,7 +9,7 @@
 //! created later sort after the existing ones (without `_sort`) and a
 //! resource updated between pages moves at most once.
 
-use super::codec;
+use super::codec::{Aad, Codec};
 use super::db::{Conn, Param, Row, SqlBuilder};
 use super::StoreError;
 
@@ -771,6 +771,7 @@ fn read_sort_value(row: &Row, i: usize, key: &SortKey) -> Result<SortValue, Stor
 /// tell whether another page follows (the caller trims it).
 pub async fn search(
     conn: &mut Conn<'_>,
+    codec: &Codec,
     tenant: i64,
     q: &SearchQuery,
 ) -> Result<Vec<Hit>, StoreError> {
@@ -824,13 +825,23 @@ pub async fn search(
         let body = row
             .opt_bytes(5)?
             .ok_or_else(|| StoreError::Corrupt("a live resource without a body".into()))?;
+        let (rtype, id, version) = (row.text(1)?, row.text(2)?, row.int(3)?);
+        let body = codec.decode(
+            body,
+            &Aad::Version {
+                tenant,
+                rtype: &rtype,
+                id: &id,
+                version,
+            },
+        )?;
         hits.push(Hit {
             rid: row.int(0)?,
-            rtype: row.text(1)?,
-            id: row.text(2)?,
-            version: row.int(3)?,
+            rtype,
+            id,
+            version,
             last_updated: row.int(4)?,
-            body: codec::decode(body)?,
+            body,
             sort_values,
         });
     }
@@ -892,17 +903,27 @@ pub struct Included {
     pub body: bytes::Bytes,
 }
 
-fn included(row: &Row) -> Result<Included, StoreError> {
+fn included(codec: &Codec, tenant: i64, row: &Row) -> Result<Included, StoreError> {
     let body = row
         .opt_bytes(5)?
         .ok_or_else(|| StoreError::Corrupt("a live resource without a body".into()))?;
+    let (rtype, id, version) = (row.text(1)?, row.text(2)?, row.int(3)?);
+    let body = codec.decode(
+        body,
+        &Aad::Version {
+            tenant,
+            rtype: &rtype,
+            id: &id,
+            version,
+        },
+    )?;
     Ok(Included {
         rid: row.int(0)?,
-        rtype: row.text(1)?,
-        id: row.text(2)?,
-        version: row.int(3)?,
+        rtype,
+        id,
+        version,
         last_updated: row.int(4)?,
-        body: codec::decode(body)?,
+        body,
     })
 }
 
@@ -911,6 +932,7 @@ fn included(row: &Row) -> Result<Included, StoreError> {
 /// `types` when given.
 pub async fn include(
     conn: &mut Conn<'_>,
+    codec: &Codec,
     tenant: i64,
     rids: &[i64],
     pids: &[i64],
@@ -939,13 +961,14 @@ pub async fn include(
         ids.join(", ")
     ));
     let rows = conn.fetch_all(&b.build()).await?;
-    rows.iter().map(included).collect()
+    rows.iter().map(|r| included(codec, tenant, r)).collect()
 }
 
 /// `_revinclude`: live resources of `source_type` that refer to the
 /// resources `targets` (type, id) through `pids`.
 pub async fn revinclude(
     conn: &mut Conn<'_>,
+    codec: &Codec,
     tenant: i64,
     targets: &[(String, String)],
     source_type: Option<&str>,
@@ -976,5 +999,5 @@ pub async fn revinclude(
         pairs.join(", ")
     ));
     let rows = conn.fetch_all(&b.build()).await?;
-    rows.iter().map(included).collect()
+    rows.iter().map(|r| included(codec, tenant, r)).collect()
 }

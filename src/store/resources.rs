@@ -1,7 +1,7 @@
 //! SQL for resource versions: current and versioned reads, writing a new
 //! version with its index rows, and matching conditional criteria.
 
-use super::codec;
+use super::codec::{Aad, Codec};
 use super::db::{Conn, Dialect, Param, Query, SqlBuilder};
 use super::index::{self, IndexRows};
 use super::{StoreError, StoredVersion};
@@ -29,12 +29,26 @@ pub struct NewVersion<'a> {
     pub index: &'a IndexRows,
 }
 
-fn decode_body(bytes: Option<Vec<u8>>) -> Result<Option<bytes::Bytes>, StoreError> {
-    bytes.map(codec::decode).transpose()
+fn decode_body(
+    codec: &Codec,
+    bytes: Option<Vec<u8>>,
+    aad: &Aad,
+) -> Result<Option<bytes::Bytes>, StoreError> {
+    bytes.map(|b| codec.decode(b, aad)).transpose()
+}
+
+fn version_aad<'a>(tenant: i64, rtype: &'a str, id: &'a str, version: i64) -> Aad<'a> {
+    Aad::Version {
+        tenant,
+        rtype,
+        id,
+        version,
+    }
 }
 
 pub async fn read_current(
     conn: &mut Conn<'_>,
+    codec: &Codec,
     tenant: i64,
     rtype: &str,
     id: &str,
@@ -50,16 +64,22 @@ pub async fn read_current(
     let Some(row) = conn.fetch_optional(&q).await? else {
         return Ok(None);
     };
+    let version = row.int(0)?;
     Ok(Some(StoredVersion {
-        version: row.int(0)?,
+        version,
         last_updated: row.int(1)?,
         deleted: row.int(2)? != 0,
-        body: decode_body(row.opt_bytes(3)?)?,
+        body: decode_body(
+            codec,
+            row.opt_bytes(3)?,
+            &version_aad(tenant, rtype, id, version),
+        )?,
     }))
 }
 
 pub async fn read_version(
     conn: &mut Conn<'_>,
+    codec: &Codec,
     tenant: i64,
     rtype: &str,
     id: &str,
@@ -81,7 +101,11 @@ pub async fn read_version(
         version: row.int(0)?,
         last_updated: row.int(1)?,
         deleted: row.text(2)? == "DELETE",
-        body: decode_body(row.opt_bytes(3)?)?,
+        body: decode_body(
+            codec,
+            row.opt_bytes(3)?,
+            &version_aad(tenant, rtype, id, version),
+        )?,
     }))
 }
 
@@ -116,12 +140,13 @@ pub async fn current_meta(
 
 pub async fn write_version(
     conn: &mut Conn<'_>,
+    codec: &Codec,
     tenant: i64,
     previous: Option<&CurrentMeta>,
     v: &NewVersion<'_>,
 ) -> Result<bool, StoreError> {
     if matches!(conn, Conn::Sqlite(_)) {
-        return write_version_sqlite(conn, tenant, previous, v).await;
+        return write_version_sqlite(conn, codec, tenant, previous, v).await;
     }
     let deleted = i64::from(v.body.is_none());
     let rid = match previous {
@@ -170,7 +195,7 @@ pub async fn write_version(
         .int(v.last_updated)
         .text(v.method);
     if let Some(body) = v.body {
-        q = q.bytes(codec::encode(body));
+        q = q.bytes(codec.encode(body, &version_aad(tenant, v.rtype, v.id, v.version)));
     }
     conn.execute(&q).await?;
     write_index_pg(conn, rid, tenant, previous.is_some(), v.index).await?;
@@ -241,6 +266,7 @@ pub struct LiveResource {
 /// PostgreSQL so that no writer changes them before their rows are replaced.
 pub async fn live_batch(
     conn: &mut Conn<'_>,
+    codec: &Codec,
     dialect: Dialect,
     tenant: i64,
     after_rid: i64,
@@ -248,12 +274,12 @@ pub async fn live_batch(
 ) -> Result<Vec<LiveResource>, StoreError> {
     let sql = match dialect {
         Dialect::Sqlite => {
-            "SELECT r.rid, r.type, v.body FROM resources r \
+            "SELECT r.rid, r.type, v.body, r.id, r.version FROM resources r \
              JOIN resource_versions v ON v.rid = r.rid AND v.version = r.version \
              WHERE r.tenant = $1 AND r.rid > $2 AND r.deleted = 0 ORDER BY r.rid LIMIT $3"
         }
         Dialect::Postgres => {
-            "SELECT r.rid, r.type, v.body FROM resources r \
+            "SELECT r.rid, r.type, v.body, r.id, r.version FROM resources r \
              JOIN resource_versions v ON v.rid = r.rid AND v.version = r.version \
              WHERE r.tenant = $1 AND r.rid > $2 AND r.deleted = 0 ORDER BY r.rid LIMIT $3 \
              FOR UPDATE OF r"
@@ -263,11 +289,16 @@ pub async fn live_batch(
     let rows = conn.fetch_all(&q).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
-        let body = decode_body(row.opt_bytes(2)?)?
-            .ok_or_else(|| StoreError::Corrupt("a live resource without a body".into()))?;
+        let (rtype, id, version) = (row.text(1)?, row.text(3)?, row.int(4)?);
+        let body = decode_body(
+            codec,
+            row.opt_bytes(2)?,
+            &version_aad(tenant, &rtype, &id, version),
+        )?
+        .ok_or_else(|| StoreError::Corrupt("a live resource without a body".into()))?;
         out.push(LiveResource {
             rid: row.int(0)?,
-            rtype: row.text(1)?,
+            rtype,
             body,
         });
     }
@@ -291,6 +322,7 @@ fn cte(mut b: SqlBuilder, statements: &[String]) -> Query {
 /// transaction.
 async fn write_version_sqlite(
     conn: &mut Conn<'_>,
+    codec: &Codec,
     tenant: i64,
     previous: Option<&CurrentMeta>,
     v: &NewVersion<'_>,
@@ -331,7 +363,9 @@ async fn write_version_sqlite(
     let lu = b.bind(Param::Int(v.last_updated));
     let method = b.bind(Param::Text(v.method.to_string()));
     let body = match v.body {
-        Some(body) => b.bind(Param::Bytes(codec::encode(body))),
+        Some(body) => b.bind(Param::Bytes(
+            codec.encode(body, &version_aad(tenant, v.rtype, v.id, v.version)),
+        )),
         None => "NULL".to_string(),
     };
     b.push(&format!(
@@ -380,11 +414,12 @@ pub async fn purge(
 /// version before the deletion (to find what a deleted resource was about).
 pub async fn deleted_last_bodies(
     conn: &mut Conn<'_>,
+    codec: &Codec,
     tenant: i64,
     rtype: &str,
 ) -> Result<Vec<(String, bytes::Bytes)>, StoreError> {
     let q = Query::new(
-        "SELECT r.id, v.body FROM resources r JOIN resource_versions v ON v.rid = r.rid \
+        "SELECT r.id, v.body, v.version FROM resources r JOIN resource_versions v ON v.rid = r.rid \
          WHERE r.tenant = $1 AND r.type = $2 AND r.deleted = 1 AND v.version = r.version - 1",
     )
     .int(tenant)
@@ -392,7 +427,10 @@ pub async fn deleted_last_bodies(
     let mut out = Vec::new();
     for row in conn.fetch_all(&q).await? {
         if let Some(body) = row.opt_bytes(1)? {
-            out.push((row.text(0)?, codec::decode(body)?));
+            let id = row.text(0)?;
+            let aad = version_aad(tenant, rtype, &id, row.int(2)?);
+            let body = codec.decode(body, &aad)?;
+            out.push((id, body));
         }
     }
     Ok(out)

@@ -439,16 +439,27 @@ async fn checkpoints_expose_a_rewritten_chain(s: &TestServer) {
         .expect("a checkpoint is signed");
     assert_eq!(verify(s).await, vec![]);
 
-    // Someone with database access changes record 2 and recomputes every
-    // hash after it, head included: the chain is consistent again...
+    // Someone with database access (but not the keys) removes record 2 and
+    // its event, renumbers the records after it and recomputes every hash
+    // from there, head included: the chain is consistent again...
     let ids = record_ids(s).await;
-    s.sql(&format!(
-        "UPDATE resource_versions SET body = (SELECT v.body FROM resource_versions v \
-         JOIN resources r ON r.rid = v.rid WHERE r.type = 'AuditEvent' AND r.id = '{}') \
-         WHERE rid = (SELECT rid FROM resources WHERE type = 'AuditEvent' AND id = '{}')",
-        ids[0], ids[1]
-    ))
-    .await;
+    let rid = format!(
+        "(SELECT rid FROM resources WHERE type = 'AuditEvent' AND id = '{}')",
+        ids[1]
+    );
+    let mut sql = String::new();
+    for table in charaka::store::index::TABLES {
+        sql.push_str(&format!("DELETE FROM {table} WHERE rid = {rid};\n"));
+    }
+    sql.push_str(&format!(
+        "DELETE FROM resource_versions WHERE rid = {rid};\n\
+         DELETE FROM resources WHERE type = 'AuditEvent' AND id = '{}';\n\
+         DELETE FROM audit_chain WHERE tenant = 1 AND seq = 2;\n\
+         UPDATE audit_chain SET seq = -(seq - 1) WHERE tenant = 1 AND seq > 2;\n\
+         UPDATE audit_chain SET seq = -seq WHERE tenant = 1 AND seq < 0;\n",
+        ids[1]
+    ));
+    s.sql(&sql).await;
     let store = &s.fhir().store;
     let links = store.audit_chain(1, 0, 10_000).await.unwrap();
     let mut previous = vec![0u8; 32];
@@ -470,7 +481,8 @@ async fn checkpoints_expose_a_rewritten_chain(s: &TestServer) {
         previous = hash;
     }
     sql.push_str(&format!(
-        "UPDATE audit_head SET hash = {} WHERE tenant = 1;",
+        "UPDATE audit_head SET seq = {}, hash = {} WHERE tenant = 1;",
+        links.len(),
         blob(s, &previous)
     ));
     s.sql(&sql).await;

@@ -129,6 +129,13 @@ async fn admin_token(server: &RunningServer, origin: &str, http: &reqwest::Clien
         .to_string()
 }
 
+/// The data keys of the PostgreSQL tests (SQLite tests get a key file made
+/// beside their database on first start, as a fresh installation does).
+pub const TEST_DATA_KEYS: &str = "active = 1\n\
+    index_key = \"FvfKZh-e7C3u5M6V0fCkmFitq4xhZrPPn1FIGT0GIo4\"\n\
+    [keys]\n\
+    1 = \"vz1RFXch44_91WKAlJwQlf6FLWCl7AuVuTAcYaxjQsU\"\n";
+
 impl TestServer {
     /// A server on SQLite; `configure` adjusts the configuration. Rate
     /// limits are off unless `configure` turns them on (one test client
@@ -144,6 +151,16 @@ impl TestServer {
         start(config, Some(dir)).await
     }
 
+    /// A server on the database of an earlier server's configuration
+    /// (changed by `configure`); the caller keeps any directory alive.
+    pub async fn restart_with(
+        mut config: Config,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        configure(&mut config);
+        start(config, None).await
+    }
+
     pub async fn sqlite() -> TestServer {
         Self::sqlite_with(|_| {}).await
     }
@@ -153,11 +170,13 @@ impl TestServer {
     }
 
     /// A server on a fresh PostgreSQL database; rate limits as in
-    /// `sqlite_with`.
+    /// `sqlite_with`; data keys from `TEST_DATA_KEYS` (as `CHARAKA_DATA_KEYS`
+    /// would give them).
     pub async fn postgres_with(configure: impl FnOnce(&mut Config)) -> Option<TestServer> {
         let url = crate::pg::database().await?;
         let mut config = Config {
             database_url: url,
+            data_keys: Some(charaka::config::SecretText(TEST_DATA_KEYS.into())),
             ..Config::default()
         }
         .without_rate_limits();

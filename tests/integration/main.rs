@@ -9,6 +9,7 @@ mod auth;
 mod concurrency;
 mod conditional;
 mod crud;
+mod encryption;
 mod errors;
 mod examples;
 mod formats;
