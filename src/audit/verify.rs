@@ -48,25 +48,12 @@ pub async fn verify(
             let event = format!("AuditEvent/{}", link.event_id);
             let stored = match store.vread(tenant, "AuditEvent", &link.event_id, 1).await {
                 Ok(Some(stored)) => stored,
-                Ok(None) => {
-                    report.problem(
-                        link.seq,
-                        format!(
-                            "record {} ({event}): the event is missing (deleted)",
-                            link.seq
-                        ),
-                    );
-                    previous = link.hash.clone();
-                    continue;
-                }
-                Err(e) => {
-                    report.problem(
-                        link.seq,
-                        format!(
-                            "record {} ({event}): the stored event cannot be read ({e})",
-                            link.seq
-                        ),
-                    );
+                other => {
+                    let why = match other {
+                        Err(e) => format!("the stored event cannot be read ({e})"),
+                        _ => "the event is missing (deleted)".to_string(),
+                    };
+                    report.problem(link.seq, format!("record {} ({event}): {why}", link.seq));
                     previous = link.hash.clone();
                     continue;
                 }

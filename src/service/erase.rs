@@ -53,16 +53,9 @@ impl Fhir {
                 }
                 let mut purged_any = false;
                 for rid in ids {
-                    if let Some(version) = tx.purge(self.tenant, &rtype, &rid).await? {
+                    if self.purge_one(tx, &rtype, &rid, id, &mut erased).await? {
                         purged_any = true;
                         n += 1;
-                        erased.push(format!("{rtype}/{rid}"));
-                        tx.touched.push(Touched {
-                            rtype: rtype.clone(),
-                            id: rid,
-                            version,
-                            patients: vec![id.to_string()],
-                        });
                     }
                 }
                 if !purged_any {
@@ -79,30 +72,16 @@ impl Fhir {
                 if !patients.iter().any(|p| p == id) {
                     continue;
                 }
-                if let Some(version) = tx.purge(self.tenant, &rtype, &rid).await? {
+                if self.purge_one(tx, &rtype, &rid, id, &mut erased).await? {
                     n += 1;
-                    erased.push(format!("{rtype}/{rid}"));
-                    tx.touched.push(Touched {
-                        rtype: rtype.clone(),
-                        id: rid,
-                        version,
-                        patients: vec![id.to_string()],
-                    });
                 }
             }
             if n > 0 {
                 counts.push((rtype, n));
             }
         }
-        if let Some(version) = tx.purge(self.tenant, "Patient", id).await? {
-            erased.push(format!("Patient/{id}"));
+        if self.purge_one(tx, "Patient", id, id, &mut erased).await? {
             counts.push(("Patient".into(), 1));
-            tx.touched.push(Touched {
-                rtype: "Patient".into(),
-                id: id.to_string(),
-                version,
-                patients: vec![id.to_string()],
-            });
         }
         let messages = tx.erase_messages(self.tenant, &erased).await?;
         let mut parameter = vec![json!({"name": "erased", "valueInteger": erased.len()})];
@@ -117,5 +96,28 @@ impl Fhir {
         }
         parameter.push(json!({"name": "hl7v2Messages", "valueInteger": messages}));
         Ok(json!({"resourceType": "Parameters", "parameter": parameter}))
+    }
+
+    /// Purges `rtype/rid`, notes it for the erasure's AuditEvent and in
+    /// `erased`; false when there was nothing to purge.
+    async fn purge_one(
+        &self,
+        tx: &mut WriteTx,
+        rtype: &str,
+        rid: &str,
+        patient: &str,
+        erased: &mut Vec<String>,
+    ) -> FhirResult<bool> {
+        let Some(version) = tx.purge(self.tenant, rtype, rid).await? else {
+            return Ok(false);
+        };
+        erased.push(format!("{rtype}/{rid}"));
+        tx.touched.push(Touched {
+            rtype: rtype.to_string(),
+            id: rid.to_string(),
+            version,
+            patients: vec![patient.to_string()],
+        });
+        Ok(true)
     }
 }
