@@ -27,25 +27,40 @@ impl Fhir {
     /// Stores a prepared AuditEvent and appends it to the chain; returns
     /// its id.
     pub async fn append_audit(&self, tx: &mut WriteTx, event: &Prepared) -> FhirResult<String> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let written = self
-            .write_resource(tx, "AuditEvent", &id, None, event, "POST")
-            .await?;
-        let body = written.body.unwrap_or_default();
-        let (seq, previous) = tx.lock_audit_head(self.tenant).await?;
-        let seq = seq + 1;
-        let hash = link_hash(&previous, seq, &id, &body);
-        tx.append_audit(
-            self.tenant,
-            &ChainRow {
+        let mut ids = self.append_audits(tx, &[event]).await?;
+        Ok(ids.pop().unwrap_or_default())
+    }
+
+    /// Stores prepared AuditEvents and appends them to the chain in order,
+    /// locking the chain's head once; returns their ids.
+    pub async fn append_audits(
+        &self,
+        tx: &mut WriteTx,
+        events: &[&Prepared],
+    ) -> FhirResult<Vec<String>> {
+        let mut stored = Vec::with_capacity(events.len());
+        for event in events {
+            let id = uuid::Uuid::new_v4().to_string();
+            let written = self
+                .write_resource(tx, "AuditEvent", &id, None, event, "POST")
+                .await?;
+            stored.push((id, written.last_updated, written.body.unwrap_or_default()));
+        }
+        let (mut seq, mut previous) = tx.lock_audit_head(self.tenant).await?;
+        let mut links = Vec::with_capacity(stored.len());
+        for (event_id, recorded, body) in stored {
+            seq += 1;
+            let hash = link_hash(&previous, seq, &event_id, &body);
+            previous.clone_from(&hash);
+            links.push(ChainRow {
                 seq,
-                event_id: id.clone(),
-                recorded: written.last_updated,
+                event_id,
+                recorded,
                 hash,
-            },
-        )
-        .await?;
-        Ok(id)
+            });
+        }
+        tx.append_audit(self.tenant, &links).await?;
+        Ok(links.into_iter().map(|l| l.event_id).collect())
     }
 
     /// Records the current request's writes in `tx` (the transaction that
@@ -129,13 +144,7 @@ impl Fhir {
         let mut attempt = 0;
         loop {
             let mut tx = self.store.begin().await?;
-            let mut result = Ok(());
-            for e in events {
-                if let Err(err) = self.append_audit(&mut tx, e).await {
-                    result = Err(err);
-                    break;
-                }
-            }
+            let result = self.append_audits(&mut tx, events).await.map(|_| ());
             // `finish` would record these writes again: commit directly.
             attempt += 1;
             let err = match result {

@@ -3,7 +3,7 @@
 //! resources; this module only keeps their order and hashes. What a hash
 //! covers is the service's business (`crate::audit::chain`).
 
-use super::db::{Conn, Query, Row};
+use super::db::{Conn, Param, Query, Row, SqlBuilder};
 use super::StoreError;
 
 /// One link of the chain.
@@ -37,6 +37,16 @@ fn chain_row(row: &Row) -> Result<ChainRow, StoreError> {
 /// bytes for an empty chain), locked until the transaction ends so that
 /// appenders take turns.
 pub async fn lock_head(conn: &mut Conn<'_>, tenant: i64) -> Result<(i64, Vec<u8>), StoreError> {
+    let sql = if matches!(conn, Conn::Sqlite(_)) {
+        "SELECT seq, hash FROM audit_head WHERE tenant = $1"
+    } else {
+        "SELECT seq, hash FROM audit_head WHERE tenant = $1 FOR UPDATE"
+    };
+    if let Some(row) = conn.fetch_optional(&Query::new(sql).int(tenant)).await? {
+        return Ok((row.int(0)?, row.opt_bytes(1)?.unwrap_or_default()));
+    }
+    // The tenant's first record: make its head (a concurrent first
+    // appender may have made it already), then lock it.
     let seed = Query::new(
         "INSERT INTO audit_head (tenant, seq, hash) VALUES ($1, 0, $2) \
          ON CONFLICT (tenant) DO NOTHING",
@@ -44,11 +54,6 @@ pub async fn lock_head(conn: &mut Conn<'_>, tenant: i64) -> Result<(i64, Vec<u8>
     .int(tenant)
     .bytes(vec![0; 32]);
     conn.execute(&seed).await?;
-    let sql = if matches!(conn, Conn::Sqlite(_)) {
-        "SELECT seq, hash FROM audit_head WHERE tenant = $1"
-    } else {
-        "SELECT seq, hash FROM audit_head WHERE tenant = $1 FOR UPDATE"
-    };
     let row = conn
         .fetch_optional(&Query::new(sql).int(tenant))
         .await?
@@ -56,22 +61,42 @@ pub async fn lock_head(conn: &mut Conn<'_>, tenant: i64) -> Result<(i64, Vec<u8>
     Ok((row.int(0)?, row.opt_bytes(1)?.unwrap_or_default()))
 }
 
-/// Appends a link and moves the head to it (the head must be locked).
-pub async fn append(conn: &mut Conn<'_>, tenant: i64, link: &ChainRow) -> Result<(), StoreError> {
-    let insert = Query::new(
-        "INSERT INTO audit_chain (tenant, seq, event_id, recorded, hash) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .int(tenant)
-    .int(link.seq)
-    .text(link.event_id.clone())
-    .int(link.recorded)
-    .bytes(link.hash.clone());
-    conn.execute(&insert).await?;
+/// Links appended per INSERT statement at most.
+const LINKS_PER_INSERT: usize = 200;
+
+/// Appends links (in order, following the locked head) and moves the head
+/// to the last one.
+pub async fn append(
+    conn: &mut Conn<'_>,
+    tenant: i64,
+    links: &[ChainRow],
+) -> Result<(), StoreError> {
+    let Some(last) = links.last() else {
+        return Ok(());
+    };
+    for chunk in links.chunks(LINKS_PER_INSERT) {
+        let mut b = SqlBuilder::new(
+            "INSERT INTO audit_chain (tenant, seq, event_id, recorded, hash) VALUES ",
+        );
+        for (n, link) in chunk.iter().enumerate() {
+            let values = [
+                b.bind(Param::Int(tenant)),
+                b.bind(Param::Int(link.seq)),
+                b.bind(Param::Text(link.event_id.clone())),
+                b.bind(Param::Int(link.recorded)),
+                b.bind(Param::Bytes(link.hash.clone())),
+            ];
+            if n > 0 {
+                b.push(", ");
+            }
+            b.push(&format!("({})", values.join(", ")));
+        }
+        conn.execute(&b.build()).await?;
+    }
     let head = Query::new("UPDATE audit_head SET seq = $2, hash = $3 WHERE tenant = $1")
         .int(tenant)
-        .int(link.seq)
-        .bytes(link.hash.clone());
+        .int(last.seq)
+        .bytes(last.hash.clone());
     conn.execute(&head).await?;
     Ok(())
 }

@@ -492,13 +492,13 @@ impl WriteTx {
         audit::lock_head(&mut self.tx.conn(), tenant).await
     }
 
-    /// Appends a link to the (locked) audit chain.
+    /// Appends links to the (locked) audit chain, in order.
     pub async fn append_audit(
         &mut self,
         tenant: i64,
-        link: &audit::ChainRow,
+        links: &[audit::ChainRow],
     ) -> Result<(), StoreError> {
-        audit::append(&mut self.tx.conn(), tenant, link).await
+        audit::append(&mut self.tx.conn(), tenant, links).await
     }
 
     /// Serialises transactions that evaluate the same conditional criteria,
