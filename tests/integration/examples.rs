@@ -675,5 +675,8 @@ async fn round_trip(s: &TestServer, db: &str, dir: &Path, limit: usize) {
             failures.len()
         );
     }
-    assert_eq!(accepted + rejected + too_large.len(), files);
+    assert_eq!(
+        accepted + rejected + server_written + too_large.len(),
+        files
+    );
 }
