@@ -822,19 +822,7 @@ pub async fn search(
         for (i, key) in q.sort.iter().enumerate() {
             sort_values.push(read_sort_value(row, 6 + i, key)?);
         }
-        let body = row
-            .opt_bytes(5)?
-            .ok_or_else(|| StoreError::Corrupt("a live resource without a body".into()))?;
-        let (rtype, id, version) = (row.text(1)?, row.text(2)?, row.int(3)?);
-        let body = codec.decode(
-            body,
-            &Aad::Version {
-                tenant,
-                rtype: &rtype,
-                id: &id,
-                version,
-            },
-        )?;
+        let (rtype, id, version, body) = live_row(codec, tenant, row)?;
         hits.push(Hit {
             rid: row.int(0)?,
             rtype,
@@ -903,20 +891,29 @@ pub struct Included {
     pub body: bytes::Bytes,
 }
 
-fn included(codec: &Codec, tenant: i64, row: &Row) -> Result<Included, StoreError> {
+/// Type, id, version and decoded body of a live resource row (columns 1-3
+/// and 5, as search and include queries select them).
+fn live_row(
+    codec: &Codec,
+    tenant: i64,
+    row: &Row,
+) -> Result<(String, String, i64, bytes::Bytes), StoreError> {
     let body = row
         .opt_bytes(5)?
         .ok_or_else(|| StoreError::Corrupt("a live resource without a body".into()))?;
     let (rtype, id, version) = (row.text(1)?, row.text(2)?, row.int(3)?);
-    let body = codec.decode(
-        body,
-        &Aad::Version {
-            tenant,
-            rtype: &rtype,
-            id: &id,
-            version,
-        },
-    )?;
+    let aad = Aad::Version {
+        tenant,
+        rtype: &rtype,
+        id: &id,
+        version,
+    };
+    let body = codec.decode(body, &aad)?;
+    Ok((rtype, id, version, body))
+}
+
+fn included(codec: &Codec, tenant: i64, row: &Row) -> Result<Included, StoreError> {
+    let (rtype, id, version, body) = live_row(codec, tenant, row)?;
     Ok(Included {
         rid: row.int(0)?,
         rtype,
