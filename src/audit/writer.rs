@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{FhirError, FhirResult};
-use crate::service::prepared::Prepared;
+use crate::service::audit::AuditRecord;
 use crate::service::Fhir;
 
 /// Records per group commit at most.
@@ -20,7 +20,7 @@ const GROUP: usize = 512;
 const QUEUE: usize = 8192;
 
 struct Job {
-    event: Prepared,
+    event: AuditRecord,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -86,7 +86,7 @@ async fn run(fhir: Arc<Fhir>, mut receiver: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let events: Vec<&Prepared> = batch.iter().map(|j| &j.event).collect();
+        let events: Vec<&AuditRecord> = batch.iter().map(|j| &j.event).collect();
         let result = fhir
             .append_audit_batch(&events)
             .await

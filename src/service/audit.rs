@@ -6,61 +6,79 @@
 
 use serde_json::Value;
 
-use super::prepared::Prepared;
 use super::Fhir;
 use crate::audit::chain::link_hash;
 use crate::audit::event::{self, Interaction, RestFacts};
 use crate::error::{FhirError, FhirResult};
 use crate::store::audit::ChainRow;
-use crate::store::WriteTx;
+use crate::store::{IndexRows, NewVersion, WriteTx};
+
+/// An AuditEvent ready to append: its id and stamped body (made where the
+/// event happened, so the audit writer's one task only writes SQL) and its
+/// index rows.
+pub struct AuditRecord {
+    pub id: String,
+    pub last_updated: i64,
+    pub body: Vec<u8>,
+    pub index: IndexRows,
+}
 
 impl Fhir {
-    /// Validates an AuditEvent and extracts its index rows (outside any
-    /// transaction).
-    pub fn prepare_audit(&self, event: Value) -> FhirResult<Prepared> {
+    /// Validates an AuditEvent, extracts its index rows and stamps its id
+    /// and meta (outside any transaction).
+    pub fn prepare_audit(&self, event: Value) -> FhirResult<AuditRecord> {
         let Value::Object(map) = event else {
             return Err(FhirError::internal("an AuditEvent must be a JSON object"));
         };
-        self.prepare_write("AuditEvent", map)
+        let prepared = self.prepare_write("AuditEvent", map)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let last_updated = super::next_timestamp(None);
+        let body = crate::fhir::meta::stamp(prepared.resource, &id, 1, last_updated);
+        Ok(AuditRecord {
+            id,
+            last_updated,
+            body,
+            index: prepared.index,
+        })
     }
 
-    /// Stores a prepared AuditEvent and appends it to the chain; returns
-    /// its id.
-    pub async fn append_audit(&self, tx: &mut WriteTx, event: &Prepared) -> FhirResult<String> {
-        let mut ids = self.append_audits(tx, &[event]).await?;
-        Ok(ids.pop().unwrap_or_default())
+    /// Stores a prepared AuditEvent and appends it to the chain.
+    pub async fn append_audit(&self, tx: &mut WriteTx, event: &AuditRecord) -> FhirResult<()> {
+        self.append_audits(tx, &[event]).await
     }
 
-    /// Stores prepared AuditEvents and appends them to the chain in order,
-    /// locking the chain's head once; returns their ids.
-    pub async fn append_audits(
-        &self,
-        tx: &mut WriteTx,
-        events: &[&Prepared],
-    ) -> FhirResult<Vec<String>> {
-        let mut stored = Vec::with_capacity(events.len());
-        for event in events {
-            let id = uuid::Uuid::new_v4().to_string();
-            let written = self
-                .write_resource(tx, "AuditEvent", &id, None, event, "POST")
-                .await?;
-            stored.push((id, written.last_updated, written.body.unwrap_or_default()));
-        }
+    /// Stores prepared AuditEvents (in a few statements, whatever their
+    /// number) and appends them to the chain in order, locking the chain's
+    /// head once.
+    pub async fn append_audits(&self, tx: &mut WriteTx, events: &[&AuditRecord]) -> FhirResult<()> {
+        let versions: Vec<NewVersion<'_>> = events
+            .iter()
+            .map(|event| NewVersion {
+                rtype: "AuditEvent",
+                id: &event.id,
+                version: 1,
+                last_updated: event.last_updated,
+                method: "POST",
+                body: Some(&event.body),
+                index: &event.index,
+            })
+            .collect();
+        tx.insert_new_versions(self.tenant, &versions).await?;
         let (mut seq, mut previous) = tx.lock_audit_head(self.tenant).await?;
-        let mut links = Vec::with_capacity(stored.len());
-        for (event_id, recorded, body) in stored {
+        let mut links = Vec::with_capacity(events.len());
+        for event in events {
             seq += 1;
-            let hash = link_hash(&previous, seq, &event_id, &body);
+            let hash = link_hash(&previous, seq, &event.id, &event.body);
             previous.clone_from(&hash);
             links.push(ChainRow {
                 seq,
-                event_id,
-                recorded,
+                event_id: event.id.clone(),
+                recorded: event.last_updated,
                 hash,
             });
         }
         tx.append_audit(self.tenant, &links).await?;
-        Ok(links.into_iter().map(|l| l.event_id).collect())
+        Ok(())
     }
 
     /// Records the current request's writes in `tx` (the transaction that
@@ -140,11 +158,11 @@ impl Fhir {
 
     /// Stores a batch of prepared AuditEvents in one transaction (the audit
     /// writer's group commit), retrying when the database is busy.
-    pub async fn append_audit_batch(&self, events: &[&Prepared]) -> FhirResult<()> {
+    pub async fn append_audit_batch(&self, events: &[&AuditRecord]) -> FhirResult<()> {
         let mut attempt = 0;
         loop {
             let mut tx = self.store.begin().await?;
-            let result = self.append_audits(&mut tx, events).await.map(|_| ());
+            let result = self.append_audits(&mut tx, events).await;
             // `finish` would record these writes again: commit directly.
             attempt += 1;
             let err = match result {

@@ -211,10 +211,10 @@ fn finite(v: f64) -> f64 {
     v.clamp(f64::MIN, f64::MAX)
 }
 
-/// Each table's rows as one JSON array of arrays, in `TABLES` order.
-fn json_rows(rows: &IndexRows) -> [String; 7] {
-    fn arr<T>(rows: &[T], f: impl Fn(&T) -> Value) -> String {
-        Value::Array(rows.iter().map(f).collect()).to_string()
+/// Each table's rows as JSON arrays of column values, in `TABLES` order.
+fn row_values(rows: &IndexRows) -> [Vec<Value>; 7] {
+    fn arr<T>(rows: &[T], f: impl Fn(&T) -> Value) -> Vec<Value> {
+        rows.iter().map(f).collect()
     }
     [
         arr(&rows.strings, |r| json!([r.pid, r.grp, r.norm, r.exact])),
@@ -265,37 +265,81 @@ pub fn inserts(
     rows: &IndexRows,
 ) -> Vec<String> {
     let tenant = b.bind(Param::Int(tenant));
-    let data = json_rows(rows);
-    let mut statements = Vec::with_capacity(TABLES.len());
-    for (i, table) in TABLES.iter().enumerate() {
-        let json = b.bind(Param::Text(data[i].clone()));
-        let names: Vec<&str> = COLUMNS[i].iter().map(|(n, _)| *n).collect();
-        let values: Vec<String> = COLUMNS[i]
-            .iter()
-            .enumerate()
-            .map(|(n, (_, kind))| match dialect {
-                Dialect::Sqlite => format!("j.value ->> {n}"),
-                Dialect::Postgres => match kind {
-                    Kind::Int => format!("(j ->> {n})::bigint"),
-                    Kind::Float => format!("(j ->> {n})::float8"),
-                    Kind::Text => format!("(j ->> {n})"),
-                },
-            })
-            .collect();
-        let source = match dialect {
-            Dialect::Sqlite => format!("json_each({json}) j"),
-            Dialect::Postgres => format!("jsonb_array_elements({json}::jsonb) j"),
-        };
-        // SQLite's tables are keyed on every column; a repeated row is one.
-        let insert = match dialect {
-            Dialect::Sqlite => "INSERT OR IGNORE",
-            Dialect::Postgres => "INSERT",
-        };
-        statements.push(format!(
-            "{insert} INTO {table} (rid, tenant, {}) SELECT {rid}, {tenant}, {} FROM {source}",
-            names.join(", "),
-            values.join(", ")
-        ));
+    row_values(rows)
+        .into_iter()
+        .enumerate()
+        .map(|(i, rows)| {
+            let json = b.bind(Param::Text(Value::Array(rows).to_string()));
+            insert_sql(dialect, i, Some(rid), &tenant, &json)
+        })
+        .collect()
+}
+
+/// The index rows of several resources (each with its `rid`), one INSERT
+/// per table that has rows: each element of a table's bound JSON array is
+/// `[rid, columns...]`.
+pub fn inserts_many(
+    b: &mut SqlBuilder,
+    dialect: Dialect,
+    tenant: i64,
+    resources: &[(i64, &IndexRows)],
+) -> Vec<String> {
+    let mut data: [Vec<Value>; 7] = Default::default();
+    for (rid, rows) in resources {
+        for (i, table) in row_values(rows).into_iter().enumerate() {
+            data[i].extend(table.into_iter().map(|mut row| {
+                if let Value::Array(cols) = &mut row {
+                    cols.insert(0, json!(rid));
+                }
+                row
+            }));
+        }
     }
-    statements
+    let tenant = b.bind(Param::Int(tenant));
+    data.into_iter()
+        .enumerate()
+        .filter(|(_, rows)| !rows.is_empty())
+        .map(|(i, rows)| {
+            let json = b.bind(Param::Text(Value::Array(rows).to_string()));
+            insert_sql(dialect, i, None, &tenant, &json)
+        })
+        .collect()
+}
+
+/// The INSERT of table `TABLES[i]` from the JSON array `json`; `rid` is an
+/// SQL expression, or None when each element carries its rid first.
+fn insert_sql(dialect: Dialect, i: usize, rid: Option<&str>, tenant: &str, json: &str) -> String {
+    let column = |n: usize, kind: Kind| match dialect {
+        Dialect::Sqlite => format!("j.value ->> {n}"),
+        Dialect::Postgres => match kind {
+            Kind::Int => format!("(j ->> {n})::bigint"),
+            Kind::Float => format!("(j ->> {n})::float8"),
+            Kind::Text => format!("(j ->> {n})"),
+        },
+    };
+    let (rid, first) = match rid {
+        Some(rid) => (rid.to_string(), 0),
+        None => (column(0, Kind::Int), 1),
+    };
+    let names: Vec<&str> = COLUMNS[i].iter().map(|(n, _)| *n).collect();
+    let values: Vec<String> = COLUMNS[i]
+        .iter()
+        .enumerate()
+        .map(|(n, (_, kind))| column(first + n, *kind))
+        .collect();
+    let source = match dialect {
+        Dialect::Sqlite => format!("json_each({json}) j"),
+        Dialect::Postgres => format!("jsonb_array_elements({json}::jsonb) j"),
+    };
+    // SQLite's tables are keyed on every column; a repeated row is one.
+    let insert = match dialect {
+        Dialect::Sqlite => "INSERT OR IGNORE",
+        Dialect::Postgres => "INSERT",
+    };
+    format!(
+        "{insert} INTO {} (rid, tenant, {}) SELECT {rid}, {tenant}, {} FROM {source}",
+        TABLES[i],
+        names.join(", "),
+        values.join(", ")
+    )
 }

@@ -633,6 +633,30 @@ impl WriteTx {
         Ok(written)
     }
 
+    /// Writes the first versions of new resources in a few statements
+    /// (`resources::insert_new_versions`). They are not published to the
+    /// version cache: this path is for AuditEvents, which are written often
+    /// and read seldom, and would push the resources clients read out of it.
+    pub async fn insert_new_versions(
+        &mut self,
+        tenant: i64,
+        versions: &[NewVersion<'_>],
+    ) -> Result<(), StoreError> {
+        let blinded: Vec<Option<IndexRows>> = versions
+            .iter()
+            .map(|v| self.blind.as_ref().and_then(|b| b.rows(v.index)))
+            .collect();
+        let stored: Vec<NewVersion<'_>> = versions
+            .iter()
+            .zip(&blinded)
+            .map(|(v, blind)| NewVersion {
+                index: blind.as_ref().unwrap_or(v.index),
+                ..*v
+            })
+            .collect();
+        resources::insert_new_versions(&mut self.tx.conn(), &self.codec, tenant, &stored).await
+    }
+
     /// Live resources after `after_rid` (reindexing), locked until commit.
     pub async fn live_batch(
         &mut self,

@@ -202,6 +202,104 @@ pub async fn write_version(
     Ok(true)
 }
 
+/// Versions per multi-row INSERT into `resource_versions` (7 parameters
+/// each, well inside both databases' limits).
+const VERSIONS_PER_INSERT: usize = 400;
+
+/// Writes the first versions of resources that do not exist yet, all in a
+/// few statements whatever their number: one INSERT into `resources` (its
+/// `RETURNING` gives each row's rid), multi-row INSERTs into
+/// `resource_versions`, and one INSERT per index table. For records that
+/// arrive in groups (AuditEvents); a resource that exists already fails the
+/// whole statement.
+pub async fn insert_new_versions(
+    conn: &mut Conn<'_>,
+    codec: &Codec,
+    tenant: i64,
+    versions: &[NewVersion<'_>],
+) -> Result<(), StoreError> {
+    if versions.is_empty() {
+        return Ok(());
+    }
+    let dialect = if matches!(conn, Conn::Sqlite(_)) {
+        Dialect::Sqlite
+    } else {
+        Dialect::Postgres
+    };
+    let listed: Vec<serde_json::Value> = versions
+        .iter()
+        .map(|v| serde_json::json!([v.rtype, v.id, v.version, v.last_updated]))
+        .collect();
+    let mut b = SqlBuilder::new("");
+    let t = b.bind(Param::Int(tenant));
+    let json = b.bind(Param::Text(serde_json::Value::Array(listed).to_string()));
+    b.push(&match dialect {
+        Dialect::Sqlite => format!(
+            "INSERT INTO resources (tenant, type, id, version, deleted, last_updated) \
+             SELECT {t}, j.value ->> 0, j.value ->> 1, j.value ->> 2, 0, j.value ->> 3 \
+             FROM json_each({json}) j RETURNING rid, type, id"
+        ),
+        Dialect::Postgres => format!(
+            "INSERT INTO resources (tenant, type, id, version, deleted, last_updated) \
+             SELECT {t}, j ->> 0, j ->> 1, (j ->> 2)::bigint, 0, (j ->> 3)::bigint \
+             FROM jsonb_array_elements({json}::jsonb) j RETURNING rid, type, id"
+        ),
+    });
+    let mut rids = std::collections::HashMap::with_capacity(versions.len());
+    for row in conn.fetch_all(&b.build()).await? {
+        rids.insert((row.text(1)?, row.text(2)?), row.int(0)?);
+    }
+    let rid_of = |v: &NewVersion<'_>| {
+        rids.get(&(v.rtype.to_string(), v.id.to_string()))
+            .copied()
+            .ok_or_else(|| StoreError::Database(format!("no rid returned for {}", v.id)))
+    };
+    for chunk in versions.chunks(VERSIONS_PER_INSERT) {
+        let mut b = SqlBuilder::new(
+            "INSERT INTO resource_versions (rid, tenant, type, version, last_updated, method, body) VALUES ",
+        );
+        for (n, v) in chunk.iter().enumerate() {
+            let body = v
+                .body
+                .map(|body| codec.encode(body, &version_aad(tenant, v.rtype, v.id, v.version)));
+            let values = [
+                b.bind(Param::Int(rid_of(v)?)),
+                b.bind(Param::Int(tenant)),
+                b.bind(Param::Text(v.rtype.to_string())),
+                b.bind(Param::Int(v.version)),
+                b.bind(Param::Int(v.last_updated)),
+                b.bind(Param::Text(v.method.to_string())),
+                body.map_or_else(|| "NULL".to_string(), |body| b.bind(Param::Bytes(body))),
+            ];
+            if n > 0 {
+                b.push(", ");
+            }
+            b.push(&format!("({})", values.join(", ")));
+        }
+        conn.execute(&b.build()).await?;
+    }
+    let indexed: Vec<(i64, &IndexRows)> = versions
+        .iter()
+        .map(|v| Ok((rid_of(v)?, v.index)))
+        .collect::<Result<_, StoreError>>()?;
+    let mut b = SqlBuilder::new("");
+    let statements = index::inserts_many(&mut b, dialect, tenant, &indexed);
+    if statements.is_empty() {
+        return Ok(());
+    }
+    let q = match dialect {
+        Dialect::Sqlite => {
+            for statement in &statements {
+                b.push(statement).push("; ");
+            }
+            b.build()
+        }
+        Dialect::Postgres => cte(b, &statements),
+    };
+    conn.execute(&q).await?;
+    Ok(())
+}
+
 /// PostgreSQL: the old rows go and the new rows come in one statement
 /// (data-modifying CTEs see the same snapshot, so the deletes cannot touch
 /// the new rows), split only when a resource has very many rows.
