@@ -95,6 +95,10 @@ pub struct Config {
     /// `["https://app.example.org"]`, or `["*"]` for any. Default: the
     /// origins of registered clients' redirect URIs and the server's own.
     pub cors_allowed_origins: Option<Vec<String>>,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` is
+    /// believed: the client address for rate limits, sign-in limits and
+    /// the audit trail is then the right-most untrusted hop. Default: none.
+    pub trusted_proxies: Vec<String>,
     // --- Encryption at rest (store/codec.rs, store/keyring.rs) ---
     /// `on` (default): resource bodies, HL7 v2 messages and token signing
     /// keys are sealed with AES-256-GCM; `off`: new values are stored plain
@@ -163,6 +167,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             cors_allowed_origins: None,
+            trusted_proxies: Vec::new(),
             encryption: "on".to_string(),
             data_keys_file: None,
             data_keys: None,
@@ -285,6 +290,7 @@ impl Config {
             self.rate_limit_auth_window_secs >= 1,
             "rate_limit_auth_window_secs must be at least 1"
         );
+        crate::http::client_addr::parse_trusted(&self.trusted_proxies)?;
         if let Some(origins) = &self.cors_allowed_origins {
             for origin in origins {
                 anyhow::ensure!(

@@ -30,6 +30,8 @@ pub struct Guard {
     /// Send `Strict-Transport-Security` (the server speaks TLS).
     pub hsts: bool,
     pub cors: Arc<CorsOrigins>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (`client_addr`).
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 impl Guard {
@@ -40,6 +42,10 @@ impl Guard {
                 .then(|| Duration::from_millis(config.request_timeout_ms)),
             hsts: config.tls_enabled(),
             cors: Arc::new(CorsOrigins::new(config)),
+            // Checked by `Config::validate`.
+            trusted_proxies: Arc::new(
+                super::client_addr::parse_trusted(&config.trusted_proxies).unwrap_or_default(),
+            ),
         }
     }
 

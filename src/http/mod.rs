@@ -9,6 +9,7 @@
 
 mod audit;
 mod auth;
+pub mod client_addr;
 pub mod guard;
 mod handlers;
 mod health;
@@ -184,4 +185,9 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
             guard::security_headers,
         ))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        // First of all: the client's address behind trusted proxies.
+        .layer(axum::middleware::from_fn_with_state(
+            guard.trusted_proxies.clone(),
+            client_addr::resolve,
+        ))
 }

@@ -174,7 +174,9 @@ impl Fhir {
                 "{rtype}/{id} was created concurrently"
             )));
         }
-        if rtype != "AuditEvent" {
+        // What was written, for the audit record (nothing to note when the
+        // audit trail is off).
+        if self.audit && rtype != "AuditEvent" {
             let mut patients = super::authz::patients_in_rows(rtype, &prepared.index);
             if rtype == "Patient" {
                 patients.push(id.to_string());

@@ -1,6 +1,7 @@
 //! Abuse resistance: rate limits (headers, 429, recovery, per-client
 //! isolation, the authorization failure limit), request limits (chain
-//! depth, include fan-out, `_count`), security headers, CORS and TLS.
+//! depth, include fan-out, `_count`), trusted proxies, security headers,
+//! CORS and TLS.
 //! Rate limits live in the HTTP layer, so their tests run on SQLite; the
 //! search limits run on both databases.
 
@@ -109,6 +110,62 @@ async fn address_limit_applies_to_every_route() {
     })
     .await;
     assert_throttled(&refused);
+    s.stop().await;
+}
+
+/// Behind a trusted proxy each forwarded client has its own address limit
+/// and is named in the audit trail; an untrusted peer's header is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxies_forward_the_client_address() {
+    let s = TestServer::sqlite_with(|c| {
+        c.rate_limit_ip_per_second = 1;
+        c.rate_limit_ip_burst = 2;
+        c.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let url = format!("{}/health/live", s.origin);
+    let from = |client: &'static str| {
+        let req = s
+            .anonymous
+            .get(&url)
+            .header("x-forwarded-for", format!("6.6.6.6, {client}"));
+        async move { resp(req.send().await.unwrap()).await }
+    };
+    let (_, refused) = until_throttled(50, || from("198.51.100.7")).await;
+    assert_throttled(&refused);
+    // Another client behind the same proxy is not throttled.
+    assert_eq!(from("198.51.100.8").await.status, 200);
+
+    // The audit trail names the forwarded client, not the proxy (nor the
+    // forged left-most hop).
+    let r = s
+        .get_with(
+            "Patient/nobody",
+            &[("x-forwarded-for", "6.6.6.6, 203.0.113.5")],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let found = s.get("AuditEvent?address=203.0.113.5").await.json();
+    assert_eq!(found["entry"].as_array().map_or(0, Vec::len), 1, "{found}");
+    assert_eq!(
+        s.get("AuditEvent?address=6.6.6.6").await.json()["entry"]
+            .as_array()
+            .map_or(0, Vec::len),
+        0
+    );
+    s.stop().await;
+
+    // Without trusted proxies the header changes nothing.
+    let s = TestServer::sqlite_with(|_| {}).await;
+    let r = s
+        .get_with("Patient/nobody", &[("x-forwarded-for", "203.0.113.5")])
+        .await;
+    assert_eq!(r.status, 404);
+    let found = s.get("AuditEvent?address=203.0.113.5").await.json();
+    assert_eq!(found["entry"].as_array().map_or(0, Vec::len), 0, "{found}");
+    assert!(s.get("AuditEvent?address=127.0.0.1").await.json()["entry"]
+        .as_array()
+        .is_some_and(|e| !e.is_empty()));
     s.stop().await;
 }
 
