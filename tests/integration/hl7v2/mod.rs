@@ -4,6 +4,7 @@
 
 mod framing;
 mod ingest;
+mod orders;
 
 use std::time::Duration;
 
@@ -76,6 +77,17 @@ pub fn ack_code(ack: &str) -> String {
 /// A segment of an ACK by name.
 pub fn segment<'a>(ack: &'a str, name: &str) -> Option<&'a str> {
     ack.split('\r').find(|s| s.starts_with(name))
+}
+
+/// A segment from (field number, value) pairs; the fields not named are
+/// empty.
+pub fn seg(name: &str, fields: &[(usize, &str)]) -> String {
+    let max = fields.iter().map(|(n, _)| *n).max().unwrap_or(0);
+    let mut out = vec![String::new(); max];
+    for (n, v) in fields {
+        out[n - 1] = (*v).to_string();
+    }
+    format!("{name}|{}", out.join("|"))
 }
 
 /// An ADT message for a patient with MRN `mrn`.
