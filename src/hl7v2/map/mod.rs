@@ -5,7 +5,7 @@
 //!
 //! One file per message family: `adt.rs`, `oru.rs`, `order.rs` (ORM, OML,
 //! and the ORC and order groups every order family shares), `pharmacy.rs`
-//! (RDE, OMP), `immunization.rs` (VXU); `datatypes.rs` maps the
+//! (RDE, OMP, RDS), `immunization.rs` (VXU); `datatypes.rs` maps the
 //! v2 data types (CX, XPN, XAD, XTN, CWE, XCN, DTM, ...), `patient.rs` the
 //! PID segment shared by every family.
 //!
@@ -241,6 +241,7 @@ pub fn supported(code: &str, trigger: &str) -> Result<(), Failure> {
         "OML" => trigger == "O21",
         "RDE" => trigger == "O11",
         "OMP" => trigger == "O09",
+        "RDS" => trigger == "O13",
         "VXU" => trigger == "V04",
         _ => {
             return Err(Failure::reject(
@@ -271,6 +272,7 @@ pub fn map(message: &Message, context: &Context, recorded: &str) -> Result<Value
         "ORU" => oru::map(message, &mut b)?,
         "ORM" | "OML" => order::map(message, &mut b)?,
         "RDE" | "OMP" => pharmacy::map(message, &mut b)?,
+        "RDS" => pharmacy::map_dispense(message, &mut b)?,
         "VXU" => immunization::map(message, &mut b)?,
         _ => unreachable!("checked by supported()"),
     }

@@ -1,5 +1,6 @@
 //! Pharmacy orders: RDE^O11 (encoded order), OMP^O09 (order) and the RXO
-//! orders of an ORM^O01 → MedicationRequest (+ Medication).
+//! orders of an ORM^O01 → MedicationRequest (+ Medication); RDS^O13
+//! (dispense) → MedicationDispense.
 //!
 //! Field choices after the IG segment maps RXO[MedicationRequest],
 //! TQ1[MedicationRequest], RXR[MedicationRequest] and ORC; RXE, which the
@@ -239,6 +240,20 @@ pub fn medication_request(
     patient_key: &(String, String),
     b: &mut BundleBuilder,
 ) -> Result<String, Failure> {
+    let (mr, key) = medication_request_body(message, group, patient, patient_key, b)?;
+    let url = b.upsert(identifier_query(&key.0, &key.1), mr);
+    b.focus.push(url.clone());
+    Ok(url)
+}
+
+/// The MedicationRequest of a pharmacy order group and its match key.
+fn medication_request_body(
+    message: &Message,
+    group: &Group,
+    patient: &str,
+    patient_key: &(String, String),
+    b: &mut BundleBuilder,
+) -> Result<(Value, (String, String)), Failure> {
     let default = default_system(message);
     let rxe = group.first("RXE");
     let rxo = group.first("RXO");
@@ -339,9 +354,156 @@ pub fn medication_request(
         mr["identifier"] = json!([{"system": key.0, "value": key.1}]);
         key
     });
-    let url = b.upsert(identifier_query(&key.0, &key.1), mr);
-    b.focus.push(url.clone());
-    Ok(url)
+    Ok((mr, key))
+}
+
+/// ORC-5 → MedicationDispense.status; a dispense message reports a
+/// dispense done unless the order status says otherwise (our rule; the IG
+/// 1.0.0 has no RXD table).
+fn dispense_status(group: &Group) -> &'static str {
+    match group.orc(5).as_str() {
+        "CA" => "cancelled",
+        "DC" | "RP" => "stopped",
+        "ER" => "entered-in-error",
+        "HD" => "on-hold",
+        "IP" | "SC" => "in-progress",
+        _ => "completed",
+    }
+}
+
+/// Whether two unit fields (CWE) name the same unit, for daysSupply.
+fn units_equal(a: &Rep, b: &Rep) -> bool {
+    let (x, y) = (a.comp(1), b.comp(1));
+    !x.is_empty() && x.eq_ignore_ascii_case(&y)
+}
+
+/// One RXD of an RDS^O13 → MedicationDispense. authorizingPrescription is
+/// the MedicationRequest of the order (matched by ORC-2, else ORC-3); when
+/// that order is not known yet it is created from the group's RXE/RXO, or,
+/// without them, as a stub (status unknown) naming the dispensed product,
+/// so the dispense always points at its order and a later RDE fills it in.
+fn medication_dispense(
+    message: &Message,
+    group: &Group,
+    rxd: &SegmentRef,
+    patient: &str,
+    patient_key: &(String, String),
+    b: &mut BundleBuilder,
+) -> Result<(), Failure> {
+    let default = default_system(message);
+    let at = occurrence(message, rxd);
+    let code = rxd.get(2);
+    let (element, med) = medication(&code, Some(rxd.get(6)), b).ok_or_else(|| {
+        Failure::error(
+            ErrorCode::RequiredFieldMissing,
+            Some(Location::new("RXD", at, 2)),
+            "RXD-2 (dispense/give code) is required",
+        )
+    })?;
+    let mut md = json!({
+        "resourceType": "MedicationDispense",
+        "status": dispense_status(group),
+        "subject": {"reference": patient},
+    });
+    md[element] = med.clone();
+    let amount = rxd.get(4).comp(1);
+    if !amount.is_empty() {
+        let q = quantity(&amount, &rxd.get(5)).ok_or_else(|| {
+            Failure::error(
+                ErrorCode::DataType,
+                Some(Location::new("RXD", at, 4)),
+                "RXD-4 (actual dispense amount) is not a number",
+            )
+        })?;
+        // daysSupply: the amount over RXD-12 total daily dose, when both
+        // are in the same units (our rule: v2 has no days-supply field).
+        let daily = rxd.get(12);
+        if let (Some(total), Some(per_day)) = (number(&amount), number(&daily.comp(1))) {
+            let (t, d) = (
+                total.as_f64().unwrap_or(0.0),
+                per_day.as_f64().unwrap_or(0.0),
+            );
+            if d > 0.0 && units_equal(&daily.part(2), &rxd.get(5)) {
+                md["daysSupply"] = json!({
+                    "value": (t / d).floor() as u64,
+                    "unit": "day",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "d"
+                });
+            }
+        }
+        md["quantity"] = q;
+    }
+    if let Some(when) = date_time(&rxd.get(3).comp(1)) {
+        md["whenHandedOver"] = json!(when);
+    }
+    let performers: Vec<Value> = rxd
+        .reps(10)
+        .iter()
+        .filter_map(|x| super::adt::practitioner(x, &default, b))
+        .map(|who| json!({"actor": who}))
+        .collect();
+    if !performers.is_empty() {
+        md["performer"] = json!(performers);
+    }
+    let notes: Vec<Value> = rxd
+        .reps(9)
+        .iter()
+        .filter_map(|r| r.opt(2).or_else(|| r.opt(1)))
+        .map(|t| json!({"text": t}))
+        .collect();
+    if !notes.is_empty() {
+        md["note"] = json!(notes);
+    }
+    let ids = order_ids(group, None, &default);
+    if let Some(order_key) = &ids.key {
+        let prescription = if group.first("RXE").is_some() || group.first("RXO").is_some() {
+            medication_request_body(message, group, patient, patient_key, b)?.0
+        } else {
+            let mut stub = json!({
+                "resourceType": "MedicationRequest",
+                "status": "unknown",
+                "intent": "order",
+                "identifier": ids.identifiers,
+                "subject": {"reference": patient},
+            });
+            stub[element] = med;
+            stub
+        };
+        let url = b.create_if_none(identifier_query(&order_key.0, &order_key.1), prescription);
+        md["authorizingPrescription"] = json!([{"reference": url}]);
+    }
+    // The dispense: the order's key (else the product and time) and RXD-1.
+    let order_part = ids
+        .key
+        .as_ref()
+        .map(|(s, v)| format!("{s}|{v}"))
+        .unwrap_or_else(|| format!("{}|{}", code.comp(1), rxd.get(3).comp(1)));
+    let key = derived_order_key("RXD", patient_key, &[&order_part, &rxd.get(1).comp(1)]);
+    let mut identifiers = vec![json!({"system": key.0, "value": key.1})];
+    if let Some(rx) = rxd.get(7).opt(1) {
+        identifiers.push(json!({"system": default, "value": rx}));
+    }
+    md["identifier"] = json!(identifiers);
+    let url = b.upsert(identifier_query(&key.0, &key.1), md);
+    b.focus.push(url);
+    Ok(())
+}
+
+/// RDS^O13.
+pub fn map_dispense(message: &Message, b: &mut BundleBuilder) -> Result<(), Failure> {
+    let (patient, patient_key) = add_patient(message, b, PatientWrite::CreateIfMissing)?;
+    let mut any = false;
+    for g in &groups(message, &["RXD"]) {
+        if let Some(rxd) = g.first("RXD") {
+            medication_dispense(message, g, &rxd, &patient, &patient_key, b)?;
+            any = true;
+        }
+    }
+    if !any {
+        return Err(Failure::missing("RXD", 2, "dispense/give code"));
+    }
+    Ok(())
 }
 
 /// RDE^O11, OMP^O09.

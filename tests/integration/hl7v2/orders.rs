@@ -526,7 +526,153 @@ async fn orm_and_oml_map_to_service_requests(s: &TestServer) {
     );
 }
 
+fn rds(control: &str, placer: &str, with_rxe: bool) -> String {
+    let pharmacist = format!("7777^Chen^Lee^^^^^^{PRACTITIONERS}");
+    let mut segs = vec![
+        msh("RDS^O13^RDS_O13", control),
+        pid_segment("RX3", "Dispense"),
+        seg("ORC", &[(1, "RE"), (2, placer), (3, "FD-1^PHARM")]),
+    ];
+    if with_rxe {
+        segs.push(seg(
+            "RXE",
+            &[
+                (2, "310965^Ibuprofen 200 MG Oral Tablet^RXNORM"),
+                (3, "1"),
+                (5, "{tbl}^tablet^UCUM"),
+            ],
+        ));
+    }
+    segs.push(seg(
+        "RXD",
+        &[
+            (1, "1"),
+            (2, "310965^Ibuprofen 200 MG Oral Tablet^RXNORM"),
+            (3, "20240309143000"),
+            (4, "60"),
+            (5, "{tbl}^tablet^UCUM"),
+            (6, "TAB^Tablet^HL70292"),
+            (7, "RX-555"),
+            (9, "^Counselled on dosing"),
+            (10, &pharmacist),
+            (12, "3^{tbl}"),
+        ],
+    ));
+    segs.join("\r")
+}
+
+async fn rds_o13_maps_field_by_field(s: &TestServer) {
+    let mut c = Mllp::connect(s.mllp_addr()).await;
+    // The order is known (an RDE): the dispense points at it.
+    let order = rde("RDS-0", "NW", "310965^Ibuprofen 200 MG Oral Tablet^RXNORM")
+        .replace("RX1^^^", "RX3^^^")
+        .replace("PO-1^EHR", "PO-7^EHR");
+    assert_eq!(ack_code(&c.send(&order).await), "AA");
+    let mr = one(
+        s,
+        "MedicationRequest?identifier=urn:charaka:hl7v2:aa:EHR|PO-7",
+    )
+    .await;
+    let ack = c.send(&rds("RDS-1", "PO-7^EHR", false)).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+    let p = one(s, &format!("Patient?identifier={MRN_SYSTEM}|RX3")).await;
+    let md = one(
+        s,
+        &format!(
+            "MedicationDispense?subject=Patient/{}",
+            p["id"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(md["status"], "completed");
+    assert_eq!(
+        md["authorizingPrescription"][0]["reference"],
+        format!("MedicationRequest/{}", mr["id"].as_str().unwrap())
+    );
+    assert_eq!(
+        md["medicationReference"], mr["medicationReference"],
+        "one Medication per code"
+    );
+    assert_eq!(md["quantity"]["value"], json!(60));
+    assert_eq!(md["quantity"]["code"], "{tbl}");
+    assert_eq!(
+        md["daysSupply"]["value"],
+        json!(20),
+        "60 tablets at 3 a day"
+    );
+    assert_eq!(md["daysSupply"]["code"], "d");
+    assert_eq!(md["whenHandedOver"], "2024-03-09T14:30:00Z");
+    assert_eq!(md["performer"][0]["actor"]["display"], "Lee Chen");
+    assert_eq!(md["note"][0]["text"], "Counselled on dosing");
+    assert_eq!(md["identifier"][1]["value"], "RX-555");
+    let again = one(
+        s,
+        "MedicationRequest?identifier=urn:charaka:hl7v2:aa:EHR|PO-7",
+    )
+    .await;
+    assert_eq!(
+        again["meta"]["versionId"], "1",
+        "the order is not rewritten"
+    );
+    // Sent again: the same dispense, updated.
+    assert_eq!(
+        ack_code(&c.send(&rds("RDS-2", "PO-7^EHR", false)).await),
+        "AA"
+    );
+    assert_eq!(count(s, "MedicationDispense?identifier=RX-555").await, 1);
+
+    // The order is not known: it is created from the RXE.
+    assert_eq!(
+        ack_code(&c.send(&rds("RDS-3", "PO-8^EHR", true)).await),
+        "AA"
+    );
+    let mr = one(
+        s,
+        "MedicationRequest?identifier=urn:charaka:hl7v2:aa:EHR|PO-8",
+    )
+    .await;
+    assert_eq!(
+        mr["status"], "unknown",
+        "ORC-1 RE says nothing of the order's status"
+    );
+    assert_eq!(
+        mr["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"],
+        json!(1)
+    );
+    let md = one(
+        s,
+        &format!(
+            "MedicationDispense?prescription=MedicationRequest/{}",
+            mr["id"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(md["whenHandedOver"], "2024-03-09T14:30:00Z");
+
+    // RXD-2 empty: AE 101, nothing written.
+    let ack = c
+        .send(
+            &rds("RDS-4", "PO-9^EHR", false)
+                .replace("|310965^Ibuprofen 200 MG Oral Tablet^RXNORM|2024", "||2024"),
+        )
+        .await;
+    assert_eq!(ack_code(&ack), "AE", "{ack}");
+    assert!(
+        segment(&ack, "ERR").unwrap().contains("RXD^1^2|101^"),
+        "{ack}"
+    );
+    assert_eq!(
+        count(
+            s,
+            "MedicationRequest?identifier=urn:charaka:hl7v2:aa:EHR|PO-9"
+        )
+        .await,
+        0
+    );
+}
+
 crate::on_both_databases!(
+    rds_o13_maps_field_by_field,
     rde_o11_maps_field_by_field,
     omp_o09_maps_field_by_field,
     vxu_v04_maps_field_by_field,
