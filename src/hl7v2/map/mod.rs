@@ -5,7 +5,8 @@
 //!
 //! One file per message family: `adt.rs`, `oru.rs`, `order.rs` (ORM, OML,
 //! and the ORC and order groups every order family shares), `pharmacy.rs`
-//! (RDE, OMP, RDS), `immunization.rs` (VXU); `datatypes.rs` maps the
+//! (RDE, OMP, RDS), `immunization.rs` (VXU),
+//! `scheduling.rs` (SIU); `datatypes.rs` maps the
 //! v2 data types (CX, XPN, XAD, XTN, CWE, XCN, DTM, ...), `patient.rs` the
 //! PID segment shared by every family.
 //!
@@ -26,6 +27,7 @@ pub mod order;
 pub mod oru;
 pub mod patient;
 pub mod pharmacy;
+pub mod scheduling;
 
 use std::collections::HashMap;
 
@@ -243,6 +245,7 @@ pub fn supported(code: &str, trigger: &str) -> Result<(), Failure> {
         "OMP" => trigger == "O09",
         "RDS" => trigger == "O13",
         "VXU" => trigger == "V04",
+        "SIU" => scheduling::TRIGGERS.contains(&trigger),
         _ => {
             return Err(Failure::reject(
                 ErrorCode::UnsupportedMessageType,
@@ -274,6 +277,7 @@ pub fn map(message: &Message, context: &Context, recorded: &str) -> Result<Value
         "RDE" | "OMP" => pharmacy::map(message, &mut b)?,
         "RDS" => pharmacy::map_dispense(message, &mut b)?,
         "VXU" => immunization::map(message, &mut b)?,
+        "SIU" => scheduling::map(message, &trigger, &mut b)?,
         _ => unreachable!("checked by supported()"),
     }
     Ok(b.finish(message, recorded))

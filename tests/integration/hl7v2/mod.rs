@@ -5,6 +5,7 @@
 mod framing;
 mod ingest;
 mod orders;
+mod scheduling;
 
 use std::time::Duration;
 
