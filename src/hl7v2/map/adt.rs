@@ -183,6 +183,23 @@ fn encounter(
     Some(url)
 }
 
+/// The Encounter of PV1-19 for messages that only name the visit (DFT,
+/// MDM): matched by its identifier, created (status unknown) when not
+/// known. None without PV1-19.
+pub fn known_encounter(message: &Message, patient: &str, b: &mut BundleBuilder) -> Option<String> {
+    let pv1 = message.first("PV1")?;
+    let id = identifier_cx(&pv1.get(19), &default_system(message))?;
+    let (system, value) = key_of(&id)?;
+    let e = json!({
+        "resourceType": "Encounter",
+        "identifier": [id],
+        "status": "unknown",
+        "class": encounter_class(&pv1.get(2).comp(1)),
+        "subject": {"reference": patient},
+    });
+    Some(b.create_if_none(identifier_query(&system, &value), e))
+}
+
 /// A derived identifier for a resource keyed by the patient and a code.
 fn derived(patient_key: &(String, String), kind: &str, code: &str) -> Option<(String, String)> {
     (!code.is_empty()).then(|| {

@@ -400,6 +400,38 @@ pub fn occurrence(
         .map_or(1, |i| i + 1)
 }
 
+/// An ED (encapsulated data: source^type^subtype^encoding^data) →
+/// Attachment; data not already Base64 is encoded.
+pub fn attachment_ed(ed: &Rep) -> Value {
+    let (t, s) = (
+        ed.comp(2).to_ascii_lowercase(),
+        ed.comp(3).to_ascii_lowercase(),
+    );
+    let mime = if t.contains('/') {
+        t
+    } else if !t.is_empty() && !s.is_empty() {
+        let major = match t.as_str() {
+            "ap" | "application" => "application",
+            "im" | "image" => "image",
+            "tx" | "text" => "text",
+            "au" | "audio" => "audio",
+            "vi" | "video" => "video",
+            other => other,
+        };
+        format!("{major}/{s}")
+    } else {
+        "application/octet-stream".to_string()
+    };
+    let data = ed.comp(5);
+    let data = if ed.comp(4).eq_ignore_ascii_case("Base64") {
+        data
+    } else {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(data.as_bytes())
+    };
+    json!({"contentType": mime, "data": data})
+}
+
 /// A stable hash of key parts (FNV-1a, 64 bits) for derived identifiers.
 pub fn derived_key(parts: &[&str]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -15,8 +15,8 @@
 
 use serde_json::{json, Value};
 
-use super::adt::{encounter_class, practitioner};
-use super::datatypes::{codeable_concept, date_time, identifier_cx, key_of, number, occurrence};
+use super::adt::{known_encounter, practitioner};
+use super::datatypes::{codeable_concept, date_time, number, occurrence};
 use super::order::derived_order_key;
 use super::patient::{add_patient, default_system, PatientWrite};
 use super::{identifier_query, BundleBuilder};
@@ -42,26 +42,10 @@ fn money(cp: &Rep, times: f64) -> Option<Value> {
     Some(m)
 }
 
-/// The Encounter of PV1-19: matched by its identifier, created (status
-/// unknown) when not known.
-fn encounter(message: &Message, patient: &str, b: &mut BundleBuilder) -> Option<String> {
-    let pv1 = message.first("PV1")?;
-    let id = identifier_cx(&pv1.get(19), &default_system(message))?;
-    let (system, value) = key_of(&id)?;
-    let e = json!({
-        "resourceType": "Encounter",
-        "identifier": [id],
-        "status": "unknown",
-        "class": encounter_class(&pv1.get(2).comp(1)),
-        "subject": {"reference": patient},
-    });
-    Some(b.create_if_none(identifier_query(&system, &value), e))
-}
-
 pub fn map(message: &Message, b: &mut BundleBuilder) -> Result<(), Failure> {
     let (patient, patient_key) = add_patient(message, b, PatientWrite::CreateIfMissing)?;
     let default = default_system(message);
-    let context = encounter(message, &patient, b);
+    let context = known_encounter(message, &patient, b);
     let mut any = false;
     for ft1 in message.all("FT1") {
         any = true;

@@ -6,7 +6,7 @@
 //! One file per message family: `adt.rs`, `oru.rs`, `order.rs` (ORM, OML,
 //! and the ORC and order groups every order family shares), `pharmacy.rs`
 //! (RDE, OMP, RDS), `immunization.rs` (VXU),
-//! `scheduling.rs` (SIU), `financial.rs` (DFT); `datatypes.rs` maps the
+//! `scheduling.rs` (SIU), `financial.rs` (DFT), `document.rs` (MDM); `datatypes.rs` maps the
 //! v2 data types (CX, XPN, XAD, XTN, CWE, XCN, DTM, ...), `patient.rs` the
 //! PID segment shared by every family.
 //!
@@ -22,6 +22,7 @@
 
 pub mod adt;
 pub mod datatypes;
+pub mod document;
 pub mod financial;
 pub mod immunization;
 pub mod order;
@@ -248,6 +249,7 @@ pub fn supported(code: &str, trigger: &str) -> Result<(), Failure> {
         "VXU" => trigger == "V04",
         "SIU" => scheduling::TRIGGERS.contains(&trigger),
         "DFT" => trigger == "P03",
+        "MDM" => trigger == "T02",
         _ => {
             return Err(Failure::reject(
                 ErrorCode::UnsupportedMessageType,
@@ -281,6 +283,7 @@ pub fn map(message: &Message, context: &Context, recorded: &str) -> Result<Value
         "VXU" => immunization::map(message, &mut b)?,
         "SIU" => scheduling::map(message, &trigger, &mut b)?,
         "DFT" => financial::map(message, &mut b)?,
+        "MDM" => document::map(message, &mut b)?,
         _ => unreachable!("checked by supported()"),
     }
     Ok(b.finish(message, recorded))
