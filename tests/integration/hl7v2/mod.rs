@@ -7,6 +7,7 @@ mod financial;
 mod framing;
 mod ingest;
 mod orders;
+mod patient_extras;
 mod scheduling;
 
 use std::time::Duration;
