@@ -1,6 +1,6 @@
 //! ADT (admission, discharge, transfer) → Patient, Encounter, Practitioner,
-//! RelatedPerson, AllergyIntolerance (AL1, IAM), Condition, Procedure,
-//! Coverage; A40 merges.
+//! RelatedPerson, Account (GT1), AllergyIntolerance (AL1, IAM), Condition,
+//! Procedure, Coverage; A40 merges.
 
 use serde_json::{json, Map, Value};
 
@@ -350,6 +350,107 @@ fn adverse_reaction(
     Some((id, a))
 }
 
+/// GT1 → the patient's Account with its guarantors (our rules; the IG
+/// 1.0.0 has no GT1 table). The Account is matched by PID-18 (patient
+/// account number), else one per patient. A guarantor whose GT1-11
+/// relationship is `SEL` is the patient; any other is a RelatedPerson
+/// (name GT1-3, address GT1-5, phones GT1-6/7, birth date GT1-8, sex
+/// GT1-9, relationship GT1-11) matched by GT1-2, else by patient and name.
+/// The guarantor period is GT1-13 to GT1-14.
+fn guarantors(message: &Message, patient: &str, key: &(String, String), b: &mut BundleBuilder) {
+    let default = default_system(message);
+    let mut parties = Vec::new();
+    for gt1 in message.all("GT1") {
+        let relationship = codeable_concept(&gt1.get(11));
+        let party = if gt1.get(11).comp(1) == "SEL" {
+            json!({"reference": patient})
+        } else {
+            let Some(name) = super::datatypes::human_name(&gt1.get(3)) else {
+                continue;
+            };
+            let mut r = json!({
+                "resourceType": "RelatedPerson",
+                "active": true,
+                "patient": {"reference": patient},
+                "name": [name],
+            });
+            if let Some(rel) = &relationship {
+                r["relationship"] = json!([rel]);
+            }
+            if let Some(a) = super::datatypes::address(&gt1.get(5)) {
+                r["address"] = json!([a]);
+            }
+            let mut telecom: Vec<Value> = gt1
+                .reps(6)
+                .iter()
+                .filter_map(|x| super::datatypes::contact_point(x, Some("home")))
+                .collect();
+            telecom.extend(
+                gt1.reps(7)
+                    .iter()
+                    .filter_map(|x| super::datatypes::contact_point(x, Some("work"))),
+            );
+            if !telecom.is_empty() {
+                r["telecom"] = json!(telecom);
+            }
+            if let Some(d) = super::datatypes::date(&gt1.get(8).comp(1)) {
+                r["birthDate"] = json!(d);
+            }
+            match gt1.get(9).comp(1).as_str() {
+                "M" => r["gender"] = json!("male"),
+                "F" => r["gender"] = json!("female"),
+                "O" | "A" => r["gender"] = json!("other"),
+                "U" => r["gender"] = json!("unknown"),
+                _ => {}
+            }
+            let ids: Vec<Value> = gt1
+                .reps(2)
+                .iter()
+                .filter_map(|cx| identifier_cx(cx, &default))
+                .collect();
+            let id = ids
+                .first()
+                .and_then(key_of)
+                .or_else(|| derived(key, "GT1", gt1.get(3).raw()));
+            if ids.is_empty() {
+                r = with_identifier(r, &id);
+            } else {
+                r["identifier"] = json!(ids);
+            }
+            json!({"reference": b.upsert_by(id, r)})
+        };
+        let mut g = json!({"party": party});
+        let mut period = Map::new();
+        if let Some(s) = date_time(&gt1.get(13).comp(1)) {
+            period.insert("start".into(), json!(s));
+        }
+        if let Some(e) = date_time(&gt1.get(14).comp(1)) {
+            period.insert("end".into(), json!(e));
+        }
+        if !period.is_empty() {
+            g["period"] = Value::Object(period);
+        }
+        parties.push(g);
+    }
+    if parties.is_empty() {
+        return;
+    }
+    let pid = message.first("PID");
+    let account_id = pid.and_then(|p| identifier_cx(&p.get(18), &default));
+    let id = account_id
+        .as_ref()
+        .and_then(key_of)
+        .or_else(|| derived(key, "ACCOUNT", "guarantor"));
+    let account = json!({
+        "resourceType": "Account",
+        "status": "active",
+        "subject": [{"reference": patient}],
+        "guarantor": parties,
+    });
+    let account = with_identifier(account, &id);
+    b.upsert_by(id, account);
+}
+
 /// NK1 → RelatedPerson (IG NK1[RelatedPerson] map), beside the
 /// Patient.contact every message writes. Matched by NK1-33 (else NK1-12),
 /// else by the patient, the name and the relationship.
@@ -609,6 +710,7 @@ pub fn map(
     let encounter = encounter(message, trigger, &patient, b);
     allergies(message, &patient, &key, b);
     related_persons(message, &patient, &key, b);
+    guarantors(message, &patient, &key, b);
     diagnoses(message, &patient, encounter.as_deref(), &key, b);
     procedures(message, &patient, encounter.as_deref(), &key, b);
     coverages(message, &patient, &key, b);

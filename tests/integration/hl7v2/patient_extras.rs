@@ -1,5 +1,5 @@
 //! ADT extras over MLLP: PD1 → Patient.generalPractitioner, NK1 →
-//! RelatedPerson, IAM → AllergyIntolerance.
+//! RelatedPerson, GT1 → Account and guarantors, IAM → AllergyIntolerance.
 
 use super::ingest::{count, one, MRN_SYSTEM};
 use super::{ack_code, seg, Mllp};
@@ -9,7 +9,7 @@ fn adt(trigger: &str, control: &str, iam_action: &str) -> String {
     [
         format!("MSH|^~\\&|REG|NORTH|CHARAKA|MAIN|20240313090000||ADT^{trigger}^ADT_A01|{control}|P|2.6"),
         format!("EVN|{trigger}|20240313090000"),
-        "PID|1||PX1^^^NORTH&1.2.840.99&ISO^MR||Kin^Karl||19500505|M".to_string(),
+        "PID|1||PX1^^^NORTH&1.2.840.99&ISO^MR||Kin^Karl||19500505|M||||||||||ACC-42^^^NORTH".to_string(),
         seg(
             "PD1",
             &[
@@ -33,6 +33,21 @@ fn adt(trigger: &str, control: &str, iam_action: &str) -> String {
         ),
         seg("NK1", &[(1, "2"), (2, "Kin^Kurt"), (3, "BRO^Brother^HL70063")]),
         "PV1|1|O".to_string(),
+        seg(
+            "GT1",
+            &[
+                (1, "1"),
+                (2, "G-7^^^NORTH"),
+                (3, "Kin^Kara"),
+                (5, "1 Elm St^^Springfield^IL^62701"),
+                (11, "DAU^Daughter^HL70063"),
+                (13, "20240101"),
+            ],
+        ),
+        seg(
+            "GT1",
+            &[(1, "2"), (3, "Kin^Karl"), (11, "SEL^Self^HL70063")],
+        ),
         seg(
             "IAM",
             &[
@@ -88,7 +103,25 @@ async fn adt_extras_map_field_by_field(s: &TestServer) {
     assert_eq!(kara["birthDate"], "1980-08-08");
     assert_eq!(
         count(s, &format!("RelatedPerson?patient=Patient/{pid}")).await,
-        2
+        3,
+        "two NK1 and a GT1 guarantor"
+    );
+    // GT1 → the Account (PID-18) with its guarantors.
+    let acct = one(s, "Account?identifier=urn:charaka:hl7v2:aa:NORTH|ACC-42").await;
+    assert_eq!(acct["status"], "active");
+    assert_eq!(acct["subject"][0]["reference"], format!("Patient/{pid}"));
+    let guarantor = one(s, "RelatedPerson?identifier=urn:charaka:hl7v2:aa:NORTH|G-7").await;
+    assert_eq!(guarantor["name"][0]["given"][0], "Kara");
+    assert_eq!(guarantor["relationship"][0]["coding"][0]["code"], "DAU");
+    assert_eq!(
+        acct["guarantor"][0]["party"]["reference"],
+        format!("RelatedPerson/{}", guarantor["id"].as_str().unwrap())
+    );
+    assert_eq!(acct["guarantor"][0]["period"]["start"], "2024-01-01");
+    assert_eq!(
+        acct["guarantor"][1]["party"]["reference"],
+        format!("Patient/{pid}"),
+        "GT1-11 SEL: the patient is the guarantor"
     );
     // IAM → AllergyIntolerance.
     let a = one(
@@ -111,8 +144,9 @@ async fn adt_extras_map_field_by_field(s: &TestServer) {
     assert_eq!(ack_code(&ack), "AA", "{ack}");
     assert_eq!(
         count(s, &format!("RelatedPerson?patient=Patient/{pid}")).await,
-        2
+        3
     );
+    assert_eq!(count(s, &format!("Account?subject=Patient/{pid}")).await, 1);
     assert_eq!(count(s, "Organization?identifier=FP-9").await, 1);
     let a = one(
         s,
