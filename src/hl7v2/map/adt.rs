@@ -1,5 +1,6 @@
 //! ADT (admission, discharge, transfer) → Patient, Encounter, Practitioner,
-//! AllergyIntolerance, Condition, Procedure, Coverage; A40 merges.
+//! RelatedPerson, Account (GT1), AllergyIntolerance (AL1, IAM), Condition,
+//! Procedure, Coverage; A40 merges.
 
 use serde_json::{json, Map, Value};
 
@@ -183,6 +184,23 @@ fn encounter(
     Some(url)
 }
 
+/// The Encounter of PV1-19 for messages that only name the visit (DFT,
+/// MDM): matched by its identifier, created (status unknown) when not
+/// known. None without PV1-19.
+pub fn known_encounter(message: &Message, patient: &str, b: &mut BundleBuilder) -> Option<String> {
+    let pv1 = message.first("PV1")?;
+    let id = identifier_cx(&pv1.get(19), &default_system(message))?;
+    let (system, value) = key_of(&id)?;
+    let e = json!({
+        "resourceType": "Encounter",
+        "identifier": [id],
+        "status": "unknown",
+        "class": encounter_class(&pv1.get(2).comp(1)),
+        "subject": {"reference": patient},
+    });
+    Some(b.create_if_none(identifier_query(&system, &value), e))
+}
+
 /// A derived identifier for a resource keyed by the patient and a code.
 fn derived(patient_key: &(String, String), kind: &str, code: &str) -> Option<(String, String)> {
     (!code.is_empty()).then(|| {
@@ -248,6 +266,280 @@ fn allergies(message: &Message, patient: &str, key: &(String, String), b: &mut B
         let id = derived(key, "AL1", &al1.get(3).comp(1));
         let a = with_identifier(a, &id);
         b.upsert_by(id, a);
+    }
+    for iam in message.all("IAM") {
+        if let Some(a) = adverse_reaction(message, &iam, patient, key) {
+            let (id, a) = a;
+            b.upsert_by(Some(id), a);
+        }
+    }
+}
+
+/// IAM (patient adverse reaction information) → AllergyIntolerance, after
+/// the IG IAM map. Matched by IAM-7 (the allergy's unique identifier),
+/// else like AL1 by patient and allergen, so an AL1 and an IAM about the
+/// same allergen are one resource. IAM-6 action `D` (delete) →
+/// verificationStatus entered-in-error (and, per R4 ait-2, no
+/// clinicalStatus).
+fn adverse_reaction(
+    message: &Message,
+    iam: &crate::hl7v2::message::SegmentRef,
+    patient: &str,
+    key: &(String, String),
+) -> Option<((String, String), Value)> {
+    let code = codeable_concept(&iam.get(3))?;
+    let mut a = json!({
+        "resourceType": "AllergyIntolerance",
+        "code": code,
+        "patient": {"reference": patient},
+    });
+    if iam.get(6).comp(1) == "D" {
+        a["verificationStatus"] = json!({"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+            "code": "entered-in-error"
+        }]});
+    } else {
+        let clinical = match iam.get(17).comp(1).as_str() {
+            "I" => "inactive",
+            "R" => "resolved",
+            _ => "active",
+        };
+        a["clinicalStatus"] = json!({"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+            "code": clinical
+        }]});
+    }
+    let category = match iam.get(2).comp(1).as_str() {
+        "DA" | "MA" => Some("medication"),
+        "FA" => Some("food"),
+        "EA" | "AA" | "PA" | "LA" => Some("environment"),
+        _ => None,
+    };
+    if let Some(c) = category {
+        a["category"] = json!([c]);
+    }
+    match iam.get(4).comp(1).as_str() {
+        "SV" => a["criticality"] = json!("high"),
+        "MO" | "MI" => a["criticality"] = json!("low"),
+        _ => {}
+    }
+    let reactions: Vec<Value> = iam
+        .reps(5)
+        .iter()
+        .map(|r| r.text())
+        .filter(|t| !t.is_empty())
+        .map(|t| json!({"manifestation": [{"text": t}]}))
+        .collect();
+    if !reactions.is_empty() {
+        a["reaction"] = json!(reactions);
+    }
+    if let Some(d) = date_time(&iam.get(11).comp(1)) {
+        a["onsetDateTime"] = json!(d);
+    } else if let Some(t) = iam.get(12).opt(1) {
+        a["onsetString"] = json!(t);
+    }
+    if let Some(d) = date_time(&iam.get(13).comp(1)) {
+        a["recordedDate"] = json!(d);
+    }
+    let own = super::datatypes::identifier_ei(&iam.get(7), &default_system(message));
+    let id = own
+        .as_ref()
+        .and_then(key_of)
+        .or_else(|| derived(key, "AL1", &iam.get(3).comp(1)))?;
+    a["identifier"] = json!([{"system": id.0, "value": id.1}]);
+    Some((id, a))
+}
+
+/// GT1 → the patient's Account with its guarantors (our rules; the IG
+/// 1.0.0 has no GT1 table). The Account is matched by PID-18 (patient
+/// account number), else one per patient. A guarantor whose GT1-11
+/// relationship is `SEL` is the patient; any other is a RelatedPerson
+/// (name GT1-3, address GT1-5, phones GT1-6/7, birth date GT1-8, sex
+/// GT1-9, relationship GT1-11) matched by GT1-2, else by patient and name.
+/// The guarantor period is GT1-13 to GT1-14.
+fn guarantors(message: &Message, patient: &str, key: &(String, String), b: &mut BundleBuilder) {
+    let default = default_system(message);
+    let mut parties = Vec::new();
+    for gt1 in message.all("GT1") {
+        let relationship = codeable_concept(&gt1.get(11));
+        let party = if gt1.get(11).comp(1) == "SEL" {
+            json!({"reference": patient})
+        } else {
+            let Some(name) = super::datatypes::human_name(&gt1.get(3)) else {
+                continue;
+            };
+            let mut r = json!({
+                "resourceType": "RelatedPerson",
+                "active": true,
+                "patient": {"reference": patient},
+                "name": [name],
+            });
+            if let Some(rel) = &relationship {
+                r["relationship"] = json!([rel]);
+            }
+            if let Some(a) = super::datatypes::address(&gt1.get(5)) {
+                r["address"] = json!([a]);
+            }
+            let mut telecom: Vec<Value> = gt1
+                .reps(6)
+                .iter()
+                .filter_map(|x| super::datatypes::contact_point(x, Some("home")))
+                .collect();
+            telecom.extend(
+                gt1.reps(7)
+                    .iter()
+                    .filter_map(|x| super::datatypes::contact_point(x, Some("work"))),
+            );
+            if !telecom.is_empty() {
+                r["telecom"] = json!(telecom);
+            }
+            if let Some(d) = super::datatypes::date(&gt1.get(8).comp(1)) {
+                r["birthDate"] = json!(d);
+            }
+            match gt1.get(9).comp(1).as_str() {
+                "M" => r["gender"] = json!("male"),
+                "F" => r["gender"] = json!("female"),
+                "O" | "A" => r["gender"] = json!("other"),
+                "U" => r["gender"] = json!("unknown"),
+                _ => {}
+            }
+            let ids: Vec<Value> = gt1
+                .reps(2)
+                .iter()
+                .filter_map(|cx| identifier_cx(cx, &default))
+                .collect();
+            let id = ids
+                .first()
+                .and_then(key_of)
+                .or_else(|| derived(key, "GT1", gt1.get(3).raw()));
+            if ids.is_empty() {
+                r = with_identifier(r, &id);
+            } else {
+                r["identifier"] = json!(ids);
+            }
+            json!({"reference": b.upsert_by(id, r)})
+        };
+        let mut g = json!({"party": party});
+        let mut period = Map::new();
+        if let Some(s) = date_time(&gt1.get(13).comp(1)) {
+            period.insert("start".into(), json!(s));
+        }
+        if let Some(e) = date_time(&gt1.get(14).comp(1)) {
+            period.insert("end".into(), json!(e));
+        }
+        if !period.is_empty() {
+            g["period"] = Value::Object(period);
+        }
+        parties.push(g);
+    }
+    if parties.is_empty() {
+        return;
+    }
+    let pid = message.first("PID");
+    let account_id = pid.and_then(|p| identifier_cx(&p.get(18), &default));
+    let id = account_id
+        .as_ref()
+        .and_then(key_of)
+        .or_else(|| derived(key, "ACCOUNT", "guarantor"));
+    let account = json!({
+        "resourceType": "Account",
+        "status": "active",
+        "subject": [{"reference": patient}],
+        "guarantor": parties,
+    });
+    let account = with_identifier(account, &id);
+    b.upsert_by(id, account);
+}
+
+/// NK1 → RelatedPerson (IG NK1[RelatedPerson] map), beside the
+/// Patient.contact every message writes. Matched by NK1-33 (else NK1-12),
+/// else by the patient, the name and the relationship.
+fn related_persons(
+    message: &Message,
+    patient: &str,
+    key: &(String, String),
+    b: &mut BundleBuilder,
+) {
+    let default = default_system(message);
+    for nk1 in message.all("NK1") {
+        let name = super::datatypes::human_name(&nk1.get(2));
+        let relationship = codeable_concept(&nk1.get(3));
+        if name.is_none() && relationship.is_none() {
+            continue;
+        }
+        let mut r = json!({
+            "resourceType": "RelatedPerson",
+            "active": true,
+            "patient": {"reference": patient},
+        });
+        if let Some(n) = name {
+            r["name"] = json!([n]);
+        }
+        let mut relationships: Vec<Value> = relationship.into_iter().collect();
+        relationships.extend(codeable_concept(&nk1.get(7)));
+        if !relationships.is_empty() {
+            r["relationship"] = json!(relationships);
+        }
+        if let Some(a) = super::datatypes::address(&nk1.get(4)) {
+            r["address"] = json!([a]);
+        }
+        let mut telecom: Vec<Value> = nk1
+            .reps(5)
+            .iter()
+            .filter_map(|x| super::datatypes::contact_point(x, Some("home")))
+            .collect();
+        telecom.extend(
+            nk1.reps(6)
+                .iter()
+                .filter_map(|x| super::datatypes::contact_point(x, Some("work"))),
+        );
+        if !telecom.is_empty() {
+            r["telecom"] = json!(telecom);
+        }
+        let gender = match nk1.get(15).comp(1).as_str() {
+            "M" => Some("male"),
+            "F" => Some("female"),
+            "O" | "A" => Some("other"),
+            "U" => Some("unknown"),
+            _ => None,
+        };
+        if let Some(g) = gender {
+            r["gender"] = json!(g);
+        }
+        if let Some(d) = super::datatypes::date(&nk1.get(16).comp(1)) {
+            r["birthDate"] = json!(d);
+        }
+        let mut period = Map::new();
+        if let Some(s) = date_time(&nk1.get(8).comp(1)) {
+            period.insert("start".into(), json!(s));
+        }
+        if let Some(e) = date_time(&nk1.get(9).comp(1)) {
+            period.insert("end".into(), json!(e));
+        }
+        if !period.is_empty() {
+            r["period"] = Value::Object(period);
+        }
+        let ids: Vec<Value> = nk1
+            .reps(33)
+            .iter()
+            .chain(nk1.reps(12).iter())
+            .filter_map(|cx| identifier_cx(cx, &default))
+            .collect();
+        let id = ids.first().and_then(key_of).or_else(|| {
+            derived(
+                key,
+                "NK1",
+                &format!("{}|{}", nk1.get(2).raw(), nk1.get(3).comp(1)),
+            )
+        });
+        let r = if ids.is_empty() {
+            with_identifier(r, &id)
+        } else {
+            let mut r = r;
+            r["identifier"] = json!(ids);
+            r
+        };
+        b.upsert_by(id, r);
     }
 }
 
@@ -417,6 +709,8 @@ pub fn map(
     let (patient, key) = add_patient(message, b, PatientWrite::Update)?;
     let encounter = encounter(message, trigger, &patient, b);
     allergies(message, &patient, &key, b);
+    related_persons(message, &patient, &key, b);
+    guarantors(message, &patient, &key, b);
     diagnoses(message, &patient, encounter.as_deref(), &key, b);
     procedures(message, &patient, encounter.as_deref(), &key, b);
     coverages(message, &patient, &key, b);

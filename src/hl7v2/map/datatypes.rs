@@ -221,6 +221,8 @@ pub fn code_system(name: &str) -> Option<String> {
             "I10" | "I10C" | "ICD10CM" | "ICD-10-CM" => "http://hl7.org/fhir/sid/icd-10-cm",
             "I9" | "I9C" | "ICD9CM" => "http://hl7.org/fhir/sid/icd-9-cm",
             "CVX" => "http://hl7.org/fhir/sid/cvx",
+            "MVX" => "http://hl7.org/fhir/sid/mvx",
+            "NCIT" => "http://ncimeta.nci.nih.gov",
             "RXNORM" => "http://www.nlm.nih.gov/research/umls/rxnorm",
             "NDC" => "http://hl7.org/fhir/sid/ndc",
             "CPT" | "C4" => "http://www.ama-assn.org/go/cpt",
@@ -341,6 +343,95 @@ pub fn date(ts: &str) -> Option<String> {
         .filter(|d| d.len() == 4 || d.len() == 7 || d.len() == 10)
 }
 
+/// An NM value as a JSON number, its decimal text kept (`.5` → `0.5`,
+/// `+2` → `2`); None when it is not a number.
+pub fn number(raw: &str) -> Option<Value> {
+    let t = raw.trim().trim_start_matches('+');
+    t.parse::<f64>().ok().filter(|v| v.is_finite())?;
+    let (sign, digits) = match t.strip_prefix('-') {
+        Some(d) => ("-", d),
+        None => ("", t),
+    };
+    let digits = digits.trim_end_matches('.');
+    let digits = if digits.starts_with('.') {
+        format!("0{digits}")
+    } else {
+        digits.to_string()
+    };
+    serde_json::from_str::<Value>(&format!("{sign}{digits}"))
+        .ok()
+        .filter(Value::is_number)
+}
+
+/// An amount and its units (CWE: code^text^system) → Quantity. The units
+/// are UCUM when their system says so (or says nothing and the code is
+/// valid UCUM), another coded system when named, else text only.
+pub fn quantity(raw: &str, units: &Rep) -> Option<Value> {
+    let mut q = Map::new();
+    q.insert("value".into(), number(raw)?);
+    let code = units.comp(1);
+    let text = units.opt(2).unwrap_or_else(|| code.clone());
+    if !text.is_empty() {
+        q.insert("unit".into(), json!(text));
+    }
+    if !code.is_empty() {
+        let system = units.comp(3);
+        if system.is_empty() || system.eq_ignore_ascii_case("UCUM") {
+            if crate::ucum::canonical(&code).is_some() {
+                q.insert("system".into(), json!("http://unitsofmeasure.org"));
+                q.insert("code".into(), json!(code));
+            }
+        } else if let Some(s) = code_system(&system) {
+            q.insert("system".into(), json!(s));
+            q.insert("code".into(), json!(code));
+        }
+    }
+    Some(Value::Object(q))
+}
+
+/// The 1-based occurrence of a segment in its message (for ERR-2).
+pub fn occurrence(
+    message: &crate::hl7v2::message::Message,
+    seg: &crate::hl7v2::message::SegmentRef,
+) -> usize {
+    message
+        .all(seg.name())
+        .position(|s| std::ptr::eq(s.segment, seg.segment))
+        .map_or(1, |i| i + 1)
+}
+
+/// An ED (encapsulated data: source^type^subtype^encoding^data) →
+/// Attachment; data not already Base64 is encoded.
+pub fn attachment_ed(ed: &Rep) -> Value {
+    let (t, s) = (
+        ed.comp(2).to_ascii_lowercase(),
+        ed.comp(3).to_ascii_lowercase(),
+    );
+    let mime = if t.contains('/') {
+        t
+    } else if !t.is_empty() && !s.is_empty() {
+        let major = match t.as_str() {
+            "ap" | "application" => "application",
+            "im" | "image" => "image",
+            "tx" | "text" => "text",
+            "au" | "audio" => "audio",
+            "vi" | "video" => "video",
+            other => other,
+        };
+        format!("{major}/{s}")
+    } else {
+        "application/octet-stream".to_string()
+    };
+    let data = ed.comp(5);
+    let data = if ed.comp(4).eq_ignore_ascii_case("Base64") {
+        data
+    } else {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(data.as_bytes())
+    };
+    json!({"contentType": mime, "data": data})
+}
+
 /// A stable hash of key parts (FNV-1a, 64 bits) for derived identifiers.
 pub fn derived_key(parts: &[&str]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -368,6 +459,16 @@ mod tests {
         );
         assert_eq!(date("20240203140506").unwrap(), "2024-02-03");
         assert!(date_time("2024-02").is_none());
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(number(".5").unwrap(), json!(0.5));
+        assert_eq!(number("-.25").unwrap(), json!(-0.25));
+        assert_eq!(number("+2").unwrap(), json!(2));
+        assert_eq!(number("10.").unwrap(), json!(10));
+        assert!(number("lots").is_none());
+        assert!(number("").is_none());
     }
 
     #[test]

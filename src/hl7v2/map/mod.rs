@@ -3,7 +3,10 @@
 //! rules where it has none (README, "HL7 v2 bridge"). Pure: no I/O; what the
 //! Bundle does is decided here, and the transaction service applies it.
 //!
-//! One file per message family: `adt.rs`, `oru.rs`; `datatypes.rs` maps the
+//! One file per message family: `adt.rs`, `oru.rs`, `order.rs` (ORM, OML,
+//! and the ORC and order groups every order family shares), `pharmacy.rs`
+//! (RDE, OMP, RDS), `immunization.rs` (VXU),
+//! `scheduling.rs` (SIU), `financial.rs` (DFT), `document.rs` (MDM); `datatypes.rs` maps the
 //! v2 data types (CX, XPN, XAD, XTN, CWE, XCN, DTM, ...), `patient.rs` the
 //! PID segment shared by every family.
 //!
@@ -19,8 +22,14 @@
 
 pub mod adt;
 pub mod datatypes;
+pub mod document;
+pub mod financial;
+pub mod immunization;
+pub mod order;
 pub mod oru;
 pub mod patient;
+pub mod pharmacy;
+pub mod scheduling;
 
 use std::collections::HashMap;
 
@@ -232,6 +241,15 @@ pub fn supported(code: &str, trigger: &str) -> Result<(), Failure> {
     let ok = match code {
         "ADT" => adt::TRIGGERS.contains(&trigger),
         "ORU" => trigger == "R01",
+        "ORM" => trigger == "O01",
+        "OML" => trigger == "O21",
+        "RDE" => trigger == "O11",
+        "OMP" => trigger == "O09",
+        "RDS" => trigger == "O13",
+        "VXU" => trigger == "V04",
+        "SIU" => scheduling::TRIGGERS.contains(&trigger),
+        "DFT" => trigger == "P03",
+        "MDM" => trigger == "T02",
         _ => {
             return Err(Failure::reject(
                 ErrorCode::UnsupportedMessageType,
@@ -259,6 +277,13 @@ pub fn map(message: &Message, context: &Context, recorded: &str) -> Result<Value
     match code.as_str() {
         "ADT" => adt::map(message, &trigger, context, &mut b)?,
         "ORU" => oru::map(message, &mut b)?,
+        "ORM" | "OML" => order::map(message, &mut b)?,
+        "RDE" | "OMP" => pharmacy::map(message, &mut b)?,
+        "RDS" => pharmacy::map_dispense(message, &mut b)?,
+        "VXU" => immunization::map(message, &mut b)?,
+        "SIU" => scheduling::map(message, &trigger, &mut b)?,
+        "DFT" => financial::map(message, &mut b)?,
+        "MDM" => document::map(message, &mut b)?,
         _ => unreachable!("checked by supported()"),
     }
     Ok(b.finish(message, recorded))

@@ -197,28 +197,7 @@ fn obx_value(obx: &SegmentRef, index: usize) -> Result<ObxValue, Failure> {
             json!(date_time(&first.comp(1)).ok_or_else(|| bad("date/time"))?),
         ),
         "TM" => ObxValue::Value("valueTime", json!(first.comp(1))),
-        "ED" => {
-            // source^type^subtype^encoding^data
-            let (t, s) = (
-                first.comp(2).to_ascii_lowercase(),
-                first.comp(3).to_ascii_lowercase(),
-            );
-            let mime = if t.contains('/') {
-                t
-            } else if !t.is_empty() && !s.is_empty() {
-                format!("{}/{s}", mime_type(&t))
-            } else {
-                "application/octet-stream".to_string()
-            };
-            let data = first.comp(5);
-            let data = if first.comp(4).eq_ignore_ascii_case("Base64") {
-                data
-            } else {
-                use base64::Engine as _;
-                base64::engine::general_purpose::STANDARD.encode(data.as_bytes())
-            };
-            ObxValue::Attachment(json!({"contentType": mime, "data": data}))
-        }
+        "ED" => ObxValue::Attachment(super::datatypes::attachment_ed(first)),
         other => {
             return Err(Failure::error(
                 ErrorCode::DataType,
@@ -227,17 +206,6 @@ fn obx_value(obx: &SegmentRef, index: usize) -> Result<ObxValue, Failure> {
             ))
         }
     })
-}
-
-fn mime_type(t: &str) -> &str {
-    match t {
-        "ap" | "application" => "application",
-        "im" | "image" => "image",
-        "tx" | "text" => "text",
-        "au" | "audio" => "audio",
-        "vi" | "video" => "video",
-        other => other,
-    }
 }
 
 /// The segments of one OBR group.

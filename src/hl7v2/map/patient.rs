@@ -155,6 +155,54 @@ pub fn contacts(message: &Message) -> Vec<Value> {
         .collect()
 }
 
+/// PD1-3 primary facility (XON) → an Organization, PD1-4 primary care
+/// providers (XCN) → Practitioners: Patient.generalPractitioner (IG PD1
+/// map). The facility is found or created by its identifier (XON-10, else
+/// XON-3) and is a display-only reference without one.
+fn general_practitioners(message: &Message, b: &mut BundleBuilder) -> Vec<Value> {
+    let Some(pd1) = message.first("PD1") else {
+        return Vec::new();
+    };
+    let default = default_system(message);
+    let mut out = Vec::new();
+    for xon in pd1.reps(3) {
+        let name = xon.comp(1);
+        let id = xon.opt(10).or_else(|| xon.opt(3));
+        match id {
+            Some(id) => {
+                let aa = xon.part(6);
+                let system = super::datatypes::system_of(
+                    &aa.sub_part(1).text(),
+                    &aa.sub_part(2).text(),
+                    &aa.sub_part(3).text(),
+                )
+                .unwrap_or_else(|| default.clone());
+                let mut org = json!({
+                    "resourceType": "Organization",
+                    "identifier": [{"system": system, "value": id}],
+                });
+                if !name.is_empty() {
+                    org["name"] = json!(name);
+                }
+                let url = b.create_if_none(identifier_query(&system, &id), org);
+                let mut r = json!({"reference": url});
+                if !name.is_empty() {
+                    r["display"] = json!(name);
+                }
+                out.push(r);
+            }
+            None if !name.is_empty() => out.push(json!({"display": name})),
+            None => {}
+        }
+    }
+    out.extend(
+        pd1.reps(4)
+            .iter()
+            .filter_map(|x| super::adt::practitioner(x, &default, b)),
+    );
+    out
+}
+
 /// How a message names its patient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatientWrite {
@@ -177,6 +225,10 @@ pub fn add_patient(
     let contacts = contacts(message);
     if !contacts.is_empty() {
         resource["contact"] = json!(contacts);
+    }
+    let gps = general_practitioners(message, b);
+    if !gps.is_empty() {
+        resource["generalPractitioner"] = json!(gps);
     }
     let query = identifier_query(&key.0, &key.1);
     let url = match write {

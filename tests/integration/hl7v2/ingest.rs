@@ -7,9 +7,9 @@ use serde_json::Value;
 use super::{ack_code, adt, oru, segment, Mllp};
 use crate::harness::TestServer;
 
-const MRN_SYSTEM: &str = "urn:oid:1.2.840.99";
+pub const MRN_SYSTEM: &str = "urn:oid:1.2.840.99";
 
-async fn one(s: &TestServer, query: &str) -> Value {
+pub async fn one(s: &TestServer, query: &str) -> Value {
     let r = s.get(query).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let b = r.json();
@@ -18,7 +18,7 @@ async fn one(s: &TestServer, query: &str) -> Value {
     entries[0]["resource"].clone()
 }
 
-async fn count(s: &TestServer, query: &str) -> usize {
+pub async fn count(s: &TestServer, query: &str) -> usize {
     s.get(query).await.json()["entry"]
         .as_array()
         .map_or(0, Vec::len)
@@ -433,6 +433,7 @@ async fn sample_messages_are_all_answered(s: &TestServer) {
     let mut c = Mllp::connect(s.mllp_addr()).await;
     let (mut aa, mut ae, mut ar) = (0, 0, 0);
     let mut adt_oru = 0;
+    let mut orders = 0;
     for f in &files {
         let text = std::fs::read(f).unwrap();
         let first = String::from_utf8_lossy(&text[..text.len().min(200)]).to_string();
@@ -444,6 +445,33 @@ async fn sample_messages_are_all_answered(s: &TestServer) {
             "AR" => ar += 1,
             other => panic!("{}: MSA-1 {other}", f.display()),
         }
+        // The order, immunization, scheduling, financial and document
+        // families: every sample that has a control id (MSH-10), a version
+        // (MSH-12) and a patient (PID-3) applies, except one whose RXA-3
+        // is a malformed date (201501011) and an MDM without its TXA. (Many
+        // samples share a sender and control id: those after the first
+        // are answered with its ACK, as duplicates.)
+        if [
+            "|RDE^", "|OMP^", "|VXU^", "|ORM^", "|OML^", "|RDS^", "|SIU^", "|DFT^", "|MDM^",
+        ]
+        .iter()
+        .any(|t| first.contains(t))
+        {
+            match ack_code(&ack).as_str() {
+                "AA" => orders += 1,
+                _ => {
+                    let err = segment(&ack, "ERR").unwrap_or_default().to_string();
+                    let known = err.contains("MSH^1^10|101^")
+                        || err.contains("MSH^1^12|203^")
+                        || err.contains("PID^1^3|101^")
+                        || (f.ends_with("0010_IssueFixTest_L51.hl7")
+                            && err.contains("RXA^1^3|102^"))
+                        || (f.ends_with("0380_Hl7OrderRequestFHIRConversionTest_L378.hl7")
+                            && err.contains("TXA^1^2|101^"));
+                    assert!(known, "{}: {err}", f.display());
+                }
+            }
+        }
         if (first.contains("|ADT^A01") || first.contains("|ORU^R01")) && ack_code(&ack) == "AA" {
             adt_oru += 1;
         }
@@ -454,6 +482,8 @@ async fn sample_messages_are_all_answered(s: &TestServer) {
         adt_oru >= 50,
         "most ADT^A01 and ORU^R01 samples apply ({adt_oru})"
     );
+    eprintln!("order, immunization, scheduling, financial and document samples applied: {orders}");
+    assert!(orders >= 100, "{orders}");
 }
 
 crate::on_both_databases!(

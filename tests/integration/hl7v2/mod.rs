@@ -2,8 +2,13 @@
 //! the resources created (field by field), duplicates, framing, the failed
 //! message queue and replay, restarts, and the shared sample messages.
 
+mod document;
+mod financial;
 mod framing;
 mod ingest;
+mod orders;
+mod patient_extras;
+mod scheduling;
 
 use std::time::Duration;
 
@@ -76,6 +81,17 @@ pub fn ack_code(ack: &str) -> String {
 /// A segment of an ACK by name.
 pub fn segment<'a>(ack: &'a str, name: &str) -> Option<&'a str> {
     ack.split('\r').find(|s| s.starts_with(name))
+}
+
+/// A segment from (field number, value) pairs; the fields not named are
+/// empty.
+pub fn seg(name: &str, fields: &[(usize, &str)]) -> String {
+    let max = fields.iter().map(|(n, _)| *n).max().unwrap_or(0);
+    let mut out = vec![String::new(); max];
+    for (n, v) in fields {
+        out[n - 1] = (*v).to_string();
+    }
+    format!("{name}|{}", out.join("|"))
 }
 
 /// An ADT message for a patient with MRN `mrn`.
