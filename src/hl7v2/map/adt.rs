@@ -236,30 +236,7 @@ fn allergies(message: &Message, patient: &str, key: &(String, String), b: &mut B
             "code": code,
             "patient": {"reference": patient},
         });
-        let category = match al1.get(2).comp(1).as_str() {
-            "DA" | "MA" => Some("medication"),
-            "FA" => Some("food"),
-            "EA" | "AA" | "PA" | "LA" => Some("environment"),
-            _ => None,
-        };
-        if let Some(c) = category {
-            a["category"] = json!([c]);
-        }
-        match al1.get(4).comp(1).as_str() {
-            "SV" => a["criticality"] = json!("high"),
-            "MO" | "MI" => a["criticality"] = json!("low"),
-            _ => {}
-        }
-        let reactions: Vec<Value> = al1
-            .reps(5)
-            .iter()
-            .map(|r| r.text())
-            .filter(|t| !t.is_empty())
-            .map(|t| json!({"manifestation": [{"text": t}]}))
-            .collect();
-        if !reactions.is_empty() {
-            a["reaction"] = json!(reactions);
-        }
+        allergy_details(&mut a, &al1);
         if let Some(d) = date_time(&al1.get(6).comp(1)) {
             a["onsetDateTime"] = json!(d);
         }
@@ -272,6 +249,35 @@ fn allergies(message: &Message, patient: &str, key: &(String, String), b: &mut B
             let (id, a) = a;
             b.upsert_by(Some(id), a);
         }
+    }
+}
+
+/// What AL1 and IAM say alike (fields 2, 4 and 5): allergen type →
+/// category, severity → criticality, reactions.
+fn allergy_details(a: &mut Value, seg: &crate::hl7v2::message::SegmentRef) {
+    let category = match seg.get(2).comp(1).as_str() {
+        "DA" | "MA" => Some("medication"),
+        "FA" => Some("food"),
+        "EA" | "AA" | "PA" | "LA" => Some("environment"),
+        _ => None,
+    };
+    if let Some(c) = category {
+        a["category"] = json!([c]);
+    }
+    match seg.get(4).comp(1).as_str() {
+        "SV" => a["criticality"] = json!("high"),
+        "MO" | "MI" => a["criticality"] = json!("low"),
+        _ => {}
+    }
+    let reactions: Vec<Value> = seg
+        .reps(5)
+        .iter()
+        .map(|r| r.text())
+        .filter(|t| !t.is_empty())
+        .map(|t| json!({"manifestation": [{"text": t}]}))
+        .collect();
+    if !reactions.is_empty() {
+        a["reaction"] = json!(reactions);
     }
 }
 
@@ -309,30 +315,7 @@ fn adverse_reaction(
             "code": clinical
         }]});
     }
-    let category = match iam.get(2).comp(1).as_str() {
-        "DA" | "MA" => Some("medication"),
-        "FA" => Some("food"),
-        "EA" | "AA" | "PA" | "LA" => Some("environment"),
-        _ => None,
-    };
-    if let Some(c) = category {
-        a["category"] = json!([c]);
-    }
-    match iam.get(4).comp(1).as_str() {
-        "SV" => a["criticality"] = json!("high"),
-        "MO" | "MI" => a["criticality"] = json!("low"),
-        _ => {}
-    }
-    let reactions: Vec<Value> = iam
-        .reps(5)
-        .iter()
-        .map(|r| r.text())
-        .filter(|t| !t.is_empty())
-        .map(|t| json!({"manifestation": [{"text": t}]}))
-        .collect();
-    if !reactions.is_empty() {
-        a["reaction"] = json!(reactions);
-    }
+    allergy_details(&mut a, iam);
     if let Some(d) = date_time(&iam.get(11).comp(1)) {
         a["onsetDateTime"] = json!(d);
     } else if let Some(t) = iam.get(12).opt(1) {

@@ -363,30 +363,37 @@ pub fn number(raw: &str) -> Option<Value> {
         .filter(Value::is_number)
 }
 
-/// An amount and its units (CWE: code^text^system) → Quantity. The units
-/// are UCUM when their system says so (or says nothing and the code is
-/// valid UCUM), another coded system when named, else text only.
+/// An amount and its units (CWE: code^text^system) → Quantity.
 pub fn quantity(raw: &str, units: &Rep) -> Option<Value> {
     let mut q = Map::new();
     q.insert("value".into(), number(raw)?);
+    put_units(&mut q, units);
+    Some(Value::Object(q))
+}
+
+/// Units (CWE: code^text^system) into a Quantity: `unit` is the text (or
+/// the code); `system` and `code` are UCUM when the units' system says so
+/// (or says nothing and the code is valid UCUM), another coded system when
+/// named, else absent.
+pub fn put_units(q: &mut Map<String, Value>, units: &Rep) {
     let code = units.comp(1);
     let text = units.opt(2).unwrap_or_else(|| code.clone());
     if !text.is_empty() {
         q.insert("unit".into(), json!(text));
     }
-    if !code.is_empty() {
-        let system = units.comp(3);
-        if system.is_empty() || system.eq_ignore_ascii_case("UCUM") {
-            if crate::ucum::canonical(&code).is_some() {
-                q.insert("system".into(), json!("http://unitsofmeasure.org"));
-                q.insert("code".into(), json!(code));
-            }
-        } else if let Some(s) = code_system(&system) {
-            q.insert("system".into(), json!(s));
+    if code.is_empty() {
+        return;
+    }
+    let system = units.comp(3);
+    if system.is_empty() || system.eq_ignore_ascii_case("UCUM") {
+        if crate::ucum::canonical(&code).is_some() {
+            q.insert("system".into(), json!("http://unitsofmeasure.org"));
             q.insert("code".into(), json!(code));
         }
+    } else if let Some(s) = code_system(&system) {
+        q.insert("system".into(), json!(s));
+        q.insert("code".into(), json!(code));
     }
-    Some(Value::Object(q))
 }
 
 /// The 1-based occurrence of a segment in its message (for ERR-2).

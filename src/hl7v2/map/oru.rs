@@ -8,9 +8,7 @@
 use serde_json::{json, Map, Value};
 
 use super::adt::practitioner;
-use super::datatypes::{
-    code_system, codeable_concept, date_time, derived_key, identifier_ei, key_of,
-};
+use super::datatypes::{codeable_concept, date_time, derived_key, identifier_ei, key_of};
 use super::patient::{add_patient, default_system, PatientWrite};
 use super::{BundleBuilder, DERIVED_KEY_SYSTEM};
 use crate::hl7v2::ack::{ErrorCode, Failure, Location};
@@ -66,21 +64,7 @@ fn quantity(value: f64, raw: &str, units: &crate::hl7v2::message::Rep) -> Value 
         "value".into(),
         serde_json::from_str::<Value>(raw.trim().trim_start_matches('+')).unwrap_or(json!(value)),
     );
-    let code = units.comp(1);
-    if !code.is_empty() {
-        let text = units.opt(2).unwrap_or_else(|| code.clone());
-        q.insert("unit".into(), json!(text));
-        let system = units.comp(3);
-        if system.is_empty() || system.eq_ignore_ascii_case("UCUM") {
-            if crate::ucum::canonical(&code).is_some() {
-                q.insert("system".into(), json!("http://unitsofmeasure.org"));
-                q.insert("code".into(), json!(code));
-            }
-        } else if let Some(s) = code_system(&system) {
-            q.insert("system".into(), json!(s));
-            q.insert("code".into(), json!(code));
-        }
-    }
+    super::datatypes::put_units(&mut q, units);
     Value::Object(q)
 }
 
