@@ -203,6 +203,10 @@ pub struct Options {
     /// Audit trail: on, or off (nothing recorded) [default: on].
     #[arg(long, env = "CHARAKA_AUDIT", global = true)]
     pub audit: Option<String>,
+    /// ICD-10-CM codings on write: strict (refused with 422), warn
+    /// (accepted with warnings), or off [default: strict].
+    #[arg(long, env = "CHARAKA_ICD10CM_VALIDATION", global = true)]
+    pub icd10cm_validation: Option<String>,
 
     // ---- TLS ----
     /// PEM certificate chain: serve HTTPS (with --tls-key). Reloaded on
@@ -263,6 +267,9 @@ impl Options {
         }
         if let Some(v) = self.audit {
             config.audit = v;
+        }
+        if let Some(v) = self.icd10cm_validation {
+            config.icd10cm_validation = v;
         }
         if let Some(v) = self.tls_cert {
             config.tls_cert = Some(v);

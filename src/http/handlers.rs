@@ -15,7 +15,7 @@ use super::App;
 use crate::auth::scopes::Perm;
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::datetime::{format_http_date, parse_http_date};
-use crate::fhir::outcome::information;
+use crate::fhir::outcome::{information, operation_outcome, Issue, IssueType, Severity};
 use crate::fhir::summary::Summary;
 use crate::service::search::{is_strict, SearchScope};
 use crate::service::transaction::EntryReturn;
@@ -135,10 +135,13 @@ fn write_response(app: &App, req: &FhirRequest, outcome: WriteOutcome) -> Respon
                 WriteStatus::Updated => "updated",
                 WriteStatus::Unchanged => "matched (nothing written)",
             };
-            let oo = information(format!(
-                "{}/{} {verb}; version {}",
-                v.rtype, v.id, v.version
-            ));
+            let mut issues = vec![Issue::new(
+                Severity::Information,
+                IssueType::Informational,
+                format!("{}/{} {verb}; version {}", v.rtype, v.id, v.version),
+            )];
+            issues.extend(outcome.warnings.iter().cloned());
+            let oo = operation_outcome(&issues);
             match req.shape.render_value(&oo) {
                 Ok(body) => fhir_body(status, req.shape.format, body),
                 Err(err) => return error(err, req.shape.format),

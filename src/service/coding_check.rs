@@ -131,21 +131,23 @@ pub fn check(rtype: &str, resource: &Value, cs: &CodeSystem) -> Vec<Issue> {
 
 impl super::Fhir {
     /// The write hook: rejects a resource whose ICD-10-CM codings are
-    /// wrong under the `strict` policy.
-    pub fn check_codings(&self, rtype: &str, resource: &Value) -> Result<(), FhirError> {
+    /// wrong under the `strict` policy; returns the warnings of an accepted
+    /// one (displays that are not the code's, and under `warn` the
+    /// problems that `strict` would reject).
+    pub fn check_codings(&self, rtype: &str, resource: &Value) -> Result<Vec<Issue>, FhirError> {
         if self.coding_policy == CodingPolicy::Off {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let Some(cs) = self.terminology.icd10cm(None) else {
-            return Ok(());
+            return Ok(Vec::new());
         };
-        let issues = check(rtype, resource, &cs);
+        let mut issues = check(rtype, resource, &cs);
         let errors = issues
             .iter()
             .filter(|i| i.severity == Severity::Error)
             .count();
         if errors == 0 {
-            return Ok(());
+            return Ok(issues);
         }
         if self.coding_policy == CodingPolicy::Warn {
             tracing::warn!(
@@ -153,7 +155,10 @@ impl super::Fhir {
                 problems = errors,
                 "ICD-10-CM codings not valid; accepted (policy warn)"
             );
-            return Ok(());
+            for issue in &mut issues {
+                issue.severity = Severity::Warning;
+            }
+            return Ok(issues);
         }
         let mut err = FhirError::invalid_issues(issues);
         err.status = 422;

@@ -51,6 +51,7 @@ impl Fhir {
                 return Ok(WriteOutcome {
                     status: WriteStatus::Unchanged,
                     version: found.map(|v| super::VersionOut::stored(rtype, &existing, v)),
+                    warnings: Vec::new(),
                 });
             }
         }
@@ -61,6 +62,7 @@ impl Fhir {
         Ok(WriteOutcome {
             status: WriteStatus::Created,
             version: Some(version),
+            warnings: resource.warnings.clone(),
         })
     }
 

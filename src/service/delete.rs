@@ -72,6 +72,7 @@ impl Fhir {
             return Ok(WriteOutcome {
                 status: WriteStatus::Unchanged,
                 version: None,
+                warnings: Vec::new(),
             });
         };
         let version = previous.version + 1;
@@ -109,6 +110,7 @@ impl Fhir {
                 last_updated,
                 body: None,
             }),
+            warnings: Vec::new(),
         })
     }
 }

@@ -101,6 +101,10 @@ pub struct WriteOutcome {
     pub status: WriteStatus,
     /// The version written or matched; None when nothing exists.
     pub version: Option<VersionOut>,
+    /// Warnings about what was accepted (e.g. an ICD-10-CM display that is
+    /// not the code's), for `Prefer: return=OperationOutcome` and a
+    /// transaction entry's `response.outcome`.
+    pub warnings: Vec<crate::fhir::outcome::Issue>,
 }
 
 impl Fhir {

@@ -102,6 +102,11 @@ impl Fhir {
                 );
             }
             issues.extend(validate_resource(&resource));
+            // ICD-10-CM codings, as a write would check them.
+            match self.check_codings(rtype, &resource) {
+                Ok(warnings) => issues.extend(warnings),
+                Err(rejected) => issues.extend(rejected.issues),
+            }
             if mode.as_deref() == Some("update") {
                 let body_id = resource.get("id").and_then(Value::as_str);
                 match (id, body_id) {

@@ -120,6 +120,7 @@ impl Fhir {
         Ok(WriteOutcome {
             status: WriteStatus::Updated,
             version: Some(version),
+            warnings: prepared.warnings,
         })
     }
 }

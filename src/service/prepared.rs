@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::Fhir;
 use crate::error::FhirResult;
+use crate::fhir::outcome::Issue;
 use crate::search::extract::index_rows;
 use crate::store::IndexRows;
 
@@ -20,17 +21,23 @@ pub struct Prepared {
     pub resource: Map<String, Value>,
     /// Its index rows; none of them depend on the stamped id or meta.
     pub index: IndexRows,
+    /// Warnings of the coding check (the write goes ahead).
+    pub warnings: Vec<Issue>,
 }
 
 impl Fhir {
     /// Checks the resource's codings and extracts its index rows.
     pub fn prepare_write(&self, rtype: &str, resource: Map<String, Value>) -> FhirResult<Prepared> {
         let resource = Value::Object(resource);
-        self.check_codings(rtype, &resource)?;
+        let warnings = self.check_codings(rtype, &resource)?;
         let index = index_rows(rtype, &resource, &self.base_url);
         let Value::Object(resource) = resource else {
             unreachable!("wrapped above")
         };
-        Ok(Prepared { resource, index })
+        Ok(Prepared {
+            resource,
+            index,
+            warnings,
+        })
     }
 }

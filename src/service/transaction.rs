@@ -653,6 +653,7 @@ impl Fhir {
                     WriteOutcome {
                         status: WriteStatus::Unchanged,
                         version: found.map(|v| VersionOut::stored(rtype, id, v)),
+                        warnings: Vec::new(),
                     }
                 } else {
                     let resource = e.resource.clone().expect("checked");
@@ -663,6 +664,7 @@ impl Fhir {
                     WriteOutcome {
                         status: WriteStatus::Created,
                         version: Some(v),
+                        warnings: prepared.warnings,
                     }
                 }
             }
@@ -703,6 +705,7 @@ impl Fhir {
                 WriteOutcome {
                     status: WriteStatus::Updated,
                     version: None,
+                    warnings: Vec::new(),
                 }
             }
             (Method::Get | Method::Head, target) => {
@@ -797,18 +800,24 @@ impl Fhir {
                 ..Default::default()
             };
         };
-        let (resource, outcome_json) = match prefer {
-            EntryReturn::Representation => (v.body.clone(), None),
-            EntryReturn::Minimal => (None, None),
-            EntryReturn::OperationOutcome => (
-                None,
-                Some(operation_outcome(&[crate::fhir::outcome::Issue::new(
-                    crate::fhir::outcome::Severity::Information,
-                    IssueType::Informational,
-                    format!("{}/{} version {}", v.rtype, v.id, v.version),
-                )])),
-            ),
+        // Warnings ride in `response.outcome` whatever the preference.
+        let mut issues = outcome.warnings.clone();
+        let resource = match prefer {
+            EntryReturn::Representation => v.body.clone(),
+            EntryReturn::Minimal => None,
+            EntryReturn::OperationOutcome => {
+                issues.insert(
+                    0,
+                    crate::fhir::outcome::Issue::new(
+                        crate::fhir::outcome::Severity::Information,
+                        IssueType::Informational,
+                        format!("{}/{} version {}", v.rtype, v.id, v.version),
+                    ),
+                );
+                None
+            }
         };
+        let outcome_json = (!issues.is_empty()).then(|| operation_outcome(&issues));
         EntryOut {
             full_url: v
                 .body

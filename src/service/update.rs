@@ -72,6 +72,7 @@ impl Fhir {
         Ok(WriteOutcome {
             status,
             version: Some(version),
+            warnings: resource.warnings.clone(),
         })
     }
 

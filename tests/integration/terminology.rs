@@ -211,9 +211,68 @@ async fn icd10cm_codings_are_checked_on_write(s: &TestServer) {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    // A wrong display is accepted.
+    // A wrong display is accepted, with a warning for those who ask.
     let r = s.post("Condition", &condition("E11.9", "Sugar")).await;
     assert_eq!(r.status, 201, "{}", r.text);
+    let r = s
+        .json(
+            reqwest::Method::POST,
+            "Condition",
+            &condition("E11.9", "Sugar"),
+            &[("prefer", "return=OperationOutcome")],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let oo = r.json();
+    let warning = oo["issue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["severity"] == "warning")
+        .unwrap_or_else(|| panic!("no warning: {oo}"));
+    assert_eq!(warning["expression"][0], "Condition.code.coding[0].display");
+    assert!(
+        warning["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("Type 2 diabetes mellitus without complications"),
+        "{oo}"
+    );
+    // In a transaction the warning is the entry's response.outcome.
+    let tx = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": condition("E11.9", "Sugar"), "request": {"method": "POST", "url": "Condition"}},
+        {"resource": condition("E11.9", "Type 2 diabetes mellitus without complications"),
+         "request": {"method": "POST", "url": "Condition"}}]});
+    let r = s.post("", &tx).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let b = r.json();
+    assert_eq!(
+        b["entry"][0]["response"]["outcome"]["issue"][0]["severity"], "warning",
+        "{b}"
+    );
+    assert!(b["entry"][1]["response"]["outcome"].is_null(), "{b}");
+    // $validate reports what a write would.
+    let r = s
+        .post("Condition/$validate", &condition("E11.9", "Sugar"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.text.contains("Condition.code.coding[0].display"),
+        "{}",
+        r.text
+    );
+    let r = s
+        .post("Condition/$validate", &condition("E11.99", "x"))
+        .await;
+    let oo = r.json();
+    assert!(
+        oo["issue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["severity"] == "error" && i["expression"][0] == "Condition.code.coding[0]"),
+        "{oo}"
+    );
     let oo = s
         .post("Condition", &condition("E11.99", "x"))
         .await
@@ -239,16 +298,45 @@ async fn icd10cm_codings_are_checked_on_write(s: &TestServer) {
         .starts_with("Claim.diagnosis[0]"));
 }
 
-async fn policy_off_accepts_unknown_codes() {
-    let s = TestServer::sqlite_with(|c| c.icd10cm_validation = "off".into()).await;
-    let r = s.post("Condition", &condition("NOT.A.CODE", "x")).await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    s.stop().await;
+/// `off` checks nothing; `warn` accepts what `strict` rejects and says so.
+async fn policies_off_and_warn(postgres: bool) {
+    for policy in ["off", "warn"] {
+        let set = |c: &mut charaka::config::Config| c.icd10cm_validation = policy.into();
+        let s = if postgres {
+            match TestServer::postgres_with(set).await {
+                Some(s) => s,
+                None => return,
+            }
+        } else {
+            TestServer::sqlite_with(set).await
+        };
+        let r = s
+            .json(
+                reqwest::Method::POST,
+                "Condition",
+                &condition("NOT.A.CODE", "x"),
+                &[("prefer", "return=OperationOutcome")],
+            )
+            .await;
+        assert_eq!(r.status, 201, "{policy}: {}", r.text);
+        let warned = r.json()["issue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["severity"] == "warning");
+        assert_eq!(warned, policy == "warn", "{policy}: {}", r.text);
+        s.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policy_off() {
-    policy_off_accepts_unknown_codes().await;
+async fn policies_off_and_warn_sqlite() {
+    policies_off_and_warn(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_off_and_warn_postgres() {
+    policies_off_and_warn(true).await;
 }
 
 crate::on_both_databases!(
