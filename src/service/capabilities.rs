@@ -99,6 +99,17 @@ pub fn capability_statement(base_url: &str) -> Value {
                 let name = op.trim_start_matches('$');
                 json!({"name": name, "definition": format!("http://hl7.org/fhir/OperationDefinition/Resource-{name}")})
             }).collect();
+            let terminology: &[&str] = match rtype.as_str() {
+                "CodeSystem" => &["lookup", "validate-code", "subsumes"],
+                "ValueSet" => &["expand", "validate-code"],
+                _ => &[],
+            };
+            for name in terminology {
+                operations.push(json!({
+                    "name": name,
+                    "definition": format!("http://hl7.org/fhir/OperationDefinition/{rtype}-{name}"),
+                }));
+            }
             if *rtype == "Patient" {
                 operations.push(json!({
                     "name": "erase",

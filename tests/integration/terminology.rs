@@ -354,4 +354,28 @@ async fn terminology_capabilities(s: &TestServer) {
     assert_eq!(tc["resourceType"], "TerminologyCapabilities");
     assert_eq!(tc["codeSystem"][0]["uri"], ICD);
     assert_eq!(tc["codeSystem"][0]["version"][0]["isDefault"], true);
+    // The CapabilityStatement lists the operations on their types.
+    let cs = s.get("metadata").await.json();
+    let ops = |rtype: &str| -> Vec<String> {
+        cs["rest"][0]["resource"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == rtype)
+            .unwrap()["operation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for op in ["lookup", "validate-code", "subsumes"] {
+        assert!(
+            ops("CodeSystem").contains(&op.to_string()),
+            "CodeSystem ${op}"
+        );
+    }
+    for op in ["expand", "validate-code"] {
+        assert!(ops("ValueSet").contains(&op.to_string()), "ValueSet ${op}");
+    }
 }
