@@ -112,6 +112,9 @@ pub enum UserCommand {
     Enable { username: String },
     /// Set a new password (CHARAKA_NEW_PASSWORD, or a generated one).
     Password { username: String },
+    /// Turn off an account's two-step sign-in (a lost phone and backup
+    /// codes); the user can set it up again after signing in.
+    MfaReset { username: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -475,6 +478,17 @@ pub async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
                     "no user `{username}`"
                 );
                 println!("enabled `{username}`");
+            }
+            UserCommand::MfaReset { username } => {
+                anyhow::ensure!(
+                    store.user(&username).await?.is_some(),
+                    "no user `{username}`"
+                );
+                if store.delete_mfa(&username).await? {
+                    println!("two-step sign-in of `{username}` turned off");
+                } else {
+                    println!("`{username}` had no two-step sign-in");
+                }
             }
             UserCommand::Password { username } => {
                 let (password, generated) = new_password();

@@ -14,17 +14,22 @@
 //!   consent and patient-picker pages
 //! - `discovery`: `.well-known/smart-configuration`, OpenID configuration
 //! - `accounts`: users and clients for the command line and first start
+//! - `mfa`: two-step sign-in (TOTP codes, backup codes, QR enrolment)
+//! - `account`: the account pages and their sessions (two-step sign-in
+//!   set-up, the apps a user allowed)
 //!
 //! The SQL is in `store::auth`; the HTTP routes in `http::auth`; the FHIR
 //! checks in `service::authz`.
 
 pub mod access;
+pub mod account;
 pub mod accounts;
 pub mod authorize;
 pub mod clients;
 pub mod discovery;
 pub mod grants;
 pub mod keys;
+pub mod mfa;
 pub mod pages;
 pub mod scopes;
 pub mod secrets;

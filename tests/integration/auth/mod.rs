@@ -5,6 +5,7 @@
 mod backend;
 mod enforcement;
 mod flows;
+mod mfa;
 
 use serde_json::Value;
 
