@@ -196,7 +196,11 @@ impl Store {
         let q = Query::new("UPDATE auth_users SET disabled = $1 WHERE username = $2")
             .int(i64::from(disabled))
             .text(username);
-        Ok(self.write(&q).await? == 1)
+        let found = self.write(&q).await? == 1;
+        if found {
+            self.bump_revocations().await?;
+        }
+        Ok(found)
     }
 
     pub async fn set_user_password(&self, username: &str, hash: &str) -> Result<bool, StoreError> {
@@ -252,7 +256,50 @@ impl Store {
         let q =
             Query::new("UPDATE auth_grants SET revoked = 1 WHERE client_id = $1").text(client_id);
         self.write(&q).await?;
+        if found {
+            self.bump_revocations().await?;
+        }
         Ok(found)
+    }
+
+    // --- revocations every node watches ---
+
+    /// Tells every node to read the revoked clients and disabled accounts
+    /// again (after the change itself is written).
+    pub async fn bump_revocations(&self) -> Result<(), StoreError> {
+        let q = Query::new("UPDATE auth_revocations SET generation = generation + 1 WHERE id = 1");
+        self.write(&q).await?;
+        Ok(())
+    }
+
+    /// The revocation counter.
+    pub async fn revocation_generation(&self) -> Result<i64, StoreError> {
+        let q = Query::new("SELECT generation FROM auth_revocations WHERE id = 1");
+        Ok(match self.fetch_opt_row(&q).await? {
+            Some(r) => r.int(0)?,
+            None => 0,
+        })
+    }
+
+    /// Revoked clients' ids and disabled accounts' names.
+    pub async fn blocked_principals(&self) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let clients = self
+            .fetch_rows(&Query::new(
+                "SELECT client_id FROM auth_clients WHERE revoked = 1",
+            ))
+            .await?
+            .iter()
+            .map(|r| r.text(0))
+            .collect::<Result<_, _>>()?;
+        let users = self
+            .fetch_rows(&Query::new(
+                "SELECT username FROM auth_users WHERE disabled = 1",
+            ))
+            .await?
+            .iter()
+            .map(|r| r.text(0))
+            .collect::<Result<_, _>>()?;
+        Ok((clients, users))
     }
 
     // --- signing keys ---

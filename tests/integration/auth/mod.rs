@@ -6,6 +6,7 @@ mod backend;
 mod enforcement;
 mod flows;
 mod mfa;
+mod revocation;
 
 use serde_json::Value;
 
