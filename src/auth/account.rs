@@ -409,6 +409,94 @@ impl Auth {
         }
     }
 
+    /// `GET /auth/consents`: the apps the signed-in user allowed.
+    pub async fn consents_page(&self, store: &Store, session: Option<Session>) -> Answer {
+        let Some(s) = session.filter(|s| s.verified) else {
+            return Answer::redirect("account");
+        };
+        self.render_consents(store, &s, None).await
+    }
+
+    async fn render_consents(&self, store: &Store, s: &Session, notice: Option<&str>) -> Answer {
+        let Ok(rows) = store.consents_of(&s.username).await else {
+            return server_error();
+        };
+        let items: Vec<pages::ConsentItem> = rows
+            .into_iter()
+            .map(
+                |(client_id, client_name, scope, created)| pages::ConsentItem {
+                    client_id,
+                    client_name,
+                    scopes: super::scopes::Scopes::parse(&scope).unwrap_or_default(),
+                    allowed_on: crate::fhir::datetime::format_instant(created)
+                        .chars()
+                        .take(10)
+                        .collect(),
+                },
+            )
+            .collect();
+        Answer::page(200, pages::consents(&items, &s.csrf, notice))
+    }
+
+    /// `POST /auth/consents`: withdraws a consent; the codes and refresh
+    /// tokens the user's authorizations gave that app are revoked with it.
+    pub async fn consents_submit(
+        &self,
+        store: &Store,
+        form: &[(String, String)],
+        session: Option<Session>,
+    ) -> Answer {
+        let Some(s) = session.filter(|s| s.verified) else {
+            return Answer::page(
+                401,
+                pages::account_message(
+                    "Sign in first",
+                    "Your session has ended. Sign in again.",
+                    "account",
+                ),
+            );
+        };
+        if !secrets::constant_time_eq(field(form, "csrf").unwrap_or_default(), &s.csrf) {
+            return Answer::page(
+                403,
+                pages::error("the form did not come from this page (CSRF check failed)"),
+            );
+        }
+        if field(form, "step") != Some("withdraw") {
+            return Answer::page(400, pages::error("unknown step"));
+        }
+        let Some(client_id) = field(form, "client_id") else {
+            return Answer::page(400, pages::error("the form names no app"));
+        };
+        match store.delete_consent(&s.username, client_id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Answer::page(
+                    404,
+                    pages::account_message(
+                        "Nothing to withdraw",
+                        "You have not allowed this app (or withdrew it already).",
+                        "consents",
+                    ),
+                )
+            }
+            Err(_) => return server_error(),
+        }
+        if store
+            .revoke_user_grants(&s.username, client_id)
+            .await
+            .is_err()
+        {
+            return server_error();
+        }
+        self.render_consents(
+            store,
+            &s,
+            Some("Access withdrawn. The app will ask you again next time."),
+        )
+        .await
+    }
+
     /// Seconds to wait when the account or the address is locked out.
     pub(crate) fn locked_out(&self, user_key: &str, ip_key: &str, now: i64) -> Option<i64> {
         self.login_limiter

@@ -231,27 +231,7 @@ pub fn consent(
     picker: Option<(&str, &[PatientChoice])>,
     error: Option<&str>,
 ) -> String {
-    let mut items = String::new();
-    for r in &scopes.resources {
-        items.push_str(&format!("<li>{}</li>", escape(&r.describe())));
-    }
-    let flags = [
-        (
-            scopes.openid && scopes.fhir_user,
-            "Know who you are (your name and role)",
-        ),
-        (
-            scopes.offline_access,
-            "Keep access after you sign out, until you revoke it",
-        ),
-        (scopes.online_access, "Keep access while you are signed in"),
-        (scopes.launch_patient, "Work with one patient you choose"),
-    ];
-    for (on, text) in flags {
-        if on {
-            items.push_str(&format!("<li>{}</li>", escape(text)));
-        }
-    }
+    let items = scope_items(scopes);
     let picker_html = match picker {
         Some((query, choices)) => {
             let mut list = String::new();
@@ -289,6 +269,75 @@ pub fn consent(
             error_box(error),
             hidden("request", request),
             hidden("csrf", csrf),
+        ),
+    )
+}
+
+/// Every scope of a grant in plain words, as list items.
+fn scope_items(scopes: &Scopes) -> String {
+    let mut items = String::new();
+    for r in &scopes.resources {
+        items.push_str(&format!("<li>{}</li>", escape(&r.describe())));
+    }
+    let flags = [
+        (
+            scopes.openid && scopes.fhir_user,
+            "Know who you are (your name and role)",
+        ),
+        (
+            scopes.offline_access,
+            "Keep access after you sign out, until you revoke it",
+        ),
+        (scopes.online_access, "Keep access while you are signed in"),
+        (scopes.launch_patient, "Work with one patient you choose"),
+    ];
+    for (on, text) in flags {
+        if on {
+            items.push_str(&format!("<li>{}</li>", escape(text)));
+        }
+    }
+    items
+}
+
+/// One app a user allowed, for the consents page.
+pub struct ConsentItem {
+    pub client_id: String,
+    pub client_name: String,
+    pub scopes: Scopes,
+    /// `YYYY-MM-DD`.
+    pub allowed_on: String,
+}
+
+/// The apps a signed-in user allowed, each with a form withdrawing it.
+pub fn consents(items: &[ConsentItem], csrf: &str, notice: Option<&str>) -> String {
+    let mut body = String::new();
+    if let Some(n) = notice {
+        body.push_str(&format!("<p role=\"status\">{}</p>", escape(n)));
+    }
+    if items.is_empty() {
+        body.push_str("<p>You have not allowed any app.</p>");
+    }
+    for item in items {
+        body.push_str(&format!(
+            "<section><h2>{}</h2><p>Allowed on {}. It may:</p><ul class=\"scopes\">{}</ul>\
+             <form method=\"post\" action=\"consents\">{}{}{}\
+             <button type=\"submit\">Withdraw access of {}</button></form></section>",
+            escape(&item.client_name),
+            escape(&item.allowed_on),
+            scope_items(&item.scopes),
+            hidden("step", "withdraw"),
+            hidden("client_id", &item.client_id),
+            hidden("csrf", csrf),
+            escape(&item.client_name),
+        ));
+    }
+    page(
+        "Apps you allowed",
+        &format!(
+            "{body}<p><small>Withdrawing ends the app's long-lived access (its refresh \
+             tokens) at once; an access token it holds still works until it expires \
+             (within the hour, by default). The app asks you again next time.</small></p>\
+             <p><a href=\"account\">Back to your account</a></p>"
         ),
     )
 }

@@ -754,3 +754,23 @@ pub async fn mfa_setup_post(State(app): AppState, request: Request) -> Response 
         .await;
     render_answer(&app, answer)
 }
+
+/// `GET /auth/consents`: the apps the signed-in user allowed.
+pub async fn consents_get(State(app): AppState, headers: HeaderMap) -> Response {
+    let session = session_of(&app, &headers).await;
+    render_answer(&app, app.auth.consents_page(&app.fhir.store, session).await)
+}
+
+/// `POST /auth/consents`: withdraws the access of one app.
+pub async fn consents_post(State(app): AppState, request: Request) -> Response {
+    let (_, headers, form) = match account_form(request).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let session = session_of(&app, &headers).await;
+    let answer = app
+        .auth
+        .consents_submit(&app.fhir.store, &form, session)
+        .await;
+    render_answer(&app, answer)
+}

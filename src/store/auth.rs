@@ -516,6 +516,41 @@ impl Store {
         Ok(())
     }
 
+    /// The consents of an account, with each client's name, newest first:
+    /// (client id, client name, scope, created).
+    pub async fn consents_of(
+        &self,
+        username: &str,
+    ) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+        let q = Query::new(
+            "SELECT c.client_id, COALESCE(k.name, c.client_id), c.scope, c.created \
+             FROM auth_consents c LEFT JOIN auth_clients k ON k.client_id = c.client_id \
+             WHERE c.username = $1 ORDER BY c.created DESC, c.client_id",
+        )
+        .text(username);
+        self.fetch_rows(&q)
+            .await?
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.text(1)?, r.text(2)?, r.int(3)?)))
+            .collect()
+    }
+
+    /// Revokes the codes and refresh tokens an account's authorizations
+    /// gave a client.
+    pub async fn revoke_user_grants(
+        &self,
+        username: &str,
+        client_id: &str,
+    ) -> Result<u64, StoreError> {
+        let q = Query::new(
+            "UPDATE auth_grants SET revoked = 1 WHERE username = $1 AND client_id = $2 \
+             AND kind IN ('code', 'refresh') AND revoked = 0",
+        )
+        .text(username)
+        .text(client_id);
+        self.write(&q).await
+    }
+
     pub async fn delete_consent(
         &self,
         username: &str,

@@ -68,7 +68,7 @@ fn read_qr(png_base64: &str) -> String {
 }
 
 /// A browser on the account pages: the cookies it holds.
-struct Account {
+pub(super) struct Account {
     http: reqwest::Client,
     csrf_cookie: String,
     session: String,
@@ -79,7 +79,7 @@ impl Account {
         format!("{}; {}", self.csrf_cookie, self.session)
     }
 
-    async fn get(&self, s: &TestServer, path: &str) -> (u16, String) {
+    pub(super) async fn get(&self, s: &TestServer, path: &str) -> (u16, String) {
         let r = self
             .http
             .get(format!("{}{path}", s.origin))
@@ -91,7 +91,7 @@ impl Account {
     }
 
     /// POSTs a form; keeps a new session cookie. (status, location, page)
-    async fn post(
+    pub(super) async fn post(
         &mut self,
         s: &TestServer,
         path: &str,
@@ -122,7 +122,10 @@ impl Account {
     }
 
     /// Opens the sign-in form and signs in with the password.
-    async fn sign_in(s: &TestServer, username: &str) -> (Account, u16, Option<String>, String) {
+    pub(super) async fn sign_in(
+        s: &TestServer,
+        username: &str,
+    ) -> (Account, u16, Option<String>, String) {
         let http = browser();
         let r = http
             .get(format!("{}/auth/account", s.origin))

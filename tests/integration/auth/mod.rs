@@ -3,6 +3,7 @@
 //! every kind of interaction. Both databases.
 
 mod backend;
+mod consents;
 mod enforcement;
 mod flows;
 mod mfa;
