@@ -126,7 +126,7 @@ pub enum ClientCommand {
         #[arg(long)]
         name: String,
         /// public (browser/mobile app, PKCE), symmetric (client secret) or
-        /// asymmetric (private_key_jwt with --jwks-file).
+        /// asymmetric (private_key_jwt with --jwks-file or --jwks-uri).
         #[arg(long)]
         kind: String,
         /// Redirect URIs, matched exactly (repeat for several).
@@ -138,6 +138,10 @@ pub enum ClientCommand {
         /// A JSON Web Key Set file with the client's public keys.
         #[arg(long)]
         jwks_file: Option<PathBuf>,
+        /// Or where the asymmetric client publishes its public keys (https;
+        /// fetched when it authenticates, cached five minutes).
+        #[arg(long, conflicts_with = "jwks_file")]
+        jwks_uri: Option<String>,
         /// A chosen client id (default: random).
         #[arg(long)]
         client_id: Option<String>,
@@ -525,6 +529,7 @@ pub async fn client(config: Config, cmd: ClientCommand) -> anyhow::Result<()> {
                 redirect_uris,
                 scope,
                 jwks_file,
+                jwks_uri,
                 client_id,
             } => {
                 let jwks = match jwks_file {
@@ -537,7 +542,7 @@ pub async fn client(config: Config, cmd: ClientCommand) -> anyhow::Result<()> {
                     redirect_uris,
                     scope,
                     jwks,
-                    jwks_uri: None,
+                    jwks_uri,
                     client_id,
                 };
                 let new = crate::auth::accounts::add_client(&store, &spec).await?;

@@ -8,6 +8,7 @@
 //! - `secrets`: random tokens, hashes, PKCE, passwords (argon2id)
 //! - `clients`: client registration and client authentication
 //!   (`client_secret_basic/post`, `private_key_jwt`)
+//! - `jwks_fetch`: backend clients' keys from their `jwks_uri`, cached
 //! - `grants`: the token endpoint (authorization code, refresh token,
 //!   client credentials), introspection and revocation
 //! - `authorize`, `pages`: the authorization endpoint with its login,
@@ -28,6 +29,7 @@ pub mod authorize;
 pub mod clients;
 pub mod discovery;
 pub mod grants;
+pub mod jwks_fetch;
 pub mod keys;
 pub mod mfa;
 pub mod pages;

@@ -374,7 +374,7 @@ pub async fn register(
         kind: kind.to_string(),
         redirect_uris: strings(&meta["redirect_uris"]),
         scope: meta["scope"].as_str().unwrap_or_default().to_string(),
-        jwks: meta.get("jwks").cloned(),
+        jwks: meta.get("jwks").filter(|v| !v.is_null()).cloned(),
         jwks_uri: meta["jwks_uri"].as_str().map(str::to_string),
         client_id: None,
     };

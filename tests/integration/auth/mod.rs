@@ -6,6 +6,7 @@ mod backend;
 mod consents;
 mod enforcement;
 mod flows;
+mod jwks_uri;
 mod mfa;
 mod revocation;
 
