@@ -20,17 +20,25 @@ use crate::store::auth::{ClientRow, GrantRow};
 
 /// What the endpoint answers.
 pub enum Outcome {
-    /// An HTML page; `csrf` is set as a cookie when given.
+    /// An HTML page; `csrf` is set as a cookie when given. `app_origin`:
+    /// the origin of the app's redirect URI, where the page's form may end
+    /// up (browsers apply the page's CSP `form-action` to the redirect
+    /// after a form is sent).
     Page {
         status: u16,
         html: String,
         csrf: Option<String>,
+        app_origin: Option<String>,
     },
     /// 303 to the app's redirect URI.
     Redirect(String),
     /// The page asking for the second factor (after a right password, or
     /// again after a wrong code).
-    SecondFactor { status: u16, html: String },
+    SecondFactor {
+        status: u16,
+        html: String,
+        app_origin: Option<String>,
+    },
 }
 
 /// A request waiting between pages.
@@ -62,6 +70,7 @@ fn page(status: u16, html: String) -> Outcome {
         status,
         html,
         csrf: None,
+        app_origin: None,
     }
 }
 
@@ -210,6 +219,7 @@ impl Auth {
             status: 200,
             html: pages::login(&client.name, &request, &csrf, None),
             csrf: Some(csrf),
+            app_origin: Some(super::origin_of(&pending.redirect_uri)),
         }
     }
 
@@ -297,6 +307,7 @@ impl Auth {
                             Some(&super::account::wait_message(wait)),
                         ),
                         csrf: None,
+                        app_origin: Some(super::origin_of(&pending.redirect_uri)),
                     };
                 }
                 let user = store.user(&username).await.ok().flatten();
@@ -314,6 +325,7 @@ impl Auth {
                             Some("Wrong username or password."),
                         ),
                         csrf: None,
+                        app_origin: Some(super::origin_of(&pending.redirect_uri)),
                     };
                 }
                 let user = user.expect("checked");
@@ -338,6 +350,7 @@ impl Auth {
                         }
                         Outcome::SecondFactor {
                             status: 200,
+                            app_origin: Some(super::origin_of(&pending.redirect_uri)),
                             html: second_factor_page(request, csrf, None),
                         }
                     }
@@ -366,6 +379,7 @@ impl Auth {
                 if let Some(wait) = self.locked_out(&user_key, &ip_key, now) {
                     return Outcome::SecondFactor {
                         status: 429,
+                        app_origin: Some(super::origin_of(&pending.redirect_uri)),
                         html: second_factor_page(
                             request,
                             csrf,
@@ -380,6 +394,7 @@ impl Auth {
                         self.count_failure(&user_key, &ip_key, &username, now);
                         return Outcome::SecondFactor {
                             status: 401,
+                            app_origin: Some(super::origin_of(&pending.redirect_uri)),
                             html: second_factor_page(
                                 request,
                                 csrf,
@@ -545,10 +560,12 @@ impl Auth {
             None
         };
         let picker = choices.as_ref().map(|c| (query, c.as_slice()));
-        page(
-            200,
-            pages::consent(&p.client_name, scopes, request, csrf, picker, error),
-        )
+        Outcome::Page {
+            status: 200,
+            html: pages::consent(&p.client_name, scopes, request, csrf, picker, error),
+            csrf: None,
+            app_origin: Some(super::origin_of(&p.redirect_uri)),
+        }
     }
 
     async fn issue_code(

@@ -474,27 +474,44 @@ fn render(outcome: crate::auth::authorize::Outcome, secure: bool) -> Response {
             }
             no_store(r)
         }
-        Outcome::SecondFactor { status, html } => render(
+        Outcome::SecondFactor {
+            status,
+            html,
+            app_origin,
+        } => render(
             Outcome::Page {
                 status,
                 html,
                 csrf: None,
+                app_origin,
             },
             secure,
         ),
-        Outcome::Page { status, html, csrf } => {
+        Outcome::Page {
+            status,
+            html,
+            csrf,
+            app_origin,
+        } => {
             let mut r = (
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
                 axum::response::Html(html),
             )
                 .into_response();
             let h = r.headers_mut();
-            h.insert(
-                "content-security-policy",
-                HeaderValue::from_static(
-                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-                ),
+            // The app's origin (a registered redirect URI's, checked when
+            // the request started) joins `form-action`: the last form of a
+            // sign-in is answered with a redirect there.
+            let form_action = match app_origin.as_deref() {
+                Some(o) if !o.contains([';', ',', '\'', ' ']) => format!("'self' {o}"),
+                _ => "'self'".to_string(),
+            };
+            let csp = format!(
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
             );
+            if let Ok(v) = HeaderValue::from_str(&csp) {
+                h.insert("content-security-policy", v);
+            }
             h.insert("x-frame-options", HeaderValue::from_static("DENY"));
             h.insert(
                 "x-content-type-options",
@@ -621,6 +638,7 @@ fn render_answer(app: &App, answer: Answer) -> Response {
                 status: answer.status,
                 html: answer.html,
                 csrf: None,
+                app_origin: None,
             },
             secure,
         ),

@@ -3,6 +3,7 @@
 //! every kind of interaction. Both databases.
 
 mod backend;
+mod browser;
 mod consents;
 mod enforcement;
 mod flows;
