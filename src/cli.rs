@@ -112,6 +112,9 @@ pub enum UserCommand {
     Enable { username: String },
     /// Set a new password (CHARAKA_NEW_PASSWORD, or a generated one).
     Password { username: String },
+    /// Turn off an account's two-step sign-in (a lost phone and backup
+    /// codes); the user can set it up again after signing in.
+    MfaReset { username: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,7 +126,7 @@ pub enum ClientCommand {
         #[arg(long)]
         name: String,
         /// public (browser/mobile app, PKCE), symmetric (client secret) or
-        /// asymmetric (private_key_jwt with --jwks-file).
+        /// asymmetric (private_key_jwt with --jwks-file or --jwks-uri).
         #[arg(long)]
         kind: String,
         /// Redirect URIs, matched exactly (repeat for several).
@@ -135,6 +138,10 @@ pub enum ClientCommand {
         /// A JSON Web Key Set file with the client's public keys.
         #[arg(long)]
         jwks_file: Option<PathBuf>,
+        /// Or where the asymmetric client publishes its public keys (https;
+        /// fetched when it authenticates, cached five minutes).
+        #[arg(long, conflicts_with = "jwks_file")]
+        jwks_uri: Option<String>,
         /// A chosen client id (default: random).
         #[arg(long)]
         client_id: Option<String>,
@@ -483,6 +490,17 @@ pub async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
                 );
                 println!("enabled `{username}`");
             }
+            UserCommand::MfaReset { username } => {
+                anyhow::ensure!(
+                    store.user(&username).await?.is_some(),
+                    "no user `{username}`"
+                );
+                if store.delete_mfa(&username).await? {
+                    println!("two-step sign-in of `{username}` turned off");
+                } else {
+                    println!("`{username}` had no two-step sign-in");
+                }
+            }
             UserCommand::Password { username } => {
                 let (password, generated) = new_password();
                 anyhow::ensure!(
@@ -518,6 +536,7 @@ pub async fn client(config: Config, cmd: ClientCommand) -> anyhow::Result<()> {
                 redirect_uris,
                 scope,
                 jwks_file,
+                jwks_uri,
                 client_id,
             } => {
                 let jwks = match jwks_file {
@@ -530,7 +549,7 @@ pub async fn client(config: Config, cmd: ClientCommand) -> anyhow::Result<()> {
                     redirect_uris,
                     scope,
                     jwks,
-                    jwks_uri: None,
+                    jwks_uri,
                     client_id,
                 };
                 let new = crate::auth::accounts::add_client(&store, &spec).await?;

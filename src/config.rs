@@ -48,6 +48,10 @@ pub struct Config {
     pub access_token_seconds: u64,
     /// Lifetime of refresh tokens in seconds.
     pub refresh_token_seconds: u64,
+    /// How often (milliseconds) a node checks whether a client was revoked
+    /// or an account disabled elsewhere (another node, the command line);
+    /// its access tokens stop within this time. 0: on every request.
+    pub auth_revocation_check_ms: u64,
     /// Address of the HL7 v2 MLLP listener; None: no listener.
     pub mllp_listen: Option<SocketAddr>,
     /// Largest accepted HL7 v2 message (MLLP frame or HTTP body), in bytes.
@@ -148,6 +152,7 @@ impl Default for Config {
             auth: "on".to_string(),
             access_token_seconds: 3600,
             refresh_token_seconds: 90 * 24 * 3600,
+            auth_revocation_check_ms: 1000,
             mllp_listen: None,
             mllp_max_message_bytes: 1024 * 1024,
             mllp_idle_timeout_secs: 300,
@@ -244,6 +249,10 @@ impl Config {
             self.auth_enabled() || self.listen.ip().is_loopback(),
             "auth off is for development only: listen on a loopback address (127.0.0.1 or ::1), not {}",
             self.listen
+        );
+        anyhow::ensure!(
+            self.auth_revocation_check_ms <= 60_000,
+            "auth_revocation_check_ms must be at most 60000"
         );
         anyhow::ensure!(
             (60..=86_400).contains(&self.access_token_seconds),

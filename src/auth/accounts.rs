@@ -118,10 +118,23 @@ pub async fn add_client(store: &Store, spec: &ClientSpec) -> anyhow::Result<NewC
         );
     }
     if spec.kind == "asymmetric" {
-        let keys = spec.jwks.as_ref().and_then(|j| j["keys"].as_array());
+        match (&spec.jwks, &spec.jwks_uri) {
+            (Some(_), Some(_)) => anyhow::bail!("give jwks or jwks_uri, not both"),
+            (None, Some(uri)) => {
+                super::jwks_fetch::allowed_uri(uri).map_err(|e| anyhow::anyhow!(e))?
+            }
+            (jwks, None) => {
+                let keys = jwks.as_ref().and_then(|j| j["keys"].as_array());
+                anyhow::ensure!(
+                    keys.is_some_and(|k| !k.is_empty()),
+                    "an asymmetric client needs a JWKS with at least one public key, or a jwks_uri"
+                );
+            }
+        }
+    } else {
         anyhow::ensure!(
-            keys.is_some_and(|k| !k.is_empty()),
-            "an asymmetric client needs a JWKS with at least one public key"
+            spec.jwks.is_none() && spec.jwks_uri.is_none(),
+            "only private_key_jwt clients have keys (jwks, jwks_uri)"
         );
     }
     let client_id = spec

@@ -20,14 +20,25 @@ use crate::store::auth::{ClientRow, GrantRow};
 
 /// What the endpoint answers.
 pub enum Outcome {
-    /// An HTML page; `csrf` is set as a cookie when given.
+    /// An HTML page; `csrf` is set as a cookie when given. `app_origin`:
+    /// the origin of the app's redirect URI, where the page's form may end
+    /// up (browsers apply the page's CSP `form-action` to the redirect
+    /// after a form is sent).
     Page {
         status: u16,
         html: String,
         csrf: Option<String>,
+        app_origin: Option<String>,
     },
     /// 303 to the app's redirect URI.
     Redirect(String),
+    /// The page asking for the second factor (after a right password, or
+    /// again after a wrong code).
+    SecondFactor {
+        status: u16,
+        html: String,
+        app_origin: Option<String>,
+    },
 }
 
 /// A request waiting between pages.
@@ -46,6 +57,10 @@ struct Pending {
     launch_hash: Option<String>,
     csrf_hash: String,
     username: Option<String>,
+    /// The account whose password was right, while its second factor is
+    /// asked (`username` is set only once both passed).
+    #[serde(default)]
+    mfa_user: Option<String>,
 }
 
 const PENDING_SECONDS: i64 = 600;
@@ -55,6 +70,7 @@ fn page(status: u16, html: String) -> Outcome {
         status,
         html,
         csrf: None,
+        app_origin: None,
     }
 }
 
@@ -194,6 +210,7 @@ impl Auth {
             launch_hash,
             csrf_hash: secrets::token_hash(&csrf),
             username: None,
+            mfa_user: None,
         };
         if self.save_pending(store, &request, &pending).await.is_err() {
             return page(500, pages::error("the server could not start the sign-in"));
@@ -202,6 +219,7 @@ impl Auth {
             status: 200,
             html: pages::login(&client.name, &request, &csrf, None),
             csrf: Some(csrf),
+            app_origin: Some(super::origin_of(&pending.redirect_uri)),
         }
     }
 
@@ -268,22 +286,28 @@ impl Auth {
         let scopes = Scopes::parse(&pending.scope).unwrap_or_default();
         match get("step").unwrap_or_default() {
             "login" => {
+                if pending.username.is_some() || pending.mfa_user.is_some() {
+                    return page(
+                        400,
+                        pages::error("this sign-in has already passed this step"),
+                    );
+                }
                 let username = get("username").unwrap_or_default().trim().to_string();
                 let password = get("password").unwrap_or_default();
                 let now = now_seconds();
                 let user_key = format!("user:{username}");
                 let ip_key = format!("ip:{peer}");
-                let locked = self
-                    .login_limiter
-                    .locked(&user_key, now)
-                    .or_else(|| self.login_limiter.locked(&ip_key, now));
-                if let Some(wait) = locked {
-                    let message =
-                        format!("Too many failed sign-ins. Wait {wait} seconds, then try again.");
+                if let Some(wait) = self.locked_out(&user_key, &ip_key, now) {
                     return Outcome::Page {
                         status: 429,
-                        html: pages::login(&pending.client_name, request, csrf, Some(&message)),
+                        html: pages::login(
+                            &pending.client_name,
+                            request,
+                            csrf,
+                            Some(&super::account::wait_message(wait)),
+                        ),
                         csrf: None,
+                        app_origin: Some(super::origin_of(&pending.redirect_uri)),
                     };
                 }
                 let user = store.user(&username).await.ok().flatten();
@@ -291,16 +315,7 @@ impl Auth {
                     !u.disabled && secrets::verify_password(password, &u.password_hash)
                 });
                 if !ok {
-                    let a = self.login_limiter.fail(&user_key, now);
-                    let b = self.login_limiter.fail(&ip_key, now);
-                    if a || b {
-                        // The account name itself is not logged (it may be
-                        // a person's name); its hash identifies it.
-                        tracing::warn!(
-                            account = %&secrets::token_hash(&username)[..12],
-                            "sign-in locked for a minute after repeated failures"
-                        );
-                    }
+                    self.count_failure(&user_key, &ip_key, &username, now);
                     return Outcome::Page {
                         status: 401,
                         html: pages::login(
@@ -310,38 +325,96 @@ impl Auth {
                             Some("Wrong username or password."),
                         ),
                         csrf: None,
+                        app_origin: Some(super::origin_of(&pending.redirect_uri)),
                     };
                 }
-                self.login_limiter.succeed(&user_key);
                 let user = user.expect("checked");
-                pending.username = Some(user.username.clone());
-                if store
-                    .update_grant_context(
-                        &hash,
-                        Some(&user.username),
-                        &serde_json::to_string(&pending).expect("serialises"),
-                    )
-                    .await
-                    .is_err()
-                {
-                    return page(
+                match super::mfa::enabled(store, &user.username).await {
+                    Ok(true) => {
+                        // The failures of the code count on from here: a
+                        // right password does not reset them.
+                        pending.mfa_user = Some(user.username.clone());
+                        if store
+                            .update_grant_context(
+                                &hash,
+                                None,
+                                &serde_json::to_string(&pending).expect("serialises"),
+                            )
+                            .await
+                            .is_err()
+                        {
+                            return page(
+                                500,
+                                pages::error("the server could not continue the sign-in"),
+                            );
+                        }
+                        Outcome::SecondFactor {
+                            status: 200,
+                            app_origin: Some(super::origin_of(&pending.redirect_uri)),
+                            html: second_factor_page(request, csrf, None),
+                        }
+                    }
+                    Ok(false) => {
+                        self.login_limiter.succeed(&user_key);
+                        self.signed_in(fhir, &hash, pending, &user.username, &scopes, request, csrf)
+                            .await
+                    }
+                    Err(_) => page(
                         500,
                         pages::error("the server could not continue the sign-in"),
-                    );
+                    ),
                 }
-                // Consent given before for at least these scopes, and no
-                // patient to pick: straight back to the app.
-                let remembered = store
-                    .consent(&user.username, &pending.client_id)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|s| Scopes::parse(&s).ok())
-                    .is_some_and(|saved| scopes.within(&saved));
-                if remembered && !self.needs_patient(&pending, &scopes, user.role.as_str()) {
-                    return self.issue_code(fhir, &hash, &pending, None).await;
+            }
+            "mfa" => {
+                let Some(username) = pending
+                    .mfa_user
+                    .clone()
+                    .filter(|_| pending.username.is_none())
+                else {
+                    return page(400, pages::error("sign in with your password first"));
+                };
+                let now = now_seconds();
+                let user_key = format!("user:{username}");
+                let ip_key = format!("ip:{peer}");
+                if let Some(wait) = self.locked_out(&user_key, &ip_key, now) {
+                    return Outcome::SecondFactor {
+                        status: 429,
+                        app_origin: Some(super::origin_of(&pending.redirect_uri)),
+                        html: second_factor_page(
+                            request,
+                            csrf,
+                            Some(&super::account::wait_message(wait)),
+                        ),
+                    };
                 }
-                self.consent_page(fhir, &pending, &scopes, request, csrf, "", None)
+                let code = get("code").unwrap_or_default();
+                match super::mfa::verify(store, &username, code, now).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.count_failure(&user_key, &ip_key, &username, now);
+                        return Outcome::SecondFactor {
+                            status: 401,
+                            app_origin: Some(super::origin_of(&pending.redirect_uri)),
+                            html: second_factor_page(
+                                request,
+                                csrf,
+                                Some(super::account::WRONG_CODE),
+                            ),
+                        };
+                    }
+                    Err(_) => {
+                        return page(
+                            500,
+                            pages::error("the server could not continue the sign-in"),
+                        )
+                    }
+                }
+                self.login_limiter.succeed(&user_key);
+                match store.user(&username).await {
+                    Ok(Some(u)) if !u.disabled => {}
+                    _ => return page(400, pages::error("the account cannot sign in")),
+                }
+                self.signed_in(fhir, &hash, pending, &username, &scopes, request, csrf)
                     .await
             }
             "search" => {
@@ -403,6 +476,54 @@ impl Auth {
         }
     }
 
+    /// The user passed every sign-in step: the pending request carries
+    /// their name from now on; a consent given before for at least these
+    /// scopes (and no patient to pick) goes straight back to the app.
+    #[allow(clippy::too_many_arguments)]
+    async fn signed_in(
+        &self,
+        fhir: &Fhir,
+        hash: &str,
+        mut pending: Pending,
+        username: &str,
+        scopes: &Scopes,
+        request: &str,
+        csrf: &str,
+    ) -> Outcome {
+        let store = &fhir.store;
+        pending.username = Some(username.to_string());
+        if store
+            .update_grant_context(
+                hash,
+                Some(username),
+                &serde_json::to_string(&pending).expect("serialises"),
+            )
+            .await
+            .is_err()
+        {
+            return page(
+                500,
+                pages::error("the server could not continue the sign-in"),
+            );
+        }
+        let role = match store.user(username).await {
+            Ok(Some(u)) => u.role,
+            _ => return page(400, pages::error("the account is gone")),
+        };
+        let remembered = store
+            .consent(username, &pending.client_id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| Scopes::parse(&s).ok())
+            .is_some_and(|saved| scopes.within(&saved));
+        if remembered && !self.needs_patient(&pending, scopes, &role) {
+            return self.issue_code(fhir, hash, &pending, None).await;
+        }
+        self.consent_page(fhir, &pending, scopes, request, csrf, "", None)
+            .await
+    }
+
     /// Whether the user must pick a patient: the app asked for
     /// `launch/patient` (or patient scopes), no EHR launch gave one, and the
     /// user is not a patient (who gets their own record).
@@ -439,10 +560,12 @@ impl Auth {
             None
         };
         let picker = choices.as_ref().map(|c| (query, c.as_slice()));
-        page(
-            200,
-            pages::consent(&p.client_name, scopes, request, csrf, picker, error),
-        )
+        Outcome::Page {
+            status: 200,
+            html: pages::consent(&p.client_name, scopes, request, csrf, picker, error),
+            csrf: None,
+            app_origin: Some(super::origin_of(&p.redirect_uri)),
+        }
     }
 
     async fn issue_code(
@@ -508,6 +631,14 @@ impl Auth {
         }
         Outcome::Redirect(redirect_with(&p.redirect_uri, &params))
     }
+}
+
+fn second_factor_page(request: &str, csrf: &str, error: Option<&str>) -> String {
+    pages::second_factor(
+        "authorize",
+        &[("step", "mfa"), ("request", request), ("csrf", csrf)],
+        error,
+    )
 }
 
 /// Patients matching a name (or the first ones), for the picker.

@@ -1,6 +1,7 @@
 //! Client authentication at the token endpoint (RFC 6749 §2.3, RFC 7523,
 //! SMART Backend Services): `client_secret_basic`, `client_secret_post`,
-//! `private_key_jwt` (RS384 or ES384, keys from the registered JWKS,
+//! `private_key_jwt` (RS384 or ES384, keys from the registered JWKS or
+//! fetched from the registered `jwks_uri`,
 //! `exp` at most five minutes ahead, each `jti` once), or none for public
 //! clients.
 
@@ -154,11 +155,26 @@ async fn verify_assertion(
             "this client is not registered for private_key_jwt".into(),
         ));
     }
-    let jwks: jsonwebtoken::jwk::JwkSet = client
-        .jwks
-        .as_deref()
-        .and_then(|j| serde_json::from_str(j).ok())
-        .ok_or_else(|| invalid("the client has no usable JWKS registered".into()))?;
+    let fetched;
+    let registered: jsonwebtoken::jwk::JwkSet;
+    let jwks = match (&client.jwks, &client.jwks_uri) {
+        (Some(j), _) => {
+            registered = serde_json::from_str(j)
+                .map_err(|_| invalid("the client has no usable JWKS registered".into()))?;
+            &registered
+        }
+        (None, Some(uri)) => {
+            fetched = super::jwks_fetch::key_set(uri, header.kid.as_deref())
+                .await
+                .map_err(invalid)?;
+            &*fetched
+        }
+        (None, None) => {
+            return Err(invalid(
+                "the client has no JWKS or jwks_uri registered".into(),
+            ))
+        }
+    };
     let candidates: Vec<&jsonwebtoken::jwk::Jwk> = jwks
         .keys
         .iter()

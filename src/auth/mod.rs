@@ -8,29 +8,37 @@
 //! - `secrets`: random tokens, hashes, PKCE, passwords (argon2id)
 //! - `clients`: client registration and client authentication
 //!   (`client_secret_basic/post`, `private_key_jwt`)
+//! - `jwks_fetch`: backend clients' keys from their `jwks_uri`, cached
 //! - `grants`: the token endpoint (authorization code, refresh token,
 //!   client credentials), introspection and revocation
 //! - `authorize`, `pages`: the authorization endpoint with its login,
 //!   consent and patient-picker pages
 //! - `discovery`: `.well-known/smart-configuration`, OpenID configuration
 //! - `accounts`: users and clients for the command line and first start
+//! - `mfa`: two-step sign-in (TOTP codes, backup codes, QR enrolment)
+//! - `account`: the account pages and their sessions (two-step sign-in
+//!   set-up, the apps a user allowed)
 //!
 //! The SQL is in `store::auth`; the HTTP routes in `http::auth`; the FHIR
 //! checks in `service::authz`.
 
 pub mod access;
+pub mod account;
 pub mod accounts;
 pub mod authorize;
 pub mod clients;
 pub mod discovery;
 pub mod grants;
+pub mod jwks_fetch;
 pub mod keys;
+pub mod mfa;
 pub mod pages;
 pub mod scopes;
 pub mod secrets;
 pub mod tokens;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 pub use access::Access;
@@ -56,6 +64,30 @@ pub struct Auth {
     revoked: RwLock<HashMap<String, i64>>,
     /// Failed sign-ins by account and by address (brute-force slowing).
     pub login_limiter: accounts::LoginLimiter,
+    /// Revoked clients and disabled accounts: their access tokens are
+    /// refused even while the verified-token cache holds them.
+    blocked: RwLock<Blocked>,
+    /// When (ms since the epoch) the revocation counter was last read.
+    blocked_checked_ms: AtomicI64,
+    /// How often the counter is read (`auth_revocation_check_ms`).
+    revocation_check_ms: i64,
+}
+
+/// Whose tokens are refused, as of a revocation counter value.
+#[derive(Default)]
+struct Blocked {
+    generation: i64,
+    clients: HashSet<String>,
+    users: HashSet<String>,
+}
+
+impl Blocked {
+    /// Whether a caller's client is revoked or its account disabled (a
+    /// token with a role is a user's; without, a backend client's).
+    fn refuses(&self, client_id: Option<&str>, role: Option<&str>, subject: &str) -> bool {
+        client_id.is_some_and(|c| self.clients.contains(c))
+            || (role.is_some() && self.users.contains(subject))
+    }
 }
 
 /// Seconds since the Unix epoch.
@@ -79,7 +111,14 @@ impl Auth {
             cache: TokenCache::default(),
             revoked: RwLock::new(HashMap::new()),
             login_limiter: accounts::LoginLimiter::default(),
+            blocked: RwLock::new(Blocked {
+                generation: -1,
+                ..Default::default()
+            }),
+            blocked_checked_ms: AtomicI64::new(0),
+            revocation_check_ms: config.auth_revocation_check_ms as i64,
         };
+        auth.check_revocations(store).await?;
         if store.signing_keys().await?.is_empty() {
             store
                 .insert_signing_key(&keys::generate(now_micros()))
@@ -168,7 +207,65 @@ impl Auth {
         {
             return Err(TokenError::Revoked);
         }
+        let due = now_micros() / 1000 - self.blocked_checked_ms.load(Ordering::Relaxed)
+            >= self.revocation_check_ms;
+        if due {
+            // A failed read keeps the sets as they were (and is retried on
+            // the next request).
+            if let Err(e) = self.check_revocations(store).await {
+                tracing::warn!(error = %e, "revocation counter not read");
+            }
+        }
+        let access = &verified.access;
+        if self.blocked.read().expect("blocked lock").refuses(
+            access.client_id.as_deref(),
+            access.role.as_deref(),
+            &access.subject,
+        ) {
+            return Err(TokenError::Blocked);
+        }
         Ok(verified.access)
+    }
+
+    /// Reads the revocation counter; when it moved, the revoked clients and
+    /// disabled accounts again.
+    pub async fn check_revocations(&self, store: &Store) -> Result<(), StoreError> {
+        let generation = store.revocation_generation().await?;
+        self.blocked_checked_ms
+            .store(now_micros() / 1000, Ordering::Relaxed);
+        if generation == self.blocked.read().expect("blocked lock").generation {
+            return Ok(());
+        }
+        let (clients, users) = store.blocked_principals().await?;
+        let mut blocked = self.blocked.write().expect("blocked lock");
+        if generation > blocked.generation {
+            *blocked = Blocked {
+                generation,
+                clients: clients.into_iter().collect(),
+                users: users.into_iter().collect(),
+            };
+        }
+        Ok(())
+    }
+
+    /// Revokes a client: its grants at once, its access tokens on this node
+    /// at once and on the others within `auth_revocation_check_ms`.
+    pub async fn revoke_client(&self, store: &Store, client_id: &str) -> Result<bool, StoreError> {
+        let found = store.revoke_client(client_id).await?;
+        self.check_revocations(store).await?;
+        Ok(found)
+    }
+
+    /// Disables or enables an account, like [`Auth::revoke_client`].
+    pub async fn set_user_disabled(
+        &self,
+        store: &Store,
+        username: &str,
+        disabled: bool,
+    ) -> Result<bool, StoreError> {
+        let found = store.set_user_disabled(username, disabled).await?;
+        self.check_revocations(store).await?;
+        Ok(found)
     }
 
     /// Verifies a token without the cache (introspection).
@@ -181,6 +278,13 @@ impl Auth {
             .contains_key(&claims.jti)
         {
             return Err(TokenError::Revoked);
+        }
+        if self.blocked.read().expect("blocked lock").refuses(
+            Some(&claims.client_id),
+            claims.role.as_deref(),
+            &claims.sub,
+        ) {
+            return Err(TokenError::Blocked);
         }
         Ok(claims)
     }

@@ -72,6 +72,150 @@ pub fn login(client_name: &str, request: &str, csrf: &str, error: Option<&str>) 
     )
 }
 
+/// The second step of a sign-in: a code from the authenticator app or a
+/// backup code. `fields` are the form's hidden fields.
+pub fn second_factor(action: &str, fields: &[(&str, &str)], error: Option<&str>) -> String {
+    let hidden_fields: String = fields.iter().map(|(k, v)| hidden(k, v)).collect();
+    page(
+        "Enter your code",
+        &format!(
+            "<p>Open your authenticator app and enter the 6-digit code it shows for Charaka, \
+             or one of your backup codes.</p>{}\
+             <form method=\"post\" action=\"{}\">{hidden_fields}\
+             <label for=\"code\">Code</label>\
+             <input type=\"text\" id=\"code\" name=\"code\" autocomplete=\"one-time-code\" \
+             autocapitalize=\"characters\" spellcheck=\"false\" required autofocus>\
+             <button type=\"submit\">Continue</button></form>",
+            error_box(error),
+            escape(action),
+        ),
+    )
+}
+
+/// The sign-in page of the account pages (`/auth/account`).
+pub fn account_login(csrf: &str, error: Option<&str>) -> String {
+    page(
+        "Sign in to your account",
+        &format!(
+            "{}<form method=\"post\" action=\"account\">{}{}\
+             <label for=\"username\">Username</label>\
+             <input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus>\
+             <label for=\"password\">Password</label>\
+             <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
+             <button type=\"submit\">Sign in</button></form>",
+            error_box(error),
+            hidden("step", "login"),
+            hidden("csrf", csrf),
+        ),
+    )
+}
+
+/// The account page: what a signed-in user can manage.
+pub fn account_home(username: &str, mfa_on: bool, csrf: &str) -> String {
+    let mfa = if mfa_on {
+        "<p>Two-step sign-in is <strong>on</strong>.</p>".to_string()
+    } else {
+        "<p>Two-step sign-in is <strong>off</strong>. \
+         <a href=\"mfa/setup\">Turn on two-step sign-in</a></p>"
+            .to_string()
+    };
+    page(
+        "Your account",
+        &format!(
+            "<p>Signed in as <strong>{}</strong>.</p>{mfa}\
+             <p><a href=\"consents\">Apps you allowed</a></p>\
+             <form method=\"post\" action=\"account\">{}{}\
+             <button type=\"submit\">Sign out</button></form>",
+            escape(username),
+            hidden("step", "logout"),
+            hidden("csrf", csrf),
+        ),
+    )
+}
+
+/// The start of two-step sign-in set-up.
+pub fn mfa_start(csrf: &str) -> String {
+    page(
+        "Two-step sign-in",
+        &format!(
+            "<p>With two-step sign-in, signing in needs your password and a code from an \
+             authenticator app on your phone.</p>\
+             <form method=\"post\" action=\"setup\">{}{}\
+             <button type=\"submit\">Set up two-step sign-in</button></form>\
+             <p><a href=\"../account\">Back to your account</a></p>",
+            hidden("step", "begin"),
+            hidden("csrf", csrf),
+        ),
+    )
+}
+
+/// The enrolment page: the QR code, the secret, the backup codes (shown
+/// this once) and the form confirming a first code.
+pub fn mfa_enrol(
+    uri: &str,
+    secret_base32: &str,
+    qr_png_base64: &str,
+    backup_codes: &[String],
+    csrf: &str,
+    error: Option<&str>,
+) -> String {
+    let codes: String = backup_codes
+        .iter()
+        .map(|c| format!("<li><code>{}</code></li>", escape(c)))
+        .collect();
+    page(
+        "Set up two-step sign-in",
+        &format!(
+            "{}<p>1. Scan this code with your authenticator app.</p>\
+             <p><img src=\"data:image/png;base64,{}\" alt=\"QR code of your two-step sign-in key\" width=\"240\" height=\"240\"></p>\
+             <p>Or enter this key by hand: <code id=\"secret\">{}</code></p>\
+             <p><small>Link for apps on this device: <a id=\"otpauth\" href=\"{}\">{}</a></small></p>\
+             <p>2. Keep these backup codes somewhere safe. Each works once, in place of a code, \
+             if you lose your phone. They are not shown again.</p><ul class=\"codes\">{codes}</ul>\
+             <p>3. Enter the code your app shows now.</p>\
+             <form method=\"post\" action=\"setup\">{}{}\
+             <label for=\"code\">Code</label>\
+             <input type=\"text\" id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required>\
+             <button type=\"submit\">Turn on two-step sign-in</button></form>",
+            error_box(error),
+            escape(qr_png_base64),
+            escape(secret_base32),
+            escape(uri),
+            escape(uri),
+            hidden("step", "confirm"),
+            hidden("csrf", csrf),
+        ),
+    )
+}
+
+/// Two-step sign-in is on.
+pub fn mfa_on(just_now: bool) -> String {
+    page(
+        "Two-step sign-in",
+        &format!(
+            "<p>{}</p><p>If you lose your phone and your backup codes, an administrator can \
+             reset it for you.</p><p><a href=\"../account\">Back to your account</a></p>",
+            if just_now {
+                "Two-step sign-in is now on. From your next sign-in you will be asked for a code."
+            } else {
+                "Two-step sign-in is on."
+            }
+        ),
+    )
+}
+
+/// A message page with a link back to the account page.
+pub fn account_message(title: &str, message: &str, back: &str) -> String {
+    page(
+        title,
+        &format!(
+            "{}<p><a href=\"{}\">Continue</a></p>",
+            error_box(Some(message)),
+            escape(back)
+        ),
+    )
+}
+
 /// A patient to choose from.
 pub struct PatientChoice {
     pub id: String,
@@ -87,27 +231,7 @@ pub fn consent(
     picker: Option<(&str, &[PatientChoice])>,
     error: Option<&str>,
 ) -> String {
-    let mut items = String::new();
-    for r in &scopes.resources {
-        items.push_str(&format!("<li>{}</li>", escape(&r.describe())));
-    }
-    let flags = [
-        (
-            scopes.openid && scopes.fhir_user,
-            "Know who you are (your name and role)",
-        ),
-        (
-            scopes.offline_access,
-            "Keep access after you sign out, until you revoke it",
-        ),
-        (scopes.online_access, "Keep access while you are signed in"),
-        (scopes.launch_patient, "Work with one patient you choose"),
-    ];
-    for (on, text) in flags {
-        if on {
-            items.push_str(&format!("<li>{}</li>", escape(text)));
-        }
-    }
+    let items = scope_items(scopes);
     let picker_html = match picker {
         Some((query, choices)) => {
             let mut list = String::new();
@@ -145,6 +269,75 @@ pub fn consent(
             error_box(error),
             hidden("request", request),
             hidden("csrf", csrf),
+        ),
+    )
+}
+
+/// Every scope of a grant in plain words, as list items.
+fn scope_items(scopes: &Scopes) -> String {
+    let mut items = String::new();
+    for r in &scopes.resources {
+        items.push_str(&format!("<li>{}</li>", escape(&r.describe())));
+    }
+    let flags = [
+        (
+            scopes.openid && scopes.fhir_user,
+            "Know who you are (your name and role)",
+        ),
+        (
+            scopes.offline_access,
+            "Keep access after you sign out, until you revoke it",
+        ),
+        (scopes.online_access, "Keep access while you are signed in"),
+        (scopes.launch_patient, "Work with one patient you choose"),
+    ];
+    for (on, text) in flags {
+        if on {
+            items.push_str(&format!("<li>{}</li>", escape(text)));
+        }
+    }
+    items
+}
+
+/// One app a user allowed, for the consents page.
+pub struct ConsentItem {
+    pub client_id: String,
+    pub client_name: String,
+    pub scopes: Scopes,
+    /// `YYYY-MM-DD`.
+    pub allowed_on: String,
+}
+
+/// The apps a signed-in user allowed, each with a form withdrawing it.
+pub fn consents(items: &[ConsentItem], csrf: &str, notice: Option<&str>) -> String {
+    let mut body = String::new();
+    if let Some(n) = notice {
+        body.push_str(&format!("<p role=\"status\">{}</p>", escape(n)));
+    }
+    if items.is_empty() {
+        body.push_str("<p>You have not allowed any app.</p>");
+    }
+    for item in items {
+        body.push_str(&format!(
+            "<section><h2>{}</h2><p>Allowed on {}. It may:</p><ul class=\"scopes\">{}</ul>\
+             <form method=\"post\" action=\"consents\">{}{}{}\
+             <button type=\"submit\">Withdraw access of {}</button></form></section>",
+            escape(&item.client_name),
+            escape(&item.allowed_on),
+            scope_items(&item.scopes),
+            hidden("step", "withdraw"),
+            hidden("client_id", &item.client_id),
+            hidden("csrf", csrf),
+            escape(&item.client_name),
+        ));
+    }
+    page(
+        "Apps you allowed",
+        &format!(
+            "{body}<p><small>Withdrawing ends the app's long-lived access (its refresh \
+             tokens) at once; an access token it holds still works until it expires \
+             (within the hour, by default). The app asks you again next time.</small></p>\
+             <p><a href=\"account\">Back to your account</a></p>"
         ),
     )
 }

@@ -51,6 +51,8 @@ pub enum TokenError {
     Invalid(String),
     Expired,
     Revoked,
+    /// The client's registration was revoked or the account disabled.
+    Blocked,
     /// The `kid` is not one of ours (perhaps a key made by another node).
     UnknownKey,
 }
@@ -61,6 +63,9 @@ impl std::fmt::Display for TokenError {
             TokenError::Invalid(why) => write!(f, "the access token is invalid: {why}"),
             TokenError::Expired => f.write_str("the access token has expired"),
             TokenError::Revoked => f.write_str("the access token has been revoked"),
+            TokenError::Blocked => f.write_str(
+                "the access token's app registration has been revoked or its account disabled",
+            ),
             TokenError::UnknownKey => f.write_str("the access token is signed by an unknown key"),
         }
     }

@@ -17,6 +17,7 @@ use super::negotiate::Format;
 use super::response::error;
 use super::App;
 use crate::audit::event::AuthFacts;
+use crate::auth::account::{Answer, Cookie, Session};
 use crate::auth::accounts::{self, ClientSpec};
 use crate::auth::authorize::Outcome;
 use crate::auth::grants::{GrantContext, OAuthError};
@@ -373,7 +374,7 @@ pub async fn register(
         kind: kind.to_string(),
         redirect_uris: strings(&meta["redirect_uris"]),
         scope: meta["scope"].as_str().unwrap_or_default().to_string(),
-        jwks: meta.get("jwks").cloned(),
+        jwks: meta.get("jwks").filter(|v| !v.is_null()).cloned(),
         jwks_uri: meta["jwks_uri"].as_str().map(str::to_string),
         client_id: None,
     };
@@ -473,19 +474,44 @@ fn render(outcome: crate::auth::authorize::Outcome, secure: bool) -> Response {
             }
             no_store(r)
         }
-        Outcome::Page { status, html, csrf } => {
+        Outcome::SecondFactor {
+            status,
+            html,
+            app_origin,
+        } => render(
+            Outcome::Page {
+                status,
+                html,
+                csrf: None,
+                app_origin,
+            },
+            secure,
+        ),
+        Outcome::Page {
+            status,
+            html,
+            csrf,
+            app_origin,
+        } => {
             let mut r = (
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
                 axum::response::Html(html),
             )
                 .into_response();
             let h = r.headers_mut();
-            h.insert(
-                "content-security-policy",
-                HeaderValue::from_static(
-                    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-                ),
+            // The app's origin (a registered redirect URI's, checked when
+            // the request started) joins `form-action`: the last form of a
+            // sign-in is answered with a redirect there.
+            let form_action = match app_origin.as_deref() {
+                Some(o) if !o.contains([';', ',', '\'', ' ']) => format!("'self' {o}"),
+                _ => "'self'".to_string(),
+            };
+            let csp = format!(
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
             );
+            if let Ok(v) = HeaderValue::from_str(&csp) {
+                h.insert("content-security-policy", v);
+            }
             h.insert("x-frame-options", HeaderValue::from_static("DENY"));
             h.insert(
                 "x-content-type-options",
@@ -543,19 +569,34 @@ pub async fn authorize_post(State(app): AppState, request: Request) -> Response 
         .authorize_submit(&app.fhir, &form, cookie(&headers, CSRF_COOKIE), &peer)
         .await;
     let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    if field("step") == Some("login") {
-        let (success, detail) = match &outcome {
-            Outcome::Page { status: 401, .. } => (false, "wrong username or password"),
-            Outcome::Page { status: 429, .. } => (false, "locked after repeated failures"),
-            Outcome::Page { status, .. } if *status >= 400 => (false, "sign-in failed"),
+    let step = field("step");
+    if step == Some("login") || step == Some("mfa") {
+        let (success, detail) = match (&outcome, step) {
+            (Outcome::SecondFactor { status: 200, .. }, _) => {
+                (true, "password accepted; second factor asked")
+            }
+            (Outcome::SecondFactor { status: 401, .. }, _) => (false, "wrong second factor"),
+            (Outcome::Page { status: 401, .. }, _) => (false, "wrong username or password"),
+            (Outcome::Page { status: 429, .. } | Outcome::SecondFactor { status: 429, .. }, _) => {
+                (false, "locked after repeated failures")
+            }
+            (Outcome::Page { status, .. } | Outcome::SecondFactor { status, .. }, _)
+                if *status >= 400 =>
+            {
+                (false, "sign-in failed")
+            }
+            (_, Some("mfa")) => (true, "signed in with a second factor"),
             _ => (true, "signed in"),
         };
+        // The account of a second-factor step is the one that gave its
+        // password (kept in the pending request, not in the form).
+        let login_subject = field("username").map(str::trim);
         let audited =
             record_auth(
                 &app,
                 AuthFacts {
                     kind: "login",
-                    subject: field("username").map(str::trim),
+                    subject: login_subject,
                     client_id: None,
                     source: peer_addr,
                     success,
@@ -575,4 +616,179 @@ pub async fn authorize_post(State(app): AppState, request: Request) -> Response 
         }
     }
     render(outcome, secure)
+}
+
+/// Name of the session cookie of the account pages.
+const SESSION_COOKIE: &str = "charaka_session";
+
+/// An account page's answer as a response: the pages' security headers,
+/// the redirect, the cookie.
+fn render_answer(app: &App, answer: Answer) -> Response {
+    let secure = app.auth.issuer.starts_with("https://");
+    let mut r = match answer.location {
+        Some(to) => {
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("{}/{to}", app.auth.auth_base)) {
+                r.headers_mut().insert(http::header::LOCATION, v);
+            }
+            no_store(r)
+        }
+        None => render(
+            Outcome::Page {
+                status: answer.status,
+                html: answer.html,
+                csrf: None,
+                app_origin: None,
+            },
+            secure,
+        ),
+    };
+    let flags = if secure { "; Secure" } else { "" };
+    let cookie = match answer.cookie {
+        None => None,
+        Some(Cookie::Csrf(t)) => Some(format!(
+            "{CSRF_COOKIE}={t}; Path=/auth; HttpOnly; SameSite=Lax{flags}"
+        )),
+        Some(Cookie::Session(t)) => Some(format!(
+            "{SESSION_COOKIE}={t}; Path=/auth; HttpOnly; SameSite=Strict; Max-Age={}{flags}",
+            crate::auth::account::SESSION_SECONDS
+        )),
+        Some(Cookie::ClearSession) => Some(format!(
+            "{SESSION_COOKIE}=; Path=/auth; HttpOnly; SameSite=Strict; Max-Age=0{flags}"
+        )),
+    };
+    if let Some(v) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        r.headers_mut().insert(http::header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn session_of(app: &App, headers: &HeaderMap) -> Option<Session> {
+    app.auth
+        .session(&app.fhir.store, cookie(headers, SESSION_COOKIE))
+        .await
+}
+
+/// A form posted to an account page: (peer address, headers, fields).
+async fn account_form(
+    request: Request,
+) -> Result<(Option<std::net::IpAddr>, HeaderMap, Vec<(String, String)>), Response> {
+    let peer = peer_ip(&request);
+    let headers = request.headers().clone();
+    match axum::body::to_bytes(request.into_body(), 64 * 1024).await {
+        Ok(body) => Ok((peer, headers, form(&body))),
+        Err(_) => Err((StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response()),
+    }
+}
+
+/// Records a sign-in step of the account pages; a sign-in that cannot be
+/// recorded does not happen.
+async fn audit_answer(
+    app: &App,
+    answer: Answer,
+    subject: Option<&str>,
+    peer: Option<std::net::IpAddr>,
+) -> Response {
+    if let Some((success, detail)) = answer.audit {
+        let audited =
+            record_auth(
+                app,
+                AuthFacts {
+                    kind: "login",
+                    subject,
+                    client_id: None,
+                    source: peer,
+                    success,
+                    detail: Some(detail),
+                    recorded: crate::fhir::datetime::format_instant(
+                        crate::fhir::datetime::now_micros(),
+                    ),
+                },
+            )
+            .await;
+        if success && audited.is_err() {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the audit trail could not record the sign-in",
+            )
+                .into_response();
+        }
+    }
+    render_answer(app, answer)
+}
+
+/// `GET /auth/account`: the account page, or its sign-in form.
+pub async fn account_get(State(app): AppState, headers: HeaderMap) -> Response {
+    let session = session_of(&app, &headers).await;
+    render_answer(&app, app.auth.account_page(&app.fhir.store, session).await)
+}
+
+/// `POST /auth/account`: sign-in, second factor, sign-out.
+pub async fn account_post(State(app): AppState, request: Request) -> Response {
+    let (peer, headers, form) = match account_form(request).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let session = session_of(&app, &headers).await;
+    let subject = match field(&form, "username") {
+        Some(u) => Some(u.trim().to_string()),
+        None => session.as_ref().map(|s| s.username.clone()),
+    };
+    let peer_text = peer.map(|ip| ip.to_string()).unwrap_or_default();
+    let answer = app
+        .auth
+        .account_submit(
+            &app.fhir.store,
+            &form,
+            session,
+            cookie(&headers, CSRF_COOKIE),
+            &peer_text,
+        )
+        .await;
+    audit_answer(&app, answer, subject.as_deref(), peer).await
+}
+
+/// `GET /auth/mfa/setup`: two-step sign-in of the signed-in user.
+pub async fn mfa_setup_get(State(app): AppState, headers: HeaderMap) -> Response {
+    let session = session_of(&app, &headers).await;
+    render_answer(
+        &app,
+        app.auth.mfa_setup_page(&app.fhir.store, session).await,
+    )
+}
+
+/// `POST /auth/mfa/setup`: a new enrolment (QR code, backup codes), or the
+/// first code confirming it.
+pub async fn mfa_setup_post(State(app): AppState, request: Request) -> Response {
+    let (peer, headers, form) = match account_form(request).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let session = session_of(&app, &headers).await;
+    let peer_text = peer.map(|ip| ip.to_string()).unwrap_or_default();
+    let answer = app
+        .auth
+        .mfa_setup_submit(&app.fhir.store, &form, session, &peer_text)
+        .await;
+    render_answer(&app, answer)
+}
+
+/// `GET /auth/consents`: the apps the signed-in user allowed.
+pub async fn consents_get(State(app): AppState, headers: HeaderMap) -> Response {
+    let session = session_of(&app, &headers).await;
+    render_answer(&app, app.auth.consents_page(&app.fhir.store, session).await)
+}
+
+/// `POST /auth/consents`: withdraws the access of one app.
+pub async fn consents_post(State(app): AppState, request: Request) -> Response {
+    let (_, headers, form) = match account_form(request).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let session = session_of(&app, &headers).await;
+    let answer = app
+        .auth
+        .consents_submit(&app.fhir.store, &form, session)
+        .await;
+    render_answer(&app, answer)
 }

@@ -121,6 +121,18 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
             "/auth/authorize",
             get(auth::authorize_get).post(auth::authorize_post),
         )
+        .route(
+            "/auth/account",
+            get(auth::account_get).post(auth::account_post),
+        )
+        .route(
+            "/auth/mfa/setup",
+            get(auth::mfa_setup_get).post(auth::mfa_setup_post),
+        )
+        .route(
+            "/auth/consents",
+            get(auth::consents_get).post(auth::consents_post),
+        )
         .route("/auth/jwks", get(auth::jwks))
         .route("/auth/token", post(auth::token))
         .route("/auth/introspect", post(auth::introspect))

@@ -1,6 +1,7 @@
 //! SQL of the authorization server's tables (`0004_auth.sql`): accounts,
 //! clients, signing keys, grants (codes, refresh tokens, launch contexts),
-//! assertion ids, revoked tokens and consents. The rules live in `auth`.
+//! assertion ids, revoked tokens and consents; the TOTP secrets and backup
+//! codes of two-step sign-in (`0009_auth_mfa.sql`). The rules live in `auth`.
 
 use super::codec::{Aad, Codec};
 use super::db::{Query, Row};
@@ -70,6 +71,17 @@ pub struct GrantRow {
     pub expires: i64,
     pub used: bool,
     pub revoked: bool,
+}
+
+/// An account's TOTP enrolment.
+#[derive(Clone)]
+pub struct MfaRow {
+    /// The opened secret (never logged: no `Debug`).
+    pub secret: Vec<u8>,
+    /// Confirmed with a first code: sign-ins ask for a code.
+    pub enabled: bool,
+    /// The last time step accepted.
+    pub last_step: i64,
 }
 
 fn opt_text(row: &Row, i: usize) -> Result<Option<String>, StoreError> {
@@ -184,7 +196,11 @@ impl Store {
         let q = Query::new("UPDATE auth_users SET disabled = $1 WHERE username = $2")
             .int(i64::from(disabled))
             .text(username);
-        Ok(self.write(&q).await? == 1)
+        let found = self.write(&q).await? == 1;
+        if found {
+            self.bump_revocations().await?;
+        }
+        Ok(found)
     }
 
     pub async fn set_user_password(&self, username: &str, hash: &str) -> Result<bool, StoreError> {
@@ -240,7 +256,50 @@ impl Store {
         let q =
             Query::new("UPDATE auth_grants SET revoked = 1 WHERE client_id = $1").text(client_id);
         self.write(&q).await?;
+        if found {
+            self.bump_revocations().await?;
+        }
         Ok(found)
+    }
+
+    // --- revocations every node watches ---
+
+    /// Tells every node to read the revoked clients and disabled accounts
+    /// again (after the change itself is written).
+    pub async fn bump_revocations(&self) -> Result<(), StoreError> {
+        let q = Query::new("UPDATE auth_revocations SET generation = generation + 1 WHERE id = 1");
+        self.write(&q).await?;
+        Ok(())
+    }
+
+    /// The revocation counter.
+    pub async fn revocation_generation(&self) -> Result<i64, StoreError> {
+        let q = Query::new("SELECT generation FROM auth_revocations WHERE id = 1");
+        Ok(match self.fetch_opt_row(&q).await? {
+            Some(r) => r.int(0)?,
+            None => 0,
+        })
+    }
+
+    /// Revoked clients' ids and disabled accounts' names.
+    pub async fn blocked_principals(&self) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let clients = self
+            .fetch_rows(&Query::new(
+                "SELECT client_id FROM auth_clients WHERE revoked = 1",
+            ))
+            .await?
+            .iter()
+            .map(|r| r.text(0))
+            .collect::<Result<_, _>>()?;
+        let users = self
+            .fetch_rows(&Query::new(
+                "SELECT username FROM auth_users WHERE disabled = 1",
+            ))
+            .await?
+            .iter()
+            .map(|r| r.text(0))
+            .collect::<Result<_, _>>()?;
+        Ok((clients, users))
     }
 
     // --- signing keys ---
@@ -457,6 +516,41 @@ impl Store {
         Ok(())
     }
 
+    /// The consents of an account, with each client's name, newest first:
+    /// (client id, client name, scope, created).
+    pub async fn consents_of(
+        &self,
+        username: &str,
+    ) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+        let q = Query::new(
+            "SELECT c.client_id, COALESCE(k.name, c.client_id), c.scope, c.created \
+             FROM auth_consents c LEFT JOIN auth_clients k ON k.client_id = c.client_id \
+             WHERE c.username = $1 ORDER BY c.created DESC, c.client_id",
+        )
+        .text(username);
+        self.fetch_rows(&q)
+            .await?
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.text(1)?, r.text(2)?, r.int(3)?)))
+            .collect()
+    }
+
+    /// Revokes the codes and refresh tokens an account's authorizations
+    /// gave a client.
+    pub async fn revoke_user_grants(
+        &self,
+        username: &str,
+        client_id: &str,
+    ) -> Result<u64, StoreError> {
+        let q = Query::new(
+            "UPDATE auth_grants SET revoked = 1 WHERE username = $1 AND client_id = $2 \
+             AND kind IN ('code', 'refresh') AND revoked = 0",
+        )
+        .text(username)
+        .text(client_id);
+        self.write(&q).await
+    }
+
     pub async fn delete_consent(
         &self,
         username: &str,
@@ -466,5 +560,124 @@ impl Store {
             .text(username)
             .text(client_id);
         Ok(self.write(&q).await? == 1)
+    }
+
+    // --- two-step sign-in ---
+
+    /// The account's TOTP enrolment, confirmed or not.
+    pub async fn mfa(&self, username: &str) -> Result<Option<MfaRow>, StoreError> {
+        let q = Query::new("SELECT secret, enabled, last_step FROM auth_mfa WHERE username = $1")
+            .text(username);
+        // Through the writer: a code accepted a moment ago must be seen.
+        let Some(row) = self.write_fetch_opt(&q).await? else {
+            return Ok(None);
+        };
+        let stored = row.opt_bytes(0)?.unwrap_or_default();
+        let secret = self
+            .codec
+            .decode(stored, &Aad::MfaSecret { username })?
+            .to_vec();
+        Ok(Some(MfaRow {
+            secret,
+            enabled: row.int(1)? != 0,
+            last_step: row.int(2)?,
+        }))
+    }
+
+    /// Starts (or restarts) an enrolment: a new unconfirmed secret and new
+    /// backup codes replace any earlier ones. False when two-step sign-in
+    /// is already on for the account (only `charaka user mfa-reset` clears
+    /// it).
+    pub async fn begin_mfa(
+        &self,
+        username: &str,
+        secret: &[u8],
+        code_hashes: &[String],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let q = Query::new("SELECT enabled FROM auth_mfa WHERE username = $1").text(username);
+        if let Some(row) = tx.tx.conn().fetch_optional(&q).await? {
+            if row.int(0)? != 0 {
+                return Ok(false);
+            }
+        }
+        let sealed = self.codec.encode(secret, &Aad::MfaSecret { username });
+        for q in [
+            Query::new("DELETE FROM auth_mfa WHERE username = $1").text(username),
+            Query::new("DELETE FROM auth_backup_codes WHERE username = $1").text(username),
+            Query::new(
+                "INSERT INTO auth_mfa (username, secret, enabled, last_step, created) VALUES ($1, $2, 0, 0, $3)",
+            )
+            .text(username)
+            .bytes(sealed)
+            .int(now),
+        ] {
+            tx.tx.conn().execute(&q).await?;
+        }
+        for hash in code_hashes {
+            let q = Query::new(
+                "INSERT INTO auth_backup_codes (username, code_hash, used) VALUES ($1, $2, 0)",
+            )
+            .text(username)
+            .text(hash);
+            tx.tx.conn().execute(&q).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Records a TOTP time step as used; false when it (or a later one)
+    /// was used before (a replayed code). `enable` turns two-step sign-in
+    /// on (the confirming first code).
+    pub async fn accept_mfa_step(
+        &self,
+        username: &str,
+        step: i64,
+        enable: bool,
+    ) -> Result<bool, StoreError> {
+        let sql = if enable {
+            "UPDATE auth_mfa SET last_step = $1, enabled = 1 WHERE username = $2 AND last_step < $1"
+        } else {
+            "UPDATE auth_mfa SET last_step = $1 WHERE username = $2 AND last_step < $1 AND enabled = 1"
+        };
+        let q = Query::new(sql).int(step).text(username);
+        Ok(self.write(&q).await? == 1)
+    }
+
+    /// Uses a backup code of an account with two-step sign-in on; false
+    /// when unknown or used before.
+    pub async fn use_backup_code(
+        &self,
+        username: &str,
+        code_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let q = Query::new(
+            "UPDATE auth_backup_codes SET used = 1 WHERE username = $1 AND code_hash = $2 AND used = 0 \
+             AND EXISTS (SELECT 1 FROM auth_mfa m WHERE m.username = $1 AND m.enabled = 1)",
+        )
+        .text(username)
+        .text(code_hash);
+        Ok(self.write(&q).await? == 1)
+    }
+
+    /// Backup codes not yet used.
+    pub async fn backup_codes_left(&self, username: &str) -> Result<i64, StoreError> {
+        let q =
+            Query::new("SELECT COUNT(*) FROM auth_backup_codes WHERE username = $1 AND used = 0")
+                .text(username);
+        self.fetch_one_row(&q).await?.int(0)
+    }
+
+    /// Removes an account's two-step sign-in (administrators, when a user
+    /// lost their device and codes); false when it had none.
+    pub async fn delete_mfa(&self, username: &str) -> Result<bool, StoreError> {
+        let found = self
+            .write(&Query::new("DELETE FROM auth_mfa WHERE username = $1").text(username))
+            .await?
+            == 1;
+        self.write(&Query::new("DELETE FROM auth_backup_codes WHERE username = $1").text(username))
+            .await?;
+        Ok(found)
     }
 }

@@ -54,6 +54,8 @@ pub enum Aad<'a> {
     },
     /// The private key of a token signing key.
     SigningKey { kid: &'a str },
+    /// The TOTP secret of an account (`auth_mfa.secret`).
+    MfaSecret { username: &'a str },
     /// The start-up check value of a data key.
     Probe { key_id: u32 },
 }
@@ -112,6 +114,10 @@ impl Aad<'_> {
                 put(b"signing-key");
                 put(kid.as_bytes());
             }
+            Aad::MfaSecret { username } => {
+                put(b"mfa-secret");
+                put(username.as_bytes());
+            }
             Aad::Probe { key_id } => {
                 put(b"probe");
                 put(&key_id.to_be_bytes());
@@ -135,6 +141,7 @@ impl Aad<'_> {
                 }
             ),
             Aad::SigningKey { kid } => format!("token signing key {kid}"),
+            Aad::MfaSecret { .. } => "the TOTP secret of an account".to_string(),
             Aad::Probe { key_id } => format!("the check value of data key {key_id}"),
         }
     }

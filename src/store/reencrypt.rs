@@ -32,11 +32,12 @@ pub struct Outcome {
 }
 
 /// (table, column): every sealed column.
-const COLUMNS: [(&str, &str); 4] = [
+const COLUMNS: [(&str, &str); 5] = [
     ("resource_versions", "body"),
     ("hl7v2_messages", "raw"),
     ("hl7v2_messages", "ack"),
     ("auth_signing_keys", "private_key"),
+    ("auth_mfa", "secret"),
 ];
 
 /// The WHERE condition "not under the current prefix" for a column.
@@ -167,6 +168,7 @@ impl Store {
         }
         if within(batches) {
             outcome.rewritten += self.signing_key_batch(&prefix).await?;
+            outcome.rewritten += self.mfa_secret_batch(&prefix).await?;
             progress(outcome.rewritten);
             if self.reencrypt_pending().await? == 0 {
                 self.drop_old_probes().await?;
@@ -291,6 +293,36 @@ impl Store {
             .bytes(new)
             .text(&kid)
             .bytes(old);
+            done += tx.tx.conn().execute(&q).await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// The TOTP secrets (one row per account with two-step sign-in): one
+    /// transaction.
+    async fn mfa_secret_batch(&self, prefix: &[u8]) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let q = Query::dynamic(format!(
+            "SELECT username, secret FROM auth_mfa WHERE {}",
+            stale("secret", prefix.len(), "$1")
+        ))
+        .bytes(prefix.to_vec());
+        let rows = tx.tx.conn().fetch_all(&q).await?;
+        let mut done = 0;
+        for row in &rows {
+            let username = row.text(0)?;
+            let old = row.opt_bytes(1)?.unwrap_or_default();
+            let aad = Aad::MfaSecret {
+                username: &username,
+            };
+            let secret = self.codec.decode(old.clone(), &aad)?;
+            let new = self.codec.encode(&secret, &aad);
+            let q =
+                Query::new("UPDATE auth_mfa SET secret = $1 WHERE username = $2 AND secret = $3")
+                    .bytes(new)
+                    .text(&username)
+                    .bytes(old);
             done += tx.tx.conn().execute(&q).await?;
         }
         tx.commit().await?;

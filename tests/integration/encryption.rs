@@ -15,7 +15,7 @@ use crate::on_both_databases;
 const FAMILY: &str = "Quetzalcoatlova";
 
 /// Rows of the first column of `sql`, read straight from the database.
-async fn raw(config: &Config, sql: &str) -> Vec<Vec<u8>> {
+pub(crate) async fn raw(config: &Config, sql: &str) -> Vec<Vec<u8>> {
     let url = &config.database_url;
     if url.starts_with("sqlite") {
         let pool = sqlx::SqlitePool::connect(url).await.unwrap();

@@ -331,7 +331,7 @@ async fn client_secret_basic_and_post(s: &TestServer) {
 }
 
 /// An ES384 key pair: (PKCS#8 DER, public JWK).
-fn es384_key(kid: &str) -> (Vec<u8>, Value) {
+pub(super) fn es384_key(kid: &str) -> (Vec<u8>, Value) {
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng).unwrap();
     let pair =
@@ -354,18 +354,18 @@ fn rsa_key() -> (EncodingKey, Value) {
     (EncodingKey::from_rsa_pem(&pem).unwrap(), jwks)
 }
 
-fn assertion(key: &EncodingKey, alg: Algorithm, kid: &str, claims: &Value) -> String {
+pub(super) fn assertion(key: &EncodingKey, alg: Algorithm, kid: &str, claims: &Value) -> String {
     let mut header = Header::new(alg);
     header.kid = Some(kid.into());
     jsonwebtoken::encode(&header, claims, key).unwrap()
 }
 
-fn claims(client_id: &str, aud: &str, exp_in: i64, jti: &str) -> Value {
+pub(super) fn claims(client_id: &str, aud: &str, exp_in: i64, jti: &str) -> Value {
     let now = charaka::auth::now_seconds();
     json!({"iss": client_id, "sub": client_id, "aud": aud, "exp": now + exp_in, "jti": jti})
 }
 
-async fn jwt_token_request(s: &TestServer, assertion: &str) -> (u16, Value) {
+pub(super) async fn jwt_token_request(s: &TestServer, assertion: &str) -> (u16, Value) {
     post_form(
         s,
         "/auth/token",

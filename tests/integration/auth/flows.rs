@@ -28,8 +28,8 @@ on_both_databases!(
     sign_in_failures_are_limited,
 );
 
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
-const PASSWORD: &str = "correct horse battery";
+pub(super) const REDIRECT: &str = "http://127.0.0.1:9/callback";
+pub(super) const PASSWORD: &str = "correct horse battery";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SmartFields {
@@ -64,14 +64,14 @@ fn app(s: &TestServer, client_id: &str) -> SmartClient {
 }
 
 /// A browser: keeps no redirects, carries the CSRF cookie by hand.
-fn browser() -> reqwest::Client {
+pub(super) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
 }
 
-fn hidden(html: &str, name: &str) -> String {
+pub(super) fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)
@@ -80,7 +80,7 @@ fn hidden(html: &str, name: &str) -> String {
     html[start..].split('"').next().unwrap().to_string()
 }
 
-async fn seed(s: &TestServer) {
+pub(super) async fn seed(s: &TestServer) {
     for (id, family) in [("p1", "Alpha"), ("p2", "Beta")] {
         s.put(
             &format!("Patient/{id}"),
@@ -111,17 +111,17 @@ async fn seed(s: &TestServer) {
 
 /// The pages of one sign-in: returns the final HTTP response (a redirect
 /// to the app, or a page).
-struct Browsing {
-    http: reqwest::Client,
-    cookie: String,
-    request: String,
-    csrf: String,
-    html: String,
-    status: u16,
+pub(super) struct Browsing {
+    pub(super) http: reqwest::Client,
+    pub(super) cookie: String,
+    pub(super) request: String,
+    pub(super) csrf: String,
+    pub(super) html: String,
+    pub(super) status: u16,
 }
 
 impl Browsing {
-    async fn open(url: &str) -> Browsing {
+    pub(super) async fn open(url: &str) -> Browsing {
         let http = browser();
         let r = http.get(url).send().await.unwrap();
         let status = r.status().as_u16();
@@ -146,7 +146,11 @@ impl Browsing {
         }
     }
 
-    async fn post(&mut self, origin: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub(super) async fn post(
+        &mut self,
+        origin: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut form: Vec<(&str, &str)> = vec![("request", &self.request), ("csrf", &self.csrf)];
         form.extend_from_slice(fields);
         self.http
@@ -158,7 +162,7 @@ impl Browsing {
             .unwrap()
     }
 
-    async fn page(&mut self, origin: &str, fields: &[(&str, &str)]) -> (u16, String) {
+    pub(super) async fn page(&mut self, origin: &str, fields: &[(&str, &str)]) -> (u16, String) {
         let r = self.post(origin, fields).await;
         let status = r.status().as_u16();
         self.html = r.text().await.unwrap();
@@ -167,12 +171,12 @@ impl Browsing {
     }
 }
 
-fn location(r: &reqwest::Response) -> String {
+pub(super) fn location(r: &reqwest::Response) -> String {
     assert_eq!(r.status(), 303, "expected a redirect to the app");
     r.headers()["location"].to_str().unwrap().to_string()
 }
 
-fn query_param(url: &str, name: &str) -> Option<String> {
+pub(super) fn query_param(url: &str, name: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
@@ -514,7 +518,7 @@ fn with_field<'a>(
     f
 }
 
-fn authorize_url(s: &TestServer, client_id: &str, fields: &[(&str, &str)]) -> String {
+pub(super) fn authorize_url(s: &TestServer, client_id: &str, fields: &[(&str, &str)]) -> String {
     let mut q = form_urlencoded::Serializer::new(String::new());
     q.append_pair("response_type", "code");
     q.append_pair("client_id", client_id);

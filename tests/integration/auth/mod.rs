@@ -3,8 +3,13 @@
 //! every kind of interaction. Both databases.
 
 mod backend;
+mod browser;
+mod consents;
 mod enforcement;
 mod flows;
+mod jwks_uri;
+mod mfa;
+mod revocation;
 
 use serde_json::Value;
 
