@@ -347,22 +347,10 @@ impl Auth {
         session: Option<Session>,
         peer: &str,
     ) -> Answer {
-        let Some(s) = session.filter(|s| s.verified) else {
-            return Answer::page(
-                401,
-                pages::account_message(
-                    "Sign in first",
-                    "Your session has ended. Sign in again.",
-                    "../account",
-                ),
-            );
+        let s = match signed_in_form(session, form, "../account") {
+            Ok(s) => s,
+            Err(refused) => return refused,
         };
-        if !secrets::constant_time_eq(field(form, "csrf").unwrap_or_default(), &s.csrf) {
-            return Answer::page(
-                403,
-                pages::error("the form did not come from this page (CSRF check failed)"),
-            );
-        }
         match field(form, "step").unwrap_or_default() {
             "begin" => match mfa::enrol(store, &s.username).await {
                 Ok(Some(e)) => Answer::page(
@@ -446,22 +434,10 @@ impl Auth {
         form: &[(String, String)],
         session: Option<Session>,
     ) -> Answer {
-        let Some(s) = session.filter(|s| s.verified) else {
-            return Answer::page(
-                401,
-                pages::account_message(
-                    "Sign in first",
-                    "Your session has ended. Sign in again.",
-                    "account",
-                ),
-            );
+        let s = match signed_in_form(session, form, "account") {
+            Ok(s) => s,
+            Err(refused) => return refused,
         };
-        if !secrets::constant_time_eq(field(form, "csrf").unwrap_or_default(), &s.csrf) {
-            return Answer::page(
-                403,
-                pages::error("the form did not come from this page (CSRF check failed)"),
-            );
-        }
         if field(form, "step") != Some("withdraw") {
             return Answer::page(400, pages::error("unknown step"));
         }
@@ -524,4 +500,31 @@ pub const WRONG_CODE: &str = "That code is not right, or was used already.";
 
 pub(crate) fn wait_message(wait: i64) -> String {
     format!("Too many failed sign-ins. Wait {wait} seconds, then try again.")
+}
+
+/// The session of a form posted by a signed-in user (second factor done),
+/// with its CSRF token checked; else the page to answer (`back`: the
+/// account page, relative to the form's page).
+fn signed_in_form(
+    session: Option<Session>,
+    form: &[(String, String)],
+    back: &str,
+) -> Result<Session, Answer> {
+    let Some(s) = session.filter(|s| s.verified) else {
+        return Err(Answer::page(
+            401,
+            pages::account_message(
+                "Sign in first",
+                "Your session has ended. Sign in again.",
+                back,
+            ),
+        ));
+    };
+    if !secrets::constant_time_eq(field(form, "csrf").unwrap_or_default(), &s.csrf) {
+        return Err(Answer::page(
+            403,
+            pages::error("the form did not come from this page (CSRF check failed)"),
+        ));
+    }
+    Ok(s)
 }

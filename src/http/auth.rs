@@ -225,6 +225,38 @@ async fn record_auth(app: &App, facts: AuthFacts<'_>) -> Result<(), ()> {
         .map_err(|e| tracing::error!(error = %e, "authentication event not recorded"))
 }
 
+/// Records a sign-in step; a successful sign-in that cannot be recorded
+/// does not happen (503).
+async fn record_sign_in(
+    app: &App,
+    subject: Option<&str>,
+    source: Option<std::net::IpAddr>,
+    success: bool,
+    detail: &str,
+) -> Result<(), Response> {
+    let audited = record_auth(
+        app,
+        AuthFacts {
+            kind: "login",
+            subject,
+            client_id: None,
+            source,
+            success,
+            detail: Some(detail),
+            recorded: crate::fhir::datetime::format_instant(crate::fhir::datetime::now_micros()),
+        },
+    )
+    .await;
+    if success && audited.is_err() {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the audit trail could not record the sign-in",
+        )
+            .into_response());
+    }
+    Ok(())
+}
+
 /// Who may introspect or revoke: an authenticated client, or a caller
 /// with an administrator's bearer token.
 async fn caller_client(
@@ -591,28 +623,9 @@ pub async fn authorize_post(State(app): AppState, request: Request) -> Response 
         // The account of a second-factor step is the one that gave its
         // password (kept in the pending request, not in the form).
         let login_subject = field("username").map(str::trim);
-        let audited =
-            record_auth(
-                &app,
-                AuthFacts {
-                    kind: "login",
-                    subject: login_subject,
-                    client_id: None,
-                    source: peer_addr,
-                    success,
-                    detail: Some(detail),
-                    recorded: crate::fhir::datetime::format_instant(
-                        crate::fhir::datetime::now_micros(),
-                    ),
-                },
-            )
-            .await;
-        if success && audited.is_err() {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the audit trail could not record the sign-in",
-            )
-                .into_response();
+        if let Err(refused) = record_sign_in(&app, login_subject, peer_addr, success, detail).await
+        {
+            return refused;
         }
     }
     render(outcome, secure)
@@ -690,28 +703,8 @@ async fn audit_answer(
     peer: Option<std::net::IpAddr>,
 ) -> Response {
     if let Some((success, detail)) = answer.audit {
-        let audited =
-            record_auth(
-                app,
-                AuthFacts {
-                    kind: "login",
-                    subject,
-                    client_id: None,
-                    source: peer,
-                    success,
-                    detail: Some(detail),
-                    recorded: crate::fhir::datetime::format_instant(
-                        crate::fhir::datetime::now_micros(),
-                    ),
-                },
-            )
-            .await;
-        if success && audited.is_err() {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the audit trail could not record the sign-in",
-            )
-                .into_response();
+        if let Err(refused) = record_sign_in(app, subject, peer, success, detail).await {
+            return refused;
         }
     }
     render_answer(app, answer)
