@@ -494,7 +494,34 @@ crate::on_both_databases!(
     http_ingest_returns_the_ack,
     merge_fails_then_replays,
     sample_messages_are_all_answered,
+    dg1_codes_are_validated,
 );
+
+/// DG1 diagnoses are ICD-10-CM codings, checked like any write: an unknown
+/// code is refused under the default strict policy with AE (ERR naming the
+/// problem) and nothing of the message is stored; a known code is stored.
+async fn dg1_codes_are_validated(s: &TestServer) {
+    let mut c = Mllp::connect(s.mllp_addr()).await;
+    let bad = adt("A01", "DG-BAD", "DG1", "Coder").replace(
+        "DG1|1||J18.9^Pneumonia, unspecified organism^I10",
+        "DG1|1||J18.99X^Not a code^I10",
+    );
+    assert!(bad.contains("J18.99X"), "the test message has a DG1");
+    let ack = c.send(&bad).await;
+    assert_eq!(ack_code(&ack), "AE", "{ack}");
+    let err = segment(&ack, "ERR").expect("an ERR segment");
+    assert!(err.contains("J18.99X"), "{err}");
+    assert_eq!(
+        count(s, &format!("Patient?identifier={MRN_SYSTEM}|DG1")).await,
+        0,
+        "nothing of a refused message is stored"
+    );
+    let good = adt("A01", "DG-GOOD", "DG1", "Coder");
+    assert_eq!(ack_code(&c.send(&good).await), "AA");
+    let p = one(s, &format!("Patient?identifier={MRN_SYSTEM}|DG1")).await;
+    let cnd = one(s, &format!("Condition?subject=Patient/{}", p["id"].as_str().unwrap())).await;
+    assert_eq!(cnd["code"]["coding"][0]["code"], "J18.9");
+}
 
 /// The server stops between messages (as a kill would, after the ACK of
 /// the last one); the sender, not knowing which were applied, sends them
