@@ -519,7 +519,11 @@ async fn dg1_codes_are_validated(s: &TestServer) {
     let good = adt("A01", "DG-GOOD", "DG1", "Coder");
     assert_eq!(ack_code(&c.send(&good).await), "AA");
     let p = one(s, &format!("Patient?identifier={MRN_SYSTEM}|DG1")).await;
-    let cnd = one(s, &format!("Condition?subject=Patient/{}", p["id"].as_str().unwrap())).await;
+    let cnd = one(
+        s,
+        &format!("Condition?subject=Patient/{}", p["id"].as_str().unwrap()),
+    )
+    .await;
     assert_eq!(cnd["code"]["coding"][0]["code"], "J18.9");
 }
 

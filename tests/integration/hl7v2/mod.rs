@@ -9,6 +9,7 @@ mod ingest;
 mod orders;
 mod patient_extras;
 mod scheduling;
+mod third_party;
 
 use std::time::Duration;
 
