@@ -54,7 +54,7 @@ start_server() {
   esac
   RUST_LOG=warn "$BIN" serve --config "$work/limits.toml" --listen 127.0.0.1:$PORT --database-url "$1" --auth "${AUTH:-on}" \
     --audit "${AUDIT:-on}" \
-    --sqlite-synchronous "${SQLITE_SYNCHRONOUS:-full}" >"$work/server.log" 2>&1 &
+    --sqlite-synchronous "${SQLITE_SYNCHRONOUS:-full}" ${SERVER_ARGS:-} >"$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 100); do
     if curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null; then
