@@ -257,6 +257,21 @@ impl TestServer {
         body: Option<Vec<u8>>,
         headers: &[(&str, &str)],
     ) -> Resp {
+        self.try_send(method, path, body, headers)
+            .await
+            .expect("request sent")
+    }
+
+    /// Sends a request; Err when the connection failed (e.g. the server
+    /// answered 413 and closed it before the client finished sending a body
+    /// over the limit).
+    pub async fn try_send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Result<Resp, reqwest::Error> {
         let mut req = self.client.request(method, self.url(path));
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -264,12 +279,12 @@ impl TestServer {
         if let Some(body) = body {
             req = req.body(body);
         }
-        let resp = req.send().await.expect("request sent");
-        Resp {
+        let resp = req.send().await?;
+        Ok(Resp {
             status: resp.status().as_u16(),
             headers: resp.headers().clone(),
-            text: resp.text().await.unwrap(),
-        }
+            text: resp.text().await?,
+        })
     }
 
     pub async fn get(&self, path: &str) -> Resp {

@@ -194,6 +194,13 @@ async fn standalone_launch_in_headless_chromium(s: &TestServer) {
             .await?
             .click()
             .await?;
+        // The search reloads the page: wait for the new one (its search box
+        // carries the query as an attribute, which typing never sets), so
+        // that no element of the old page is used after it is gone.
+        browser
+            .wait()
+            .for_element(Locator::Css("input#q[value=beta]"))
+            .await?;
         browser
             .wait()
             .for_element(Locator::Css("input[name=patient][value=p2]"))
