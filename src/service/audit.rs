@@ -63,7 +63,12 @@ impl Fhir {
                 index: &event.index,
             })
             .collect();
-        tx.insert_new_versions(self.tenant, &versions).await?;
+        if !tx
+            .insert_new_versions(self.tenant, &versions, false)
+            .await?
+        {
+            return Err(FhirError::lost_race("an AuditEvent id was taken"));
+        }
         let (mut seq, mut previous) = tx.lock_audit_head(self.tenant).await?;
         let mut links = Vec::with_capacity(events.len());
         for event in events {

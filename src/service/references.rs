@@ -32,6 +32,25 @@ pub fn rewrite_references<E>(
     Ok(())
 }
 
+/// Calls `visit` on every `reference` string anywhere in the tree, changing
+/// nothing.
+pub fn visit_references(value: &Map<String, Value>, visit: &mut dyn FnMut(&str)) {
+    for (key, child) in value {
+        match child {
+            Value::String(s) if key == "reference" => visit(s),
+            Value::Object(obj) => visit_references(obj, visit),
+            Value::Array(items) => {
+                for item in items {
+                    if let Value::Object(obj) = item {
+                        visit_references(obj, visit);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,8 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value};
 
 use super::bundle::{self, EntryOut, EntryResponse};
-use super::references::rewrite_references;
+use super::prepared::Prepared;
+use super::references::{rewrite_references, visit_references};
 use super::{
     check_type, conditional, input, parse_etag, Fhir, VersionOut, WriteOutcome, WriteStatus,
 };
@@ -368,7 +369,7 @@ impl Fhir {
             Some(Value::Array(items)) => items.clone(),
             _ => Vec::new(),
         };
-        let mut parsed = entries
+        let parsed = entries
             .into_iter()
             .enumerate()
             .map(|(i, e)| {
@@ -376,28 +377,195 @@ impl Fhir {
                     .map_err(|err| at_entry(i, err))
             })
             .collect::<FhirResult<Vec<Entry>>>()?;
-        self.transaction_in(tx, &mut parsed, EntryReturn::Minimal)
+        self.transaction_in(tx, &parsed, None, EntryReturn::Minimal)
             .await
     }
 
     async fn transaction(&self, entries: Vec<Entry>, prefer: EntryReturn) -> FhirResult<Vec<u8>> {
+        let planned = self.plan(&entries).await;
         let mut attempt = 0;
         loop {
             let mut tx = self.store.begin().await?;
-            let mut work: Vec<Entry> = entries.iter().map(Entry::clone_for_attempt).collect();
-            let result = self.transaction_in(&mut tx, &mut work, prefer).await;
+            let result = self
+                .transaction_in(&mut tx, &entries, planned.as_ref(), prefer)
+                .await;
             if let Some(done) = self.finish(tx, result, &mut attempt).await {
                 return done;
             }
         }
     }
 
+    /// The costly, pure part of a transaction done before its write
+    /// transaction opens: identities and references resolved through a
+    /// lookups-only transaction, references rewritten, resources checked and
+    /// their index rows extracted. Only the lookups run again under the
+    /// writer (`transaction_in`); when they find the same, this work is
+    /// used as it is. None when planning fails: the write transaction then
+    /// does everything itself and reports any error.
+    async fn plan(&self, entries: &[Entry]) -> Option<Planned> {
+        if !entries
+            .iter()
+            .any(|e| matches!(e.method, Method::Post | Method::Put))
+        {
+            return None;
+        }
+        let mut lookups = self.store.begin_lookups().await.ok()?;
+        let resolution = self.resolve(&mut lookups, entries, None).await;
+        let _ = lookups.rollback().await;
+        let resolution = resolution.ok()?;
+        let mut work: Vec<Entry> = entries.iter().map(Entry::clone_for_attempt).collect();
+        apply_resolution(&mut work, &resolution).ok()?;
+        let prepared = self.prepare_entries(&work).ok()?;
+        Some(Planned {
+            resolution,
+            entries: work,
+            prepared,
+        })
+    }
+
+    /// Checks and index rows of the resources that POST and PUT entries
+    /// write (by position; None for other entries).
+    fn prepare_entries(&self, entries: &[Entry]) -> FhirResult<Vec<Option<Prepared>>> {
+        entries
+            .iter()
+            .map(|e| {
+                let prepare = |rtype: &str, resource| {
+                    self.prepare_write(rtype, resource)
+                        .map_err(|err| at_entry(e.index, err))
+                };
+                let prepared = match (e.method, &e.resource, &e.assigned_id) {
+                    (Method::Post, Some(resource), Some(_)) if !e.matched => {
+                        Some(prepare(e.target.rtype(), resource.clone())?)
+                    }
+                    (Method::Put, Some(resource), Some(id)) => {
+                        let mut resource = resource.clone();
+                        resource.insert("id".into(), Value::String(id.clone()));
+                        super::update::check_id(id).map_err(|err| at_entry(e.index, err))?;
+                        Some(prepare(e.target.rtype(), resource)?)
+                    }
+                    _ => None,
+                };
+                Ok(prepared)
+            })
+            .collect::<FhirResult<Vec<_>>>()
+    }
+
     async fn transaction_in(
         &self,
         tx: &mut WriteTx,
-        entries: &mut [Entry],
+        entries: &[Entry],
+        planned: Option<&Planned>,
         prefer: EntryReturn,
     ) -> FhirResult<Vec<u8>> {
+        let resolution = self
+            .resolve(tx, entries, planned.map(|p| &p.resolution))
+            .await?;
+        match planned {
+            Some(p) if p.resolution == resolution => {
+                self.process_all(tx, &p.entries, &p.prepared, prefer).await
+            }
+            _ => {
+                let mut work: Vec<Entry> = entries.iter().map(Entry::clone_for_attempt).collect();
+                apply_resolution(&mut work, &resolution)?;
+                let prepared = self.prepare_entries(&work)?;
+                self.process_all(tx, &work, &prepared, prefer).await
+            }
+        }
+    }
+
+    /// Processes resolved entries in the spec's order and answers in the
+    /// Bundle's order. `prepared` holds entries' planned writes (may be
+    /// empty).
+    async fn process_all(
+        &self,
+        tx: &mut WriteTx,
+        entries: &[Entry],
+        prepared: &[Option<Prepared>],
+        prefer: EntryReturn,
+    ) -> FhirResult<Vec<u8>> {
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.sort_by_key(|&i| (entries[i].method.phase(), i));
+        let mut results: Vec<Option<EntryOut>> = vec![None; entries.len()];
+        // Creates whose resources are prepared are written together, in a
+        // few statements, when the POST phase is reached.
+        let creates: Vec<usize> = order
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let e = &entries[i];
+                e.method == Method::Post
+                    && !e.matched
+                    && prepared.get(i).is_some_and(Option::is_some)
+            })
+            .collect();
+        let mut creates_done = creates.is_empty();
+        for i in order {
+            let e = &entries[i];
+            if e.method == Method::Post && !creates_done {
+                self.create_entries(tx, entries, prepared, &creates, prefer, &mut results)
+                    .await?;
+                creates_done = true;
+            }
+            if results[i].is_some() {
+                continue;
+            }
+            let ready = prepared.get(i).and_then(Option::as_ref);
+            let out = self
+                .process_entry(tx, e, ready, prefer)
+                .await
+                .map_err(|err| at_entry(e.index, err))?;
+            results[i] = Some(out);
+        }
+        let results: Vec<EntryOut> = results
+            .into_iter()
+            .map(|r| r.expect("every entry processed"))
+            .collect();
+        Ok(bundle::render("transaction-response", &[], &results))
+    }
+
+    /// Writes the prepared creates at positions `creates` together.
+    async fn create_entries(
+        &self,
+        tx: &mut WriteTx,
+        entries: &[Entry],
+        prepared: &[Option<Prepared>],
+        creates: &[usize],
+        prefer: EntryReturn,
+        results: &mut [Option<EntryOut>],
+    ) -> FhirResult<()> {
+        let items: Vec<(&str, &str, &Prepared)> = creates
+            .iter()
+            .map(|&i| {
+                let e = &entries[i];
+                let id = e.assigned_id.as_deref().expect("identity resolved");
+                let p = prepared[i].as_ref().expect("prepared");
+                (e.target.rtype(), id, p)
+            })
+            .collect();
+        let versions = self.create_many(tx, &items).await?;
+        for (&i, v) in creates.iter().zip(versions) {
+            let outcome = WriteOutcome {
+                status: WriteStatus::Created,
+                version: Some(v),
+                warnings: prepared[i].as_ref().expect("prepared").warnings.clone(),
+            };
+            results[i] = Some(self.write_entry_out(&entries[i], outcome, prefer));
+        }
+        Ok(())
+    }
+
+    /// The lookups of a transaction: each entry's identity (new ids,
+    /// matches of conditional writes), no two entries touching the same
+    /// resource, and what `urn:uuid:` and conditional references resolve
+    /// to. Nothing is rewritten here (`apply_resolution` does that). Ids
+    /// made up at random are taken from `seed` when given, so that the same
+    /// lookups give an equal resolution.
+    async fn resolve(
+        &self,
+        tx: &mut WriteTx,
+        entries: &[Entry],
+        seed: Option<&Resolution>,
+    ) -> FhirResult<Resolution> {
         // 1. Fix identities: ids of creates, matches of conditional writes.
         let mut wanted: HashMap<String, Vec<String>> = HashMap::new();
         for e in entries.iter().filter(|e| e.method == Method::Post) {
@@ -414,22 +582,29 @@ impl Fhir {
                 taken.insert((rtype.clone(), id));
             }
         }
-        let mut identities: HashMap<String, String> = HashMap::new();
-        for e in entries.iter_mut() {
-            let index = e.index;
-            self.resolve_identity(tx, e, Some(&taken))
+        let mut resolution = Resolution::default();
+        for (pos, e) in entries.iter().enumerate() {
+            let fresh = seed
+                .and_then(|s| s.ids.get(pos))
+                .and_then(|(id, matched)| id.clone().filter(|_| !matched))
+                .filter(|id| Some(id) != urn_id(e).as_ref());
+            let identity = self
+                .resolve_identity(tx, e, Some(&taken), fresh)
                 .await
-                .map_err(|err| at_entry(index, err))?;
-            if let (Some(full_url), Some(id)) = (&e.full_url, &e.assigned_id) {
+                .map_err(|err| at_entry(e.index, err))?;
+            if let (Some(full_url), Some(id)) = (&e.full_url, &identity.0) {
                 if matches!(e.method, Method::Post | Method::Put) {
-                    identities.insert(full_url.clone(), format!("{}/{id}", e.target.rtype()));
+                    resolution
+                        .identities
+                        .insert(full_url.clone(), format!("{}/{id}", e.target.rtype()));
                 }
             }
+            resolution.ids.push(identity);
         }
         // 2. No two entries may touch the same resource.
         let mut touched: HashMap<String, usize> = HashMap::new();
-        for e in entries.iter() {
-            let key = match (&e.target, &e.assigned_id) {
+        for (e, (assigned, _)) in entries.iter().zip(&resolution.ids) {
+            let key = match (&e.target, assigned) {
                 (Target::Instance(t, id), _) | (Target::Version(t, id, _), _) => {
                     format!("{t}/{id}")
                 }
@@ -443,68 +618,47 @@ impl Fhir {
                 )));
             }
         }
-        // 3. Rewrite references to entries, then conditional references.
-        self.resolve_stored_uuids(tx, entries, &mut identities)
+        // 3. References to resources loaded before, then conditional
+        // references.
+        self.resolve_stored_uuids(tx, entries, &mut resolution.identities)
             .await?;
-        for e in entries.iter_mut() {
-            let index = e.index;
-            if let Some(resource) = e.resource.as_mut() {
-                let mut rewrite = |r: &str| -> FhirResult<Option<String>> {
-                    if let Some(local) = identities.get(r) {
-                        return Ok(Some(local.clone()));
-                    }
-                    if r.starts_with("urn:uuid:") || r.starts_with("urn:oid:") {
-                        return Err(FhirError::invalid(format!(
-                            "reference `{r}` names no entry of this transaction and no stored resource"
-                        )));
-                    }
-                    Ok(None)
-                };
-                rewrite_references(resource, &mut rewrite).map_err(|err| at_entry(index, err))?;
-                self.resolve_conditional_references(tx, resource)
-                    .await
-                    .map_err(|err| at_entry(index, err))?;
-            }
-        }
-        // 4. Process in the spec's order; answer in the Bundle's order.
-        let mut order: Vec<usize> = (0..entries.len()).collect();
-        order.sort_by_key(|&i| (entries[i].method.phase(), i));
-        let mut results: Vec<Option<EntryOut>> = vec![None; entries.len()];
-        for i in order {
-            let e = &entries[i];
-            let out = self
-                .process_entry(tx, e, prefer)
+        for e in entries {
+            if let Some(resource) = &e.resource {
+                self.resolve_conditional_references(
+                    tx,
+                    resource,
+                    &resolution.identities,
+                    &mut resolution.conditionals,
+                )
                 .await
                 .map_err(|err| at_entry(e.index, err))?;
-            results[i] = Some(out);
+            }
         }
-        let results: Vec<EntryOut> = results
-            .into_iter()
-            .map(|r| r.expect("every entry processed"))
-            .collect();
-        Ok(bundle::render("transaction-response", &[], &results))
+        Ok(resolution)
     }
 
     /// For creates: the new id, or the match of `ifNoneExist`. For
-    /// conditional updates and deletes: the match.
+    /// conditional updates and deletes: the match. Returns the id and
+    /// whether a conditional create matched.
     ///
     /// `taken` lists the `(type, id)` pairs, among those that `urn:uuid:` full
     /// URLs ask for, that already exist (looked up for the whole Bundle at
-    /// once); None looks each up on its own.
+    /// once); None looks each up on its own. `fresh` is the id to give
+    /// where a new one is made up (None: a random UUID).
     async fn resolve_identity(
         &self,
         tx: &mut WriteTx,
-        e: &mut Entry,
+        e: &Entry,
         taken: Option<&HashSet<(String, String)>>,
-    ) -> FhirResult<()> {
-        match (e.method, &e.target) {
+        fresh: Option<String>,
+    ) -> FhirResult<(Option<String>, bool)> {
+        let new_id = || fresh.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        Ok(match (e.method, &e.target) {
             (Method::Post, Target::Type(rtype)) => {
                 if let Some(query) = &e.if_none_exist {
                     let criteria = conditional::parse(&self.base_url, rtype, query)?;
                     if let Some(found) = self.match_one(tx, rtype, &criteria).await? {
-                        e.assigned_id = Some(found);
-                        e.matched = true;
-                        return Ok(());
+                        return Ok((Some(found), true));
                     }
                 }
                 // A `urn:uuid:` full URL gives the new resource that uuid as
@@ -521,10 +675,10 @@ impl Fhir {
                     }
                     (None, _) => None,
                 };
-                e.assigned_id = match is_taken {
-                    Some((id, false)) => Some(id),
-                    _ => Some(uuid::Uuid::new_v4().to_string()),
-                };
+                match is_taken {
+                    Some((id, false)) => (Some(id), false),
+                    _ => (Some(new_id()), false),
+                }
             }
             (Method::Put | Method::Patch, Target::Conditional(rtype, query)) => {
                 let criteria = conditional::parse(&self.base_url, rtype, query)?;
@@ -534,26 +688,26 @@ impl Fhir {
                     .as_ref()
                     .and_then(|r| r.get("id"))
                     .and_then(Value::as_str);
-                e.assigned_id = match (found, body_id, e.method) {
+                let id = match (found, body_id, e.method) {
                     (Some(found), Some(b), _) if b != found => {
                         return Err(FhirError::invalid(format!(
                             "the criteria match {rtype}/{found}, but the resource id is `{b}`"
                         )))
                     }
-                    (Some(found), _, _) => Some(found),
+                    (Some(found), _, _) => found,
                     (None, _, Method::Patch) => {
                         return Err(FhirError::not_found(format!(
                             "no {rtype} matches the criteria"
                         )))
                     }
-                    (None, Some(b), _) => Some(b.to_string()),
-                    (None, None, _) => Some(uuid::Uuid::new_v4().to_string()),
+                    (None, Some(b), _) => b.to_string(),
+                    (None, None, _) => new_id(),
                 };
+                (Some(id), false)
             }
-            (Method::Put, Target::Instance(_, id)) => e.assigned_id = Some(id.clone()),
-            _ => {}
-        }
-        Ok(())
+            (Method::Put, Target::Instance(_, id)) => (Some(id.clone()), false),
+            _ => (None, false),
+        })
     }
 
     /// `urn:uuid:U` references that name no entry of this Bundle resolve to
@@ -563,18 +717,17 @@ impl Fhir {
     async fn resolve_stored_uuids(
         &self,
         tx: &mut WriteTx,
-        entries: &mut [Entry],
+        entries: &[Entry],
         identities: &mut HashMap<String, String>,
     ) -> FhirResult<()> {
         let mut unresolved: Vec<(usize, String)> = Vec::new();
-        for e in entries.iter_mut() {
-            if let Some(resource) = e.resource.as_mut() {
-                rewrite_references::<FhirError>(resource, &mut |r| {
+        for e in entries {
+            if let Some(resource) = &e.resource {
+                visit_references(resource, &mut |r| {
                     if r.starts_with("urn:uuid:") && !identities.contains_key(r) {
                         unresolved.push((e.index, r.to_string()));
                     }
-                    Ok(None)
-                })?;
+                });
             }
         }
         for (index, reference) in unresolved {
@@ -597,24 +750,30 @@ impl Fhir {
         Ok(())
     }
 
-    /// Resolves `Type?criteria` references to the one matching resource.
+    /// Resolves the `Type?criteria` references of `resource` (those that
+    /// are not full URLs of entries) to the one matching resource each,
+    /// adding them to `resolved`.
     async fn resolve_conditional_references(
         &self,
         tx: &mut WriteTx,
-        resource: &mut Map<String, Value>,
+        resource: &Map<String, Value>,
+        identities: &HashMap<String, String>,
+        resolved: &mut HashMap<String, String>,
     ) -> FhirResult<()> {
         let mut conditional_refs: Vec<String> = Vec::new();
-        rewrite_references::<FhirError>(resource, &mut |r| {
-            if r.contains('?') && !r.contains("://") {
+        visit_references(resource, &mut |r| {
+            if r.contains('?')
+                && !r.contains("://")
+                && !identities.contains_key(r)
+                && !resolved.contains_key(r)
+            {
                 conditional_refs.push(r.to_string());
             }
-            Ok(None)
-        })?;
-        if conditional_refs.is_empty() {
-            return Ok(());
-        }
-        let mut resolved: HashMap<String, String> = HashMap::new();
+        });
         for r in conditional_refs {
+            if resolved.contains_key(&r) {
+                continue;
+            }
             let (rtype, query) = r.split_once('?').expect("contains ?");
             check_type(rtype)?;
             let criteria = conditional::parse(&self.base_url, rtype, query)?;
@@ -635,13 +794,14 @@ impl Fhir {
                 }
             }
         }
-        rewrite_references::<FhirError>(resource, &mut |r| Ok(resolved.get(r).cloned()))
+        Ok(())
     }
 
     async fn process_entry(
         &self,
         tx: &mut WriteTx,
         e: &Entry,
+        ready: Option<&Prepared>,
         prefer: EntryReturn,
     ) -> FhirResult<EntryOut> {
         let rtype = e.target.rtype();
@@ -656,25 +816,39 @@ impl Fhir {
                         warnings: Vec::new(),
                     }
                 } else {
-                    let resource = e.resource.clone().expect("checked");
-                    let prepared = self.prepare_write(rtype, resource)?;
+                    let made;
+                    let prepared = match ready {
+                        Some(p) => p,
+                        None => {
+                            let resource = e.resource.clone().expect("checked");
+                            made = self.prepare_write(rtype, resource)?;
+                            &made
+                        }
+                    };
                     let v = self
-                        .write_resource(tx, rtype, id, None, &prepared, "POST")
+                        .write_resource(tx, rtype, id, None, prepared, "POST")
                         .await?;
                     WriteOutcome {
                         status: WriteStatus::Created,
                         version: Some(v),
-                        warnings: prepared.warnings,
+                        warnings: prepared.warnings.clone(),
                     }
                 }
             }
             (Method::Put, _) => {
                 let id = e.assigned_id.as_deref().expect("identity resolved");
-                let mut resource = e.resource.clone().expect("checked");
-                resource.insert("id".into(), Value::String(id.to_string()));
-                super::update::check_id(id)?;
-                let prepared = self.prepare_write(rtype, resource)?;
-                self.update_in(tx, rtype, id, &prepared, e.if_match).await?
+                let made;
+                let prepared = match ready {
+                    Some(p) => p,
+                    None => {
+                        let mut resource = e.resource.clone().expect("checked");
+                        resource.insert("id".into(), Value::String(id.to_string()));
+                        super::update::check_id(id)?;
+                        made = self.prepare_write(rtype, resource)?;
+                        &made
+                    }
+                };
+                self.update_in(tx, rtype, id, prepared, e.if_match).await?
             }
             (Method::Patch, target) => {
                 let id = match target {
@@ -874,12 +1048,25 @@ impl Fhir {
             let mut tx = self.store.begin().await?;
             let mut e = entry.clone_for_attempt();
             let result = async {
-                self.resolve_identity(&mut tx, &mut e, None).await?;
-                if let Some(resource) = e.resource.as_mut() {
-                    self.resolve_conditional_references(&mut tx, resource)
-                        .await?;
+                let (id, matched) = self.resolve_identity(&mut tx, &e, None, None).await?;
+                let mut conditionals = HashMap::new();
+                if let Some(resource) = &e.resource {
+                    self.resolve_conditional_references(
+                        &mut tx,
+                        resource,
+                        &HashMap::new(),
+                        &mut conditionals,
+                    )
+                    .await?;
                 }
-                self.process_entry(&mut tx, &e, prefer).await
+                e.assigned_id = id;
+                e.matched = matched;
+                if let Some(resource) = e.resource.as_mut() {
+                    rewrite_references::<FhirError>(resource, &mut |r| {
+                        Ok(conditionals.get(r).cloned())
+                    })?;
+                }
+                self.process_entry(&mut tx, &e, None, prefer).await
             }
             .await;
             if let Some(done) = self.finish(tx, result, &mut attempt).await {
@@ -955,6 +1142,57 @@ impl Entry {
             matched: false,
         }
     }
+}
+
+/// What the lookups of a transaction found (`Fhir::resolve`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Resolution {
+    /// Per entry, by position: its id (None for entries that name none)
+    /// and whether a conditional create matched a stored resource.
+    ids: Vec<(Option<String>, bool)>,
+    /// Full URLs of entries and `urn:uuid:` references to resources loaded
+    /// before → `Type/id`.
+    identities: HashMap<String, String>,
+    /// Conditional references (`Type?criteria`) → `Type/id`.
+    conditionals: HashMap<String, String>,
+}
+
+/// A transaction's entries resolved and prepared before its write
+/// transaction (`Fhir::plan`).
+struct Planned {
+    resolution: Resolution,
+    /// The entries with ids fixed and references rewritten.
+    entries: Vec<Entry>,
+    /// Per entry, by position: the checked resource and index rows of a
+    /// POST or PUT.
+    prepared: Vec<Option<Prepared>>,
+}
+
+/// Fixes each entry's identity and rewrites its references as `r` says.
+fn apply_resolution(entries: &mut [Entry], r: &Resolution) -> FhirResult<()> {
+    for (e, (id, matched)) in entries.iter_mut().zip(&r.ids) {
+        e.assigned_id = id.clone();
+        e.matched = *matched;
+        let index = e.index;
+        if let Some(resource) = e.resource.as_mut() {
+            let mut rewrite = |reference: &str| -> FhirResult<Option<String>> {
+                if let Some(local) = r.identities.get(reference) {
+                    return Ok(Some(local.clone()));
+                }
+                if let Some(found) = r.conditionals.get(reference) {
+                    return Ok(Some(found.clone()));
+                }
+                if reference.starts_with("urn:uuid:") || reference.starts_with("urn:oid:") {
+                    return Err(FhirError::invalid(format!(
+                        "reference `{reference}` names no entry of this transaction and no stored resource"
+                    )));
+                }
+                Ok(None)
+            };
+            rewrite_references(resource, &mut rewrite).map_err(|err| at_entry(index, err))?;
+        }
+    }
+    Ok(())
 }
 
 /// The id a `urn:uuid:` full URL asks for (lower case), if it is a valid id.

@@ -175,8 +175,71 @@ impl Fhir {
                 "{rtype}/{id} was created concurrently"
             )));
         }
-        // What was written, for the audit record (nothing to note when the
-        // audit trail is off).
+        self.note_touched(tx, rtype, id, version, prepared);
+        Ok(VersionOut {
+            rtype: rtype.to_string(),
+            id: id.to_string(),
+            version,
+            last_updated,
+            body: Some(body.into()),
+        })
+    }
+
+    /// Creates new resources `(type, id, prepared)` in a few statements
+    /// whatever their number (the creates of a transaction), each as
+    /// `write_resource` would create it alone.
+    pub(super) async fn create_many(
+        &self,
+        tx: &mut WriteTx,
+        items: &[(&str, &str, &Prepared)],
+    ) -> FhirResult<Vec<VersionOut>> {
+        let last_updated = super::next_timestamp(None);
+        let bodies: Vec<Vec<u8>> = items
+            .iter()
+            .map(|(_, id, p)| crate::fhir::meta::stamp(p.resource.clone(), id, 1, last_updated))
+            .collect();
+        let versions: Vec<NewVersion<'_>> = items
+            .iter()
+            .zip(&bodies)
+            .map(|((rtype, id, p), body)| NewVersion {
+                rtype,
+                id,
+                version: 1,
+                last_updated,
+                method: "POST",
+                body: Some(body),
+                index: &p.index,
+            })
+            .collect();
+        if !tx.insert_new_versions(self.tenant, &versions, true).await? {
+            return Err(FhirError::lost_race(
+                "a resource the transaction creates was created concurrently",
+            ));
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for ((rtype, id, p), body) in items.iter().zip(bodies) {
+            self.note_touched(tx, rtype, id, 1, p);
+            out.push(VersionOut {
+                rtype: rtype.to_string(),
+                id: id.to_string(),
+                version: 1,
+                last_updated,
+                body: Some(body.into()),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Notes a written version for the request's audit record (nothing to
+    /// note when the audit trail is off).
+    fn note_touched(
+        &self,
+        tx: &mut WriteTx,
+        rtype: &str,
+        id: &str,
+        version: i64,
+        prepared: &Prepared,
+    ) {
         if self.audit && rtype != "AuditEvent" {
             let mut patients = super::authz::patients_in_rows(rtype, &prepared.index);
             if rtype == "Patient" {
@@ -189,13 +252,6 @@ impl Fhir {
                 patients,
             });
         }
-        Ok(VersionOut {
-            rtype: rtype.to_string(),
-            id: id.to_string(),
-            version,
-            last_updated,
-            body: Some(body.into()),
-        })
     }
 }
 

@@ -412,7 +412,24 @@ impl Store {
             Backend::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
             Backend::Postgres { pool } => Tx::Postgres(pool.begin().await?),
         };
-        Ok(WriteTx {
+        Ok(self.write_tx(tx, false))
+    }
+
+    /// A transaction for lookups only, on a reader connection (SQLite) or
+    /// a pool connection (PostgreSQL): work planned before the write
+    /// transaction opens (`service::transaction`) runs the same queries a
+    /// `WriteTx` would, without holding SQLite's one writer. It writes
+    /// nothing; roll it back when done.
+    pub async fn begin_lookups(&self) -> Result<WriteTx, StoreError> {
+        let tx = match &self.backend {
+            Backend::Sqlite { reader, .. } => Tx::Sqlite(reader.begin().await?),
+            Backend::Postgres { pool } => Tx::Postgres(pool.begin().await?),
+        };
+        Ok(self.write_tx(tx, true))
+    }
+
+    fn write_tx(&self, tx: Tx, lookups_only: bool) -> WriteTx {
+        WriteTx {
             tx,
             dialect: self.dialect(),
             cache: self.cache.clone(),
@@ -421,7 +438,8 @@ impl Store {
             written: Vec::new(),
             touched: Vec::new(),
             erased: Vec::new(),
-        })
+            lookups_only,
+        }
     }
 
     /// Up to `limit` audit chain links after `after_seq`.
@@ -484,6 +502,8 @@ pub struct WriteTx {
     pub touched: Vec<audit::Touched>,
     /// Resources erased, to forget in the cache once committed.
     erased: Vec<(i64, String, String)>,
+    /// Opened by `Store::begin_lookups`: takes no locks.
+    lookups_only: bool,
 }
 
 impl WriteTx {
@@ -503,9 +523,10 @@ impl WriteTx {
 
     /// Serialises transactions that evaluate the same conditional criteria,
     /// so two conditional creates cannot both see "no match" (PostgreSQL; on
-    /// SQLite writes are already serial).
+    /// SQLite writes are already serial). Lookups-only transactions take no
+    /// lock: what they find is checked again in the write transaction.
     pub async fn lock_key(&mut self, key: &str) -> Result<(), StoreError> {
-        if self.dialect == Dialect::Postgres {
+        if self.dialect == Dialect::Postgres && !self.lookups_only {
             let q =
                 db::Query::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").text(key);
             self.tx.conn().execute(&q).await?;
@@ -618,30 +639,38 @@ impl WriteTx {
             resources::write_version(&mut self.tx.conn(), &self.codec, tenant, previous, &stored)
                 .await?;
         if written && self.cache.is_some() {
-            self.written.push((
-                tenant,
-                version.rtype.to_string(),
-                version.id.to_string(),
-                StoredVersion {
-                    version: version.version,
-                    last_updated: version.last_updated,
-                    deleted: version.body.is_none(),
-                    body: version.body.map(Bytes::copy_from_slice),
-                },
-            ));
+            self.note_written(tenant, version);
         }
         Ok(written)
     }
 
+    /// Keeps a written version to publish to the cache after commit.
+    fn note_written(&mut self, tenant: i64, version: &NewVersion<'_>) {
+        self.written.push((
+            tenant,
+            version.rtype.to_string(),
+            version.id.to_string(),
+            StoredVersion {
+                version: version.version,
+                last_updated: version.last_updated,
+                deleted: version.body.is_none(),
+                body: version.body.map(Bytes::copy_from_slice),
+            },
+        ));
+    }
+
     /// Writes the first versions of new resources in a few statements
-    /// (`resources::insert_new_versions`). They are not published to the
-    /// version cache: this path is for AuditEvents, which are written often
-    /// and read seldom, and would push the resources clients read out of it.
+    /// (`resources::insert_new_versions`); false when one of them exists
+    /// already (the caller rolls back). `publish` puts them in the version
+    /// cache once committed, as `write_version` does; AuditEvents, written
+    /// often and read seldom, stay out of it so as not to push out the
+    /// resources clients read.
     pub async fn insert_new_versions(
         &mut self,
         tenant: i64,
         versions: &[NewVersion<'_>],
-    ) -> Result<(), StoreError> {
+        publish: bool,
+    ) -> Result<bool, StoreError> {
         let blinded: Vec<Option<IndexRows>> = versions
             .iter()
             .map(|v| self.blind.as_ref().and_then(|b| b.rows(v.index)))
@@ -654,7 +683,15 @@ impl WriteTx {
                 ..*v
             })
             .collect();
-        resources::insert_new_versions(&mut self.tx.conn(), &self.codec, tenant, &stored).await
+        let written =
+            resources::insert_new_versions(&mut self.tx.conn(), &self.codec, tenant, &stored)
+                .await?;
+        if written && publish && self.cache.is_some() {
+            for v in versions {
+                self.note_written(tenant, v);
+            }
+        }
+        Ok(written)
     }
 
     /// Live resources after `after_rid` (reindexing), locked until commit.

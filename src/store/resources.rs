@@ -209,17 +209,18 @@ const VERSIONS_PER_INSERT: usize = 400;
 /// Writes the first versions of resources that do not exist yet, all in a
 /// few statements whatever their number: one INSERT into `resources` (its
 /// `RETURNING` gives each row's rid), multi-row INSERTs into
-/// `resource_versions`, and one INSERT per index table. For records that
-/// arrive in groups (AuditEvents); a resource that exists already fails the
-/// whole statement.
+/// `resource_versions`, and one INSERT per index table. For writes that
+/// come in groups (AuditEvents, the creates of a transaction). Returns
+/// false, having written only part of the group, when one of the resources
+/// exists already (created concurrently): the caller rolls back.
 pub async fn insert_new_versions(
     conn: &mut Conn<'_>,
     codec: &Codec,
     tenant: i64,
     versions: &[NewVersion<'_>],
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     if versions.is_empty() {
-        return Ok(());
+        return Ok(true);
     }
     let dialect = if matches!(conn, Conn::Sqlite(_)) {
         Dialect::Sqlite
@@ -237,17 +238,22 @@ pub async fn insert_new_versions(
         Dialect::Sqlite => format!(
             "INSERT INTO resources (tenant, type, id, version, deleted, last_updated) \
              SELECT {t}, j.value ->> 0, j.value ->> 1, j.value ->> 2, 0, j.value ->> 3 \
-             FROM json_each({json}) j RETURNING rid, type, id"
+             FROM json_each({json}) j WHERE true \
+             ON CONFLICT (tenant, type, id) DO NOTHING RETURNING rid, type, id"
         ),
         Dialect::Postgres => format!(
             "INSERT INTO resources (tenant, type, id, version, deleted, last_updated) \
              SELECT {t}, j ->> 0, j ->> 1, (j ->> 2)::bigint, 0, (j ->> 3)::bigint \
-             FROM jsonb_array_elements({json}::jsonb) j RETURNING rid, type, id"
+             FROM jsonb_array_elements({json}::jsonb) j \
+             ON CONFLICT (tenant, type, id) DO NOTHING RETURNING rid, type, id"
         ),
     });
     let mut rids = std::collections::HashMap::with_capacity(versions.len());
     for row in conn.fetch_all(&b.build()).await? {
         rids.insert((row.text(1)?, row.text(2)?), row.int(0)?);
+    }
+    if rids.len() < versions.len() {
+        return Ok(false);
     }
     let rid_of = |v: &NewVersion<'_>| {
         rids.get(&(v.rtype.to_string(), v.id.to_string()))
@@ -285,7 +291,7 @@ pub async fn insert_new_versions(
     let mut b = SqlBuilder::new("");
     let statements = index::inserts_many(&mut b, dialect, tenant, &indexed);
     if statements.is_empty() {
-        return Ok(());
+        return Ok(true);
     }
     let q = match dialect {
         Dialect::Sqlite => {
@@ -297,7 +303,7 @@ pub async fn insert_new_versions(
         Dialect::Postgres => cte(b, &statements),
     };
     conn.execute(&q).await?;
-    Ok(())
+    Ok(true)
 }
 
 /// PostgreSQL: the old rows go and the new rows come in one statement
