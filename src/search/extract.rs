@@ -198,7 +198,13 @@ impl Extractor<'_> {
     }
 
     /// The text of a token (`:text` modifier) as a string row of `code:text`.
+    /// Derived rows (`:text`, `:of-type`, `:identifier`) are kept for plain
+    /// parameters only (`grp` 0): components of a composite take no
+    /// modifiers.
     fn token_text(&mut self, param: &SearchParam, grp: i64, text: Option<&str>) {
+        if grp != 0 {
+            return;
+        }
         if let Some(text) = text {
             let pid = derived_pid(param, "text");
             self.push_string(pid, grp, text);
@@ -232,7 +238,7 @@ impl Extractor<'_> {
                     return;
                 };
                 self.push_token(pid, grp, str_of(v, "system").unwrap_or(""), value);
-                if let Some(t) = v.get("type") {
+                if let Some(t) = v.get("type").filter(|_| grp == 0) {
                     let of_type = derived_pid(param, "of-type");
                     for coding in items(t, "coding") {
                         if let Some(tc) = str_of(coding, "code") {
@@ -399,7 +405,7 @@ impl Extractor<'_> {
                         self.push_reference(pid, grp, row);
                     }
                 }
-                if let Some(identifier) = v.get("identifier") {
+                if let Some(identifier) = v.get("identifier").filter(|_| grp == 0) {
                     if let Some(value) = str_of(identifier, "value") {
                         let key = derived_pid(param, "identifier");
                         let system = str_of(identifier, "system").unwrap_or("");

@@ -19,7 +19,7 @@ use crate::search::extract::index_rows;
 const BATCH: i64 = 250;
 
 /// Bumped whenever the extraction rules change the rows a resource gets.
-const EXTRACTOR_VERSION: &str = "1";
+const EXTRACTOR_VERSION: &str = "2";
 
 /// The state of the reindex job.
 #[derive(Debug, Clone, Default)]
