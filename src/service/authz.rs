@@ -370,7 +370,7 @@ impl Fhir {
         access: &Access,
         rtype: &str,
         id: &str,
-        patch: &json_patch::Patch,
+        patch: &super::patch::Patch,
     ) -> FhirResult<()> {
         let reach = self.permit(access, Perm::Update, rtype)?;
         if reach == Reach::All {
@@ -386,7 +386,7 @@ impl Fhir {
         let mut value: Value = serde_json::from_slice(body)
             .map_err(|e| FhirError::internal(format!("stored JSON is unreadable: {e}")))?;
         self.check_write_reach(&reach, rtype, &value, Perm::Update)?;
-        if json_patch::patch(&mut value, patch).is_ok() {
+        if patch.apply(&mut value).is_ok() {
             self.check_write_reach(&reach, rtype, &value, Perm::Update)?;
         }
         Ok(())
