@@ -206,6 +206,7 @@ impl Fhir {
             for (k, v) in &limit.constraints {
                 filters.push(parse_filter(rtype, k, v, &self.base_url, 0)?);
             }
+            self.resolve_code_sets(&mut filters).await?;
             let q = crate::store::SearchQuery {
                 types: vec![rtype.to_string()],
                 filters,
