@@ -467,6 +467,15 @@ fn list_of(doc: &Value, expr: &Expr) -> Result<(Vec<Step>, String), String> {
     if !value_at(doc, &parent).is_some_and(Value::is_object) {
         return Err("the path's container is a primitive value, not an element".to_string());
     }
+    if let Some(ty) = type_at(doc, &parent) {
+        if let Some(td) = schema().type_def(&ty) {
+            match td.elements.iter().find(|e| e.name == key) {
+                None => return Err(format!("{ty} has no element `{key}`")),
+                Some(el) if !el.many => return Err(format!("`{key}` is not a list")),
+                Some(_) => {}
+            }
+        }
+    }
     Ok((parent, key))
 }
 

@@ -321,6 +321,22 @@ fn move_within_a_list() {
     )
     .unwrap_err();
     assert!(err.message.contains("source 2"), "{}", err.message);
+    for (path, expect) in [
+        ("Patient.identifer", "no element `identifer`"),
+        ("Patient.birthDate", "not a list"),
+    ] {
+        let err = run(
+            &patient(),
+            vec![op(json!([
+                {"name": "type", "valueCode": "move"},
+                {"name": "path", "valueString": path},
+                {"name": "source", "valueInteger": 0},
+                {"name": "destination", "valueInteger": 0}
+            ]))],
+        )
+        .unwrap_err();
+        assert!(err.message.contains(expect), "{}", err.message);
+    }
 }
 
 #[test]
