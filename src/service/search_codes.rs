@@ -172,6 +172,15 @@ impl Fhir {
                     format!("code system `{system}` is not known to this server (ICD-10-CM and stored CodeSystems with their concepts are)"),
                 )
             })?;
+        if cs.content != "complete" {
+            return Err(bad(
+                set,
+                format!(
+                    "code system `{system}` has content `{}`; `:below` and `:above` need a complete code system",
+                    cs.content
+                ),
+            ));
+        }
         let id = cs
             .id_of(code)
             .ok_or_else(|| bad(set, format!("`{code}` is not a code of {system}")))?;

@@ -921,7 +921,7 @@ impl Fhir {
             }
             (Method::Patch, Target::Instance(_, id)) => {
                 let patch = match &e.resource {
-                    Some(binary) => entry_patch(binary)?,
+                    Some(resource) => entry_patch(resource)?,
                     None => {
                         return Err(FhirError::invalid(
                             "a PATCH entry needs a Parameters (FHIRPath Patch) or a Binary (JSON Patch)",

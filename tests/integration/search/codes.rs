@@ -54,6 +54,12 @@ async fn data(s: &TestServer) -> Data {
             {"code": "surg", "display": "Surgical wards"}]}),
     )
     .await;
+    s.put(
+        "CodeSystem/wards-part",
+        &json!({"resourceType": "CodeSystem", "id": "wards-part", "url": "urn:example:wards-part",
+            "status": "active", "content": "fragment", "concept": [{"code": "med"}]}),
+    )
+    .await;
     Data {
         e11_9: create_id(s, condition(icd("E11.9"))).await,
         e11_65: create_id(s, condition(icd("E11.65"))).await,
@@ -202,6 +208,10 @@ async fn modifier_errors(s: &TestServer) {
         (
             "Condition?code:above=http://hl7.org/fhir/sid/icd-10-cm|",
             "system|code",
+        ),
+        (
+            "Condition?code:below=urn:example:wards-part|med",
+            "content `fragment`",
         ),
     ];
     for (query, expect) in cases {
