@@ -284,6 +284,19 @@ fn apply_one(doc: &mut Value, op: &Operation) -> Result<(), String> {
             let obj = object_at(doc, &parent).ok_or_else(|| {
                 "the path selects a primitive value, which has no elements to add to".to_string()
             })?;
+            // A choice element has a value under any of its type names.
+            if let Some(el) =
+                td.and_then(|td| td.elements.iter().find(|e| e.name == name && e.choice))
+            {
+                if let Some(set) = el
+                    .types
+                    .iter()
+                    .map(|t| choice_name(name, t))
+                    .find(|k| obj.contains_key(k) || obj.contains_key(&format!("_{k}")))
+                {
+                    return Err(format!("`{name}` already has a value ({set}); use replace"));
+                }
+            }
             let existing = obj.get(&key);
             let many = many || (td.is_none() && matches!(existing, Some(Value::Array(_))));
             if many {
@@ -436,7 +449,7 @@ fn single(mut targets: Vec<Target>) -> Result<Target, String> {
     }
 }
 
-/// The list an insert or move works on: `…​.name` is the list `name` of the
+/// The list an insert or move works on: `<path>.name` is the list `name` of the
 /// single element the path before it selects (so an empty list can be
 /// inserted into); any other path must select items of one list.
 fn list_of(doc: &Value, expr: &Expr) -> Result<(Vec<Step>, String), String> {

@@ -40,6 +40,22 @@ fn too_many(set: &CodeSet, what: &str, n: usize) -> FhirError {
     )
 }
 
+/// The `(system, code)` pairs of an expansion's `contains`, nested ones
+/// included.
+fn expansion_codes(contains: &Value, out: &mut Vec<(String, String)>) {
+    for c in contains.as_array().into_iter().flatten() {
+        if let (Some(system), Some(code)) = (
+            c.get("system").and_then(Value::as_str),
+            c.get("code").and_then(Value::as_str),
+        ) {
+            out.push((system.to_string(), code.to_string()));
+        }
+        if let Some(nested) = c.get("contains") {
+            expansion_codes(nested, out);
+        }
+    }
+}
+
 impl Fhir {
     /// Fills in the codes of every code set in `filters`.
     pub async fn resolve_code_sets(&self, filters: &mut [Filter]) -> FhirResult<()> {
@@ -57,6 +73,21 @@ impl Fhir {
         match &set.source {
             CodeSource::ValueSet(reference) => {
                 let vs = self.search_value_set(set, reference).await?;
+                if vs.get("compose").is_none() {
+                    if let Some(contains) = vs.pointer("/expansion/contains") {
+                        // Stored already expanded.
+                        let mut codes = Vec::new();
+                        expansion_codes(contains, &mut codes);
+                        if codes.len() > MAX_CODES {
+                            return Err(too_many(
+                                set,
+                                &format!("value set `{reference}`"),
+                                codes.len(),
+                            ));
+                        }
+                        return Ok(codes);
+                    }
+                }
                 let members = self.members(&vs, 0).await.map_err(|e| {
                     restated(
                         set,

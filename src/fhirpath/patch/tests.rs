@@ -122,6 +122,17 @@ fn add_names_a_choice_by_the_type_given() {
     )
     .unwrap();
     assert_eq!(out["deceasedBoolean"], false);
+    let err = run(
+        &out,
+        vec![op(json!([
+            {"name": "type", "valueCode": "add"},
+            {"name": "path", "valueString": "Patient"},
+            {"name": "name", "valueString": "deceased"},
+            {"name": "value", "valueDateTime": "2020-01-01"}
+        ]))],
+    )
+    .unwrap_err();
+    assert!(err.message.contains("(deceasedBoolean)"), "{}", err.message);
 }
 
 #[test]

@@ -161,6 +161,20 @@ async fn in_and_not_in(s: &TestServer) {
         found(s, "Condition?code:in=ValueSet/followed").await,
         followed
     );
+    // A ValueSet stored with its expansion and no compose.
+    put_id(
+        s,
+        json!({"resourceType": "ValueSet", "url": "urn:example:vs:expanded", "status": "active",
+            "expansion": {"timestamp": "2026-01-01T00:00:00Z", "contains": [
+                {"system": ICD, "code": "E11.9"},
+                {"abstract": true, "contains": [{"system": ICD, "code": "I10"}]}]}}),
+        "expanded",
+    )
+    .await;
+    assert_eq!(
+        found(s, "Condition?code:in=urn:example:vs:expanded").await,
+        sorted(&[&d.e11_9, &d.i10])
+    );
     // :not-in: no coding in the set, including resources without a code.
     assert_eq!(
         found(s, "Condition?code:not-in=urn:example:vs:followed").await,
