@@ -19,6 +19,7 @@ mod eval;
 mod functions;
 pub mod lexer;
 pub mod parser;
+pub mod patch;
 pub mod types;
 pub mod value;
 

@@ -17,9 +17,10 @@ use crate::error::{FhirError, FhirResult};
 use crate::fhir::datetime::{format_http_date, parse_http_date};
 use crate::fhir::outcome::{information, operation_outcome, Issue, IssueType, Severity};
 use crate::fhir::summary::Summary;
+use crate::service::patch::{parse_fhirpath_patch, parse_json_patch, Patch};
 use crate::service::search::{is_strict, SearchScope};
 use crate::service::transaction::EntryReturn;
-use crate::service::{patch::parse_json_patch, VersionOut, WriteOutcome, WriteStatus};
+use crate::service::{VersionOut, WriteOutcome, WriteStatus};
 use crate::store::HistoryScope;
 
 type AppState = State<Arc<App>>;
@@ -232,12 +233,27 @@ pub async fn conditional_update(
     reply(&req, result)
 }
 
-fn patch_body(req: &FhirRequest, body: &[u8]) -> FhirResult<json_patch::Patch> {
+/// A PATCH body by its Content-Type: JSON Patch
+/// (`application/json-patch+json`), or FHIRPath Patch (a Parameters resource
+/// in `application/fhir+json` or `application/fhir+xml`).
+fn patch_body(req: &FhirRequest, body: &[u8]) -> FhirResult<Patch> {
     match super::negotiate::body_kind(&req.headers, body)? {
         super::negotiate::BodyKind::JsonPatch => parse_json_patch(body),
-        _ => Err(FhirError::unsupported_media_type(
-            "PATCH takes a JSON Patch body (Content-Type: application/json-patch+json); FHIRPath Patch is not supported yet",
-        )),
+        super::negotiate::BodyKind::Fhir(format) => {
+            let first = body.iter().find(|b| !b.is_ascii_whitespace());
+            if format == super::negotiate::Format::Json && first == Some(&b'[') {
+                return Err(FhirError::unsupported_media_type(
+                    "the body is a JSON array: send a JSON Patch as Content-Type application/json-patch+json (a FHIR content type means FHIRPath Patch, a Parameters resource)",
+                ));
+            }
+            let parameters = req.resource_body(body)?;
+            if parameters.get("resourceType").and_then(|t| t.as_str()) != Some("Parameters") {
+                return Err(FhirError::invalid(
+                    "a FHIRPath Patch body is a Parameters resource (JSON Patch takes Content-Type application/json-patch+json)",
+                ));
+            }
+            parse_fhirpath_patch(&parameters)
+        }
     }
 }
 

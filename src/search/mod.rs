@@ -2,6 +2,7 @@
 //! with every version, and the parsing of search requests into typed plans
 //! that `store::query` turns into SQL.
 
+pub mod codes;
 pub mod extract;
 pub mod normalize;
 pub mod parse;

@@ -2,6 +2,7 @@
 //! typed plan: every parameter is looked up in the registry, every value
 //! parsed into typed alternatives, once. Errors name the parameter.
 
+use super::codes::{CodeSet, CodeSource};
 use super::extract::{derived_pid, parse_reference};
 use super::normalize::normalize;
 use super::registry::{registry, ParamType, SearchParam};
@@ -476,7 +477,9 @@ fn token_filter(
         Some("text") => Ok(index(
             Table::String,
             derived_pid(param, "text"),
-            alts.iter().map(|v| Cond::StrPrefix(normalize(&unescape(v)))).collect(),
+            alts.iter()
+                .map(|v| Cond::StrPrefix(normalize(&unescape(v))))
+                .collect(),
         )),
         Some("of-type") => {
             let conds = alts
@@ -484,20 +487,54 @@ fn token_filter(
                 .map(|v| {
                     let parts = split_escaped(v, '|');
                     match parts.as_slice() {
-                        [system, code, value] if !code.is_empty() && !value.is_empty() => Ok(Cond::Token {
-                            system: (!system.is_empty()).then(|| unescape(system)),
-                            code: Some(format!("{}|{}", unescape(code), unescape(value))),
-                        }),
+                        [system, code, value] if !code.is_empty() && !value.is_empty() => {
+                            Ok(Cond::Token {
+                                system: (!system.is_empty()).then(|| unescape(system)),
+                                code: Some(format!("{}|{}", unescape(code), unescape(value))),
+                            })
+                        }
                         _ => Err(bad(name, format!("`{v}` is not system|code|value"))),
                     }
                 })
                 .collect::<FhirResult<_>>()?;
             Ok(index(Table::Token, derived_pid(param, "of-type"), conds))
         }
-        Some(m @ ("in" | "not-in" | "above" | "below")) => Err(FhirError::not_supported(format!(
-            "search parameter `{name}`: modifier `:{m}` needs the terminology service, which this server does not have yet"
-        ))),
-        Some(m) => Err(bad(name, format!("modifier `:{m}` is not supported on token parameters"))),
+        Some(m @ ("in" | "not-in")) => Ok(Filter::Index {
+            table: Table::Token,
+            pids: vec![param.pid],
+            alts: alts
+                .iter()
+                .map(|v| Cond::Codes(CodeSet::new(name, CodeSource::ValueSet(unescape(v)))))
+                .collect(),
+            negate: m == "not-in",
+        }),
+        Some(m @ ("above" | "below")) => {
+            let conds = alts
+                .iter()
+                .map(|v| {
+                    let parts = split_escaped(v, '|');
+                    match parts.as_slice() {
+                        [system, code] if !system.is_empty() && !code.is_empty() => {
+                            let (system, code) = (unescape(system), unescape(code));
+                            Ok(Cond::Codes(CodeSet::new(name, if m == "below" {
+                                CodeSource::Below { system, code }
+                            } else {
+                                CodeSource::Above { system, code }
+                            })))
+                        }
+                        _ => Err(bad(
+                            name,
+                            format!("`:{m}` takes system|code (the code system decides what is {m} the code), not `{v}`"),
+                        )),
+                    }
+                })
+                .collect::<FhirResult<_>>()?;
+            Ok(index(Table::Token, param.pid, conds))
+        }
+        Some(m) => Err(bad(
+            name,
+            format!("modifier `:{m}` is not supported on token parameters"),
+        )),
     }
 }
 

@@ -206,6 +206,7 @@ impl Fhir {
             for (k, v) in &limit.constraints {
                 filters.push(parse_filter(rtype, k, v, &self.base_url, 0)?);
             }
+            self.resolve_code_sets(&mut filters).await?;
             let q = crate::store::SearchQuery {
                 types: vec![rtype.to_string()],
                 filters,
@@ -370,7 +371,7 @@ impl Fhir {
         access: &Access,
         rtype: &str,
         id: &str,
-        patch: &json_patch::Patch,
+        patch: &super::patch::Patch,
     ) -> FhirResult<()> {
         let reach = self.permit(access, Perm::Update, rtype)?;
         if reach == Reach::All {
@@ -386,7 +387,7 @@ impl Fhir {
         let mut value: Value = serde_json::from_slice(body)
             .map_err(|e| FhirError::internal(format!("stored JSON is unreadable: {e}")))?;
         self.check_write_reach(&reach, rtype, &value, Perm::Update)?;
-        if json_patch::patch(&mut value, patch).is_ok() {
+        if patch.apply(&mut value).is_ok() {
             self.check_write_reach(&reach, rtype, &value, Perm::Update)?;
         }
         Ok(())

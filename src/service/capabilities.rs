@@ -34,7 +34,11 @@ pub const FORMATS: &[&str] = &[
 ];
 
 /// Patch formats accepted by PATCH.
-pub const PATCH_FORMATS: &[&str] = &["application/json-patch+json"];
+pub const PATCH_FORMATS: &[&str] = &[
+    "application/json-patch+json",
+    "application/fhir+json",
+    "application/fhir+xml",
+];
 
 /// The search parameters of a type: every R4 parameter the search engine
 /// implements (all but `near` and `_query`).

@@ -54,6 +54,12 @@ pub fn parse(base_url: &str, rtype: &str, query: &str) -> FhirResult<Criteria> {
             "a conditional interaction needs search criteria (e.g. identifier=system|value)",
         ));
     }
+    if let Some(set) = crate::search::codes::code_sets_mut(&mut filters).first() {
+        return Err(FhirError::invalid(format!(
+            "`{}` in conditional criteria: terminology-backed modifiers (:in, :not-in, :below, :above) are for searches only",
+            set.param
+        )));
+    }
     parts.sort();
     Ok(Criteria {
         filters,
@@ -66,6 +72,18 @@ mod tests {
     use super::*;
 
     const BASE: &str = "http://example.org/fhir";
+
+    #[test]
+    fn refuses_terminology_modifiers() {
+        let e = parse(
+            BASE,
+            "Condition",
+            "code:below=http://hl7.org/fhir/sid/icd-10-cm|E11",
+        )
+        .unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(e.to_string().contains("code:below"), "{e}");
+    }
 
     #[test]
     fn accepts_any_search_criteria() {

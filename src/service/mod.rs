@@ -23,6 +23,7 @@ pub mod read;
 pub mod references;
 pub mod reindex;
 pub mod search;
+pub mod search_codes;
 pub mod terminology;
 pub mod terminology_cli;
 pub mod transaction;

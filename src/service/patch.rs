@@ -1,17 +1,62 @@
-//! patch with JSON Patch (http://hl7.org/fhir/R4/http.html#patch). The patch
-//! is applied to the current version under its lock; the result must still be
-//! a valid resource of the same type and id.
+//! patch (http://hl7.org/fhir/R4/http.html#patch) with JSON Patch or
+//! FHIRPath Patch (a Parameters resource, `fhirpath::patch`). The patch is
+//! applied to the current version under its lock; the result must still be a
+//! valid resource of the same type and id.
 
 use serde_json::Value;
 
 use super::{check_if_match, check_type, conditional, input, Fhir, WriteOutcome, WriteStatus};
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::outcome::IssueType;
+use crate::fhirpath::patch::{self as fhirpath_patch, Operation, PatchError};
 use crate::store::WriteTx;
 
+/// A patch document.
+#[derive(Debug, Clone)]
+pub enum Patch {
+    /// RFC 6902 (`application/json-patch+json`).
+    Json(json_patch::Patch),
+    /// FHIRPath Patch: the operations of a Parameters resource.
+    FhirPath(Vec<Operation>),
+}
+
+impl Patch {
+    /// Applies the patch to a resource's JSON; on error the JSON is to be
+    /// discarded.
+    pub fn apply(&self, doc: &mut Value) -> FhirResult<()> {
+        match self {
+            Patch::Json(p) => json_patch::patch(doc, p).map_err(|e| {
+                FhirError::new(
+                    422,
+                    IssueType::Processing,
+                    format!("the patch could not be applied: {e}"),
+                )
+            }),
+            Patch::FhirPath(ops) => fhirpath_patch::apply(doc, ops).map_err(patch_error),
+        }
+    }
+}
+
+fn patch_error(e: PatchError) -> FhirError {
+    let code = if e.status == 400 {
+        IssueType::Invalid
+    } else {
+        IssueType::Processing
+    };
+    FhirError::new(e.status, code, format!("FHIRPath Patch: {}", e.message))
+}
+
+/// Reads a FHIRPath Patch from a Parameters resource (JSON; XML bodies are
+/// converted first).
+pub fn parse_fhirpath_patch(parameters: &Value) -> FhirResult<Patch> {
+    fhirpath_patch::parse(parameters)
+        .map(Patch::FhirPath)
+        .map_err(patch_error)
+}
+
 /// Parses an `application/json-patch+json` body.
-pub fn parse_json_patch(body: &[u8]) -> FhirResult<json_patch::Patch> {
-    serde_json::from_slice(body).map_err(|e| {
+pub fn parse_json_patch(body: &[u8]) -> FhirResult<Patch> {
+    serde_json::from_slice(body).map(Patch::Json).map_err(|e| {
         FhirError::bad_request(
             IssueType::Structure,
             format!("the body is not a JSON Patch document (RFC 6902): {e}"),
@@ -24,7 +69,7 @@ impl Fhir {
         &self,
         rtype: &str,
         id: &str,
-        patch: &json_patch::Patch,
+        patch: &Patch,
         if_match: Option<i64>,
     ) -> FhirResult<WriteOutcome> {
         check_type(rtype)?;
@@ -44,7 +89,7 @@ impl Fhir {
         &self,
         rtype: &str,
         query: &str,
-        patch: &json_patch::Patch,
+        patch: &Patch,
         if_match: Option<i64>,
     ) -> FhirResult<WriteOutcome> {
         check_type(rtype)?;
@@ -73,7 +118,7 @@ impl Fhir {
         tx: &mut WriteTx,
         rtype: &str,
         id: &str,
-        patch: &json_patch::Patch,
+        patch: &Patch,
         if_match: Option<i64>,
     ) -> FhirResult<WriteOutcome> {
         let current = tx.current(self.tenant, rtype, id).await?;
@@ -94,13 +139,7 @@ impl Fhir {
             .ok_or_else(|| FhirError::internal("the current version has no body"))?;
         let mut doc: Value = serde_json::from_slice(&stored)
             .map_err(|e| FhirError::internal(format!("stored JSON is unreadable: {e}")))?;
-        json_patch::patch(&mut doc, patch).map_err(|e| {
-            FhirError::new(
-                422,
-                IssueType::Processing,
-                format!("the patch could not be applied: {e}"),
-            )
-        })?;
+        patch.apply(&mut doc)?;
         if doc.get("id").and_then(Value::as_str) != Some(id) {
             return Err(FhirError::new(
                 422,

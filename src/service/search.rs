@@ -381,6 +381,8 @@ impl Fhir {
         if let Some(f) = self.search_reach_filter(access, &types)? {
             filters.push(f);
         }
+        // Codes of `:in`, `:not-in`, `:below`, `:above` from the terminology.
+        self.resolve_code_sets(&mut filters).await?;
 
         let query = SearchQuery {
             types: types.clone(),

@@ -205,7 +205,7 @@ impl Fhir {
     }
 
     /// The stored resource of a type with a canonical URL (and version).
-    async fn stored_by_url(
+    pub(super) async fn stored_by_url(
         &self,
         rtype: &str,
         url: &str,
@@ -228,7 +228,7 @@ impl Fhir {
         Ok(bundle.pointer("/entry/0/resource").cloned())
     }
 
-    async fn stored_by_id(&self, rtype: &str, id: &str) -> FhirResult<Value> {
+    pub(super) async fn stored_by_id(&self, rtype: &str, id: &str) -> FhirResult<Value> {
         let v = self.read(rtype, id).await?;
         serde_json::from_slice(v.body.as_deref().unwrap_or_default())
             .map_err(|e| FhirError::internal(format!("stored JSON is unreadable: {e}")))
@@ -437,7 +437,7 @@ impl Fhir {
     }
 
     /// Evaluates a ValueSet's compose, fetching what it refers to.
-    async fn members(&self, vs: &Value, depth: usize) -> FhirResult<Members> {
+    pub(super) async fn members(&self, vs: &Value, depth: usize) -> FhirResult<Members> {
         if depth > 8 {
             return Err(FhirError::invalid(
                 "value sets include each other too deeply",

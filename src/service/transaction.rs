@@ -855,7 +855,7 @@ impl Fhir {
                     Target::Instance(_, id) => id.clone(),
                     _ => e.assigned_id.clone().expect("identity resolved"),
                 };
-                let patch = binary_json_patch(e.resource.as_ref().expect("checked"))?;
+                let patch = entry_patch(e.resource.as_ref().expect("checked"))?;
                 self.patch_in(tx, rtype, &id, &patch, e.if_match).await?
             }
             (Method::Delete, Target::Instance(_, id)) => {
@@ -1108,8 +1108,12 @@ impl Fhir {
             }
             (Method::Patch, Target::Instance(_, id)) => {
                 let patch = match &e.resource {
-                    Some(binary) => binary_json_patch(binary)?,
-                    None => return Err(FhirError::invalid("a PATCH entry needs a Binary")),
+                    Some(resource) => entry_patch(resource)?,
+                    None => {
+                        return Err(FhirError::invalid(
+                            "a PATCH entry needs a Parameters (FHIRPath Patch) or a Binary (JSON Patch)",
+                        ))
+                    }
                 };
                 self.permit_patch(access, rtype, id, &patch).await
             }
@@ -1234,17 +1238,16 @@ fn describe(target: &Target) -> String {
     }
 }
 
-/// A PATCH entry's resource: a Binary holding a JSON Patch document.
-fn binary_json_patch(resource: &Map<String, Value>) -> FhirResult<json_patch::Patch> {
+/// A PATCH entry's resource: a Parameters holding a FHIRPath Patch, or a
+/// Binary holding a JSON Patch document.
+fn entry_patch(resource: &Map<String, Value>) -> FhirResult<super::patch::Patch> {
     use base64::Engine;
     let rtype = resource
         .get("resourceType")
         .and_then(Value::as_str)
         .unwrap_or_default();
     if rtype == "Parameters" {
-        return Err(FhirError::not_supported(
-            "FHIRPath Patch (Parameters) is not supported yet; send a Binary with a JSON Patch",
-        ));
+        return super::patch::parse_fhirpath_patch(&Value::Object(resource.clone()));
     }
     let content_type = resource
         .get("contentType")
@@ -1252,7 +1255,7 @@ fn binary_json_patch(resource: &Map<String, Value>) -> FhirResult<json_patch::Pa
         .unwrap_or_default();
     if rtype != "Binary" || content_type != "application/json-patch+json" {
         return Err(FhirError::invalid(
-            "a PATCH entry takes a Binary with contentType application/json-patch+json",
+            "a PATCH entry takes a Parameters (FHIRPath Patch) or a Binary with contentType application/json-patch+json",
         ));
     }
     let data = resource

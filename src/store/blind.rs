@@ -162,6 +162,15 @@ impl BlindIndex {
                 types: types.clone(),
                 filters: self.filters(filters),
             },
+            Cond::Codes(set) => {
+                let mut set = set.clone();
+                for (system, code) in set.codes.iter_mut().flatten() {
+                    if self.covers(system) {
+                        *code = self.hash(system, code);
+                    }
+                }
+                Cond::Codes(set)
+            }
             other => other.clone(),
         }
     }

@@ -129,6 +129,10 @@ pub enum Cond {
         value: String,
         mode: UriMode,
     },
+    /// A token row is one of a set of `(system, code)` pairs from the
+    /// terminology service (`:in`, `:not-in`, `:below`, `:above`), bound as
+    /// one JSON array.
+    Codes(crate::search::codes::CodeSet),
     /// A chained parameter: the reference points at a live resource of one
     /// of `types` that matches `filters`.
     Chain {
@@ -247,6 +251,8 @@ struct Planner {
     /// SQLite: keep the (tenant, type) index out of plans that have a
     /// selective index condition on rid (see `base_where`).
     sqlite: bool,
+    /// PostgreSQL's JSON functions (else SQLite's) for bound JSON arrays.
+    postgres: bool,
 }
 
 impl Planner {
@@ -258,6 +264,7 @@ impl Planner {
             tenant,
             aliases: 0,
             sqlite: false,
+            postgres: false,
         }
     }
 
@@ -614,6 +621,23 @@ impl Planner {
                     format!("{x}.uri IN ({})", self.list(&prefixes))
                 }
             },
+            Cond::Codes(set) => {
+                let Some(codes) = &set.codes else {
+                    // The service resolves every set before planning.
+                    tracing::error!("a terminology code set reached the planner unresolved");
+                    return "1 = 0".to_string();
+                };
+                let pairs: Vec<[&str; 2]> = codes
+                    .iter()
+                    .map(|(s, c)| [s.as_str(), c.as_str()])
+                    .collect();
+                let json = self.text(&serde_json::to_string(&pairs).expect("strings serialise"));
+                if self.postgres {
+                    format!("({x}.system, {x}.code) IN (SELECT j ->> 0, j ->> 1 FROM jsonb_array_elements({json}::jsonb) j)")
+                } else {
+                    format!("({x}.system, {x}.code) IN (SELECT j.value ->> 0, j.value ->> 1 FROM json_each({json}) j)")
+                }
+            }
             Cond::Chain { types, filters } => {
                 let c = self.alias("t");
                 let types = self.list(types);
@@ -776,6 +800,7 @@ pub async fn search(
     q: &SearchQuery,
 ) -> Result<Vec<Hit>, StoreError> {
     let mut p = Planner::new(tenant);
+    p.postgres = matches!(conn, Conn::Postgres(_));
     let r = "r";
     let exprs: Vec<String> = q.sort.iter().map(|k| p.sort_expr(k, r)).collect();
     let mut w = p.base_where(q, r);
@@ -845,6 +870,7 @@ pub async fn search(
 pub async fn count(conn: &mut Conn<'_>, tenant: i64, q: &SearchQuery) -> Result<i64, StoreError> {
     let mut p = Planner::new(tenant);
     p.sqlite = matches!(conn, Conn::Sqlite(_));
+    p.postgres = !p.sqlite;
     let w = p.base_where(q, "r");
     let mut b = p.b;
     b.push(&format!("SELECT COUNT(*) FROM resources r WHERE {w}"));
@@ -870,6 +896,7 @@ pub async fn find_ids(
     };
     let mut p = Planner::new(tenant);
     p.sqlite = matches!(conn, Conn::Sqlite(_));
+    p.postgres = !p.sqlite;
     let w = p.base_where(&q, "r");
     let limit = p.int(limit);
     let mut b = p.b;

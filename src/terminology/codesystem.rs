@@ -119,6 +119,10 @@ pub struct CodeSystem {
     /// Whether leaves below the block level are reported as billable
     /// (ICD-10-CM).
     pub billable_property: bool,
+    /// `CodeSystem.content` (`complete` unless a stored resource says
+    /// otherwise): only a complete system answers for every code below or
+    /// above another.
+    pub content: String,
     pub concepts: Vec<Concept>,
     /// Concepts without a parent, in order.
     pub roots: Vec<u32>,
@@ -170,6 +174,7 @@ impl CodeSystem {
             resource_id: None,
             case_sensitive: true,
             billable_property: false,
+            content: "complete".to_string(),
             concepts,
             roots,
             order,
@@ -388,5 +393,8 @@ pub fn from_resource(resource: &Value) -> Result<CodeSystem, String> {
         .get("caseSensitive")
         .and_then(Value::as_bool)
         .unwrap_or(true);
+    if let Some(content) = resource.get("content").and_then(Value::as_str) {
+        cs.content = content.to_string();
+    }
     Ok(cs)
 }

@@ -513,6 +513,16 @@ async fn blind_index_matches_exactly(pg: bool) {
             .json()),
         ["b3"]
     );
+    // A value set's codes of a blinded system are hashed the same way.
+    let vs = json!({"resourceType": "ValueSet", "id": "ssn", "status": "active", "compose": {"include": [
+        {"system": SSN, "concept": [{"code": "987-65-4321"}]}]}});
+    assert_eq!(s.put("ValueSet/ssn", &vs).await.status, 201);
+    assert_eq!(
+        ids(s.get("Patient?identifier:in=ValueSet/ssn").await.json()),
+        ["b3"]
+    );
+    // (The ValueSet's own index rows hold the code in clear; gone with it.)
+    s.delete("ValueSet/ssn").await;
     // A conditional create finds the match through the hash.
     let r = s
         .json(

@@ -17,7 +17,7 @@ crate::on_both_databases!(
     unknown_path_is_not_found,
     search_of_an_unknown_type_is_not_found,
     post_on_an_instance_is_not_allowed,
-    patch_with_a_fhir_content_type_is_unsupported,
+    json_patch_with_a_fhir_content_type_is_refused,
     failed_patch_test_leaves_resource_unchanged,
     patch_to_an_invalid_resource_is_unprocessable,
     patch_removing_id_is_unprocessable,
@@ -405,17 +405,16 @@ async fn patch(
     .await
 }
 
-async fn patch_with_a_fhir_content_type_is_unsupported(s: &TestServer) {
+async fn json_patch_with_a_fhir_content_type_is_refused(s: &TestServer) {
     let v1 = patient_v1(s, "pa").await;
     let ops = json!([{"op": "replace", "path": "/gender", "value": "female"}]);
-    for ct in [
-        FHIR_JSON,
-        "application/json",
-        "application/fhir+xml",
-        "text/plain",
-    ] {
+    // A FHIR content type means FHIRPath Patch (a Parameters resource).
+    for ct in [FHIR_JSON, "application/json", "text/plain"] {
         patch(s, "Patient/pa", &ops, ct).await.outcome(415);
     }
+    patch(s, "Patient/pa", &ops, "application/fhir+xml")
+        .await
+        .outcome(400);
     assert_eq!(s.get("Patient/pa").await.json(), v1);
     // The same patch with the right content type works.
     let r = patch(s, "Patient/pa", &ops, JSON_PATCH).await;

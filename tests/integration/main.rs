@@ -12,6 +12,7 @@ mod crud;
 mod encryption;
 mod errors;
 mod examples;
+mod fhirpath_patch;
 mod formats;
 mod generate;
 mod history;

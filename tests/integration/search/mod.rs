@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::harness::TestServer;
 
+mod codes;
 mod common;
 mod errors;
 mod params;
