@@ -301,16 +301,53 @@ impl Planner {
         }
     }
 
-    /// The SQL condition of all `filters` on the resource alias `r`.
+    /// The SQL condition of all `filters` on the resource alias `r`. The
+    /// most selective index filter (`selectivity`) selects `r.rid IN (index
+    /// subquery)`, which drives the query; every other index filter probes
+    /// the rows of each candidate through the index table's primary key
+    /// (`EXISTS`, rid first), instead of materialising all its matches.
     fn filters(&mut self, filters: &[Filter], r: &str) -> String {
         if filters.is_empty() {
             return "1 = 1".to_string();
         }
-        let parts: Vec<String> = filters.iter().map(|f| self.filter(f, r)).collect();
+        let driver = filters
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| drives_by_rid(f))
+            .max_by_key(|(i, f)| (selectivity(f), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i);
+        let parts: Vec<String> = filters
+            .iter()
+            .enumerate()
+            .map(|(i, f)| self.filter(f, r, Some(i) == driver))
+            .collect();
         parts.join(" AND ")
     }
 
-    fn filter(&mut self, f: &Filter, r: &str) -> String {
+    /// `r.rid IN (subquery)` when `drive`, else a correlated `EXISTS`
+    /// (`NOT` for `negate`); `select` is the subquery with its `FROM` and
+    /// the conditions on the alias `x`, which has `rid`.
+    fn rid_in(
+        &self,
+        r: &str,
+        x: &str,
+        from: &str,
+        conds: &str,
+        negate: bool,
+        drive: bool,
+    ) -> String {
+        let not = if negate { "NOT " } else { "" };
+        if drive {
+            format!(
+                "{r}.rid {not}IN (SELECT {x}.rid FROM {from} WHERE {x}.tenant = {} AND {conds})",
+                self.tenant
+            )
+        } else {
+            format!("{not}EXISTS (SELECT 1 FROM {from} WHERE {x}.rid = {r}.rid AND {conds})")
+        }
+    }
+
+    fn filter(&mut self, f: &Filter, r: &str, drive: bool) -> String {
         match f {
             Filter::Ids(ids) => format!("{r}.id IN ({})", self.list(ids)),
             Filter::LastUpdated(alts) => {
@@ -332,13 +369,9 @@ impl Planner {
                 let x = self.alias("x");
                 let pid = self.pids(&format!("{x}.pid"), pids);
                 let conds: Vec<String> = alts.iter().map(|c| self.cond(c, &x)).collect();
-                format!(
-                    "{r}.rid {}IN (SELECT {x}.rid FROM {} {x} WHERE {x}.tenant = {} AND {pid} AND ({}))",
-                    if *negate { "NOT " } else { "" },
-                    table.name(),
-                    self.tenant,
-                    conds.join(" OR ")
-                )
+                let from = format!("{} {x}", table.name());
+                let conds = format!("{pid} AND ({})", conds.join(" OR "));
+                self.rid_in(r, &x, &from, &conds, *negate, drive)
             }
             Filter::Missing {
                 table,
@@ -347,12 +380,8 @@ impl Planner {
             } => {
                 let x = self.alias("x");
                 let pid = self.pids(&format!("{x}.pid"), pids);
-                format!(
-                    "{r}.rid {}IN (SELECT {x}.rid FROM {} {x} WHERE {x}.tenant = {} AND {pid})",
-                    if *missing { "NOT " } else { "" },
-                    table.name(),
-                    self.tenant
-                )
+                let from = format!("{} {x}", table.name());
+                self.rid_in(r, &x, &from, &pid, *missing, drive)
             }
             Filter::Composite(alternatives) => {
                 let mut ors = Vec::new();
@@ -375,13 +404,8 @@ impl Planner {
                         wheres.push(format!("{a}.pid = {pid}"));
                         wheres.push(format!("({})", self.cond(cond, a)));
                     }
-                    ors.push(format!(
-                        "{r}.rid IN (SELECT {}.rid FROM {from} WHERE {}.tenant = {} AND {})",
-                        aliases[0],
-                        aliases[0],
-                        self.tenant,
-                        wheres.join(" AND ")
-                    ));
+                    let conds = wheres.join(" AND ");
+                    ors.push(self.rid_in(r, &aliases[0], &from, &conds, false, drive));
                 }
                 format!("({})", ors.join(" OR "))
             }
@@ -765,6 +789,33 @@ impl Planner {
     }
 }
 
+/// How selective an index filter is likely to be (higher: fewer rows), to
+/// choose the one that drives a query: a reference to one resource or a
+/// code matches a few rows; a date range or a system alone may match most.
+fn selectivity(f: &Filter) -> u8 {
+    let cond = |c: &Cond| match c {
+        Cond::Reference { .. } => 100,
+        Cond::Token { code: Some(_), .. } | Cond::RefUrl { .. } => 90,
+        Cond::StrExact { .. }
+        | Cond::Uri {
+            mode: UriMode::Eq, ..
+        } => 80,
+        Cond::Codes(_) => 70,
+        Cond::StrPrefix(_) | Cond::Uri { .. } => 60,
+        Cond::Number { cmp: Cmp::Eq, .. } | Cond::Quantity { cmp: Cmp::Eq, .. } => 50,
+        Cond::Chain { .. } => 40,
+        Cond::Date { .. } | Cond::Number { .. } | Cond::Quantity { .. } => 30,
+        Cond::Token { .. } => 10,
+        Cond::StrContains(_) => 5,
+    };
+    match f {
+        // The least selective alternative decides (OR).
+        Filter::Index { alts, .. } => alts.iter().map(cond).min().unwrap_or(0),
+        Filter::Composite(_) => 70,
+        _ => 1,
+    }
+}
+
 /// Whether a filter selects by `rid IN (index subquery)`, which can drive
 /// the query.
 fn drives_by_rid(f: &Filter) -> bool {
@@ -800,7 +851,8 @@ pub async fn search(
     q: &SearchQuery,
 ) -> Result<Vec<Hit>, StoreError> {
     let mut p = Planner::new(tenant);
-    p.postgres = matches!(conn, Conn::Postgres(_));
+    p.sqlite = matches!(conn, Conn::Sqlite(_));
+    p.postgres = !p.sqlite;
     let r = "r";
     let exprs: Vec<String> = q.sort.iter().map(|k| p.sort_expr(k, r)).collect();
     let mut w = p.base_where(q, r);
