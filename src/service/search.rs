@@ -118,13 +118,13 @@ pub fn compartment_filter(compartment: &str, id: &str, rtype: &str) -> FhirResul
     Ok(Filter::Or(groups))
 }
 
-fn encode_cursor(forward: bool, values: &[SortValue], rid: i64) -> String {
+pub(super) fn encode_cursor(forward: bool, values: &[SortValue], rid: i64) -> String {
     let json = serde_json::to_vec(&json!([if forward { "a" } else { "b" }, values, rid]))
         .expect("cursor serialises");
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
 }
 
-fn decode_cursor(s: &str) -> FhirResult<PageAt> {
+pub(super) fn decode_cursor(s: &str) -> FhirResult<PageAt> {
     if s == "last" {
         return Ok(PageAt::Last);
     }

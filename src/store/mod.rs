@@ -18,6 +18,7 @@ mod cache;
 pub mod codec;
 pub mod db;
 mod encryption;
+pub mod everything;
 mod history;
 pub mod index;
 pub mod keyring;
@@ -234,6 +235,21 @@ impl Store {
         let q = blinded.as_ref().unwrap_or(q);
         let mut conn = self.read_conn().await?;
         query::search(&mut conn.conn(), &self.codec, tenant, q).await
+    }
+
+    /// One page of `Patient/$everything`.
+    pub async fn everything(
+        &self,
+        tenant: i64,
+        q: &everything::EverythingQuery,
+    ) -> Result<Vec<Hit>, StoreError> {
+        let blinded = self.blind.as_ref().map(|b| everything::EverythingQuery {
+            filters: b.filters(&q.filters),
+            ..q.clone()
+        });
+        let q = blinded.as_ref().unwrap_or(q);
+        let mut conn = self.read_conn().await?;
+        everything::everything(&mut conn.conn(), &self.codec, tenant, q).await
     }
 
     /// How many resources a search matches.
