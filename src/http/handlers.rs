@@ -521,7 +521,12 @@ pub async fn transaction(State(app): AppState, req: FhirRequest, body: Bytes) ->
         };
         let response = app
             .fhir
-            .transaction_or_batch(bundle, prefer, req.access()?)
+            .transaction_or_batch(
+                bundle,
+                prefer,
+                req.access()?,
+                is_strict(req.header("prefer")),
+            )
             .await?;
         let body = req.shape.render(&Bytes::from(response), false)?;
         Ok(fhir_body(StatusCode::OK, req.shape.format, body))
