@@ -3,8 +3,8 @@
 //! that point at the patients), the resources those refer to of a few
 //! types (one level), then one page of them by `rid`.
 //!
-//! The statement gathers `rid`s only (index rows and the `resources`
-//! table); bodies are read for the page alone. Pages continue after the
+//! The statement gathers and orders `rid`s only (index rows and the
+//! `resources` table); bodies are read for the page alone, after it is cut. Pages continue after the
 //! last `rid` served, so they neither repeat nor skip resources that stay
 //! in the answer.
 
@@ -97,11 +97,13 @@ pub async fn everything(
            AND x.ttype = {patient}{referring}), \
          c(rid) AS (SELECT r.rid FROM c0 JOIN resources r ON r.rid = c0.rid \
            WHERE r.deleted = 0{excluded_c} AND {filters_c}), \
-         m(rid) AS (SELECT rid FROM c{referenced}) \
+         m(rid) AS (SELECT rid FROM c{referenced}), \
+         page(rid) AS (SELECT r.rid FROM m JOIN resources r ON r.rid = m.rid \
+           WHERE r.deleted = 0{last} ORDER BY r.rid LIMIT {limit}) \
          SELECT r.rid, r.type, r.id, r.version, r.last_updated, v.body \
-         FROM m JOIN resources r ON r.rid = m.rid \
+         FROM page JOIN resources r ON r.rid = page.rid \
          JOIN resource_versions v ON v.rid = r.rid AND v.version = r.version \
-         WHERE r.deleted = 0{last} ORDER BY r.rid LIMIT {limit}"
+         ORDER BY r.rid"
     );
     let mut b = p.b;
     b.push(&sql);
