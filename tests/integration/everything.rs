@@ -288,6 +288,16 @@ async fn everything_pages_without_duplicates_or_gaps(s: &TestServer) {
         assert!(page.len() <= 4);
         pages += 1;
         seen.extend(page);
+        if pages == 2 {
+            // Created while paging: served on a later page, nothing skipped.
+            put(
+                s,
+                json!({"resourceType": "Observation", "id": "ev-page-late", "status": "final",
+                "code": {"text": "x"}, "subject": reference("Patient/ev-a")}),
+            )
+            .await;
+            expected.insert("Observation/ev-page-late".to_string());
+        }
         match next(&b) {
             Some(n) => {
                 assert!(n.contains("_count=4"), "{n}");
@@ -301,6 +311,10 @@ async fn everything_pages_without_duplicates_or_gaps(s: &TestServer) {
     assert_eq!(unique.len(), seen.len(), "duplicates: {seen:?}");
     assert_eq!(unique, expected);
     assert_eq!(pages, expected.len().div_ceil(4));
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("Observation/ev-page-late")
+    );
 }
 
 async fn everything_errors(s: &TestServer) {
