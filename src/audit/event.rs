@@ -430,6 +430,15 @@ mod tests {
         assert_eq!(c("PUT", "/Observation/1"), Some(("update", "U")));
         assert_eq!(c("DELETE", "/Observation/1"), Some(("delete", "D")));
         assert_eq!(c("GET", "/Patient/1/$everything"), Some(("operation", "E")));
+        assert_eq!(c("GET", "/Patient/$everything"), Some(("operation", "E")));
+        assert_eq!(c("POST", "/Patient/$everything"), Some(("operation", "E")));
+        assert_eq!(
+            classify("GET", "/Patient/1/$everything")
+                .unwrap()
+                .patient
+                .as_deref(),
+            Some("1")
+        );
         assert_eq!(
             c("GET", "/Patient/1/Observation"),
             Some(("search-type", "E"))

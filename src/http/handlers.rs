@@ -76,6 +76,9 @@ pub async fn read(
     Path((rtype, id)): Path<(String, String)>,
     req: FhirRequest,
 ) -> Response {
+    if id == "$everything" {
+        return everything(&app, &req, &rtype, None, None).await;
+    }
     if id.starts_with('$') {
         return terminology_operation(&app, &req, &rtype, None, &id, None).await;
     }
@@ -534,7 +537,12 @@ pub async fn transaction(State(app): AppState, req: FhirRequest, body: Bytes) ->
         };
         let response = app
             .fhir
-            .transaction_or_batch(bundle, prefer, req.access()?)
+            .transaction_or_batch(
+                bundle,
+                prefer,
+                req.access()?,
+                is_strict(req.header("prefer")),
+            )
             .await?;
         let body = req.shape.render(&Bytes::from(response), false)?;
         Ok(fhir_body(StatusCode::OK, req.shape.format, body))
@@ -552,6 +560,9 @@ pub async fn type_operation(
 ) -> Response {
     if op == "_search" {
         return search(&app, &req, SearchScope::Type(rtype), Some(&body)).await;
+    }
+    if op == "$everything" {
+        return everything(&app, &req, &rtype, None, Some(&body)).await;
     }
     if is_terminology_operation(&rtype, &op) {
         return terminology_operation(&app, &req, &rtype, None, &op, Some(&body)).await;
@@ -594,6 +605,10 @@ pub async fn instance_operation(
     req: FhirRequest,
     body: Bytes,
 ) -> Response {
+    if op == "$everything" {
+        let body = (method == http::Method::POST).then_some(&body);
+        return everything(&app, &req, &rtype, Some(&id), body).await;
+    }
     if crate::fhir::schema::schema().is_resource_type(&op) && method == http::Method::GET {
         let scope = SearchScope::Compartment {
             compartment: rtype,
@@ -671,6 +686,37 @@ pub async fn instance_operation(
     }
     .await;
     reply(&req, result)
+}
+
+/// `GET|POST Patient(/[id])/$everything`: query parameters, and (POST) a
+/// Parameters body.
+async fn everything(
+    app: &App,
+    req: &FhirRequest,
+    rtype: &str,
+    id: Option<&str>,
+    body: Option<&Bytes>,
+) -> Response {
+    let result = async {
+        if rtype != "Patient" {
+            return Err(unknown_operation("$everything"));
+        }
+        let mut params = req.params.clone();
+        if let Some(body) = body.filter(|b| !b.is_empty()) {
+            params.extend(crate::service::everything::parameters_input(
+                &req.resource_body(body)?,
+            )?);
+        }
+        let strict = is_strict(req.header("prefer"));
+        let bundle = app
+            .fhir
+            .everything(id, &params, strict, req.access()?)
+            .await?;
+        let body = req.shape.render(&Bytes::from(bundle), false)?;
+        Ok(fhir_body(StatusCode::OK, req.shape.format, body))
+    }
+    .await;
+    reply(req, result)
 }
 
 fn unknown_operation(op: &str) -> FhirError {

@@ -190,6 +190,20 @@ impl Fhir {
         id: &str,
         resource: &Value,
     ) -> FhirResult<bool> {
+        let mut reader = crate::store::Reader::Pool(&self.store);
+        self.within_reach_in(&mut reader, reach, rtype, id, resource)
+            .await
+    }
+
+    /// `within_reach`, reading through `reader`.
+    pub async fn within_reach_in(
+        &self,
+        reader: &mut crate::store::Reader<'_>,
+        reach: &Reach,
+        rtype: &str,
+        id: &str,
+        resource: &Value,
+    ) -> FhirResult<bool> {
         let Reach::Some(limits) = reach else {
             return Ok(true);
         };
@@ -214,7 +228,7 @@ impl Fhir {
                 count: 1,
                 page: crate::store::query::PageAt::First,
             };
-            if self.store.count(self.tenant, &q).await? > 0 {
+            if reader.count(self.tenant, &q).await? > 0 {
                 return Ok(true);
             }
         }
@@ -418,6 +432,7 @@ impl Fhir {
     /// Drops included resources the caller may not read.
     pub async fn visible_includes(
         &self,
+        reader: &mut crate::store::Reader<'_>,
         access: &Access,
         included: Vec<crate::store::Included>,
     ) -> FhirResult<Vec<crate::store::Included>> {
@@ -433,7 +448,8 @@ impl Fhir {
                     let value: Value = serde_json::from_slice(&i.body).map_err(|e| {
                         FhirError::internal(format!("stored JSON is unreadable: {e}"))
                     })?;
-                    self.within_reach(&reach, &i.rtype, &i.id, &value).await?
+                    self.within_reach_in(reader, &reach, &i.rtype, &i.id, &value)
+                        .await?
                 }
             };
             if keep {

@@ -116,6 +116,11 @@ pub fn capability_statement(base_url: &str) -> Value {
             }
             if *rtype == "Patient" {
                 operations.push(json!({
+                    "name": "everything",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                    "documentation": "The patient's record: the Patient, its compartment (without AuditEvents) and the Practitioners, PractitionerRoles, Organizations, Locations, Medications and Devices it refers to; _since, _type, _count, start and end (care dates). Patient/$everything gathers every patient the caller may search."
+                }));
+                operations.push(json!({
                     "name": "erase",
                     "definition": "http://charaka.dev/fhir/OperationDefinition/Patient-erase",
                     "documentation": "Administrators only: removes the patient and every resource of their compartment for good (all versions and index rows), blanks the HL7 v2 messages that wrote them, and keeps an AuditEvent of the erasure."

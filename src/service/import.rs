@@ -114,6 +114,7 @@ impl Fhir {
                     value,
                     EntryReturn::Minimal,
                     &crate::auth::Access::unrestricted("import"),
+                    false,
                 )
                 .await?;
             let response: Value = serde_json::from_slice(&response).expect("the server's own JSON");

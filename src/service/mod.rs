@@ -12,6 +12,7 @@ pub mod conditional;
 pub mod create;
 pub mod delete;
 pub mod erase;
+pub mod everything;
 pub mod history;
 pub mod import;
 pub mod input;

@@ -22,7 +22,7 @@ use crate::search::parse::{
 };
 use crate::search::registry;
 use crate::store::query::{Cond, PageAt, SortValue, Table};
-use crate::store::{Filter, Hit, Included, SearchQuery};
+use crate::store::{Filter, Hit, Included, Reader, SearchQuery};
 
 /// The page cursor parameter of paging links.
 pub const CURSOR_PARAM: &str = "_cursor";
@@ -118,13 +118,13 @@ pub fn compartment_filter(compartment: &str, id: &str, rtype: &str) -> FhirResul
     Ok(Filter::Or(groups))
 }
 
-fn encode_cursor(forward: bool, values: &[SortValue], rid: i64) -> String {
+pub(super) fn encode_cursor(forward: bool, values: &[SortValue], rid: i64) -> String {
     let json = serde_json::to_vec(&json!([if forward { "a" } else { "b" }, values, rid]))
         .expect("cursor serialises");
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
 }
 
-fn decode_cursor(s: &str) -> FhirResult<PageAt> {
+pub(super) fn decode_cursor(s: &str) -> FhirResult<PageAt> {
     if s == "last" {
         return Ok(PageAt::Last);
     }
@@ -170,6 +170,21 @@ impl Fhir {
     /// One page of search results as a `searchset` Bundle (JSON bytes).
     pub async fn search(
         &self,
+        scope: &SearchScope,
+        params: &[(String, String)],
+        strict: bool,
+        access: &crate::auth::Access,
+    ) -> FhirResult<Vec<u8>> {
+        let mut reader = Reader::Pool(&self.store);
+        self.search_in(&mut reader, scope, params, strict, access)
+            .await
+    }
+
+    /// `search`, reading through `reader` (a transaction's search entries
+    /// read inside it).
+    pub async fn search_in(
+        &self,
+        reader: &mut Reader<'_>,
         scope: &SearchScope,
         params: &[(String, String)],
         strict: bool,
@@ -398,7 +413,7 @@ impl Fhir {
         let mut hits = if query.count == 0 {
             Vec::new()
         } else {
-            self.store.search(self.tenant, &query).await?
+            reader.search(self.tenant, &query).await?
         };
         let forward = !matches!(page, PageAt::Before(..) | PageAt::Last);
         let more = hits.len() as i64 > query.count;
@@ -417,7 +432,7 @@ impl Fhir {
             // costs as much as reading it, so that takes `_total=accurate`.
             Total::Default if !first_page || more => None,
             Total::Default if query.count > 0 => Some(hits.len() as i64),
-            _ => Some(self.store.count(self.tenant, &query).await?),
+            _ => Some(reader.count(self.tenant, &query).await?),
         };
 
         // Links.
@@ -475,8 +490,10 @@ impl Fhir {
         }
 
         // Includes.
-        let (included, cut) = self.included(&hits, &includes, &revincludes).await?;
-        let included = self.visible_includes(access, included).await?;
+        let (included, cut) = self
+            .included(reader, &hits, &includes, &revincludes)
+            .await?;
+        let included = self.visible_includes(reader, access, included).await?;
         let mut issues: Vec<Value> = ignored
             .iter()
             .map(|m| json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("{m}; ignored")}))
@@ -543,6 +560,7 @@ impl Fhir {
     /// most `max_included` of them; true when more were left out.
     async fn included(
         &self,
+        reader: &mut Reader<'_>,
         hits: &[Hit],
         includes: &[IncludeSpec],
         revincludes: &[IncludeSpec],
@@ -573,7 +591,7 @@ impl Fhir {
                     break;
                 }
                 found.extend(
-                    self.store
+                    reader
                         .include(self.tenant, &rids, &spec.pids, &types, left)
                         .await?,
                 );
@@ -589,7 +607,7 @@ impl Fhir {
                     break;
                 }
                 found.extend(
-                    self.store
+                    reader
                         .revinclude(
                             self.tenant,
                             &targets,

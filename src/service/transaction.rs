@@ -6,6 +6,12 @@
 //! that `urn:uuid:`/`urn:oid:` full URLs and conditional references can be
 //! rewritten before anything is written. A batch runs each entry on its own;
 //! one failure does not affect the others.
+//!
+//! `GET`/`HEAD` entries on a type or system search URL (`Observation?code=x`,
+//! `?_type=Patient`) answer a `searchset` Bundle as the entry's resource.
+//! In a transaction they run last, inside its database transaction, so they
+//! see its writes; a failing search fails the whole transaction. Batch
+//! searches read outside any write transaction.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,13 +20,14 @@ use serde_json::{Map, Value};
 use super::bundle::{self, EntryOut, EntryResponse};
 use super::prepared::Prepared;
 use super::references::{rewrite_references, visit_references};
+use super::search::SearchScope;
 use super::{
     check_type, conditional, input, parse_etag, Fhir, VersionOut, WriteOutcome, WriteStatus,
 };
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::datetime::range_micros;
 use crate::fhir::outcome::{operation_outcome, IssueType};
-use crate::store::WriteTx;
+use crate::store::{Reader, WriteTx};
 
 /// How the response entries carry resources (`Prefer: return=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,17 +78,29 @@ enum Target {
     Instance(String, String),
     Version(String, String, String),
     Conditional(String, String),
+    /// The base with a query (`?_type=...`): a system search.
+    System(String),
 }
 
 impl Target {
+    /// The type the url names; empty for the base.
     fn rtype(&self) -> &str {
         match self {
             Target::Type(t)
             | Target::Instance(t, _)
             | Target::Version(t, _, _)
             | Target::Conditional(t, _) => t,
+            Target::System(_) => "",
         }
     }
+}
+
+/// Who sent the Bundle, and how searches in it treat unknown parameters
+/// (`Prefer: handling=strict`).
+#[derive(Clone, Copy)]
+struct Sender<'a> {
+    access: &'a crate::auth::Access,
+    strict: bool,
 }
 
 struct Entry {
@@ -123,6 +142,8 @@ fn http_reason(status: u16) -> &'static str {
         204 => "No Content",
         304 => "Not Modified",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
@@ -144,7 +165,9 @@ impl Fhir {
         body: Value,
         prefer: EntryReturn,
         access: &crate::auth::Access,
+        strict: bool,
     ) -> FhirResult<Vec<u8>> {
+        let sender = Sender { access, strict };
         let Value::Object(mut bundle) = body else {
             return Err(FhirError::invalid("the body must be a Bundle"));
         };
@@ -198,9 +221,9 @@ impl Fhir {
                         .await
                         .map_err(|err| at_entry(e.index, err))?;
                 }
-                self.transaction(parsed, prefer).await
+                self.transaction(parsed, prefer, sender).await
             }
-            "batch" => Ok(self.batch(entries, prefer, access).await),
+            "batch" => Ok(self.batch(entries, prefer, sender).await),
             other => Err(FhirError::invalid(format!(
                 "POST to the base takes a transaction or batch Bundle, not `{other}`; \
                  store other Bundles with POST [base]/Bundle"
@@ -231,7 +254,9 @@ impl Fhir {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let target = self.parse_url(url)?;
-        check_type(target.rtype())?;
+        if !matches!(target, Target::System(_)) {
+            check_type(target.rtype())?;
+        }
         if method != Method::Get && method != Method::Head {
             super::check_writable(target.rtype())?;
         }
@@ -283,20 +308,16 @@ impl Fhir {
                 "the entry needs a resource",
             ));
         }
-        let ok = match (e.method, &e.target) {
-            (Method::Post, Target::Type(_)) => true,
-            (
-                Method::Put | Method::Patch | Method::Delete,
-                Target::Instance(..) | Target::Conditional(..),
-            ) => true,
-            (Method::Get | Method::Head, Target::Instance(..) | Target::Version(..)) => true,
-            (Method::Get | Method::Head, _) => {
-                return Err(FhirError::not_supported(
-                    "search entries are not supported yet",
-                ));
-            }
-            _ => false,
-        };
+        // GET and HEAD take every url: a read, a vread or a search.
+        let ok = matches!(
+            (e.method, &e.target),
+            (Method::Post, Target::Type(_))
+                | (
+                    Method::Put | Method::Patch | Method::Delete,
+                    Target::Instance(..) | Target::Conditional(..),
+                )
+                | (Method::Get | Method::Head, _)
+        );
         if !ok {
             return Err(FhirError::invalid(
                 "the request url does not fit the method",
@@ -332,17 +353,19 @@ impl Fhir {
             .strip_prefix(&self.base_url)
             .map(|r| r.trim_start_matches('/'))
             .unwrap_or(url);
-        if relative.contains("://") {
-            return Err(FhirError::invalid(format!(
-                "`{url}` is not a URL of this server"
-            )));
-        }
         let (path, query) = match relative.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (relative, None),
         };
+        // The query may hold URLs (`code=http://loinc.org|...`); the path not.
+        if path.contains("://") {
+            return Err(FhirError::invalid(format!(
+                "`{url}` is not a URL of this server"
+            )));
+        }
         let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
         Ok(match (parts.as_slice(), query) {
+            ([], Some(q)) => Target::System(q.to_string()),
             ([t], Some(q)) if !q.is_empty() => Target::Conditional(t.to_string(), q.to_string()),
             ([t], _) => Target::Type(t.to_string()),
             ([t, id], None) => Target::Instance(t.to_string(), id.to_string()),
@@ -377,17 +400,27 @@ impl Fhir {
                     .map_err(|err| at_entry(i, err))
             })
             .collect::<FhirResult<Vec<Entry>>>()?;
-        self.transaction_in(tx, &parsed, None, EntryReturn::Minimal)
+        let access = crate::auth::Access::unrestricted("server");
+        let sender = Sender {
+            access: &access,
+            strict: false,
+        };
+        self.transaction_in(tx, &parsed, None, EntryReturn::Minimal, sender)
             .await
     }
 
-    async fn transaction(&self, entries: Vec<Entry>, prefer: EntryReturn) -> FhirResult<Vec<u8>> {
+    async fn transaction(
+        &self,
+        entries: Vec<Entry>,
+        prefer: EntryReturn,
+        sender: Sender<'_>,
+    ) -> FhirResult<Vec<u8>> {
         let planned = self.plan(&entries).await;
         let mut attempt = 0;
         loop {
             let mut tx = self.store.begin().await?;
             let result = self
-                .transaction_in(&mut tx, &entries, planned.as_ref(), prefer)
+                .transaction_in(&mut tx, &entries, planned.as_ref(), prefer, sender)
                 .await;
             if let Some(done) = self.finish(tx, result, &mut attempt).await {
                 return done;
@@ -456,19 +489,21 @@ impl Fhir {
         entries: &[Entry],
         planned: Option<&Planned>,
         prefer: EntryReturn,
+        sender: Sender<'_>,
     ) -> FhirResult<Vec<u8>> {
         let resolution = self
             .resolve(tx, entries, planned.map(|p| &p.resolution))
             .await?;
         match planned {
             Some(p) if p.resolution == resolution => {
-                self.process_all(tx, &p.entries, &p.prepared, prefer).await
+                self.process_all(tx, &p.entries, &p.prepared, prefer, sender)
+                    .await
             }
             _ => {
                 let mut work: Vec<Entry> = entries.iter().map(Entry::clone_for_attempt).collect();
                 apply_resolution(&mut work, &resolution)?;
                 let prepared = self.prepare_entries(&work)?;
-                self.process_all(tx, &work, &prepared, prefer).await
+                self.process_all(tx, &work, &prepared, prefer, sender).await
             }
         }
     }
@@ -482,6 +517,7 @@ impl Fhir {
         entries: &[Entry],
         prepared: &[Option<Prepared>],
         prefer: EntryReturn,
+        sender: Sender<'_>,
     ) -> FhirResult<Vec<u8>> {
         let mut order: Vec<usize> = (0..entries.len()).collect();
         order.sort_by_key(|&i| (entries[i].method.phase(), i));
@@ -510,10 +546,13 @@ impl Fhir {
                 continue;
             }
             let ready = prepared.get(i).and_then(Option::as_ref);
-            let out = self
-                .process_entry(tx, e, ready, prefer)
-                .await
-                .map_err(|err| at_entry(e.index, err))?;
+            let out = if e.is_search() {
+                self.search_entry(&mut Reader::Tx(&mut *tx), e, prefer, sender)
+                    .await
+            } else {
+                self.process_entry(tx, e, ready, prefer).await
+            }
+            .map_err(|err| at_entry(e.index, err))?;
             results[i] = Some(out);
         }
         let results: Vec<EntryOut> = results
@@ -894,6 +933,39 @@ impl Fhir {
         Ok(self.write_entry_out(e, outcome, prefer))
     }
 
+    /// A search entry: the `searchset` Bundle of the same search on its
+    /// own (through `reader`), as the entry's resource (not for HEAD, nor
+    /// under `Prefer: return=minimal`, as for reads).
+    async fn search_entry(
+        &self,
+        reader: &mut Reader<'_>,
+        e: &Entry,
+        prefer: EntryReturn,
+        sender: Sender<'_>,
+    ) -> FhirResult<EntryOut> {
+        let (scope, query) = match &e.target {
+            Target::Type(t) => (SearchScope::Type(t.clone()), ""),
+            Target::Conditional(t, q) => (SearchScope::Type(t.clone()), q.as_str()),
+            Target::System(q) => (SearchScope::System, q.as_str()),
+            _ => return Err(FhirError::invalid("the entry is not a search")),
+        };
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let bundle = self
+            .search_in(reader, &scope, &params, sender.strict, sender.access)
+            .await?;
+        let include = e.method == Method::Get && prefer != EntryReturn::Minimal;
+        Ok(EntryOut {
+            resource: include.then(|| bundle.into()),
+            response: Some(EntryResponse {
+                status: status_line(200),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
     async fn read_entry(
         &self,
         tx: &mut WriteTx,
@@ -1011,16 +1083,15 @@ impl Fhir {
     }
 
     /// Each entry on its own, in its own database transaction.
-    async fn batch(
-        &self,
-        entries: Vec<Value>,
-        prefer: EntryReturn,
-        access: &crate::auth::Access,
-    ) -> Vec<u8> {
+    async fn batch(&self, entries: Vec<Value>, prefer: EntryReturn, sender: Sender<'_>) -> Vec<u8> {
         let mut results = Vec::with_capacity(entries.len());
         for (i, entry) in entries.into_iter().enumerate() {
             let result = match self.parse_entry(i, entry, true) {
-                Ok(e) => match self.authorize_entry(access, &e).await {
+                Ok(e) => match self.authorize_entry(sender.access, &e).await {
+                    Ok(()) if e.is_search() => {
+                        let mut reader = Reader::Pool(&self.store);
+                        self.search_entry(&mut reader, &e, prefer, sender).await
+                    }
                     Ok(()) => self.batch_entry(e, prefer).await,
                     Err(err) => Err(err),
                 },
@@ -1087,6 +1158,11 @@ impl Fhir {
         let rtype = e.target.rtype();
         let resource = e.resource.as_ref().map(|r| Value::Object(r.clone()));
         match (&e.method, &e.target) {
+            // Searches: the search checks the reach of every type it reads.
+            (Method::Get | Method::Head, Target::Type(_) | Target::Conditional(..)) => {
+                self.permit(access, Perm::Search, rtype).map(|_| ())
+            }
+            (Method::Get | Method::Head, Target::System(_)) => Ok(()),
             (_, Target::Conditional(..)) => {
                 let perm = match e.method {
                     Method::Delete => Perm::Delete,
@@ -1121,9 +1197,6 @@ impl Fhir {
                 self.permit_write(access, Perm::Delete, rtype, Some(id), None)
                     .await
             }
-            (Method::Get | Method::Head, Target::Type(_)) => {
-                self.permit(access, Perm::Search, rtype).map(|_| ())
-            }
             (Method::Get | Method::Head, _) => self.permit(access, Perm::Read, rtype).map(|_| ()),
             _ => self.permit_all(access, Perm::Update, rtype, "this entry"),
         }
@@ -1131,6 +1204,15 @@ impl Fhir {
 }
 
 impl Entry {
+    /// A GET or HEAD of a search URL.
+    fn is_search(&self) -> bool {
+        matches!(self.method, Method::Get | Method::Head)
+            && matches!(
+                self.target,
+                Target::Type(_) | Target::Conditional(..) | Target::System(_)
+            )
+    }
+
     fn clone_for_attempt(&self) -> Entry {
         Entry {
             index: self.index,
@@ -1235,6 +1317,7 @@ fn describe(target: &Target) -> String {
         Target::Version(t, id, v) => format!("{t}/{id}/_history/{v}"),
         Target::Type(t) => t.clone(),
         Target::Conditional(t, q) => format!("{t}?{q}"),
+        Target::System(q) => format!("?{q}"),
     }
 }
 

@@ -18,6 +18,7 @@ mod cache;
 pub mod codec;
 pub mod db;
 mod encryption;
+pub mod everything;
 mod history;
 pub mod index;
 pub mod keyring;
@@ -234,6 +235,21 @@ impl Store {
         let q = blinded.as_ref().unwrap_or(q);
         let mut conn = self.read_conn().await?;
         query::search(&mut conn.conn(), &self.codec, tenant, q).await
+    }
+
+    /// One page of `Patient/$everything`.
+    pub async fn everything(
+        &self,
+        tenant: i64,
+        q: &everything::EverythingQuery,
+    ) -> Result<Vec<Hit>, StoreError> {
+        let blinded = self.blind.as_ref().map(|b| everything::EverythingQuery {
+            filters: b.filters(&q.filters),
+            ..q.clone()
+        });
+        let q = blinded.as_ref().unwrap_or(q);
+        let mut conn = self.read_conn().await?;
+        everything::everything(&mut conn.conn(), &self.codec, tenant, q).await
     }
 
     /// How many resources a search matches.
@@ -489,6 +505,85 @@ impl Store {
     }
 }
 
+/// Where the reads of a search go: the pool, or an open write transaction
+/// (whose own uncommitted writes they then see).
+pub enum Reader<'a> {
+    Pool(&'a Store),
+    Tx(&'a mut WriteTx),
+}
+
+impl Reader<'_> {
+    pub async fn search(&mut self, tenant: i64, q: &SearchQuery) -> Result<Vec<Hit>, StoreError> {
+        match self {
+            Reader::Pool(store) => store.search(tenant, q).await,
+            Reader::Tx(tx) => tx.search(tenant, q).await,
+        }
+    }
+
+    pub async fn count(&mut self, tenant: i64, q: &SearchQuery) -> Result<i64, StoreError> {
+        match self {
+            Reader::Pool(store) => store.count(tenant, q).await,
+            Reader::Tx(tx) => tx.count(tenant, q).await,
+        }
+    }
+
+    /// `_include`: see `Store::include`.
+    pub async fn include(
+        &mut self,
+        tenant: i64,
+        rids: &[i64],
+        pids: &[i64],
+        types: &[String],
+        limit: i64,
+    ) -> Result<Vec<Included>, StoreError> {
+        match self {
+            Reader::Pool(store) => store.include(tenant, rids, pids, types, limit).await,
+            Reader::Tx(tx) => {
+                query::include(
+                    &mut tx.tx.conn(),
+                    &tx.codec,
+                    tenant,
+                    rids,
+                    pids,
+                    types,
+                    limit,
+                )
+                .await
+            }
+        }
+    }
+
+    /// `_revinclude`: see `Store::revinclude`.
+    pub async fn revinclude(
+        &mut self,
+        tenant: i64,
+        targets: &[(String, String)],
+        source_type: Option<&str>,
+        pids: &[i64],
+        limit: i64,
+    ) -> Result<Vec<Included>, StoreError> {
+        match self {
+            Reader::Pool(store) => {
+                store
+                    .revinclude(tenant, targets, source_type, pids, limit)
+                    .await
+            }
+            Reader::Tx(tx) => {
+                query::revinclude(
+                    &mut tx.tx.conn(),
+                    &tx.codec,
+                    tenant,
+                    targets,
+                    source_type,
+                    pids,
+                    limit,
+                )
+                .await
+            }
+        }
+    }
+}
+
 /// A write transaction: everything done through it commits together.
 pub struct WriteTx {
     tx: Tx,
@@ -606,6 +701,21 @@ impl WriteTx {
         .text(id);
         let rows = self.tx.conn().fetch_all(&q).await?;
         rows.iter().map(|r| r.text(0)).collect()
+    }
+
+    /// One page of a search, as seen inside this transaction (search
+    /// entries of a transaction Bundle see its writes).
+    pub async fn search(&mut self, tenant: i64, q: &SearchQuery) -> Result<Vec<Hit>, StoreError> {
+        let blinded = self.blind.as_ref().map(|b| b.query(q));
+        let q = blinded.as_ref().unwrap_or(q);
+        query::search(&mut self.tx.conn(), &self.codec, tenant, q).await
+    }
+
+    /// How many resources a search matches, inside this transaction.
+    pub async fn count(&mut self, tenant: i64, q: &SearchQuery) -> Result<i64, StoreError> {
+        let blinded = self.blind.as_ref().map(|b| b.query(q));
+        let q = blinded.as_ref().unwrap_or(q);
+        query::count(&mut self.tx.conn(), tenant, q).await
     }
 
     /// Ids of live resources of `rtype` matching `filters`, at most `limit`.

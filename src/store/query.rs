@@ -100,6 +100,12 @@ pub enum Cond {
         lo: i64,
         hi: i64,
     },
+    /// The stored date range shares at least one instant with `lo..=hi`
+    /// (microseconds; the care dates of `$everything`).
+    Overlaps {
+        lo: i64,
+        hi: i64,
+    },
     /// The search value `value`, with the range its precision implies.
     Number {
         cmp: Cmp,
@@ -243,10 +249,12 @@ pub struct Hit {
     pub sort_values: Vec<SortValue>,
 }
 
-/// Builds SQL with fresh table aliases.
-struct Planner {
-    b: SqlBuilder,
-    tenant: String,
+/// Builds SQL with fresh table aliases (also used by the other query
+/// modules of the store, e.g. `everything`).
+pub(super) struct Planner {
+    pub(super) b: SqlBuilder,
+    /// The placeholder of the tenant.
+    pub(super) tenant: String,
     aliases: usize,
     /// SQLite: keep the (tenant, type) index out of plans that have a
     /// selective index condition on rid (see `base_where`).
@@ -256,7 +264,7 @@ struct Planner {
 }
 
 impl Planner {
-    fn new(tenant: i64) -> Self {
+    pub(super) fn new(tenant: i64) -> Self {
         let mut b = SqlBuilder::new("");
         let tenant = b.bind(Param::Int(tenant));
         Planner {
@@ -273,11 +281,11 @@ impl Planner {
         format!("{prefix}{}", self.aliases)
     }
 
-    fn text(&mut self, s: &str) -> String {
+    pub(super) fn text(&mut self, s: &str) -> String {
         self.b.bind(Param::Text(s.to_string()))
     }
 
-    fn int(&mut self, v: i64) -> String {
+    pub(super) fn int(&mut self, v: i64) -> String {
         self.b.bind(Param::Int(v))
     }
 
@@ -285,12 +293,12 @@ impl Planner {
         self.b.bind(Param::Float(v))
     }
 
-    fn list(&mut self, values: &[String]) -> String {
+    pub(super) fn list(&mut self, values: &[String]) -> String {
         let ph: Vec<String> = values.iter().map(|v| self.text(v)).collect();
         ph.join(", ")
     }
 
-    fn pids(&mut self, col: &str, pids: &[i64]) -> String {
+    pub(super) fn pids(&mut self, col: &str, pids: &[i64]) -> String {
         match pids {
             [] => "1 = 1".to_string(),
             [one] => format!("{col} = {}", self.int(*one)),
@@ -306,7 +314,7 @@ impl Planner {
     /// subquery)`, which drives the query; every other index filter probes
     /// the rows of each candidate through the index table's primary key
     /// (`EXISTS`, rid first), instead of materialising all its matches.
-    fn filters(&mut self, filters: &[Filter], r: &str) -> String {
+    pub(super) fn filters(&mut self, filters: &[Filter], r: &str) -> String {
         if filters.is_empty() {
             return "1 = 1".to_string();
         }
@@ -552,6 +560,10 @@ impl Planner {
             }
             Cond::Date { cmp, lo, hi } => {
                 self.date_cmp(*cmp, *lo, *hi, &format!("{x}.lo"), &format!("{x}.hi"))
+            }
+            Cond::Overlaps { lo, hi } => {
+                let (lo, hi) = (self.int(*lo), self.int(*hi));
+                format!("({x}.hi >= {lo} AND {x}.lo <= {hi})")
             }
             Cond::Number { cmp, value, lo, hi } => self.number_cmp(
                 *cmp,
@@ -804,7 +816,9 @@ fn selectivity(f: &Filter) -> u8 {
         Cond::StrPrefix(_) | Cond::Uri { .. } => 60,
         Cond::Number { cmp: Cmp::Eq, .. } | Cond::Quantity { cmp: Cmp::Eq, .. } => 50,
         Cond::Chain { .. } => 40,
-        Cond::Date { .. } | Cond::Number { .. } | Cond::Quantity { .. } => 30,
+        Cond::Date { .. } | Cond::Overlaps { .. } | Cond::Number { .. } | Cond::Quantity { .. } => {
+            30
+        }
         Cond::Token { .. } => 10,
         Cond::StrContains(_) => 5,
     };
@@ -972,7 +986,7 @@ pub struct Included {
 
 /// Type, id, version and decoded body of a live resource row (columns 1-3
 /// and 5, as search and include queries select them).
-fn live_row(
+pub(super) fn live_row(
     codec: &Codec,
     tenant: i64,
     row: &Row,

@@ -11,6 +11,7 @@ mod conditional;
 mod crud;
 mod encryption;
 mod errors;
+mod everything;
 mod examples;
 mod fhirpath_patch;
 mod formats;

@@ -408,7 +408,7 @@ async fn bundle_limits_and_kinds(s: &TestServer) {
         "",
         &bundle(
             "transaction",
-            vec![entry(None, "GET", "Patient?name=x", None)],
+            vec![entry(None, "GET", "Patient/1/Observation/2", None)],
         ),
     )
     .await
@@ -431,7 +431,231 @@ async fn bundle_limits_and_kinds(s: &TestServer) {
     assert_eq!(doc.status, 201, "{}", doc.text);
 }
 
+/// The `Type/id` of each match of a searchset.
+fn matches(searchset: &Value) -> Vec<String> {
+    searchset["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"] == "match")
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["resource"]["resourceType"].as_str().unwrap(),
+                e["resource"]["id"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+async fn batch_search_entries_answer_searchsets(s: &TestServer) {
+    let mut family = Vec::new();
+    for mrn in ["S1", "S2", "S3"] {
+        let mut p = patient(mrn);
+        p["name"][0]["family"] = json!("Searchentry");
+        family.push(format!(
+            "Patient/{}",
+            s.create(&p).await["id"].as_str().unwrap()
+        ));
+    }
+    let obs = s.create(&observation(&family[0])).await;
+    let b = bundle(
+        "batch",
+        vec![
+            entry(None, "GET", "Patient?family=Searchentry&_count=2", None),
+            entry(
+                None,
+                "GET",
+                "?_type=Observation&code=http://loinc.org|8867-4",
+                None,
+            ),
+            entry(None, "GET", "Patient?birthdate=notadate", None),
+            entry(None, "GET", "Patient?family=Searchentry&nonsense=1", None),
+            entry(None, "HEAD", "Patient?family=Searchentry", None),
+        ],
+    );
+    let r = s.post("", &b).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let out = r.json();
+    assert_eq!(out["type"], "batch-response");
+    let e = &out["entry"];
+    // The same answer as the search on its own.
+    assert_eq!(e[0]["response"]["status"], "200 OK");
+    assert_eq!(e[0]["resource"]["type"], "searchset");
+    let alone = s.get("Patient?family=Searchentry&_count=2").await.json();
+    assert_eq!(matches(&e[0]["resource"]), matches(&alone));
+    assert_eq!(matches(&e[0]["resource"]).len(), 2);
+    assert!(e[0]["resource"]["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["relation"] == "next"));
+    // A system search.
+    let found = matches(&e[1]["resource"]);
+    assert!(
+        found.contains(&format!("Observation/{}", obs["id"].as_str().unwrap())),
+        "{found:?}"
+    );
+    assert!(found.iter().all(|f| f.starts_with("Observation/")));
+    // A bad value fails its entry alone.
+    let status = e[2]["response"]["status"].as_str().unwrap();
+    assert!(status.starts_with("400"), "{status}");
+    let diagnostics = e[2]["response"]["outcome"]["issue"][0]["diagnostics"]
+        .as_str()
+        .unwrap();
+    assert!(
+        diagnostics.contains("Bundle.entry[2]") && diagnostics.contains("birthdate"),
+        "{diagnostics}"
+    );
+    // Unknown parameters: ignored with a warning by default.
+    assert_eq!(e[3]["response"]["status"], "200 OK");
+    let mut all = family.clone();
+    all.sort();
+    let mut got = matches(&e[3]["resource"]);
+    got.sort();
+    assert_eq!(got, all);
+    // HEAD: the status alone.
+    assert_eq!(e[4]["response"]["status"], "200 OK");
+    assert!(e[4].get("resource").is_none());
+
+    // Under `Prefer: handling=strict` an unknown parameter fails its entry.
+    let strict = bundle(
+        "batch",
+        vec![
+            entry(None, "GET", "Patient?family=Searchentry&nonsense=1", None),
+            entry(None, "GET", "Patient?family=Searchentry", None),
+        ],
+    );
+    let r = s
+        .json(
+            reqwest::Method::POST,
+            "",
+            &strict,
+            &[("prefer", "handling=strict")],
+        )
+        .await;
+    let e = &r.json()["entry"];
+    assert!(e[0]["response"]["status"]
+        .as_str()
+        .unwrap()
+        .starts_with("400"));
+    assert_eq!(e[1]["response"]["status"], "200 OK");
+}
+
+async fn transaction_search_entries_see_its_writes(s: &TestServer) {
+    let b = bundle(
+        "transaction",
+        vec![
+            // Listed first, processed after the writes.
+            entry(None, "GET", "Patient?identifier=urn:mrn|TXSEARCH", None),
+            entry(
+                None,
+                "GET",
+                "Observation?patient.identifier=urn:mrn|TXSEARCH",
+                None,
+            ),
+            entry(
+                Some("urn:uuid:cccccccc-0000-4000-8000-000000000001"),
+                "POST",
+                "Patient",
+                Some(patient("TXSEARCH")),
+            ),
+            entry(
+                None,
+                "POST",
+                "Observation",
+                Some(observation("urn:uuid:cccccccc-0000-4000-8000-000000000001")),
+            ),
+        ],
+    );
+    let r = s.post("", &b).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let out = r.json();
+    let e = &out["entry"];
+    let created = |i: usize| {
+        let location = e[i]["response"]["location"].as_str().unwrap();
+        location.split("/_history").next().unwrap().to_string()
+    };
+    assert_eq!(e[0]["response"]["status"], "200 OK");
+    assert_eq!(matches(&e[0]["resource"]), vec![created(2)]);
+    assert_eq!(matches(&e[1]["resource"]), vec![created(3)]);
+}
+
+async fn transaction_fails_whole_on_a_bad_search_entry(s: &TestServer) {
+    let b = bundle(
+        "transaction",
+        vec![
+            entry(None, "POST", "Patient", Some(patient("TXBAD"))),
+            entry(None, "GET", "Patient?birthdate=notadate", None),
+        ],
+    );
+    let oo = s.post("", &b).await.outcome(400);
+    let diagnostics = oo["issue"][0]["diagnostics"].as_str().unwrap();
+    assert!(diagnostics.contains("Bundle.entry[1]"), "{diagnostics}");
+    assert_eq!(oo["issue"][0]["expression"][0], "Bundle.entry[1]");
+    // Nothing was written.
+    let found = s.get("Patient?identifier=urn:mrn|TXBAD").await.json();
+    assert!(matches(&found).is_empty(), "{found}");
+}
+
+async fn search_entries_are_checked_as_searches(s: &TestServer) {
+    use crate::auth::{send_as, token_for};
+    let mine = s.create(&patient("MINE")).await;
+    let mine = format!("Patient/{}", mine["id"].as_str().unwrap());
+    let theirs = s.create(&patient("THEIRS")).await;
+    let my_obs = s.create(&observation(&mine)).await;
+    s.create(&observation(&format!(
+        "Patient/{}",
+        theirs["id"].as_str().unwrap()
+    )))
+    .await;
+    let t = token_for(
+        s,
+        "patient/*.rs",
+        Some(mine.trim_start_matches("Patient/")),
+        "patient",
+    );
+    let b = bundle(
+        "batch",
+        vec![
+            entry(None, "GET", "Observation?code=8867-4", None),
+            entry(None, "GET", "Patient?identifier=urn:mrn|THEIRS", None),
+        ],
+    );
+    let r = send_as(s, Some(&t), reqwest::Method::POST, "", Some(&b)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let e = &r.json()["entry"];
+    assert_eq!(
+        matches(&e[0]["resource"]),
+        vec![format!("Observation/{}", my_obs["id"].as_str().unwrap())]
+    );
+    assert!(matches(&e[1]["resource"]).is_empty());
+    // Without the search permission: the entry is refused, in a transaction the Bundle.
+    let t = token_for(
+        s,
+        "patient/Patient.rs",
+        Some(mine.trim_start_matches("Patient/")),
+        "patient",
+    );
+    let r = send_as(s, Some(&t), reqwest::Method::POST, "", Some(&b)).await;
+    let e = &r.json()["entry"];
+    assert!(e[0]["response"]["status"]
+        .as_str()
+        .unwrap()
+        .starts_with("403"));
+    assert_eq!(e[1]["response"]["status"], "200 OK");
+    let mut tx = b.clone();
+    tx["type"] = json!("transaction");
+    send_as(s, Some(&t), reqwest::Method::POST, "", Some(&tx))
+        .await
+        .outcome(403);
+}
+
 crate::on_both_databases!(
+    batch_search_entries_answer_searchsets,
+    transaction_search_entries_see_its_writes,
+    transaction_fails_whole_on_a_bad_search_entry,
+    search_entries_are_checked_as_searches,
     transaction_resolves_urn_uuids,
     transaction_is_all_or_nothing,
     transaction_rejects_touching_a_resource_twice,

@@ -1,0 +1,442 @@
+//! `Patient/$everything` (http://hl7.org/fhir/R4/patient-operation-everything.html):
+//! a patient's record as a `searchset` Bundle, paged.
+//!
+//! Rules (documented in README.md, "Patient/$everything"):
+//! - The answer holds the Patient, every resource in its compartment (R4
+//!   Patient CompartmentDefinition, through the reference index), and the
+//!   resources of `REFERENCED_TYPES` those refer to (one level). AuditEvents
+//!   are never part of it: they are the server's own access log, and each
+//!   `$everything` would otherwise list the records of the ones before it.
+//! - `GET [base]/Patient/$everything` gathers every patient the caller may
+//!   search.
+//! - The caller needs the search permission on Patient; the answer holds
+//!   only what the caller may search (the same reach as a search). With
+//!   `_type`, each type named must be searchable (403 otherwise); without,
+//!   types the caller may not search are left out. A patient outside the
+//!   caller's reach is answered 404, as a read would be.
+//! - `_since`: resources whose `meta.lastUpdated` is at or after the
+//!   instant. `start`/`end`: care dates, applied to resources of the
+//!   Patient compartment whose type has a `date` search parameter: such a
+//!   resource is left out when it has date values and none of them shares
+//!   an instant with `[start, end]`; other resources are kept. Resources
+//!   referred to are those of the members kept.
+//! - Pages are in the order resources were first stored, continued by a
+//!   cursor after the last one served (`next`), so paging through the
+//!   answer neither repeats nor skips a resource.
+
+use std::sync::LazyLock;
+
+use serde_json::{json, Value};
+
+use super::bundle::{self, EntryOut};
+use super::search::{compartment_params, compartment_types, decode_cursor, encode_cursor};
+use super::{check_type, Fhir};
+use crate::auth::access::Reach;
+use crate::auth::scopes::Perm;
+use crate::auth::Access;
+use crate::error::{FhirError, FhirResult};
+use crate::fhir::datetime::range_micros;
+use crate::search::registry::{registry, ParamType};
+use crate::store::everything::EverythingQuery;
+use crate::store::query::{Cmp, Cond, PageAt, Table};
+use crate::store::Filter;
+
+/// Types of the resources the compartment refers to that join the answer.
+pub const REFERENCED_TYPES: &[&str] = &[
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "Medication",
+    "Device",
+];
+
+/// Types never in the answer.
+pub const EXCLUDED_TYPES: &[&str] = &["AuditEvent"];
+
+/// The parameters of `$everything` this server reads.
+const PARAMETERS: &[&str] = &["_since", "_type", "_count", "start", "end", CURSOR];
+const CURSOR: &str = super::search::CURSOR_PARAM;
+
+/// The Patient compartment's parameters (`pid`s of every type's), and the
+/// `date` parameters of its types (care dates).
+struct Compartment {
+    pids: Vec<i64>,
+    date_pids: Vec<i64>,
+    /// Every type the answer may hold.
+    types: Vec<String>,
+}
+
+static COMPARTMENT: LazyLock<Compartment> = LazyLock::new(|| {
+    let mut pids = Vec::new();
+    let mut date_pids = Vec::new();
+    let mut types: Vec<String> = Vec::new();
+    for t in compartment_types("Patient") {
+        if EXCLUDED_TYPES.contains(&t.as_str()) {
+            continue;
+        }
+        for code in compartment_params("Patient", &t) {
+            if let Some(p) = registry().get(&t, &code) {
+                pids.push(p.pid);
+            }
+        }
+        if t != "Patient" {
+            if let Some(p) = registry()
+                .get(&t, "date")
+                .filter(|p| p.ptype == ParamType::Date)
+            {
+                date_pids.push(p.pid);
+            }
+        }
+        types.push(t);
+    }
+    for t in REFERENCED_TYPES {
+        if !types.iter().any(|x| x == t) {
+            types.push(t.to_string());
+        }
+    }
+    types.sort();
+    Compartment {
+        pids,
+        date_pids,
+        types,
+    }
+});
+
+/// A Parameters body (`POST .../$everything`) as name/value pairs, as the
+/// query string would give them.
+pub fn parameters_input(body: &Value) -> FhirResult<Vec<(String, String)>> {
+    if body.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
+        return Err(FhirError::invalid(
+            "$everything takes a Parameters resource as its body",
+        ));
+    }
+    let mut out = Vec::new();
+    for p in body
+        .get("parameter")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(name) = p.get("name").and_then(Value::as_str) else {
+            return Err(FhirError::invalid("a parameter of $everything has no name"));
+        };
+        let value = p.as_object().and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.starts_with("value"))
+                .map(|(_, v)| v)
+        });
+        let text = match value {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::Bool(b)) => b.to_string(),
+            _ => {
+                return Err(FhirError::invalid(format!(
+                    "parameter `{name}` of $everything needs a primitive value"
+                )))
+            }
+        };
+        out.push((name.to_string(), text));
+    }
+    Ok(out)
+}
+
+/// The request's parameters, read.
+struct Asked {
+    since: Option<(i64, i64)>,
+    types: Option<Vec<String>>,
+    count: i64,
+    start: Option<i64>,
+    end: Option<i64>,
+    after: Option<i64>,
+    /// Parameters repeated in the paging links.
+    kept: Vec<(String, String)>,
+    /// Unknown parameters, ignored (lenient handling).
+    ignored: Vec<String>,
+}
+
+impl Fhir {
+    fn everything_params(&self, params: &[(String, String)], strict: bool) -> FhirResult<Asked> {
+        let mut asked = Asked {
+            since: None,
+            types: None,
+            count: i64::from(self.default_page_size),
+            start: None,
+            end: None,
+            after: None,
+            kept: Vec::new(),
+            ignored: Vec::new(),
+        };
+        let date = |name: &str, value: &str, what: &str| {
+            range_micros(value)
+                .ok_or_else(|| FhirError::invalid(format!("{name} must be {what}, not `{value}`")))
+        };
+        for (name, value) in params {
+            match name.as_str() {
+                "_since" => {
+                    asked.since = Some(date(
+                        name,
+                        value,
+                        "an instant such as 2024-01-31T10:00:00Z",
+                    )?);
+                }
+                "_type" => {
+                    let types = asked.types.get_or_insert_with(Vec::new);
+                    for t in value.split(',').map(str::trim) {
+                        check_type(t).map_err(|_| {
+                            FhirError::invalid(format!("_type: `{t}` is not a resource type"))
+                        })?;
+                        types.push(t.to_string());
+                    }
+                }
+                "_count" => {
+                    asked.count = self.page_size(value)?;
+                    continue;
+                }
+                "start" => asked.start = Some(date(name, value, "a date such as 2020-01-01")?.0),
+                "end" => asked.end = Some(date(name, value, "a date such as 2020-12-31")?.1),
+                CURSOR => {
+                    asked.after = match decode_cursor(value)? {
+                        PageAt::After(_, rid) => Some(rid),
+                        _ => {
+                            return Err(FhirError::invalid(format!(
+                                "`{value}` is not a page cursor of $everything"
+                            )))
+                        }
+                    };
+                    continue;
+                }
+                "_format" | "_pretty" => {}
+                other => {
+                    let message = format!(
+                        "unknown parameter `{other}` of $everything (known: {})",
+                        PARAMETERS[..PARAMETERS.len() - 1].join(", ")
+                    );
+                    if strict {
+                        return Err(FhirError::invalid(message));
+                    }
+                    asked.ignored.push(message);
+                    continue;
+                }
+            }
+            asked.kept.push((name.clone(), value.clone()));
+        }
+        if let (Some(s), Some(e)) = (asked.start, asked.end) {
+            if s > e {
+                return Err(FhirError::invalid("start must not be after end"));
+            }
+        }
+        Ok(asked)
+    }
+
+    /// `Patient/[id]/$everything` (`id` given) or `Patient/$everything`:
+    /// one page as a `searchset` Bundle (JSON bytes).
+    pub async fn everything(
+        &self,
+        id: Option<&str>,
+        params: &[(String, String)],
+        strict: bool,
+        access: &Access,
+    ) -> FhirResult<Vec<u8>> {
+        let asked = self.everything_params(params, strict)?;
+        let patient_reach = self.permit(access, Perm::Search, "Patient")?;
+        let patients = match id {
+            Some(id) => {
+                let v = self.read("Patient", id).await?;
+                let visible = match (&patient_reach, &v.body) {
+                    (Reach::All, _) => true,
+                    (reach, Some(body)) => {
+                        let value: Value = serde_json::from_slice(body).map_err(|e| {
+                            FhirError::internal(format!("stored JSON is unreadable: {e}"))
+                        })?;
+                        self.within_reach(reach, "Patient", id, &value).await?
+                    }
+                    (_, None) => false,
+                };
+                if !visible {
+                    return Err(FhirError::not_found(format!("Patient/{id} is not known")));
+                }
+                Some(vec![id.to_string()])
+            }
+            // Patient-scoped callers: their patients' records only.
+            None => match &patient_reach {
+                Reach::Some(limits) if limits.iter().all(|l| l.patient.is_some()) => {
+                    let mut ids: Vec<String> =
+                        limits.iter().filter_map(|l| l.patient.clone()).collect();
+                    ids.sort();
+                    ids.dedup();
+                    Some(ids)
+                }
+                _ => None,
+            },
+        };
+
+        // What the caller may see: every type named in `_type` must be
+        // searchable; the compartment is gathered within the caller's reach
+        // over all the types it may search (the resources referred to are
+        // those of the visible members, whatever `_type` keeps).
+        if let Some(types) = &asked.types {
+            self.search_reach_filter(access, types)?;
+        }
+        let reach = if access.unrestricted {
+            None
+        } else {
+            let visible: Vec<String> = COMPARTMENT
+                .types
+                .iter()
+                .filter(|t| access.reach(Perm::Search, t).is_some())
+                .cloned()
+                .collect();
+            self.search_reach_filter(access, &visible)?
+        };
+        let types = asked.types.clone().unwrap_or_default();
+        let mut filters: Vec<Filter> = reach.into_iter().collect();
+        if let Some((lo, hi)) = asked.since {
+            filters.push(Filter::LastUpdated(vec![(Cmp::Ge, lo, hi)]));
+        }
+        if asked.start.is_some() || asked.end.is_some() {
+            filters.push(care_dates(
+                asked.start.unwrap_or(i64::MIN),
+                asked.end.unwrap_or(i64::MAX),
+            ));
+        }
+        let query = EverythingQuery {
+            patients,
+            compartment_pids: COMPARTMENT.pids.clone(),
+            referenced_types: REFERENCED_TYPES.iter().map(|t| t.to_string()).collect(),
+            filters,
+            types,
+            excluded_types: EXCLUDED_TYPES.iter().map(|t| t.to_string()).collect(),
+            after: asked.after,
+            count: asked.count,
+        };
+        let mut hits = if asked.count == 0 {
+            Vec::new()
+        } else {
+            self.store.everything(self.tenant, &query).await?
+        };
+        let more = hits.len() as i64 > asked.count;
+        hits.truncate(asked.count as usize);
+
+        if self.audit {
+            if let Some(slot) = crate::audit::current() {
+                slot.add_patients(
+                    hits.iter()
+                        .filter(|h| h.rtype == "Patient")
+                        .map(|h| h.id.clone()),
+                );
+            }
+        }
+
+        let path = match id {
+            Some(id) => format!("{}/Patient/{id}/$everything", self.base_url),
+            None => format!("{}/Patient/$everything", self.base_url),
+        };
+        let link = |after: Option<i64>| {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &asked.kept {
+                q.append_pair(k, v);
+            }
+            q.append_pair("_count", &asked.count.to_string());
+            if let Some(rid) = after {
+                q.append_pair(CURSOR, &encode_cursor(true, &[], rid));
+            }
+            format!("{path}?{}", q.finish())
+        };
+        let mut links = vec![("self", link(asked.after)), ("first", link(None))];
+        if more {
+            if let Some(last) = hits.last() {
+                links.push(("next", link(Some(last.rid))));
+            }
+        }
+        let total =
+            (asked.after.is_none() && !more && asked.count > 0).then_some(hits.len() as i64);
+
+        let mut entries: Vec<EntryOut> = hits
+            .into_iter()
+            .map(|h| EntryOut {
+                full_url: Some(format!("{}/{}/{}", self.base_url, h.rtype, h.id)),
+                resource: Some(h.body),
+                search_mode: Some("match"),
+                ..Default::default()
+            })
+            .collect();
+        if !asked.ignored.is_empty() {
+            let issues: Vec<Value> = asked
+                .ignored
+                .iter()
+                .map(|m| json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("{m}; ignored")}))
+                .collect();
+            let outcome = json!({"resourceType": "OperationOutcome", "issue": issues});
+            entries.push(EntryOut {
+                resource: Some(serde_json::to_vec(&outcome).expect("serialises").into()),
+                search_mode: Some("outcome"),
+                ..Default::default()
+            });
+        }
+        Ok(bundle::render_with_total(
+            "searchset",
+            total,
+            &links,
+            &entries,
+        ))
+    }
+}
+
+/// Care dates within `lo..=hi`: a resource with values of its type's
+/// `date` parameter keeps only if one of them overlaps the period; one
+/// without (or of a type without the parameter) is kept.
+fn care_dates(lo: i64, hi: i64) -> Filter {
+    let pids = COMPARTMENT.date_pids.clone();
+    Filter::Or(vec![
+        vec![Filter::Missing {
+            table: Table::Date,
+            pids: pids.clone(),
+            missing: true,
+        }],
+        vec![Filter::Index {
+            table: Table::Date,
+            pids,
+            alts: vec![Cond::Overlaps { lo, hi }],
+            negate: false,
+        }],
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compartment_of_everything() {
+        assert!(COMPARTMENT.types.iter().any(|t| t == "Observation"));
+        assert!(COMPARTMENT.types.iter().any(|t| t == "Practitioner"));
+        assert!(!COMPARTMENT.types.iter().any(|t| t == "AuditEvent"));
+        let obs = registry().get("Observation", "subject").unwrap().pid;
+        assert!(COMPARTMENT.pids.contains(&obs));
+        let audit = registry().get("AuditEvent", "patient").unwrap().pid;
+        assert!(!COMPARTMENT.pids.contains(&audit));
+        let enc = registry().get("Encounter", "date").unwrap().pid;
+        assert!(COMPARTMENT.date_pids.contains(&enc));
+    }
+
+    #[test]
+    fn parameters_bodies() {
+        let body = json!({"resourceType": "Parameters", "parameter": [
+            {"name": "_since", "valueInstant": "2024-01-01T00:00:00Z"},
+            {"name": "_count", "valueInteger": 5},
+            {"name": "_type", "valueCode": "Observation"},
+        ]});
+        assert_eq!(
+            parameters_input(&body).unwrap(),
+            vec![
+                ("_since".to_string(), "2024-01-01T00:00:00Z".to_string()),
+                ("_count".to_string(), "5".to_string()),
+                ("_type".to_string(), "Observation".to_string()),
+            ]
+        );
+        assert!(parameters_input(&json!({"resourceType": "Patient"})).is_err());
+        let bad = json!({"resourceType": "Parameters", "parameter": [{"name": "_type"}]});
+        assert!(parameters_input(&bad).is_err());
+    }
+}
