@@ -74,8 +74,15 @@ impl Fhir {
         rtype: &str,
         criteria: &Criteria,
     ) -> FhirResult<Option<String>> {
-        tx.lock_key(&criteria.lock_key(self.tenant, rtype)).await?;
+        // A match found without the lock stands (the common case: a shared
+        // Practitioner or Location named by every message); "no match" is
+        // only trusted under the lock, looked up again, so two creators
+        // cannot both see it.
         let mut found = tx.find(self.tenant, rtype, &criteria.filters, 2).await?;
+        if found.is_empty() {
+            tx.lock_key(&criteria.lock_key(self.tenant, rtype)).await?;
+            found = tx.find(self.tenant, rtype, &criteria.filters, 2).await?;
+        }
         match found.len() {
             0 => Ok(None),
             1 => Ok(found.pop()),

@@ -78,6 +78,13 @@ impl Fhir {
         ack: &[u8],
         replay_of: Option<i64>,
     ) -> FhirResult<Applied> {
+        // Validated, read and planned before the write transaction opens, so
+        // that messages wait on each other only for their writes.
+        let prepared = match self.prepare_transaction(bundle.clone()).await {
+            Ok(prepared) => prepared,
+            Err(err) if err.status >= 500 => return Err(err),
+            Err(err) => return Ok(Applied::Failed(err)),
+        };
         let mut attempt = 0;
         loop {
             let mut tx = self.store.begin().await?;
@@ -92,7 +99,7 @@ impl Fhir {
                         }
                     }
                 }
-                let response = self.transaction_within(&mut tx, bundle.clone()).await?;
+                let response = self.transaction_within(&mut tx, &prepared).await?;
                 let resources = written(&response);
                 let list = resources.join(" ");
                 let id = match replay_of {

@@ -380,10 +380,10 @@ impl Fhir {
         })
     }
 
-    /// Runs a transaction Bundle inside a write transaction the caller owns
-    /// and will commit (the HL7 v2 bridge records each message in the same
-    /// commit as the resources it writes). Returns the response Bundle.
-    pub async fn transaction_within(&self, tx: &mut WriteTx, bundle: Value) -> FhirResult<Vec<u8>> {
+    /// Readies a transaction Bundle to run inside a write transaction the
+    /// caller owns (`transaction_within`): validated, its entries read and
+    /// planned (`plan`) before that transaction opens.
+    pub async fn prepare_transaction(&self, bundle: Value) -> FhirResult<PreparedBundle> {
         let bundle = input::prepare("Bundle", bundle)?;
         if bundle.get("type").and_then(Value::as_str) != Some("transaction") {
             return Err(FhirError::invalid("expected a transaction Bundle"));
@@ -392,7 +392,7 @@ impl Fhir {
             Some(Value::Array(items)) => items.clone(),
             _ => Vec::new(),
         };
-        let parsed = entries
+        let entries = entries
             .into_iter()
             .enumerate()
             .map(|(i, e)| {
@@ -400,13 +400,32 @@ impl Fhir {
                     .map_err(|err| at_entry(i, err))
             })
             .collect::<FhirResult<Vec<Entry>>>()?;
+        let planned = self.plan(&entries).await;
+        Ok(PreparedBundle { entries, planned })
+    }
+
+    /// Runs a prepared transaction Bundle inside a write transaction the
+    /// caller owns and will commit (the HL7 v2 bridge records each message
+    /// in the same commit as the resources it writes). Returns the response
+    /// Bundle.
+    pub async fn transaction_within(
+        &self,
+        tx: &mut WriteTx,
+        bundle: &PreparedBundle,
+    ) -> FhirResult<Vec<u8>> {
         let access = crate::auth::Access::unrestricted("server");
         let sender = Sender {
             access: &access,
             strict: false,
         };
-        self.transaction_in(tx, &parsed, None, EntryReturn::Minimal, sender)
-            .await
+        self.transaction_in(
+            tx,
+            &bundle.entries,
+            bundle.planned.as_ref(),
+            EntryReturn::Minimal,
+            sender,
+        )
+        .await
     }
 
     async fn transaction(
@@ -522,22 +541,14 @@ impl Fhir {
         let mut order: Vec<usize> = (0..entries.len()).collect();
         order.sort_by_key(|&i| (entries[i].method.phase(), i));
         let mut results: Vec<Option<EntryOut>> = vec![None; entries.len()];
-        // Creates whose resources are prepared are written together, in a
-        // few statements, when the POST phase is reached.
-        let creates: Vec<usize> = order
-            .iter()
-            .copied()
-            .filter(|&i| {
-                let e = &entries[i];
-                e.method == Method::Post
-                    && !e.matched
-                    && prepared.get(i).is_some_and(Option::is_some)
-            })
-            .collect();
-        let mut creates_done = creates.is_empty();
+        // New resources whose content is prepared (POSTs, and PUTs of ids
+        // not stored yet) are written together, in a few statements, once
+        // the deletes are done.
+        let mut creates_done = false;
         for i in order {
             let e = &entries[i];
-            if e.method == Method::Post && !creates_done {
+            if e.method.phase() >= 1 && !creates_done {
+                let creates = self.new_resources(tx, entries, prepared).await?;
                 self.create_entries(tx, entries, prepared, &creates, prefer, &mut results)
                     .await?;
                 creates_done = true;
@@ -562,6 +573,50 @@ impl Fhir {
         Ok(bundle::render("transaction-response", &[], &results))
     }
 
+    /// Positions of the entries that create a resource from prepared
+    /// content: POSTs that matched nothing, and unconditional PUTs (without
+    /// `ifMatch`) of ids that are not stored, live or deleted.
+    async fn new_resources(
+        &self,
+        tx: &mut WriteTx,
+        entries: &[Entry],
+        prepared: &[Option<Prepared>],
+    ) -> FhirResult<Vec<usize>> {
+        let ready = |i: usize| prepared.get(i).is_some_and(Option::is_some);
+        let mut creates: Vec<usize> = (0..entries.len())
+            .filter(|&i| entries[i].method == Method::Post && !entries[i].matched && ready(i))
+            .collect();
+        let mut puts: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            if e.method == Method::Put
+                && e.if_match.is_none()
+                && e.assigned_id.is_some()
+                && ready(i)
+            {
+                puts.entry(e.target.rtype()).or_default().push(i);
+            }
+        }
+        for (rtype, positions) in puts {
+            let ids: Vec<String> = positions
+                .iter()
+                .filter_map(|&i| entries[i].assigned_id.clone())
+                .collect();
+            let stored: HashSet<String> = tx
+                .existing_ids(self.tenant, rtype, &ids)
+                .await?
+                .into_iter()
+                .collect();
+            creates.extend(positions.into_iter().filter(|&i| {
+                entries[i]
+                    .assigned_id
+                    .as_ref()
+                    .is_some_and(|id| !stored.contains(id))
+            }));
+        }
+        creates.sort_unstable();
+        Ok(creates)
+    }
+
     /// Writes the prepared creates at positions `creates` together.
     async fn create_entries(
         &self,
@@ -572,13 +627,18 @@ impl Fhir {
         prefer: EntryReturn,
         results: &mut [Option<EntryOut>],
     ) -> FhirResult<()> {
-        let items: Vec<(&str, &str, &Prepared)> = creates
+        let items: Vec<(&str, &str, &Prepared, &'static str)> = creates
             .iter()
             .map(|&i| {
                 let e = &entries[i];
                 let id = e.assigned_id.as_deref().expect("identity resolved");
                 let p = prepared[i].as_ref().expect("prepared");
-                (e.target.rtype(), id, p)
+                let method = if e.method == Method::Put {
+                    "PUT"
+                } else {
+                    "POST"
+                };
+                (e.target.rtype(), id, p, method)
             })
             .collect();
         let versions = self.create_many(tx, &items).await?;
@@ -1241,6 +1301,13 @@ struct Resolution {
     identities: HashMap<String, String>,
     /// Conditional references (`Type?criteria`) → `Type/id`.
     conditionals: HashMap<String, String>,
+}
+
+/// A transaction Bundle read and planned, to run in a write transaction
+/// its caller owns (`Fhir::prepare_transaction`).
+pub struct PreparedBundle {
+    entries: Vec<Entry>,
+    planned: Option<Planned>,
 }
 
 /// A transaction's entries resolved and prepared before its write

@@ -185,28 +185,28 @@ impl Fhir {
         })
     }
 
-    /// Creates new resources `(type, id, prepared)` in a few statements
-    /// whatever their number (the creates of a transaction), each as
-    /// `write_resource` would create it alone.
+    /// Creates new resources `(type, id, prepared, method)` in a few
+    /// statements whatever their number (the creates of a transaction), each
+    /// as `write_resource` would create it alone.
     pub(super) async fn create_many(
         &self,
         tx: &mut WriteTx,
-        items: &[(&str, &str, &Prepared)],
+        items: &[(&str, &str, &Prepared, &'static str)],
     ) -> FhirResult<Vec<VersionOut>> {
         let last_updated = super::next_timestamp(None);
         let bodies: Vec<Vec<u8>> = items
             .iter()
-            .map(|(_, id, p)| crate::fhir::meta::stamp(p.resource.clone(), id, 1, last_updated))
+            .map(|(_, id, p, _)| crate::fhir::meta::stamp(p.resource.clone(), id, 1, last_updated))
             .collect();
         let versions: Vec<NewVersion<'_>> = items
             .iter()
             .zip(&bodies)
-            .map(|((rtype, id, p), body)| NewVersion {
+            .map(|((rtype, id, p, method), body)| NewVersion {
                 rtype,
                 id,
                 version: 1,
                 last_updated,
-                method: "POST",
+                method,
                 body: Some(body),
                 index: &p.index,
             })
@@ -217,7 +217,7 @@ impl Fhir {
             ));
         }
         let mut out = Vec::with_capacity(items.len());
-        for ((rtype, id, p), body) in items.iter().zip(bodies) {
+        for ((rtype, id, p, _), body) in items.iter().zip(bodies) {
             self.note_touched(tx, rtype, id, 1, p);
             out.push(VersionOut {
                 rtype: rtype.to_string(),
