@@ -373,6 +373,15 @@ pub async fn import(config: Config, paths: Vec<PathBuf>) -> anyhow::Result<()> {
         .sum();
     let store = crate::store::Store::connect(&config).await?;
     let fhir = crate::service::Fhir::new(store, &config);
+    // An empty database is marked as indexed with this version's search
+    // parameters (what the import writes), so the server's next start does
+    // not rebuild the whole index it has just been given.
+    if fhir.index_is_stale().await? {
+        eprintln!(
+            "note: the stored search index predates this version's parameters; \
+             the server rebuilds it at its next start"
+        );
+    }
     let started = Instant::now();
     let mut last = Instant::now();
     let mut stats = ImportStats::default();

@@ -75,3 +75,39 @@ async fn import_loads_ndjson_and_bundles(s: &TestServer) {
 }
 
 crate::on_both_databases!(import_loads_ndjson_and_bundles);
+
+/// `charaka import` into a new database marks its search index as built with
+/// this version's parameters, so the server's first start does not rebuild
+/// it all again.
+#[tokio::test]
+async fn import_into_a_new_database_needs_no_reindex() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.ndjson");
+    std::fs::write(
+        &file,
+        serde_json::json!({"resourceType": "Patient", "id": "fresh-1"}).to_string(),
+    )
+    .unwrap();
+    let url = format!("sqlite://{}", dir.path().join("new.db").display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_charaka"))
+        .args(["import", "--database-url", &url])
+        .arg(&file)
+        .env("CHARAKA_ENCRYPTION", "off")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let stored: Vec<(String,)> = sqlx::query_as("SELECT fingerprint FROM search_index_state")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        vec![(charaka::service::reindex::fingerprint(),)],
+        "the index is marked current"
+    );
+}
