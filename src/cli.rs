@@ -424,6 +424,7 @@ pub async fn import(config: Config, paths: Vec<PathBuf>) -> anyhow::Result<()> {
     if let Some(peak) = peak_memory_kib() {
         println!("peak memory: {} MiB", peak / 1024);
     }
+    fhir.store.analyze().await?;
     fhir.store.close().await;
     if !stats.failures.is_empty() {
         for (place, why) in stats.failures.iter().take(20) {

@@ -188,6 +188,17 @@ impl Store {
         Ok(())
     }
 
+    /// Refreshes the planner's statistics after a bulk load (PostgreSQL:
+    /// `ANALYZE`; until autovacuum gets to it, plans over a freshly loaded
+    /// index misjudge it by orders of magnitude). SQLite plans without
+    /// statistics by design here (see `query.rs`), so nothing is done.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        if let Backend::Postgres { pool } = &self.backend {
+            sqlx::query("ANALYZE").execute(pool).await?;
+        }
+        Ok(())
+    }
+
     /// The current version of a resource, if it was ever written.
     pub async fn read(
         &self,

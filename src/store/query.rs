@@ -427,12 +427,26 @@ impl Planner {
                 let pid = self.pids(&format!("{x}.pid"), pids);
                 let ty = self.text(rtype);
                 let inner = self.filters(filters, &h);
-                format!(
-                    "{r}.id IN (SELECT {x}.tid FROM sp_reference {x} JOIN resources {h} ON {h}.rid = {x}.rid \
-                     WHERE {x}.tenant = {t} AND {pid} AND {x}.ttype = {r}.type AND {h}.type = {ty} \
-                     AND {h}.deleted = 0 AND {inner})",
-                    t = self.tenant
-                )
+                if self.postgres {
+                    // Uncorrelated: PostgreSQL finds the referring resources
+                    // once (a hash of them) instead of once per candidate
+                    // (1 ms against 230 ms over 94,652 resources); SQLite
+                    // is faster with the correlated form.
+                    format!(
+                        "({r}.type, {r}.id) IN (SELECT {x}.ttype, {x}.tid FROM sp_reference {x} \
+                         JOIN resources {h} ON {h}.rid = {x}.rid \
+                         WHERE {x}.tenant = {t} AND {pid} AND {h}.type = {ty} \
+                         AND {h}.deleted = 0 AND {inner})",
+                        t = self.tenant
+                    )
+                } else {
+                    format!(
+                        "{r}.id IN (SELECT {x}.tid FROM sp_reference {x} JOIN resources {h} ON {h}.rid = {x}.rid \
+                         WHERE {x}.tenant = {t} AND {pid} AND {x}.ttype = {r}.type AND {h}.type = {ty} \
+                         AND {h}.deleted = 0 AND {inner})",
+                        t = self.tenant
+                    )
+                }
             }
             Filter::List { list_pid, list_id } => {
                 let x = self.alias("x");
