@@ -5,7 +5,7 @@
 use super::codes::{CodeSet, CodeSource};
 use super::extract::{derived_pid, parse_reference};
 use super::normalize::normalize;
-use super::registry::{registry, ParamType, SearchParam};
+use super::registry::{ParamType, Registry, SearchParam};
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::datetime::range_micros;
 use crate::fhir::schema::schema;
@@ -105,6 +105,7 @@ fn bad(name: &str, message: impl std::fmt::Display) -> FhirError {
 /// Parses the criteria of one parameter (`name` with its modifier and
 /// chain, e.g. `subject:Patient.name:exact`) on resources of `rtype`.
 pub fn parse_filter(
+    reg: &Registry,
     rtype: &str,
     name: &str,
     value: &str,
@@ -121,7 +122,7 @@ pub fn parse_filter(
         ));
     }
     if let Some(rest) = name.strip_prefix("_has:") {
-        return parse_has(rtype, name, rest, value, base_url, depth);
+        return parse_has(reg, rtype, name, rest, value, base_url, depth);
     }
     // `param[:modifier][.chain]`: the chain starts at the first dot after
     // the parameter code.
@@ -208,11 +209,11 @@ pub fn parse_filter(
         }
         _ => {}
     }
-    let param = registry().get(rtype, code).ok_or_else(|| {
+    let param = reg.get(rtype, code).ok_or_else(|| {
         FhirError::invalid(format!("unknown search parameter `{code}` for {rtype}"))
     })?;
     if let Some(chain) = chain {
-        return parse_chain(param, name, modifier, chain, value, base_url, depth);
+        return parse_chain(reg, param, name, modifier, chain, value, base_url, depth);
     }
     if modifier == Some("missing") {
         let missing = match value {
@@ -646,7 +647,9 @@ fn reference_filter(
 }
 
 /// `subject:Patient.name=x`, `patient.general-practitioner.name=x`.
+#[allow(clippy::too_many_arguments)]
 fn parse_chain(
+    reg: &Registry,
     param: &SearchParam,
     name: &str,
     modifier: Option<&str>,
@@ -673,13 +676,13 @@ fn parse_chain(
     let mut types = Vec::new();
     let mut filters_by_type = Vec::new();
     for t in &candidates {
-        let known = next_code.starts_with('_') || registry().get(t, next_code).is_some();
+        let known = next_code.starts_with('_') || reg.get(t, next_code).is_some();
         if !known {
             continue;
         }
         filters_by_type.push((
             t.clone(),
-            parse_filter(t, chain, value, base_url, depth + 1)?,
+            parse_filter(reg, t, chain, value, base_url, depth + 1)?,
         ));
         types.push(t.clone());
     }
@@ -705,6 +708,7 @@ fn parse_chain(
 
 /// `_has:Observation:patient:code=1234` (after `_has:`).
 fn parse_has(
+    reg: &Registry,
     rtype: &str,
     name: &str,
     rest: &str,
@@ -722,7 +726,7 @@ fn parse_has(
     if !schema().is_resource_type(source) {
         return Err(bad(name, format!("`{source}` is not a resource type")));
     }
-    let link_param = registry()
+    let link_param = reg
         .get(source, link)
         .filter(|p| p.ptype == ParamType::Reference)
         .ok_or_else(|| {
@@ -737,7 +741,7 @@ fn parse_has(
             format!("{source}.{link} cannot refer to {rtype}"),
         ));
     }
-    let inner = parse_filter(source, inner, value, base_url, depth + 1)?;
+    let inner = parse_filter(reg, source, inner, value, base_url, depth + 1)?;
     Ok(Filter::Has {
         rtype: source.to_string(),
         pids: vec![link_param.pid],
@@ -793,7 +797,7 @@ fn composite_filter(
 }
 
 /// `_sort=a,-b` for resources of `types`.
-pub fn parse_sort(types: &[String], value: &str) -> FhirResult<Vec<SortKey>> {
+pub fn parse_sort(reg: &Registry, types: &[String], value: &str) -> FhirResult<Vec<SortKey>> {
     let mut keys = Vec::new();
     for item in value.split(',') {
         let (descending, code) = match item.strip_prefix('-') {
@@ -815,7 +819,7 @@ pub fn parse_sort(types: &[String], value: &str) -> FhirResult<Vec<SortKey>> {
                     types
                 };
                 for t in types {
-                    if let Some(p) = registry().get(t, code) {
+                    if let Some(p) = reg.get(t, code) {
                         let tb = table_of(p.ptype)
                             .ok_or_else(|| bad("_sort", format!("`{code}` is not sortable")))?;
                         if table.is_some_and(|x| x != tb) {
@@ -841,7 +845,12 @@ pub fn parse_sort(types: &[String], value: &str) -> FhirResult<Vec<SortKey>> {
 }
 
 /// `_include` / `_revinclude` values: `Type:param[:target]` or `Type:*`.
-pub fn parse_include(name: &str, value: &str, iterate: bool) -> FhirResult<IncludeSpec> {
+pub fn parse_include(
+    reg: &Registry,
+    name: &str,
+    value: &str,
+    iterate: bool,
+) -> FhirResult<IncludeSpec> {
     let parts: Vec<&str> = value.split(':').collect();
     let (source, code, target) = match parts.as_slice() {
         [s, c] => (*s, *c, None),
@@ -862,13 +871,12 @@ pub fn parse_include(name: &str, value: &str, iterate: bool) -> FhirResult<Inclu
         }
     }
     let pids = if code == "*" {
-        registry()
-            .params(source)
+        reg.params(source)
             .filter(|p| p.ptype == ParamType::Reference)
             .map(|p| p.pid)
             .collect()
     } else {
-        let p = registry()
+        let p = reg
             .get(source, code)
             .filter(|p| p.ptype == ParamType::Reference)
             .ok_or_else(|| {
@@ -891,11 +899,12 @@ pub fn parse_include(name: &str, value: &str, iterate: bool) -> FhirResult<Inclu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::search::registry;
 
     const BASE: &str = "http://localhost/fhir";
 
     fn f(rtype: &str, name: &str, value: &str) -> FhirResult<Filter> {
-        parse_filter(rtype, name, value, BASE, 0)
+        parse_filter(registry(), rtype, name, value, BASE, 0)
     }
 
     #[test]
@@ -1016,7 +1025,7 @@ mod tests {
 
     #[test]
     fn sort_and_include() {
-        let keys = parse_sort(&["Observation".into()], "-date,_id").unwrap();
+        let keys = parse_sort(registry(), &["Observation".into()], "-date,_id").unwrap();
         assert!(
             keys[0].descending
                 && matches!(
@@ -1027,12 +1036,13 @@ mod tests {
                     }
                 )
         );
-        assert!(parse_sort(&["Observation".into()], "nope").is_err());
-        let inc = parse_include("_include", "Observation:subject:Patient", false).unwrap();
+        assert!(parse_sort(registry(), &["Observation".into()], "nope").is_err());
+        let inc =
+            parse_include(registry(), "_include", "Observation:subject:Patient", false).unwrap();
         assert_eq!(inc.target_type.as_deref(), Some("Patient"));
-        assert!(parse_include("_include", "Observation:code", false).is_err());
+        assert!(parse_include(registry(), "_include", "Observation:code", false).is_err());
         assert!(
-            parse_include("_include", "Observation:*", true)
+            parse_include(registry(), "_include", "Observation:*", true)
                 .unwrap()
                 .pids
                 .len()

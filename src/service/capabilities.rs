@@ -6,6 +6,9 @@
 use serde_json::{json, Value};
 
 use crate::fhir::schema::schema;
+use std::borrow::Cow;
+
+use crate::search::registry::Registry;
 use crate::search::{registry, ParamType};
 
 /// Interactions supported on every resource type.
@@ -83,6 +86,42 @@ fn search_revincludes(rtype: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// The statement with the custom search parameters of `reg` (from
+/// SearchParameter resources) added under their types: `searchParam` with
+/// the definition's canonical URL, and `searchInclude` for references.
+/// Borrowed as it is when there are none.
+pub fn with_custom<'s>(statement: &'s Value, reg: &Registry) -> Cow<'s, Value> {
+    let custom = reg.custom_params();
+    if custom.is_empty() {
+        return Cow::Borrowed(statement);
+    }
+    let mut out = statement.clone();
+    let Some(resources) = out["rest"][0]["resource"].as_array_mut() else {
+        return Cow::Owned(out);
+    };
+    for p in custom {
+        let Some(entry) = resources
+            .iter_mut()
+            .find(|r| r["type"].as_str() == Some(p.rtype.as_str()))
+        else {
+            continue;
+        };
+        if let Some(params) = entry["searchParam"].as_array_mut() {
+            params.push(json!({
+                "name": p.code,
+                "definition": p.url,
+                "type": p.ptype.as_str(),
+            }));
+        }
+        if p.ptype == ParamType::Reference {
+            if let Some(includes) = entry["searchInclude"].as_array_mut() {
+                includes.push(json!(format!("{}:{}", p.rtype, p.code)));
+            }
+        }
+    }
+    Cow::Owned(out)
 }
 
 pub fn capability_statement(base_url: &str) -> Value {
