@@ -83,12 +83,20 @@ impl ReindexJob {
                 .contains(&(rtype.to_string(), code.to_string()))
     }
 
-    /// Starts a job over `types` (None: every type); false when one runs.
-    fn start(&self, total: i64, types: Option<Vec<String>>, reason: &str) -> bool {
+    /// Starts a job over `types` (None: every type) after which the
+    /// custom parameters `pending` are complete; false when one runs.
+    fn start(
+        &self,
+        total: i64,
+        types: Option<Vec<String>>,
+        reason: &str,
+        pending: Vec<(String, String)>,
+    ) -> bool {
         let mut jobs = self.lock();
         if jobs.current.running {
             return false;
         }
+        jobs.pending.extend(pending);
         jobs.begin(total, types, reason);
         true
     }
@@ -290,7 +298,14 @@ impl Fhir {
 
     async fn begin_reindex_for(&self, reason: &str) -> FhirResult<()> {
         let total = self.store.live_count(self.tenant, None).await?;
-        if !self.reindex_job.start(total, None, reason) {
+        // Custom parameters are complete again only when the job ends.
+        let custom: Vec<(String, String)> = self
+            .search_registry()
+            .custom_params()
+            .iter()
+            .map(|p| (p.rtype.clone(), p.code.clone()))
+            .collect();
+        if !self.reindex_job.start(total, None, reason, custom) {
             return Err(FhirError::conflict(
                 "a reindex is already running (GET [base]/$reindex shows its progress)",
             ));
@@ -413,5 +428,60 @@ impl Fhir {
             tx.replace_index(self.tenant, r.rid, &rows).await?;
         }
         Ok(Some((last, batch.len() as i64)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(types: &[&str]) -> BTreeSet<String> {
+        types.iter().map(|t| t.to_string()).collect()
+    }
+
+    fn param(t: &str, c: &str) -> (String, String) {
+        (t.to_string(), c.to_string())
+    }
+
+    #[test]
+    fn changes_while_a_job_runs_are_queued_and_stay_pending() {
+        let job = ReindexJob::default();
+        assert!(job.request(set(&["Patient"]), vec![param("Patient", "a")]));
+        assert!(job.is_pending("Patient", "a"));
+        // A second change while the first job runs: queued, not started.
+        assert!(!job.request(
+            set(&["Patient", "Observation"]),
+            vec![param("Observation", "b")]
+        ));
+        // The first pass ends: Patient is queued again, so `a` stays
+        // pending; the queued job starts over both types.
+        let next = job.next().expect("a queued job");
+        assert_eq!(
+            next,
+            Some(vec!["Observation".to_string(), "Patient".to_string()])
+        );
+        assert!(job.is_pending("Patient", "a"));
+        assert!(job.is_pending("Observation", "b"));
+        assert_eq!(job.progress().id, 2);
+        // The second pass ends with nothing queued: nothing pending.
+        assert!(job.next().is_none());
+        assert!(!job.is_pending("Patient", "a"));
+        assert!(!job.is_pending("Observation", "b"));
+        let answer = job.to_parameters().to_string();
+        assert!(answer.contains("\"job\""), "{answer}");
+    }
+
+    #[test]
+    fn a_full_reindex_refuses_to_start_twice() {
+        let job = ReindexJob::default();
+        assert!(job.start(10, None, "requested", vec![param("Encounter", "c")]));
+        assert!(job.is_pending("Encounter", "c"));
+        assert!(!job.start(10, None, "requested", vec![]));
+        // A change during a full reindex waits for it.
+        assert!(!job.request(set(&["Patient"]), vec![param("Patient", "a")]));
+        assert_eq!(job.next(), Some(Some(vec!["Patient".to_string()])));
+        // The full pass covered Encounter.
+        assert!(!job.is_pending("Encounter", "c"));
+        assert!(job.is_pending("Patient", "a"));
     }
 }
