@@ -214,7 +214,22 @@ impl Extractor<'_> {
             ParamType::Quantity => self.quantity(pid, grp, node),
             ParamType::Reference => self.reference(pid, param, grp, node),
             ParamType::Uri => self.uri(pid, grp, node),
-            ParamType::Composite | ParamType::Special => {}
+            ParamType::Special if param.code == "near" => self.position(pid, grp, node),
+            ParamType::Special => {}
+            ParamType::Composite => {}
+        }
+    }
+
+    /// `near`: a `Location.position` (latitude and longitude in degrees).
+    fn position(&mut self, pid: i64, grp: i64, node: &Node<'_>) {
+        let Some((v, _)) = json(node) else { return };
+        let (Some(lat), Some(lon)) = (num_of(v, "latitude"), num_of(v, "longitude")) else {
+            return;
+        };
+        if lat.abs() <= 90.0 && lon.abs() <= 180.0 {
+            self.rows
+                .positions
+                .push(PositionRow::new(pid, grp, lat, lon));
         }
     }
 

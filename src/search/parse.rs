@@ -9,7 +9,8 @@ use super::registry::{ParamType, Registry, SearchParam};
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::datetime::range_micros;
 use crate::fhir::schema::schema;
-use crate::store::query::{Cmp, Cond, Filter, QtyUnit, SortBy, SortKey, Table, UriMode};
+use crate::store::index::PositionRow;
+use crate::store::query::{Cmp, Cond, Filter, NearArea, QtyUnit, SortBy, SortKey, Table, UriMode};
 
 /// Parameters that shape the result rather than select resources.
 pub const RESULT_PARAMETERS: &[&str] = &[
@@ -299,10 +300,114 @@ pub fn parse_filter(
             no_modifier(name, modifier)?;
             composite_filter(param, name, &alternatives, base_url)
         }
+        ParamType::Special if param.code == "near" && param.rtype == "Location" => {
+            no_modifier(name, modifier)?;
+            let alts = alternatives
+                .iter()
+                .map(|v| near_cond(name, v))
+                .collect::<FhirResult<_>>()?;
+            Ok(index(Table::Position, param.pid, alts))
+        }
         ParamType::Special => Err(FhirError::not_supported(format!(
             "search parameter `{code}` ({}) is not supported",
             param.url
         ))),
+    }
+}
+
+/// The mean earth radius (km) of the great-circle distances of `near`.
+pub const EARTH_RADIUS_KM: f64 = 6371.0088;
+
+/// The distance `near` uses when the search gives none (km).
+pub const NEAR_DEFAULT_KM: f64 = 10.0;
+
+/// `near=latitude|longitude|distance|units`
+/// (http://hl7.org/fhir/R4/location.html#positional): degrees (WGS84);
+/// the distance in `units` (UCUM, a length; `km` when absent), or
+/// `NEAR_DEFAULT_KM` when absent.
+fn near_cond(name: &str, v: &str) -> FhirResult<Cond> {
+    let parts: Vec<String> = split_escaped(v, '|').iter().map(|p| unescape(p)).collect();
+    if parts.len() < 2 || parts.len() > 4 {
+        return Err(bad(
+            name,
+            format!("`{v}` is not latitude|longitude|distance|units"),
+        ));
+    }
+    let degrees = |s: &str, what: &str, limit: f64| -> FhirResult<f64> {
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|d| d.is_finite() && d.abs() <= limit)
+            .ok_or_else(|| {
+                bad(
+                    name,
+                    format!("`{s}` is not a {what} (−{limit} to {limit} degrees)"),
+                )
+            })
+    };
+    let lat = degrees(&parts[0], "latitude", 90.0)?;
+    let lon = degrees(&parts[1], "longitude", 180.0)?;
+    let distance = match parts.get(2).map(|d| d.trim()).filter(|d| !d.is_empty()) {
+        None => NEAR_DEFAULT_KM,
+        Some(d) => {
+            let (cmp, d) = prefix(d);
+            if !matches!(cmp, Cmp::Eq | Cmp::Le | Cmp::Lt) {
+                return Err(bad(name, "the distance takes no prefix but le"));
+            }
+            let value = d
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| bad(name, format!("`{d}` is not a distance")))?;
+            let units = parts.get(3).map(|u| u.trim()).filter(|u| !u.is_empty());
+            let metres = match units {
+                None => 1000.0,
+                Some(u) => match crate::ucum::canonical(u) {
+                    Some(c) if c.unit == "m" => c.factor,
+                    _ => {
+                        return Err(bad(
+                            name,
+                            format!("`{u}` is not a UCUM unit of length (km, m, [mi_i], ...)"),
+                        ))
+                    }
+                },
+            };
+            value * metres / 1000.0
+        }
+    };
+    Ok(Cond::Near(Box::new(near_area(lat, lon, distance))))
+}
+
+/// The area within `km` of (`lat`, `lon`).
+pub fn near_area(lat: f64, lon: f64, km: f64) -> NearArea {
+    let angle = (km / EARTH_RADIUS_KM).min(std::f64::consts::PI);
+    let degrees = angle.to_degrees();
+    let lat_range = ((lat - degrees).max(-90.0), (lat + degrees).min(90.0));
+    // Longitudes: the box widens towards the poles; when it reaches a pole
+    // (or spans half the earth) every longitude is in.
+    let lon_ranges = if lat_range.0 <= -90.0 || lat_range.1 >= 90.0 || degrees >= 90.0 {
+        Vec::new()
+    } else {
+        let half = (angle.sin() / lat.to_radians().cos())
+            .min(1.0)
+            .asin()
+            .to_degrees();
+        let (lo, hi) = (lon - half, lon + half);
+        if lo < -180.0 {
+            vec![(lo + 360.0, 180.0), (-180.0, hi)]
+        } else if hi > 180.0 {
+            vec![(lo, 180.0), (-180.0, hi - 360.0)]
+        } else {
+            vec![(lo, hi)]
+        }
+    };
+    let p = PositionRow::new(0, 0, lat, lon);
+    NearArea {
+        lat: lat_range,
+        lon: lon_ranges,
+        point: (p.x, p.y, p.z),
+        // A hair of slack for rounding: a point at exactly the distance is in.
+        min_dot: angle.cos() - 1e-12,
     }
 }
 
@@ -1021,6 +1126,48 @@ mod tests {
         assert!(f("Patient", "_has:Observation:code:code", "1").is_err());
         let deep = "a.".repeat(10);
         assert!(f("Observation", &format!("subject.{deep}name"), "x").is_err());
+    }
+
+    #[test]
+    fn near_boxes_hold_every_point_within_the_distance() {
+        let dist = |a: (f64, f64), b: (f64, f64)| {
+            let (p, q) = (
+                PositionRow::new(0, 0, a.0, a.1),
+                PositionRow::new(0, 0, b.0, b.1),
+            );
+            (p.x * q.x + p.y * q.y + p.z * q.z).clamp(-1.0, 1.0).acos() * EARTH_RADIUS_KM
+        };
+        let mut seed: u64 = 7;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for _ in 0..2000 {
+            let centre = (next() * 178.0 - 89.0, next() * 360.0 - 180.0);
+            let km = next() * 3000.0;
+            let area = near_area(centre.0, centre.1, km);
+            let point = (
+                (centre.0 + (next() - 0.5) * 60.0).clamp(-90.0, 90.0),
+                ((centre.1 + (next() - 0.5) * 120.0 + 540.0) % 360.0) - 180.0,
+            );
+            if dist(centre, point) <= km * 0.999 {
+                assert!(
+                    point.0 >= area.lat.0 && point.0 <= area.lat.1,
+                    "{centre:?} {km} {point:?}"
+                );
+                assert!(
+                    area.lon.is_empty()
+                        || area
+                            .lon
+                            .iter()
+                            .any(|(lo, hi)| point.1 >= *lo && point.1 <= *hi),
+                    "{centre:?} {km} {point:?} {:?}",
+                    area.lon
+                );
+            }
+        }
     }
 
     #[test]

@@ -44,12 +44,14 @@ pub const PATCH_FORMATS: &[&str] = &[
 ];
 
 /// The search parameters of a type: every R4 parameter the search engine
-/// implements (all but `near` and `_query`).
+/// implements (all but `_query`).
 fn search_params(rtype: &str) -> Vec<Value> {
     registry()
         .params(rtype)
         .filter(|p| {
-            p.ptype != ParamType::Special || matches!(p.code.as_str(), "_text" | "_content")
+            p.ptype != ParamType::Special
+                || matches!(p.code.as_str(), "_text" | "_content")
+                || (p.rtype == "Location" && p.code == "near")
         })
         .map(|p| {
             json!({

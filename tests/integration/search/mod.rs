@@ -11,6 +11,7 @@ mod codes;
 mod common;
 mod custom;
 mod errors;
+mod near;
 mod params;
 mod results;
 mod synthea;
