@@ -197,6 +197,12 @@ async fn invalid_search_parameters_are_refused(s: &TestServer) {
     let oo = s.post("SearchParameter", &composite).await.outcome(400);
     assert!(oo.to_string().contains("http://example.org/nope"), "{oo}");
 
+    // Comparators and modifiers come from their R4 value sets.
+    let mut comparator = mothers_maiden_name("Patient.name.family");
+    comparator["comparator"] = json!(["bogus"]);
+    let oo = s.post("SearchParameter", &comparator).await.outcome(400);
+    assert!(oo.to_string().contains("comparator"), "{oo}");
+
     // Two SearchParameters cannot define one code on one type.
     s.create(&mothers_maiden_name("Patient.name.family")).await;
     let mut twin = mothers_maiden_name("Patient.name.given");
