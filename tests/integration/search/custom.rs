@@ -219,3 +219,50 @@ crate::on_both_databases!(
     custom_parameter_lifecycle,
     invalid_search_parameters_are_refused
 );
+
+/// Custom parameters are read from the database at start; the index
+/// fingerprint covers them, so a restart after their reindex finished
+/// rebuilds nothing.
+async fn custom_parameters_survive_a_restart(s: TestServer) {
+    s.create(&mothers_maiden_name(&format!("Patient.extension('{MMN}')")))
+        .await;
+    let id = create_id(&s, patient("Kept", "Restartova")).await;
+    reindexed(&s).await;
+    let s = s.restart().await;
+    assert_eq!(
+        match_ids(&search(&s, "Patient?mothers-maiden-name=restartova").await),
+        vec![id.clone()]
+    );
+    let p = reindexed(&s).await;
+    assert_eq!(
+        param(&p, "status")[0]["valueCode"],
+        "idle",
+        "no rebuild at start: {p}"
+    );
+    assert!(s.get("metadata").await.text.contains("mothers-maiden-name"));
+    // Writes after the restart are indexed with it.
+    let later = create_id(&s, patient("Later", "Restartova")).await;
+    let mut found = match_ids(&search(&s, "Patient?mothers-maiden-name=restartova").await);
+    found.sort();
+    let mut want = vec![id, later];
+    want.sort();
+    assert_eq!(found, want);
+    s.stop().await;
+}
+
+mod restart {
+    use crate::harness::TestServer;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::custom_parameters_survive_a_restart(TestServer::sqlite().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some(s) = TestServer::postgres().await else {
+            return;
+        };
+        super::custom_parameters_survive_a_restart(s).await;
+    }
+}
