@@ -332,7 +332,9 @@ impl Fhir {
             }
             None => self.reindex_job.update(|p| {
                 p.running = false;
-                p.error = Some("the server is shutting down".into());
+                p.error = Some(
+                    "no background job can run here (the server is stopping, or this is a command-line run); the next server start rebuilds the index".into(),
+                );
             }),
         }
     }
