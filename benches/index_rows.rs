@@ -23,14 +23,25 @@ fn main() {
         }
     }
     // Warm the registry and schema before timing.
-    charaka::search::extract::index_rows("Patient", &resources[0], "http://x/fhir");
+    charaka::search::extract::index_rows(
+        charaka::search::registry(),
+        "Patient",
+        &resources[0],
+        "http://x/fhir",
+    );
     let start = Instant::now();
     let mut rows = 0;
     let mut by_type: BTreeMap<String, (usize, Duration)> = BTreeMap::new();
     for r in &resources {
         let t = r["resourceType"].as_str().unwrap();
         let s = Instant::now();
-        rows += charaka::search::extract::index_rows(t, r, "http://x/fhir").len();
+        rows += charaka::search::extract::index_rows(
+            charaka::search::registry(),
+            t,
+            r,
+            "http://x/fhir",
+        )
+        .len();
         let e = by_type.entry(t.to_string()).or_default();
         e.0 += 1;
         e.1 += s.elapsed();

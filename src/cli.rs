@@ -373,6 +373,8 @@ pub async fn import(config: Config, paths: Vec<PathBuf>) -> anyhow::Result<()> {
         .sum();
     let store = crate::store::Store::connect(&config).await?;
     let fhir = crate::service::Fhir::new(store, &config);
+    // Imported resources are indexed for the custom parameters too.
+    fhir.load_search_parameters().await?;
     // An empty database is marked as indexed with this version's search
     // parameters (what the import writes), so the server's next start does
     // not rebuild the whole index it has just been given.
@@ -599,6 +601,7 @@ pub async fn client(config: Config, cmd: ClientCommand) -> anyhow::Result<()> {
 pub async fn hl7(config: Config, command: Hl7Command) -> anyhow::Result<()> {
     let store = crate::store::Store::connect(&config).await?;
     let fhir = crate::service::Fhir::new(store, &config);
+    fhir.load_search_parameters().await?;
     let result = async {
         match command {
             Hl7Command::List { failed, limit } => {

@@ -49,8 +49,9 @@ pub async fn build_app(config: &Config) -> anyhow::Result<Arc<App>> {
         capabilities["rest"][0]["security"] =
             crate::auth::discovery::capability_security(&auth.auth_base, false);
     }
+    fhir.load_search_parameters().await?;
     let stale = fhir.index_is_stale().await?;
-    let fhir = Arc::new(fhir);
+    let fhir = fhir.attach();
     let reencrypt = config.reencrypt_on_start && fhir.store.reencrypt_due().await?;
     let app = Arc::new(App {
         audit: crate::audit::writer::AuditWriter::start(fhir.clone()),

@@ -418,14 +418,12 @@ async fn system_operation(app: &Arc<App>, req: &FhirRequest, op: &str, post: boo
     let result = async {
         app.fhir.permit_admin(req.access()?, op)?;
         match (op, post) {
-            ("$reindex", false) => {
-                let progress = app.fhir.reindex_job.progress();
-                Ok(fhir_body(
-                    StatusCode::OK,
-                    req.shape.format,
-                    req.shape.render_value(&progress.to_parameters())?,
-                ))
-            }
+            ("$reindex", false) => Ok(fhir_body(
+                StatusCode::OK,
+                req.shape.format,
+                req.shape
+                    .render_value(&app.fhir.reindex_job.to_parameters())?,
+            )),
             ("$reindex", true) => {
                 app.fhir.begin_reindex().await?;
                 let background = app.clone();
@@ -519,7 +517,11 @@ pub async fn metadata(State(app): AppState, req: FhirRequest) -> Response {
                 )))
             }
         }
-        let body = req.shape.render_value(&app.capabilities)?;
+        let statement = crate::service::capabilities::with_custom(
+            &app.capabilities,
+            &app.fhir.search_registry(),
+        );
+        let body = req.shape.render_value(&statement)?;
         Ok(fhir_body(StatusCode::OK, req.shape.format, body))
     }
     .await;

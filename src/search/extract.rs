@@ -7,35 +7,42 @@ use serde_json::Value;
 
 use super::normalize::{normalize, truncate};
 use super::pid;
-use super::registry::{registry, ParamType, SearchParam};
+use super::registry::{ParamType, Registry, SearchParam};
 use crate::fhir::datetime::range_micros;
 use crate::fhirpath::{self, Context, Node};
 use crate::store::index::*;
 
 /// Index rows of `resource` (of type `rtype`); `base_url` turns absolute
 /// references to this server into local ones.
-pub fn index_rows(rtype: &str, resource: &Value, base_url: &str) -> IndexRows {
-    rows_of(rtype, resource, base_url, None)
+pub fn index_rows(reg: &Registry, rtype: &str, resource: &Value, base_url: &str) -> IndexRows {
+    rows_of(reg, rtype, resource, base_url, None)
 }
 
 /// Index rows of the parameters named in `codes` only.
 pub fn index_rows_for(
+    reg: &Registry,
     rtype: &str,
     resource: &Value,
     base_url: &str,
     codes: &[String],
 ) -> IndexRows {
-    rows_of(rtype, resource, base_url, Some(codes))
+    rows_of(reg, rtype, resource, base_url, Some(codes))
 }
 
-fn rows_of(rtype: &str, resource: &Value, base_url: &str, codes: Option<&[String]>) -> IndexRows {
+fn rows_of(
+    reg: &Registry,
+    rtype: &str,
+    resource: &Value,
+    base_url: &str,
+    codes: Option<&[String]>,
+) -> IndexRows {
     static CTX: std::sync::LazyLock<Context> = std::sync::LazyLock::new(Context::default);
     let mut rows = IndexRows::default();
     let mut x = Extractor {
         base_url,
         rows: &mut rows,
     };
-    for param in registry().params(rtype) {
+    for param in reg.params(rtype) {
         if param.is_column() || codes.is_some_and(|c| !c.contains(&param.code)) {
             continue;
         }
@@ -60,14 +67,16 @@ fn rows_of(rtype: &str, resource: &Value, base_url: &str, codes: Option<&[String
                         continue;
                     };
                     for v in &values {
-                        x.value(c.ptype, c.pid, param, grp, v);
+                        let v = extension_value(v).unwrap_or_else(|| v.clone());
+                        x.value(c.ptype, c.pid, param, grp, &v);
                     }
                 }
             }
             continue;
         }
         for node in &nodes {
-            x.value(param.ptype, param.pid, param, 0, node);
+            let node = extension_value(node).unwrap_or_else(|| node.clone());
+            x.value(param.ptype, param.pid, param, 0, &node);
         }
     }
     rows.dedup();
@@ -84,6 +93,81 @@ pub fn derived_pid(param: &SearchParam, suffix: &str) -> i64 {
 struct Extractor<'r> {
     base_url: &'r str,
     rows: &'r mut IndexRows,
+}
+
+/// The data types an extension's `value[x]` may have.
+const VALUE_TYPES: &[&str] = &[
+    "base64Binary",
+    "boolean",
+    "canonical",
+    "code",
+    "date",
+    "dateTime",
+    "decimal",
+    "id",
+    "instant",
+    "integer",
+    "markdown",
+    "oid",
+    "positiveInt",
+    "string",
+    "time",
+    "unsignedInt",
+    "uri",
+    "url",
+    "uuid",
+    "Address",
+    "Age",
+    "Annotation",
+    "Attachment",
+    "CodeableConcept",
+    "Coding",
+    "ContactPoint",
+    "Count",
+    "Distance",
+    "Duration",
+    "HumanName",
+    "Identifier",
+    "Money",
+    "Period",
+    "Quantity",
+    "Range",
+    "Ratio",
+    "Reference",
+    "SampledData",
+    "Signature",
+    "Timing",
+    "ContactDetail",
+    "Contributor",
+    "DataRequirement",
+    "Expression",
+    "ParameterDefinition",
+    "RelatedArtifact",
+    "TriggerDefinition",
+    "UsageContext",
+    "Dosage",
+    "Meta",
+];
+
+/// An Extension's `value[x]` as a node of its type, so that parameters
+/// whose expression selects extensions (`Patient.extension('url')`, as
+/// custom parameters often do) index the value.
+fn extension_value<'n>(node: &Node<'n>) -> Option<Node<'n>> {
+    let Node::Json(j) = node else { return None };
+    if j.ty != Some("Extension") {
+        return None;
+    }
+    let object = j.value?.as_object()?;
+    object.iter().find_map(|(key, value)| {
+        let suffix = key.strip_prefix("value")?;
+        let ty = VALUE_TYPES.iter().find(|t| {
+            let mut chars = t.chars();
+            chars.next().is_some_and(|c| {
+                suffix.starts_with(c.to_ascii_uppercase()) && suffix[1..] == *chars.as_str()
+            })
+        })?;
+        Some(Node::json(value, Some(ty)))
+    })
 }
 
 /// The JSON of a node and its FHIR type name.
@@ -130,7 +214,22 @@ impl Extractor<'_> {
             ParamType::Quantity => self.quantity(pid, grp, node),
             ParamType::Reference => self.reference(pid, param, grp, node),
             ParamType::Uri => self.uri(pid, grp, node),
-            ParamType::Composite | ParamType::Special => {}
+            ParamType::Special if param.code == "near" => self.position(pid, grp, node),
+            ParamType::Special => {}
+            ParamType::Composite => {}
+        }
+    }
+
+    /// `near`: a `Location.position` (latitude and longitude in degrees).
+    fn position(&mut self, pid: i64, grp: i64, node: &Node<'_>) {
+        let Some((v, _)) = json(node) else { return };
+        let (Some(lat), Some(lon)) = (num_of(v, "latitude"), num_of(v, "longitude")) else {
+            return;
+        };
+        if lat.abs() <= 90.0 && lon.abs() <= 180.0 {
+            self.rows
+                .positions
+                .push(PositionRow::new(pid, grp, lat, lon));
         }
     }
 
@@ -544,6 +643,7 @@ pub fn parse_reference(reference: &str, base_url: &str) -> Option<ReferenceRow> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::search::registry;
     use serde_json::json;
 
     const BASE: &str = "http://localhost:8080/fhir";
@@ -563,7 +663,7 @@ mod tests {
             "meta": {"tag": [{"system": "urn:t", "code": "demo"}]},
             "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">Zoë &amp; co</div>"}
         });
-        let rows = index_rows("Patient", &p, BASE);
+        let rows = index_rows(registry(), "Patient", &p, BASE);
         let name = pid("Patient", "name");
         let names: Vec<&str> = rows
             .strings
@@ -634,7 +734,7 @@ mod tests {
             {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
              "valueQuantity": {"value": 80, "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}
         ]});
-        let rows = index_rows("Observation", &o, BASE);
+        let rows = index_rows(registry(), "Observation", &o, BASE);
         let code_text = pid("Observation", "code:text");
         let texts: Vec<&str> = rows
             .strings
@@ -687,7 +787,7 @@ mod tests {
             let Some(rtype) = v.get("resourceType").and_then(Value::as_str) else {
                 continue;
             };
-            total += index_rows(rtype, &v, BASE).len();
+            total += index_rows(registry(), rtype, &v, BASE).len();
         }
         assert!(total > 10_000, "{total} rows");
     }

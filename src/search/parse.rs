@@ -5,11 +5,12 @@
 use super::codes::{CodeSet, CodeSource};
 use super::extract::{derived_pid, parse_reference};
 use super::normalize::normalize;
-use super::registry::{registry, ParamType, SearchParam};
+use super::registry::{ParamType, Registry, SearchParam};
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::datetime::range_micros;
 use crate::fhir::schema::schema;
-use crate::store::query::{Cmp, Cond, Filter, QtyUnit, SortBy, SortKey, Table, UriMode};
+use crate::store::index::PositionRow;
+use crate::store::query::{Cmp, Cond, Filter, NearArea, QtyUnit, SortBy, SortKey, Table, UriMode};
 
 /// Parameters that shape the result rather than select resources.
 pub const RESULT_PARAMETERS: &[&str] = &[
@@ -105,6 +106,7 @@ fn bad(name: &str, message: impl std::fmt::Display) -> FhirError {
 /// Parses the criteria of one parameter (`name` with its modifier and
 /// chain, e.g. `subject:Patient.name:exact`) on resources of `rtype`.
 pub fn parse_filter(
+    reg: &Registry,
     rtype: &str,
     name: &str,
     value: &str,
@@ -121,7 +123,7 @@ pub fn parse_filter(
         ));
     }
     if let Some(rest) = name.strip_prefix("_has:") {
-        return parse_has(rtype, name, rest, value, base_url, depth);
+        return parse_has(reg, rtype, name, rest, value, base_url, depth);
     }
     // `param[:modifier][.chain]`: the chain starts at the first dot after
     // the parameter code.
@@ -208,11 +210,11 @@ pub fn parse_filter(
         }
         _ => {}
     }
-    let param = registry().get(rtype, code).ok_or_else(|| {
+    let param = reg.get(rtype, code).ok_or_else(|| {
         FhirError::invalid(format!("unknown search parameter `{code}` for {rtype}"))
     })?;
     if let Some(chain) = chain {
-        return parse_chain(param, name, modifier, chain, value, base_url, depth);
+        return parse_chain(reg, param, name, modifier, chain, value, base_url, depth);
     }
     if modifier == Some("missing") {
         let missing = match value {
@@ -298,10 +300,114 @@ pub fn parse_filter(
             no_modifier(name, modifier)?;
             composite_filter(param, name, &alternatives, base_url)
         }
+        ParamType::Special if param.code == "near" && param.rtype == "Location" => {
+            no_modifier(name, modifier)?;
+            let alts = alternatives
+                .iter()
+                .map(|v| near_cond(name, v))
+                .collect::<FhirResult<_>>()?;
+            Ok(index(Table::Position, param.pid, alts))
+        }
         ParamType::Special => Err(FhirError::not_supported(format!(
             "search parameter `{code}` ({}) is not supported",
             param.url
         ))),
+    }
+}
+
+/// The mean earth radius (km) of the great-circle distances of `near`.
+pub const EARTH_RADIUS_KM: f64 = 6371.0088;
+
+/// The distance `near` uses when the search gives none (km).
+pub const NEAR_DEFAULT_KM: f64 = 10.0;
+
+/// `near=latitude|longitude|distance|units`
+/// (http://hl7.org/fhir/R4/location.html#positional): degrees (WGS84);
+/// the distance in `units` (UCUM, a length; `km` when absent), or
+/// `NEAR_DEFAULT_KM` when absent.
+fn near_cond(name: &str, v: &str) -> FhirResult<Cond> {
+    let parts: Vec<String> = split_escaped(v, '|').iter().map(|p| unescape(p)).collect();
+    if parts.len() < 2 || parts.len() > 4 {
+        return Err(bad(
+            name,
+            format!("`{v}` is not latitude|longitude|distance|units"),
+        ));
+    }
+    let degrees = |s: &str, what: &str, limit: f64| -> FhirResult<f64> {
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|d| d.is_finite() && d.abs() <= limit)
+            .ok_or_else(|| {
+                bad(
+                    name,
+                    format!("`{s}` is not a {what} (−{limit} to {limit} degrees)"),
+                )
+            })
+    };
+    let lat = degrees(&parts[0], "latitude", 90.0)?;
+    let lon = degrees(&parts[1], "longitude", 180.0)?;
+    let distance = match parts.get(2).map(|d| d.trim()).filter(|d| !d.is_empty()) {
+        None => NEAR_DEFAULT_KM,
+        Some(d) => {
+            let (cmp, d) = prefix(d);
+            if !matches!(cmp, Cmp::Eq | Cmp::Le | Cmp::Lt) {
+                return Err(bad(name, "the distance takes no prefix but le"));
+            }
+            let value = d
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| bad(name, format!("`{d}` is not a distance")))?;
+            let units = parts.get(3).map(|u| u.trim()).filter(|u| !u.is_empty());
+            let metres = match units {
+                None => 1000.0,
+                Some(u) => match crate::ucum::canonical(u) {
+                    Some(c) if c.unit == "m" => c.factor,
+                    _ => {
+                        return Err(bad(
+                            name,
+                            format!("`{u}` is not a UCUM unit of length (km, m, [mi_i], ...)"),
+                        ))
+                    }
+                },
+            };
+            value * metres / 1000.0
+        }
+    };
+    Ok(Cond::Near(Box::new(near_area(lat, lon, distance))))
+}
+
+/// The area within `km` of (`lat`, `lon`).
+pub fn near_area(lat: f64, lon: f64, km: f64) -> NearArea {
+    let angle = (km / EARTH_RADIUS_KM).min(std::f64::consts::PI);
+    let degrees = angle.to_degrees();
+    let lat_range = ((lat - degrees).max(-90.0), (lat + degrees).min(90.0));
+    // Longitudes: the box widens towards the poles; when it reaches a pole
+    // (or spans half the earth) every longitude is in.
+    let lon_ranges = if lat_range.0 <= -90.0 || lat_range.1 >= 90.0 || degrees >= 90.0 {
+        Vec::new()
+    } else {
+        let half = (angle.sin() / lat.to_radians().cos())
+            .min(1.0)
+            .asin()
+            .to_degrees();
+        let (lo, hi) = (lon - half, lon + half);
+        if lo < -180.0 {
+            vec![(lo + 360.0, 180.0), (-180.0, hi)]
+        } else if hi > 180.0 {
+            vec![(lo, 180.0), (-180.0, hi - 360.0)]
+        } else {
+            vec![(lo, hi)]
+        }
+    };
+    let p = PositionRow::new(0, 0, lat, lon);
+    NearArea {
+        lat: lat_range,
+        lon: lon_ranges,
+        point: (p.x, p.y, p.z),
+        // A hair of slack for rounding: a point at exactly the distance is in.
+        min_dot: angle.cos() - 1e-12,
     }
 }
 
@@ -646,7 +752,9 @@ fn reference_filter(
 }
 
 /// `subject:Patient.name=x`, `patient.general-practitioner.name=x`.
+#[allow(clippy::too_many_arguments)]
 fn parse_chain(
+    reg: &Registry,
     param: &SearchParam,
     name: &str,
     modifier: Option<&str>,
@@ -673,13 +781,13 @@ fn parse_chain(
     let mut types = Vec::new();
     let mut filters_by_type = Vec::new();
     for t in &candidates {
-        let known = next_code.starts_with('_') || registry().get(t, next_code).is_some();
+        let known = next_code.starts_with('_') || reg.get(t, next_code).is_some();
         if !known {
             continue;
         }
         filters_by_type.push((
             t.clone(),
-            parse_filter(t, chain, value, base_url, depth + 1)?,
+            parse_filter(reg, t, chain, value, base_url, depth + 1)?,
         ));
         types.push(t.clone());
     }
@@ -705,6 +813,7 @@ fn parse_chain(
 
 /// `_has:Observation:patient:code=1234` (after `_has:`).
 fn parse_has(
+    reg: &Registry,
     rtype: &str,
     name: &str,
     rest: &str,
@@ -722,7 +831,7 @@ fn parse_has(
     if !schema().is_resource_type(source) {
         return Err(bad(name, format!("`{source}` is not a resource type")));
     }
-    let link_param = registry()
+    let link_param = reg
         .get(source, link)
         .filter(|p| p.ptype == ParamType::Reference)
         .ok_or_else(|| {
@@ -737,7 +846,7 @@ fn parse_has(
             format!("{source}.{link} cannot refer to {rtype}"),
         ));
     }
-    let inner = parse_filter(source, inner, value, base_url, depth + 1)?;
+    let inner = parse_filter(reg, source, inner, value, base_url, depth + 1)?;
     Ok(Filter::Has {
         rtype: source.to_string(),
         pids: vec![link_param.pid],
@@ -793,7 +902,7 @@ fn composite_filter(
 }
 
 /// `_sort=a,-b` for resources of `types`.
-pub fn parse_sort(types: &[String], value: &str) -> FhirResult<Vec<SortKey>> {
+pub fn parse_sort(reg: &Registry, types: &[String], value: &str) -> FhirResult<Vec<SortKey>> {
     let mut keys = Vec::new();
     for item in value.split(',') {
         let (descending, code) = match item.strip_prefix('-') {
@@ -815,7 +924,7 @@ pub fn parse_sort(types: &[String], value: &str) -> FhirResult<Vec<SortKey>> {
                     types
                 };
                 for t in types {
-                    if let Some(p) = registry().get(t, code) {
+                    if let Some(p) = reg.get(t, code) {
                         let tb = table_of(p.ptype)
                             .ok_or_else(|| bad("_sort", format!("`{code}` is not sortable")))?;
                         if table.is_some_and(|x| x != tb) {
@@ -841,7 +950,12 @@ pub fn parse_sort(types: &[String], value: &str) -> FhirResult<Vec<SortKey>> {
 }
 
 /// `_include` / `_revinclude` values: `Type:param[:target]` or `Type:*`.
-pub fn parse_include(name: &str, value: &str, iterate: bool) -> FhirResult<IncludeSpec> {
+pub fn parse_include(
+    reg: &Registry,
+    name: &str,
+    value: &str,
+    iterate: bool,
+) -> FhirResult<IncludeSpec> {
     let parts: Vec<&str> = value.split(':').collect();
     let (source, code, target) = match parts.as_slice() {
         [s, c] => (*s, *c, None),
@@ -862,13 +976,12 @@ pub fn parse_include(name: &str, value: &str, iterate: bool) -> FhirResult<Inclu
         }
     }
     let pids = if code == "*" {
-        registry()
-            .params(source)
+        reg.params(source)
             .filter(|p| p.ptype == ParamType::Reference)
             .map(|p| p.pid)
             .collect()
     } else {
-        let p = registry()
+        let p = reg
             .get(source, code)
             .filter(|p| p.ptype == ParamType::Reference)
             .ok_or_else(|| {
@@ -891,11 +1004,12 @@ pub fn parse_include(name: &str, value: &str, iterate: bool) -> FhirResult<Inclu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::search::registry;
 
     const BASE: &str = "http://localhost/fhir";
 
     fn f(rtype: &str, name: &str, value: &str) -> FhirResult<Filter> {
-        parse_filter(rtype, name, value, BASE, 0)
+        parse_filter(registry(), rtype, name, value, BASE, 0)
     }
 
     #[test]
@@ -1015,8 +1129,50 @@ mod tests {
     }
 
     #[test]
+    fn near_boxes_hold_every_point_within_the_distance() {
+        let dist = |a: (f64, f64), b: (f64, f64)| {
+            let (p, q) = (
+                PositionRow::new(0, 0, a.0, a.1),
+                PositionRow::new(0, 0, b.0, b.1),
+            );
+            (p.x * q.x + p.y * q.y + p.z * q.z).clamp(-1.0, 1.0).acos() * EARTH_RADIUS_KM
+        };
+        let mut seed: u64 = 7;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for _ in 0..2000 {
+            let centre = (next() * 178.0 - 89.0, next() * 360.0 - 180.0);
+            let km = next() * 3000.0;
+            let area = near_area(centre.0, centre.1, km);
+            let point = (
+                (centre.0 + (next() - 0.5) * 60.0).clamp(-90.0, 90.0),
+                ((centre.1 + (next() - 0.5) * 120.0 + 540.0) % 360.0) - 180.0,
+            );
+            if dist(centre, point) <= km * 0.999 {
+                assert!(
+                    point.0 >= area.lat.0 && point.0 <= area.lat.1,
+                    "{centre:?} {km} {point:?}"
+                );
+                assert!(
+                    area.lon.is_empty()
+                        || area
+                            .lon
+                            .iter()
+                            .any(|(lo, hi)| point.1 >= *lo && point.1 <= *hi),
+                    "{centre:?} {km} {point:?} {:?}",
+                    area.lon
+                );
+            }
+        }
+    }
+
+    #[test]
     fn sort_and_include() {
-        let keys = parse_sort(&["Observation".into()], "-date,_id").unwrap();
+        let keys = parse_sort(registry(), &["Observation".into()], "-date,_id").unwrap();
         assert!(
             keys[0].descending
                 && matches!(
@@ -1027,12 +1183,13 @@ mod tests {
                     }
                 )
         );
-        assert!(parse_sort(&["Observation".into()], "nope").is_err());
-        let inc = parse_include("_include", "Observation:subject:Patient", false).unwrap();
+        assert!(parse_sort(registry(), &["Observation".into()], "nope").is_err());
+        let inc =
+            parse_include(registry(), "_include", "Observation:subject:Patient", false).unwrap();
         assert_eq!(inc.target_type.as_deref(), Some("Patient"));
-        assert!(parse_include("_include", "Observation:code", false).is_err());
+        assert!(parse_include(registry(), "_include", "Observation:code", false).is_err());
         assert!(
-            parse_include("_include", "Observation:*", true)
+            parse_include(registry(), "_include", "Observation:*", true)
                 .unwrap()
                 .pids
                 .len()

@@ -97,9 +97,31 @@ pub struct SearchParam {
     /// Resource types a reference parameter may point at.
     pub targets: Vec<String>,
     pub components: Vec<Component>,
+    /// The id of the stored SearchParameter resource that defines this
+    /// parameter; None for the built-in R4 parameters.
+    pub custom: Option<String>,
 }
 
 impl SearchParam {
+    /// What decides this parameter's index rows, as text: two parameters
+    /// with the same signature index alike.
+    pub fn signature(&self) -> String {
+        format!(
+            "{}|{}|{}|{}|{}|{:?}|{}",
+            self.rtype,
+            self.code,
+            self.url,
+            self.ptype.as_str(),
+            self.expression_text.as_deref().unwrap_or(""),
+            self.targets,
+            self.components
+                .iter()
+                .map(|c| format!("{}:{}:{:?}", c.key, c.ptype.as_str(), c.expression))
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    }
+
     /// Parameters whose values are columns of `resources`, not index rows.
     pub fn is_column(&self) -> bool {
         matches!(self.code.as_str(), "_id" | "_lastUpdated")
@@ -132,9 +154,32 @@ struct RawComponent {
     expression: String,
 }
 
-/// Every search parameter, by resource type and code.
+/// Every search parameter, by resource type and code: the built-in R4
+/// parameters ([`registry`]) or those plus a tenant's custom parameters
+/// ([`Registry::with_custom`]).
+#[derive(Clone)]
 pub struct Registry {
     by_type: HashMap<String, BTreeMap<String, Arc<SearchParam>>>,
+    /// The type of every parameter by canonical URL (components refer to
+    /// their parameter by URL).
+    types_by_url: HashMap<String, ParamType>,
+}
+
+/// A custom SearchParameter that could not be taken into the registry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefinitionError {
+    /// Where in the SearchParameter the problem is (`SearchParameter.expression`).
+    pub element: &'static str,
+    pub message: String,
+}
+
+impl DefinitionError {
+    fn new(element: &'static str, message: impl Into<String>) -> Self {
+        DefinitionError {
+            element,
+            message: message.into(),
+        }
+    }
 }
 
 static BASE: LazyLock<Registry> = LazyLock::new(|| {
@@ -150,71 +195,291 @@ pub fn registry() -> &'static Registry {
 impl Registry {
     fn from_definitions(json: &str) -> Result<Registry, String> {
         let raw: RawFile = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        let types_by_url: HashMap<&str, &str> = raw
-            .parameters
-            .iter()
-            .map(|p| (p.url.as_str(), p.ptype.as_str()))
-            .collect();
-        let all_types = schema().resource_types();
-        let mut by_type: HashMap<String, BTreeMap<String, Arc<SearchParam>>> = HashMap::new();
+        let mut reg = Registry {
+            by_type: HashMap::new(),
+            types_by_url: HashMap::new(),
+        };
         for p in &raw.parameters {
             let ptype = ParamType::parse(&p.ptype)
                 .ok_or_else(|| format!("{}: unknown type {}", p.url, p.ptype))?;
-            let parsed = match &p.expression {
-                Some(text) => {
-                    Some(crate::fhirpath::parse(text).map_err(|e| format!("{}: {e}", p.url))?)
+            reg.types_by_url.insert(p.url.clone(), ptype);
+        }
+        for p in &raw.parameters {
+            reg.add(p, None)
+                .map_err(|e| format!("{}: {}", p.url, e.message))?;
+        }
+        Ok(reg)
+    }
+
+    /// The built-in parameters plus `definitions` (SearchParameter
+    /// resources, each with its resource id): each must pass
+    /// [`check_definition`]; one that does not is left out and returned
+    /// with its error.
+    pub fn with_custom(
+        &self,
+        definitions: &[(String, serde_json::Value)],
+    ) -> (Registry, Vec<(String, DefinitionError)>) {
+        let mut reg = self.clone();
+        let mut errors = Vec::new();
+        let mut raws = Vec::new();
+        for (id, def) in definitions {
+            match serde_json::from_value::<RawParam>(def.clone()) {
+                Ok(raw) => {
+                    if let Some(t) = ParamType::parse(&raw.ptype) {
+                        reg.types_by_url.insert(raw.url.clone(), t);
+                    }
+                    raws.push((id, raw));
                 }
-                None => None,
-            };
-            let mut components = Vec::new();
-            for (n, c) in p.component.iter().enumerate() {
-                let ctype = types_by_url
-                    .get(c.definition.as_str())
-                    .and_then(|t| ParamType::parse(t))
-                    .ok_or_else(|| format!("{}: unknown component {}", p.url, c.definition))?;
-                let expression =
-                    crate::fhirpath::parse(&c.expression).map_err(|e| format!("{}: {e}", p.url))?;
-                components.push((ctype, expression, format!("{}${n}", p.code)));
-            }
-            let common = p
-                .base
-                .iter()
-                .any(|b| b == "Resource" || b == "DomainResource");
-            let bases: Vec<&str> = if common {
-                all_types.iter().map(String::as_str).collect()
-            } else {
-                p.base.iter().map(String::as_str).collect()
-            };
-            for base in bases {
-                let key_type = if common { "Resource" } else { base };
-                let expression = parsed.as_ref().and_then(|e| for_type(e, base));
-                let param = SearchParam {
-                    url: p.url.clone(),
-                    code: p.code.clone(),
-                    rtype: base.to_string(),
-                    key_type: key_type.to_string(),
-                    pid: super::pid(key_type, &p.code),
-                    ptype,
-                    expression_text: p.expression.clone(),
-                    expression,
-                    targets: p.target.clone(),
-                    components: components
-                        .iter()
-                        .map(|(ptype, expression, key)| Component {
-                            ptype: *ptype,
-                            expression: expression.clone(),
-                            key: key.clone(),
-                            pid: super::pid(key_type, key),
-                        })
-                        .collect(),
-                };
-                by_type
-                    .entry(base.to_string())
-                    .or_default()
-                    .insert(p.code.clone(), Arc::new(param));
+                Err(e) => errors.push((
+                    id.clone(),
+                    DefinitionError::new("SearchParameter", e.to_string()),
+                )),
             }
         }
-        Ok(Registry { by_type })
+        for (id, raw) in &raws {
+            let checked = reg.check(raw, Some(id.as_str()), true);
+            if let Err(e) = checked.and_then(|()| reg.add(raw, Some(id.as_str()))) {
+                errors.push(((*id).clone(), e));
+            }
+        }
+        (reg, errors)
+    }
+
+    /// Whether `definition` (a SearchParameter resource, stored under `id`)
+    /// can join this registry: its type, expression, bases and components
+    /// make sense, and (when `active`) its code is not taken on any of its
+    /// bases by a built-in parameter or another SearchParameter resource.
+    pub fn check_definition(
+        &self,
+        id: Option<&str>,
+        definition: &serde_json::Value,
+        active: bool,
+    ) -> Result<(), DefinitionError> {
+        let raw: RawParam = serde_json::from_value(definition.clone())
+            .map_err(|e| DefinitionError::new("SearchParameter", e.to_string()))?;
+        self.check(&raw, id, active)
+    }
+
+    fn check(&self, p: &RawParam, id: Option<&str>, clash: bool) -> Result<(), DefinitionError> {
+        let code_ok = !p.code.is_empty()
+            && !p.code.starts_with('_')
+            && p.code
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !code_ok {
+            return Err(DefinitionError::new(
+                "SearchParameter.code",
+                format!(
+                    "`{}` is not a usable code (letters, digits and `-`, not starting with `_`)",
+                    p.code
+                ),
+            ));
+        }
+        let ptype = ParamType::parse(&p.ptype).ok_or_else(|| {
+            DefinitionError::new(
+                "SearchParameter.type",
+                format!("`{}` is not a search parameter type", p.ptype),
+            )
+        })?;
+        if ptype == ParamType::Special {
+            return Err(DefinitionError::new(
+                "SearchParameter.type",
+                "parameters of type `special` need server code and cannot be defined",
+            ));
+        }
+        if p.base.is_empty() {
+            return Err(DefinitionError::new(
+                "SearchParameter.base",
+                "names no resource type",
+            ));
+        }
+        for base in &p.base {
+            if !schema().is_resource_type(base) {
+                return Err(DefinitionError::new(
+                    "SearchParameter.base",
+                    format!("`{base}` is not a resource type this server indexes one by one (Resource and DomainResource are not accepted)"),
+                ));
+            }
+            if let Some(other) = self.get(base, &p.code).filter(|_| clash) {
+                let same = match (&other.custom, id) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => false,
+                };
+                if !same {
+                    let whose = match &other.custom {
+                        None => "a built-in parameter".to_string(),
+                        Some(other_id) => format!("SearchParameter/{other_id}"),
+                    };
+                    return Err(DefinitionError::new(
+                        "SearchParameter.code",
+                        format!(
+                            "{base} already has a parameter `{}` ({whose}: {})",
+                            p.code, other.url
+                        ),
+                    ));
+                }
+            }
+        }
+        let Some(text) = &p.expression else {
+            return Err(DefinitionError::new(
+                "SearchParameter.expression",
+                "is required: the server indexes a parameter by evaluating it",
+            ));
+        };
+        crate::fhirpath::parse(text).map_err(|e| {
+            DefinitionError::new(
+                "SearchParameter.expression",
+                format!("`{text}` is not valid FHIRPath: {e}"),
+            )
+        })?;
+        for t in &p.target {
+            if !schema().is_resource_type(t) {
+                return Err(DefinitionError::new(
+                    "SearchParameter.target",
+                    format!("`{t}` is not a resource type"),
+                ));
+            }
+        }
+        if !p.target.is_empty() && ptype != ParamType::Reference {
+            return Err(DefinitionError::new(
+                "SearchParameter.target",
+                "only reference parameters have targets",
+            ));
+        }
+        if ptype == ParamType::Composite && p.component.len() < 2 {
+            return Err(DefinitionError::new(
+                "SearchParameter.component",
+                "a composite parameter needs at least two components",
+            ));
+        }
+        if ptype != ParamType::Composite && !p.component.is_empty() {
+            return Err(DefinitionError::new(
+                "SearchParameter.component",
+                "only composite parameters have components",
+            ));
+        }
+        for c in &p.component {
+            match self.types_by_url.get(&c.definition) {
+                None => {
+                    return Err(DefinitionError::new(
+                        "SearchParameter.component.definition",
+                        format!("`{}` is not a known search parameter", c.definition),
+                    ))
+                }
+                Some(ParamType::Composite | ParamType::Special) => {
+                    return Err(DefinitionError::new(
+                        "SearchParameter.component.definition",
+                        format!("`{}` cannot be a component", c.definition),
+                    ))
+                }
+                Some(_) => {}
+            }
+            crate::fhirpath::parse(&c.expression).map_err(|e| {
+                DefinitionError::new(
+                    "SearchParameter.component.expression",
+                    format!("`{}` is not valid FHIRPath: {e}", c.expression),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Adds `p` under each of its bases.
+    fn add(&mut self, p: &RawParam, custom: Option<&str>) -> Result<(), DefinitionError> {
+        let all_types = schema().resource_types();
+        let ptype = ParamType::parse(&p.ptype).ok_or_else(|| {
+            DefinitionError::new("SearchParameter.type", format!("unknown type {}", p.ptype))
+        })?;
+        let parsed =
+            match &p.expression {
+                Some(text) => Some(crate::fhirpath::parse(text).map_err(|e| {
+                    DefinitionError::new("SearchParameter.expression", e.to_string())
+                })?),
+                None => None,
+            };
+        let mut components = Vec::new();
+        for (n, c) in p.component.iter().enumerate() {
+            let ctype = self
+                .types_by_url
+                .get(c.definition.as_str())
+                .copied()
+                .ok_or_else(|| {
+                    DefinitionError::new(
+                        "SearchParameter.component.definition",
+                        format!("unknown component {}", c.definition),
+                    )
+                })?;
+            let expression = crate::fhirpath::parse(&c.expression).map_err(|e| {
+                DefinitionError::new("SearchParameter.component.expression", e.to_string())
+            })?;
+            components.push((ctype, expression, format!("{}${n}", p.code)));
+        }
+        let common = p
+            .base
+            .iter()
+            .any(|b| b == "Resource" || b == "DomainResource");
+        let bases: Vec<&str> = if common {
+            all_types.iter().map(String::as_str).collect()
+        } else {
+            p.base.iter().map(String::as_str).collect()
+        };
+        for base in bases {
+            let key_type = if common { "Resource" } else { base };
+            let expression = parsed.as_ref().and_then(|e| for_type(e, base));
+            let param = SearchParam {
+                url: p.url.clone(),
+                code: p.code.clone(),
+                rtype: base.to_string(),
+                key_type: key_type.to_string(),
+                pid: super::pid(key_type, &p.code),
+                ptype,
+                expression_text: p.expression.clone(),
+                expression,
+                targets: p.target.clone(),
+                components: components
+                    .iter()
+                    .map(|(ptype, expression, key)| Component {
+                        ptype: *ptype,
+                        expression: expression.clone(),
+                        key: key.clone(),
+                        pid: super::pid(key_type, key),
+                    })
+                    .collect(),
+                custom: custom.map(str::to_string),
+            };
+            self.by_type
+                .entry(base.to_string())
+                .or_default()
+                .insert(p.code.clone(), Arc::new(param));
+        }
+        Ok(())
+    }
+
+    /// The custom parameters' definitions as they shape index rows, one
+    /// line each (part of the index fingerprint).
+    pub fn custom_signature(&self) -> String {
+        self.custom_params()
+            .iter()
+            .map(|p| p.signature())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Whether a parameter with this canonical URL is known.
+    pub fn defines_url(&self, url: &str) -> bool {
+        self.types_by_url.contains_key(url)
+    }
+
+    /// The custom parameters (from SearchParameter resources), by type.
+    pub fn custom_params(&self) -> Vec<&Arc<SearchParam>> {
+        let mut out: Vec<&Arc<SearchParam>> = self
+            .by_type
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|p| p.custom.is_some())
+            .collect();
+        out.sort_by(|a, b| (&a.rtype, &a.code).cmp(&(&b.rtype, &b.code)));
+        out
     }
 
     /// The parameter `code` of `rtype`.

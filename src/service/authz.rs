@@ -79,7 +79,8 @@ pub fn compartment_patients(rtype: &str, resource: &Value, base_url: &str) -> Ve
     if params.is_empty() {
         return Vec::new();
     }
-    let rows = crate::search::extract::index_rows_for(rtype, resource, base_url, &params);
+    let rows =
+        crate::search::extract::index_rows_for(registry(), rtype, resource, base_url, &params);
     patients_in_rows(rtype, &rows)
 }
 
@@ -217,8 +218,9 @@ impl Fhir {
                 return Ok(true);
             }
             let mut filters = vec![Filter::Ids(vec![id.to_string()])];
+            let reg = self.search_registry();
             for (k, v) in &limit.constraints {
-                filters.push(parse_filter(rtype, k, v, &self.base_url, 0)?);
+                filters.push(parse_filter(&reg, rtype, k, v, &self.base_url, 0)?);
             }
             self.resolve_code_sets(&mut filters).await?;
             let q = crate::store::SearchQuery {
@@ -301,7 +303,14 @@ impl Fhir {
                             group.push(compartment_filter("Patient", pid, t)?);
                         }
                         for (k, v) in &l.constraints {
-                            group.push(parse_filter(t, k, v, &self.base_url, 0)?);
+                            group.push(parse_filter(
+                                &self.search_registry(),
+                                t,
+                                k,
+                                v,
+                                &self.base_url,
+                                0,
+                            )?);
                         }
                         groups.push(group);
                     }

@@ -6,6 +6,9 @@
 use serde_json::{json, Value};
 
 use crate::fhir::schema::schema;
+use std::borrow::Cow;
+
+use crate::search::registry::Registry;
 use crate::search::{registry, ParamType};
 
 /// Interactions supported on every resource type.
@@ -41,12 +44,14 @@ pub const PATCH_FORMATS: &[&str] = &[
 ];
 
 /// The search parameters of a type: every R4 parameter the search engine
-/// implements (all but `near` and `_query`).
+/// implements (all but `_query`).
 fn search_params(rtype: &str) -> Vec<Value> {
     registry()
         .params(rtype)
         .filter(|p| {
-            p.ptype != ParamType::Special || matches!(p.code.as_str(), "_text" | "_content")
+            p.ptype != ParamType::Special
+                || matches!(p.code.as_str(), "_text" | "_content")
+                || (p.rtype == "Location" && p.code == "near")
         })
         .map(|p| {
             json!({
@@ -83,6 +88,42 @@ fn search_revincludes(rtype: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// The statement with the custom search parameters of `reg` (from
+/// SearchParameter resources) added under their types: `searchParam` with
+/// the definition's canonical URL, and `searchInclude` for references.
+/// Borrowed as it is when there are none.
+pub fn with_custom<'s>(statement: &'s Value, reg: &Registry) -> Cow<'s, Value> {
+    let custom = reg.custom_params();
+    if custom.is_empty() {
+        return Cow::Borrowed(statement);
+    }
+    let mut out = statement.clone();
+    let Some(resources) = out["rest"][0]["resource"].as_array_mut() else {
+        return Cow::Owned(out);
+    };
+    for p in custom {
+        let Some(entry) = resources
+            .iter_mut()
+            .find(|r| r["type"].as_str() == Some(p.rtype.as_str()))
+        else {
+            continue;
+        };
+        if let Some(params) = entry["searchParam"].as_array_mut() {
+            params.push(json!({
+                "name": p.code,
+                "definition": p.url,
+                "type": p.ptype.as_str(),
+            }));
+        }
+        if p.ptype == ParamType::Reference {
+            if let Some(includes) = entry["searchInclude"].as_array_mut() {
+                includes.push(json!(format!("{}:{}", p.rtype, p.code)));
+            }
+        }
+    }
+    Cow::Owned(out)
 }
 
 pub fn capability_statement(base_url: &str) -> Value {

@@ -4,6 +4,7 @@
 
 use crate::error::{FhirError, FhirResult};
 use crate::search::parse::{parse_filter, RESULT_PARAMETERS};
+use crate::search::registry::{registry, Registry};
 use crate::store::Filter;
 
 /// Parsed conditional criteria.
@@ -25,6 +26,17 @@ impl Criteria {
 /// Parses criteria such as `identifier=http://hospital/mrn|123&_id=a,b`
 /// (a leading `?`, `Type?` or `[base]/Type?` is allowed).
 pub fn parse(base_url: &str, rtype: &str, query: &str) -> FhirResult<Criteria> {
+    parse_with(registry(), base_url, rtype, query)
+}
+
+/// `parse` with the search parameters of `reg` (the built-in and custom
+/// ones of the server: `Fhir::criteria`).
+pub fn parse_with(
+    reg: &Registry,
+    base_url: &str,
+    rtype: &str,
+    query: &str,
+) -> FhirResult<Criteria> {
     let query = match query.split_once('?') {
         Some((prefix, rest))
             if prefix.is_empty()
@@ -46,7 +58,7 @@ pub fn parse(base_url: &str, rtype: &str, query: &str) -> FhirResult<Criteria> {
         if RESULT_PARAMETERS.contains(&name.as_ref()) {
             continue;
         }
-        filters.push(parse_filter(rtype, &name, &value, base_url, 0)?);
+        filters.push(parse_filter(reg, rtype, &name, &value, base_url, 0)?);
         parts.push(format!("{name}={value}"));
     }
     if filters.is_empty() {
@@ -65,6 +77,14 @@ pub fn parse(base_url: &str, rtype: &str, query: &str) -> FhirResult<Criteria> {
         filters,
         canonical: parts.join("&"),
     })
+}
+
+impl super::Fhir {
+    /// Conditional criteria on `rtype`, with the server's custom
+    /// parameters.
+    pub fn criteria(&self, rtype: &str, query: &str) -> FhirResult<Criteria> {
+        parse_with(&self.search_registry(), &self.base_url, rtype, query)
+    }
 }
 
 #[cfg(test)]

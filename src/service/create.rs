@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::prepared::Prepared;
-use super::{check_type, conditional, input, Fhir, WriteOutcome, WriteStatus};
+use super::{check_type, input, Fhir, WriteOutcome, WriteStatus};
 use crate::error::{FhirError, FhirResult};
 use crate::store::WriteTx;
 
@@ -22,9 +22,7 @@ impl Fhir {
         check_type(rtype)?;
         super::check_writable(rtype)?;
         let resource = self.prepare_write(rtype, input::prepare(rtype, body)?)?;
-        let criteria = if_none_exist
-            .map(|q| conditional::parse(&self.base_url, rtype, q))
-            .transpose()?;
+        let criteria = if_none_exist.map(|q| self.criteria(rtype, q)).transpose()?;
         let mut attempt = 0;
         loop {
             let mut tx = self.store.begin().await?;

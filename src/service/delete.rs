@@ -2,7 +2,7 @@
 //! Deletion is logical: a new version marks the resource deleted; history
 //! keeps every earlier version.
 
-use super::{check_if_match, check_type, conditional, Fhir, VersionOut, WriteOutcome, WriteStatus};
+use super::{check_if_match, check_type, Fhir, VersionOut, WriteOutcome, WriteStatus};
 use crate::error::{FhirError, FhirResult};
 use crate::store::{NewVersion, WriteTx};
 
@@ -32,7 +32,7 @@ impl Fhir {
     pub async fn conditional_delete(&self, rtype: &str, query: &str) -> FhirResult<usize> {
         check_type(rtype)?;
         super::check_writable(rtype)?;
-        let criteria = conditional::parse(&self.base_url, rtype, query)?;
+        let criteria = self.criteria(rtype, query)?;
         let max = i64::from(self.max_conditional_delete);
         let mut attempt = 0;
         loop {

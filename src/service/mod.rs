@@ -25,6 +25,7 @@ pub mod references;
 pub mod reindex;
 pub mod search;
 pub mod search_codes;
+pub mod search_params;
 pub mod terminology;
 pub mod terminology_cli;
 pub mod transaction;
@@ -54,6 +55,11 @@ pub struct Fhir {
     pub tenant: i64,
     /// The search index rebuild job of this server.
     pub reindex_job: reindex::ReindexJob,
+    /// The search parameters in use: built-in plus custom.
+    pub search_params: search_params::SearchParams,
+    /// The `Arc` this service lives in (set by `attach`), for background
+    /// jobs it starts itself.
+    this: std::sync::OnceLock<std::sync::Weak<Fhir>>,
     /// Code systems in memory (ICD-10-CM).
     pub terminology: std::sync::Arc<crate::terminology::Terminology>,
     /// How ICD-10-CM codings are checked on write.
@@ -121,11 +127,21 @@ impl Fhir {
             max_included: config.max_included,
             tenant: crate::store::DEFAULT_TENANT,
             reindex_job: reindex::ReindexJob::default(),
+            search_params: Default::default(),
+            this: std::sync::OnceLock::new(),
             terminology: Default::default(),
             coding_policy: coding_check::CodingPolicy::parse(&config.icd10cm_validation)
                 .unwrap_or(coding_check::CodingPolicy::Strict),
             audit: config.audit_enabled(),
         }
+    }
+
+    /// Puts the service in its `Arc`, so that it can start background jobs
+    /// (the reindex after a SearchParameter changes).
+    pub fn attach(self) -> std::sync::Arc<Fhir> {
+        let fhir = std::sync::Arc::new(self);
+        let _ = fhir.this.set(std::sync::Arc::downgrade(&fhir));
+        fhir
     }
 
     /// A `_count` value: a whole number ≥ 0, capped at the largest page.
@@ -166,9 +182,13 @@ impl Fhir {
             Ok(value) => self.audit_writes_in(&mut tx).await.map(|a| (value, a)),
             Err(err) => Err(err),
         };
+        let wrote_params = tx.touched.iter().any(|t| t.rtype == "SearchParameter");
         let err = match result {
             Ok((value, audited)) => match tx.commit().await {
                 Ok(()) => {
+                    if wrote_params {
+                        self.search_parameters_written().await;
+                    }
                     if audited {
                         if let Some(slot) = crate::audit::current() {
                             slot.mark_recorded();

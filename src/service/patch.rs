@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{check_if_match, check_type, conditional, input, Fhir, WriteOutcome, WriteStatus};
+use super::{check_if_match, check_type, input, Fhir, WriteOutcome, WriteStatus};
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::outcome::IssueType;
 use crate::fhirpath::patch::{self as fhirpath_patch, Operation, PatchError};
@@ -94,7 +94,7 @@ impl Fhir {
     ) -> FhirResult<WriteOutcome> {
         check_type(rtype)?;
         super::check_writable(rtype)?;
-        let criteria = conditional::parse(&self.base_url, rtype, query)?;
+        let criteria = self.criteria(rtype, query)?;
         let mut attempt = 0;
         loop {
             let mut tx = self.store.begin().await?;

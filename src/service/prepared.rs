@@ -30,7 +30,10 @@ impl Fhir {
     pub fn prepare_write(&self, rtype: &str, resource: Map<String, Value>) -> FhirResult<Prepared> {
         let resource = Value::Object(resource);
         let warnings = self.check_codings(rtype, &resource)?;
-        let index = index_rows(rtype, &resource, &self.base_url);
+        if rtype == "SearchParameter" {
+            self.check_search_parameter(&resource)?;
+        }
+        let index = index_rows(&self.search_registry(), rtype, &resource, &self.base_url);
         let Value::Object(resource) = resource else {
             unreachable!("wrapped above")
         };

@@ -20,7 +20,7 @@ use crate::fhir::summary::{apply_elements, apply_summary, Summary};
 use crate::search::parse::{
     parse_filter, parse_include, parse_sort, IncludeSpec, RESULT_PARAMETERS,
 };
-use crate::search::registry;
+use crate::search::registry::{registry, Registry};
 use crate::store::query::{Cond, PageAt, SortValue, Table};
 use crate::store::{Filter, Hit, Included, Reader, SearchQuery};
 
@@ -158,12 +158,12 @@ pub(super) fn decode_cursor(s: &str) -> FhirResult<PageAt> {
 
 /// Whether a parameter name is known for `rtype` (its code before any
 /// modifier or chain).
-fn is_known(rtype: &str, name: &str) -> bool {
+fn is_known(reg: &Registry, rtype: &str, name: &str) -> bool {
     if name.starts_with("_has:") {
         return true;
     }
     let code = name.split(['.', ':']).next().unwrap_or_default();
-    matches!(code, "_id" | "_lastUpdated" | "_list") || registry().get(rtype, code).is_some()
+    matches!(code, "_id" | "_lastUpdated" | "_list") || reg.get(rtype, code).is_some()
 }
 
 impl Fhir {
@@ -231,6 +231,10 @@ impl Fhir {
             }
         };
 
+        let reg = self.search_registry();
+        let reg = reg.as_ref();
+        // Custom parameters searched before their reindex finished.
+        let mut incomplete: Vec<String> = Vec::new();
         let mut count = i64::from(self.default_page_size);
         let mut sort = Vec::new();
         let mut total = Total::Default;
@@ -255,7 +259,7 @@ impl Fhir {
                     count = self.page_size(value)?;
                 }
                 "_sort" => {
-                    sort = parse_sort(&types, value)?;
+                    sort = parse_sort(reg, &types, value)?;
                     kept.push((name.clone(), value.clone()));
                 }
                 "_total" => {
@@ -298,7 +302,7 @@ impl Fhir {
                             )))
                         }
                     };
-                    let spec = parse_include(base_name, value, iterate)?;
+                    let spec = parse_include(reg, base_name, value, iterate)?;
                     if base_name == "_include" {
                         includes.push(spec);
                     } else {
@@ -331,15 +335,15 @@ impl Fhir {
                             if t.as_str() == "Resource" {
                                 // System search over every type: only the
                                 // common parameters.
-                                !is_known("Patient", name)
-                                    || registry()
+                                !is_known(reg, "Patient", name)
+                                    || reg
                                         .get(
                                             "Patient",
                                             name.split(['.', ':']).next().unwrap_or_default(),
                                         )
                                         .is_some_and(|p| p.key_type != "Resource")
                             } else {
-                                !is_known(t, name)
+                                !is_known(reg, t, name)
                             }
                         })
                         .collect();
@@ -358,12 +362,27 @@ impl Fhir {
                         ignored.push(message);
                         continue;
                     }
+                    let code = name.split(['.', ':']).next().unwrap_or_default();
+                    for t in &search_types {
+                        if self.reindex_pending(t, code) {
+                            incomplete.push(format!(
+                                "search parameter `{code}` of {t} is new or changed and existing resources are being indexed for it (see $reindex); results may be incomplete until that finishes"
+                            ));
+                        }
+                    }
                     if search_types.is_empty() {
                         // Common parameters: the same filter for every type.
-                        filters.push(parse_filter("Patient", name, value, &self.base_url, 0)?);
+                        filters.push(parse_filter(
+                            reg,
+                            "Patient",
+                            name,
+                            value,
+                            &self.base_url,
+                            0,
+                        )?);
                     } else {
                         for (t, fs) in per_type.iter_mut() {
-                            fs.push(parse_filter(t, name, value, &self.base_url, 0)?);
+                            fs.push(parse_filter(reg, t, name, value, &self.base_url, 0)?);
                         }
                     }
                     kept.push((name.clone(), value.clone()));
@@ -498,6 +517,9 @@ impl Fhir {
             .iter()
             .map(|m| json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("{m}; ignored")}))
             .collect();
+        for m in &incomplete {
+            issues.push(json!({"severity": "warning", "code": "incomplete", "diagnostics": m}));
+        }
         if cut {
             issues.push(json!({
                 "severity": "warning",

@@ -5,9 +5,7 @@ use serde_json::Value;
 
 use super::prepared::Prepared;
 
-use super::{
-    check_if_match, check_type, conditional, input, Fhir, VersionOut, WriteOutcome, WriteStatus,
-};
+use super::{check_if_match, check_type, input, Fhir, VersionOut, WriteOutcome, WriteStatus};
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::primitive::is_id;
 use crate::store::audit::Touched;
@@ -87,7 +85,7 @@ impl Fhir {
     ) -> FhirResult<WriteOutcome> {
         check_type(rtype)?;
         super::check_writable(rtype)?;
-        let criteria = conditional::parse(&self.base_url, rtype, query)?;
+        let criteria = self.criteria(rtype, query)?;
         let resource = self.prepare_write(rtype, input::prepare(rtype, body)?)?;
         let body_id = resource
             .resource

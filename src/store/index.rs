@@ -9,7 +9,7 @@
 //! can ask for a code and a value of the same component.
 
 /// Table names, in the order rows are written.
-pub const TABLES: [&str; 7] = [
+pub const TABLES: [&str; 8] = [
     "sp_string",
     "sp_token",
     "sp_date",
@@ -17,7 +17,12 @@ pub const TABLES: [&str; 7] = [
     "sp_quantity",
     "sp_reference",
     "sp_uri",
+    "sp_position",
 ];
+
+/// The index of `sp_position` in `TABLES`: only Locations have rows there,
+/// so its INSERT is left out of writes without any.
+const POSITION: usize = 7;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StringRow {
@@ -92,6 +97,34 @@ pub struct UriRow {
 }
 
 /// All index rows of one resource version.
+/// A point on the earth (`near`): degrees, and the unit vector for the
+/// great-circle test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionRow {
+    pub pid: i64,
+    pub grp: i64,
+    pub lat: f64,
+    pub lon: f64,
+    pub x: f64,
+    pub y: f64,
+    pub z: f64,
+}
+
+impl PositionRow {
+    pub fn new(pid: i64, grp: i64, lat: f64, lon: f64) -> PositionRow {
+        let (phi, lambda) = (lat.to_radians(), lon.to_radians());
+        PositionRow {
+            pid,
+            grp,
+            lat,
+            lon,
+            x: phi.cos() * lambda.cos(),
+            y: phi.cos() * lambda.sin(),
+            z: phi.sin(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IndexRows {
     pub strings: Vec<StringRow>,
@@ -101,6 +134,7 @@ pub struct IndexRows {
     pub quantities: Vec<QuantityRow>,
     pub references: Vec<ReferenceRow>,
     pub uris: Vec<UriRow>,
+    pub positions: Vec<PositionRow>,
 }
 
 impl IndexRows {
@@ -116,6 +150,7 @@ impl IndexRows {
             + self.quantities.len()
             + self.references.len()
             + self.uris.len()
+            + self.positions.len()
     }
 
     /// Removes repeated rows (a code listed twice gives one row).
@@ -142,6 +177,9 @@ impl IndexRows {
         });
         dedup_by(&mut self.references, |r| r.clone());
         dedup_by(&mut self.uris, |r| r.clone());
+        dedup_by(&mut self.positions, |r| {
+            (r.pid, r.grp, r.lat.to_bits(), r.lon.to_bits())
+        });
     }
 }
 
@@ -158,7 +196,7 @@ enum Kind {
 }
 
 /// The value columns of each table (after `rid, tenant`), in `TABLES` order.
-const COLUMNS: [&[(&str, Kind)]; 7] = [
+const COLUMNS: [&[(&str, Kind)]; 8] = [
     &[
         ("pid", Kind::Int),
         ("grp", Kind::Int),
@@ -203,6 +241,15 @@ const COLUMNS: [&[(&str, Kind)]; 7] = [
         ("url", Kind::Text),
     ],
     &[("pid", Kind::Int), ("grp", Kind::Int), ("uri", Kind::Text)],
+    &[
+        ("pid", Kind::Int),
+        ("grp", Kind::Int),
+        ("lat", Kind::Float),
+        ("lon", Kind::Float),
+        ("x", Kind::Float),
+        ("y", Kind::Float),
+        ("z", Kind::Float),
+    ],
 ];
 
 /// JSON has no infinities: open ranges are stored as the largest finite
@@ -212,7 +259,7 @@ fn finite(v: f64) -> f64 {
 }
 
 /// Each table's rows as JSON arrays of column values, in `TABLES` order.
-fn row_values(rows: &IndexRows) -> [Vec<Value>; 7] {
+fn row_values(rows: &IndexRows) -> [Vec<Value>; 8] {
     fn arr<T>(rows: &[T], f: impl Fn(&T) -> Value) -> Vec<Value> {
         rows.iter().map(f).collect()
     }
@@ -240,6 +287,9 @@ fn row_values(rows: &IndexRows) -> [Vec<Value>; 7] {
             json!([r.pid, r.grp, r.ttype, r.tid, r.tversion, r.url])
         }),
         arr(&rows.uris, |r| json!([r.pid, r.grp, r.uri])),
+        arr(&rows.positions, |r| {
+            json!([r.pid, r.grp, r.lat, r.lon, r.x, r.y, r.z])
+        }),
     ]
 }
 
@@ -268,6 +318,7 @@ pub fn inserts(
     row_values(rows)
         .into_iter()
         .enumerate()
+        .filter(|(i, rows)| *i != POSITION || !rows.is_empty())
         .map(|(i, rows)| {
             let json = b.bind(Param::Text(Value::Array(rows).to_string()));
             insert_sql(dialect, i, Some(rid), &tenant, &json)
@@ -284,7 +335,7 @@ pub fn inserts_many(
     tenant: i64,
     resources: &[(i64, &IndexRows)],
 ) -> Vec<String> {
-    let mut data: [Vec<Value>; 7] = Default::default();
+    let mut data: [Vec<Value>; 8] = Default::default();
     for (rid, rows) in resources {
         for (i, table) in row_values(rows).into_iter().enumerate() {
             data[i].extend(table.into_iter().map(|mut row| {

@@ -360,11 +360,23 @@ impl Store {
         tx.commit().await
     }
 
-    /// How many live resources the tenant has (reindex progress).
-    pub async fn live_count(&self, tenant: i64) -> Result<i64, StoreError> {
+    /// How many live resources the tenant has, of `types` when given
+    /// (reindex progress).
+    pub async fn live_count(
+        &self,
+        tenant: i64,
+        types: Option<&[String]>,
+    ) -> Result<i64, StoreError> {
         let mut conn = self.read_conn().await?;
-        let q = db::Query::new("SELECT COUNT(*) FROM resources WHERE tenant = $1 AND deleted = 0")
-            .int(tenant);
+        let mut sql =
+            String::from("SELECT COUNT(*) FROM resources r WHERE r.tenant = $1 AND r.deleted = 0");
+        if let Some(types) = types {
+            sql.push_str(&resources::type_list(types.len(), 2));
+        }
+        let mut q = db::Query::dynamic(sql).int(tenant);
+        for t in types.unwrap_or_default() {
+            q = q.text(t.clone());
+        }
         conn.conn()
             .fetch_optional(&q)
             .await?
@@ -815,10 +827,12 @@ impl WriteTx {
         Ok(written)
     }
 
-    /// Live resources after `after_rid` (reindexing), locked until commit.
+    /// Live resources (of `types` when given) after `after_rid`
+    /// (reindexing), locked until commit.
     pub async fn live_batch(
         &mut self,
         tenant: i64,
+        types: Option<&[String]>,
         after_rid: i64,
         limit: i64,
     ) -> Result<Vec<LiveResource>, StoreError> {
@@ -827,6 +841,7 @@ impl WriteTx {
             &self.codec,
             self.dialect,
             tenant,
+            types,
             after_rid,
             limit,
         )

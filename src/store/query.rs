@@ -23,6 +23,7 @@ pub enum Table {
     Quantity,
     Reference,
     Uri,
+    Position,
 }
 
 impl Table {
@@ -35,8 +36,22 @@ impl Table {
             Table::Quantity => "sp_quantity",
             Table::Reference => "sp_reference",
             Table::Uri => "sp_uri",
+            Table::Position => "sp_position",
         }
     }
+}
+
+/// The area of a `near` search (built by `search::parse`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NearArea {
+    pub lat: (f64, f64),
+    /// One range, or two when the box crosses the antimeridian; empty
+    /// when every longitude is inside (near a pole).
+    pub lon: Vec<(f64, f64)>,
+    /// The unit vector of the searched point.
+    pub point: (f64, f64, f64),
+    /// The cosine of the distance's angle at the earth's centre.
+    pub min_dot: f64,
 }
 
 /// A search prefix (http://hl7.org/fhir/R4/search.html#prefix).
@@ -135,6 +150,10 @@ pub enum Cond {
         value: String,
         mode: UriMode,
     },
+    /// A position within a great-circle distance (`near`): inside the
+    /// bounding box (latitude range, longitude ranges), then the exact test
+    /// on the unit vectors, `x·px + y·py + z·pz >= min_dot`.
+    Near(Box<NearArea>),
     /// A token row is one of a set of `(system, code)` pairs from the
     /// terminology service (`:in`, `:not-in`, `:below`, `:above`), bound as
     /// one JSON array.
@@ -643,6 +662,28 @@ impl Planner {
                 s.push(')');
                 s
             }
+            Cond::Near(area) => {
+                let (lat_lo, lat_hi) = (self.float(area.lat.0), self.float(area.lat.1));
+                let mut sql = format!("({x}.lat >= {lat_lo} AND {x}.lat <= {lat_hi}");
+                if !area.lon.is_empty() {
+                    let ranges: Vec<String> = area
+                        .lon
+                        .iter()
+                        .map(|(lo, hi)| {
+                            let (lo, hi) = (self.float(*lo), self.float(*hi));
+                            format!("({x}.lon >= {lo} AND {x}.lon <= {hi})")
+                        })
+                        .collect();
+                    sql.push_str(&format!(" AND ({})", ranges.join(" OR ")));
+                }
+                let (px, py, pz) = area.point;
+                let (px, py, pz) = (self.float(px), self.float(py), self.float(pz));
+                let min = self.float(area.min_dot);
+                sql.push_str(&format!(
+                    " AND {x}.x * {px} + {x}.y * {py} + {x}.z * {pz} >= {min})"
+                ));
+                sql
+            }
             Cond::RefUrl { url, version } => {
                 let u = self.text(url);
                 match version {
@@ -719,6 +760,7 @@ impl Planner {
                     (Table::Date | Table::Number | Table::Quantity, true) => "hi",
                     (Table::Reference, _) => "tid",
                     (Table::Uri, _) => "uri",
+                    (Table::Position, _) => "lat",
                 };
                 format!(
                     "(SELECT {agg}({s}.{col}) FROM {} {s} WHERE {s}.rid = {r}.rid AND {pid})",
@@ -829,7 +871,7 @@ fn selectivity(f: &Filter) -> u8 {
         Cond::Codes(_) => 70,
         Cond::StrPrefix(_) | Cond::Uri { .. } => 60,
         Cond::Number { cmp: Cmp::Eq, .. } | Cond::Quantity { cmp: Cmp::Eq, .. } => 50,
-        Cond::Chain { .. } => 40,
+        Cond::Chain { .. } | Cond::Near(_) => 40,
         Cond::Date { .. } | Cond::Overlaps { .. } | Cond::Number { .. } | Cond::Quantity { .. } => {
             30
         }
@@ -864,7 +906,7 @@ fn read_sort_value(row: &Row, i: usize, key: &SortKey) -> Result<SortValue, Stor
         SortBy::LastUpdated => SortValue::Int(row.int(i)?),
         SortBy::Index { table, .. } => match table {
             Table::Date => SortValue::Int(row.int(i)?),
-            Table::Number | Table::Quantity => SortValue::Float(row.float(i)?),
+            Table::Number | Table::Quantity | Table::Position => SortValue::Float(row.float(i)?),
             _ => SortValue::Text(row.text(i)?),
         },
     })

@@ -373,23 +373,26 @@ pub async fn live_batch(
     codec: &Codec,
     dialect: Dialect,
     tenant: i64,
+    types: Option<&[String]>,
     after_rid: i64,
     limit: i64,
 ) -> Result<Vec<LiveResource>, StoreError> {
-    let sql = match dialect {
-        Dialect::Sqlite => {
-            "SELECT r.rid, r.type, v.body, r.id, r.version FROM resources r \
-             JOIN resource_versions v ON v.rid = r.rid AND v.version = r.version \
-             WHERE r.tenant = $1 AND r.rid > $2 AND r.deleted = 0 ORDER BY r.rid LIMIT $3"
-        }
-        Dialect::Postgres => {
-            "SELECT r.rid, r.type, v.body, r.id, r.version FROM resources r \
-             JOIN resource_versions v ON v.rid = r.rid AND v.version = r.version \
-             WHERE r.tenant = $1 AND r.rid > $2 AND r.deleted = 0 ORDER BY r.rid LIMIT $3 \
-             FOR UPDATE OF r"
-        }
-    };
-    let q = Query::new(sql).int(tenant).int(after_rid).int(limit);
+    let mut sql = String::from(
+        "SELECT r.rid, r.type, v.body, r.id, r.version FROM resources r \
+         JOIN resource_versions v ON v.rid = r.rid AND v.version = r.version \
+         WHERE r.tenant = $1 AND r.rid > $2 AND r.deleted = 0",
+    );
+    if let Some(types) = types {
+        sql.push_str(&type_list(types.len(), 4));
+    }
+    sql.push_str(" ORDER BY r.rid LIMIT $3");
+    if dialect == Dialect::Postgres {
+        sql.push_str(" FOR UPDATE OF r");
+    }
+    let mut q = Query::dynamic(sql).int(tenant).int(after_rid).int(limit);
+    for t in types.unwrap_or_default() {
+        q = q.text(t.clone());
+    }
     let rows = conn.fetch_all(&q).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -407,6 +410,16 @@ pub async fn live_batch(
         });
     }
     Ok(out)
+}
+
+/// ` AND r.type IN ($first, ...)`: one placeholder per type (never the
+/// types themselves).
+pub fn type_list(n: usize, first: usize) -> String {
+    if n == 0 {
+        return " AND 1 = 0".to_string();
+    }
+    let marks: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
+    format!(" AND r.type IN ({})", marks.join(", "))
 }
 
 /// The statements as one: `WITH s0 AS (...), s1 AS (...) SELECT 1`.

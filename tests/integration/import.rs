@@ -107,7 +107,9 @@ async fn import_into_a_new_database_needs_no_reindex() {
         .unwrap();
     assert_eq!(
         stored,
-        vec![(charaka::service::reindex::fingerprint(),)],
+        vec![(charaka::service::reindex::fingerprint(
+            charaka::search::registry::registry()
+        ),)],
         "the index is marked current"
     );
 }

@@ -157,7 +157,7 @@ async fn reindex_rebuilds_lost_index_rows(s: &TestServer) {
     // Wipe every index row behind the server's back.
     let store = &s.fhir().store;
     let mut tx = store.begin().await.unwrap();
-    let live = tx.live_batch(1, 0, 10_000).await.unwrap();
+    let live = tx.live_batch(1, None, 0, 10_000).await.unwrap();
     for r in &live {
         tx.replace_index(1, r.rid, &charaka::store::IndexRows::default())
             .await

@@ -9,7 +9,9 @@ use crate::harness::TestServer;
 
 mod codes;
 mod common;
+mod custom;
 mod errors;
+mod near;
 mod params;
 mod results;
 mod synthea;
