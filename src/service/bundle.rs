@@ -34,6 +34,22 @@ fn json_str(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialise")
 }
 
+/// A searchset entry (`search.mode = outcome`) holding an OperationOutcome
+/// of `issues` (JSON issue objects): parameters ignored, results that may
+/// be incomplete.
+pub fn outcome_entry(issues: Vec<Value>) -> EntryOut {
+    let outcome = serde_json::json!({"resourceType": "OperationOutcome", "issue": issues});
+    EntryOut {
+        resource: Some(
+            serde_json::to_vec(&outcome)
+                .expect("JSON values serialise")
+                .into(),
+        ),
+        search_mode: Some("outcome"),
+        ..Default::default()
+    }
+}
+
 /// Renders a Bundle of `kind` with links and entries.
 pub fn render(kind: &str, links: &[(&str, String)], entries: &[EntryOut]) -> Vec<u8> {
     render_with_total(kind, None, links, entries)

@@ -367,12 +367,7 @@ impl Fhir {
                 .iter()
                 .map(|m| json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("{m}; ignored")}))
                 .collect();
-            let outcome = json!({"resourceType": "OperationOutcome", "issue": issues});
-            entries.push(EntryOut {
-                resource: Some(serde_json::to_vec(&outcome).expect("serialises").into()),
-                search_mode: Some("outcome"),
-                ..Default::default()
-            });
+            entries.push(bundle::outcome_entry(issues));
         }
         Ok(bundle::render_with_total(
             "searchset",

@@ -563,12 +563,7 @@ impl Fhir {
             });
         }
         if !issues.is_empty() {
-            let outcome = json!({"resourceType": "OperationOutcome", "issue": issues});
-            entries.push(EntryOut {
-                resource: Some(serde_json::to_vec(&outcome).expect("serialises").into()),
-                search_mode: Some("outcome"),
-                ..Default::default()
-            });
+            entries.push(bundle::outcome_entry(issues));
         }
         Ok(bundle::render_with_total(
             "searchset",
