@@ -39,9 +39,9 @@ SKIP = {
     "txt-1": "uses htmlChecks() (narrative content rules); the narrative is "
              "checked as XHTML by structural validation",
     "txt-2": "uses htmlChecks(); the narrative is checked by structural validation",
-    "que-7": "R4's expression tests `answer is Boolean` (the System type), which a "
-             "FHIR boolean answer is not, so every `exists` condition fails; R5 "
-             "corrects it to `answer is boolean`",
+    "que-7": "R4's expression tests `answer is Boolean` (the FHIRPath System "
+             "type), which a FHIR `boolean` answer is not under FHIRPath's type "
+             "rules, so every `exists` condition fails (Questionnaire-bb)",
 }
 
 # Constraints whose expression calls these are skipped with this reason.

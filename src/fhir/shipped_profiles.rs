@@ -2,134 +2,47 @@
 // profiles/ embedded in the binary. Do not edit.
 
 pub const SHIPPED: &[(&str, &str)] = &[
-    (
-        "actualgroup",
-        include_str!("../../profiles/actualgroup.json"),
-    ),
+    ("actualgroup", include_str!("../../profiles/actualgroup.json")),
     ("bmi", include_str!("../../profiles/bmi.json")),
     ("bodyheight", include_str!("../../profiles/bodyheight.json")),
     ("bodytemp", include_str!("../../profiles/bodytemp.json")),
     ("bodyweight", include_str!("../../profiles/bodyweight.json")),
     ("bp", include_str!("../../profiles/bp.json")),
     ("catalog", include_str!("../../profiles/catalog.json")),
-    (
-        "cdshooksguidanceresponse",
-        include_str!("../../profiles/cdshooksguidanceresponse.json"),
-    ),
-    (
-        "cdshooksrequestgroup",
-        include_str!("../../profiles/cdshooksrequestgroup.json"),
-    ),
-    (
-        "cdshooksserviceplandefinition",
-        include_str!("../../profiles/cdshooksserviceplandefinition.json"),
-    ),
-    (
-        "cholesterol",
-        include_str!("../../profiles/cholesterol.json"),
-    ),
-    (
-        "clinicaldocument",
-        include_str!("../../profiles/clinicaldocument.json"),
-    ),
-    (
-        "computableplandefinition",
-        include_str!("../../profiles/computableplandefinition.json"),
-    ),
-    (
-        "cqf-questionnaire",
-        include_str!("../../profiles/cqf-questionnaire.json"),
-    ),
+    ("cdshooksguidanceresponse", include_str!("../../profiles/cdshooksguidanceresponse.json")),
+    ("cdshooksrequestgroup", include_str!("../../profiles/cdshooksrequestgroup.json")),
+    ("cdshooksserviceplandefinition", include_str!("../../profiles/cdshooksserviceplandefinition.json")),
+    ("cholesterol", include_str!("../../profiles/cholesterol.json")),
+    ("clinicaldocument", include_str!("../../profiles/clinicaldocument.json")),
+    ("computableplandefinition", include_str!("../../profiles/computableplandefinition.json")),
+    ("cqf-questionnaire", include_str!("../../profiles/cqf-questionnaire.json")),
     ("cqllibrary", include_str!("../../profiles/cqllibrary.json")),
-    (
-        "devicemetricobservation",
-        include_str!("../../profiles/devicemetricobservation.json"),
-    ),
-    (
-        "diagnosticreport-genetics",
-        include_str!("../../profiles/diagnosticreport-genetics.json"),
-    ),
-    (
-        "ehrsrle-auditevent",
-        include_str!("../../profiles/ehrsrle-auditevent.json"),
-    ),
-    (
-        "ehrsrle-provenance",
-        include_str!("../../profiles/ehrsrle-provenance.json"),
-    ),
-    (
-        "familymemberhistory-genetic",
-        include_str!("../../profiles/familymemberhistory-genetic.json"),
-    ),
-    (
-        "groupdefinition",
-        include_str!("../../profiles/groupdefinition.json"),
-    ),
-    (
-        "hdlcholesterol",
-        include_str!("../../profiles/hdlcholesterol.json"),
-    ),
+    ("devicemetricobservation", include_str!("../../profiles/devicemetricobservation.json")),
+    ("diagnosticreport-genetics", include_str!("../../profiles/diagnosticreport-genetics.json")),
+    ("ehrsrle-auditevent", include_str!("../../profiles/ehrsrle-auditevent.json")),
+    ("ehrsrle-provenance", include_str!("../../profiles/ehrsrle-provenance.json")),
+    ("familymemberhistory-genetic", include_str!("../../profiles/familymemberhistory-genetic.json")),
+    ("groupdefinition", include_str!("../../profiles/groupdefinition.json")),
+    ("hdlcholesterol", include_str!("../../profiles/hdlcholesterol.json")),
     ("headcircum", include_str!("../../profiles/headcircum.json")),
     ("heartrate", include_str!("../../profiles/heartrate.json")),
     ("hlaresult", include_str!("../../profiles/hlaresult.json")),
-    (
-        "ldlcholesterol",
-        include_str!("../../profiles/ldlcholesterol.json"),
-    ),
-    (
-        "lipidprofile",
-        include_str!("../../profiles/lipidprofile.json"),
-    ),
-    (
-        "observation-genetics",
-        include_str!("../../profiles/observation-genetics.json"),
-    ),
+    ("ldlcholesterol", include_str!("../../profiles/ldlcholesterol.json")),
+    ("lipidprofile", include_str!("../../profiles/lipidprofile.json")),
+    ("observation-genetics", include_str!("../../profiles/observation-genetics.json")),
     ("oxygensat", include_str!("../../profiles/oxygensat.json")),
-    (
-        "picoelement",
-        include_str!("../../profiles/picoelement.json"),
-    ),
-    (
-        "provenance-relevant-history",
-        include_str!("../../profiles/provenance-relevant-history.json"),
-    ),
+    ("picoelement", include_str!("../../profiles/picoelement.json")),
+    ("provenance-relevant-history", include_str!("../../profiles/provenance-relevant-history.json")),
     ("resprate", include_str!("../../profiles/resprate.json")),
-    (
-        "servicerequest-genetics",
-        include_str!("../../profiles/servicerequest-genetics.json"),
-    ),
-    (
-        "shareableactivitydefinition",
-        include_str!("../../profiles/shareableactivitydefinition.json"),
-    ),
-    (
-        "shareablecodesystem",
-        include_str!("../../profiles/shareablecodesystem.json"),
-    ),
-    (
-        "shareablelibrary",
-        include_str!("../../profiles/shareablelibrary.json"),
-    ),
-    (
-        "shareablemeasure",
-        include_str!("../../profiles/shareablemeasure.json"),
-    ),
-    (
-        "shareableplandefinition",
-        include_str!("../../profiles/shareableplandefinition.json"),
-    ),
-    (
-        "shareablevalueset",
-        include_str!("../../profiles/shareablevalueset.json"),
-    ),
+    ("servicerequest-genetics", include_str!("../../profiles/servicerequest-genetics.json")),
+    ("shareableactivitydefinition", include_str!("../../profiles/shareableactivitydefinition.json")),
+    ("shareablecodesystem", include_str!("../../profiles/shareablecodesystem.json")),
+    ("shareablelibrary", include_str!("../../profiles/shareablelibrary.json")),
+    ("shareablemeasure", include_str!("../../profiles/shareablemeasure.json")),
+    ("shareableplandefinition", include_str!("../../profiles/shareableplandefinition.json")),
+    ("shareablevalueset", include_str!("../../profiles/shareablevalueset.json")),
     ("synthesis", include_str!("../../profiles/synthesis.json")),
-    (
-        "triglyceride",
-        include_str!("../../profiles/triglyceride.json"),
-    ),
+    ("triglyceride", include_str!("../../profiles/triglyceride.json")),
     ("vitalsigns", include_str!("../../profiles/vitalsigns.json")),
-    (
-        "vitalspanel",
-        include_str!("../../profiles/vitalspanel.json"),
-    ),
+    ("vitalspanel", include_str!("../../profiles/vitalspanel.json")),
 ];
