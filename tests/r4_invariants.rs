@@ -1,5 +1,6 @@
 //! The R4 base invariants (`fhir::invariants`) on every official R4
-//! example (npm `hl7.fhir.r4.examples@4.0.1`, in `CHARAKA_R4_EXAMPLES`).
+//! example (npm `hl7.fhir.r4.examples@4.0.1`, in `CHARAKA_R4_EXAMPLES`),
+//! and the shipped core profiles on the examples that declare them.
 //! The examples conform to R4, so an error they raise is a constraint that
 //! is broken in R4 itself or an engine fault: each must be listed in
 //! [`KNOWN`] with the reason. Without the variable the test says so and
@@ -106,4 +107,59 @@ fn r4_examples_keep_the_base_invariants() {
         unexpected.len(),
         &unexpected[..unexpected.len().min(40)]
     );
+}
+
+/// The official examples that declare an R4 core profile in `meta.profile`
+/// (blood pressure, BMI, heart rate, ...) conform to it.
+#[test]
+fn r4_examples_conform_to_their_core_profiles() {
+    let Some(dir) = std::env::var_os("CHARAKA_R4_EXAMPLES") else {
+        if std::env::var_os("CI").is_some() {
+            panic!("CHARAKA_R4_EXAMPLES is not set: the profile check must run in CI");
+        }
+        println!("R4 core profiles on the examples NOT RUN: set CHARAKA_R4_EXAMPLES");
+        return;
+    };
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for entry in std::fs::read_dir(PathBuf::from(dir))
+        .expect("readable")
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".json") || name.starts_with("Bundle-") {
+            continue;
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(&std::fs::read(entry.path()).unwrap()) else {
+            continue;
+        };
+        let declared: Vec<String> = v
+            .pointer("/meta/profile")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
+        for url in declared {
+            let Some(p) = charaka::fhir::profile::shipped(&url, None) else {
+                continue;
+            };
+            if p.resource_type != v["resourceType"] {
+                continue;
+            }
+            checked += 1;
+            for i in p.validate(&v).issues {
+                if matches!(i.severity, Severity::Error) {
+                    failures.push(format!("{name} against {url}: {}", i.diagnostics));
+                }
+            }
+        }
+    }
+    println!("{checked} examples checked against the core profiles they declare");
+    assert!(
+        checked >= 10,
+        "only {checked} examples declare a shipped profile"
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
 }

@@ -574,13 +574,16 @@ impl<'v> Walker<'_, 'v> {
             .flat_map(|(_, p)| p.iter())
             .map(|p| p.as_str())
             .collect();
-        const CORE: &str = "http://hl7.org/fhir/StructureDefinition/";
-        // Only core targets say which type they are without a lookup.
-        if targets.is_empty() || targets.iter().any(|t| !t.starts_with(CORE)) {
-            return;
+        // A core resource type or a shipped profile says which type it is
+        // without a lookup; any other target leaves the reference unchecked.
+        let mut types: Vec<&str> = Vec::new();
+        for t in &targets {
+            match target_type(t) {
+                Some(ty) => types.push(ty),
+                None => return,
+            }
         }
-        let types: Vec<&str> = targets.iter().map(|t| &t[CORE.len()..]).collect();
-        if types.contains(&"Resource") {
+        if targets.is_empty() || types.contains(&"Resource") {
             return;
         }
         let Some(reference) = item.value.get("reference").and_then(Value::as_str) else {
@@ -600,7 +603,7 @@ impl<'v> Walker<'_, 'v> {
                 IssueType::Structure,
                 &format!("{}.reference", item.loc),
                 format!(
-                    "{} refers to a {rtype}; the profile allows {}",
+                    "{} refers to a resource of type {rtype}; the profile allows {}",
                     item.loc,
                     types.join(", ")
                 ),
@@ -694,6 +697,24 @@ pub fn shipped(url: &str, version: Option<&str>) -> Option<&'static Profile> {
 /// How many profiles are shipped.
 pub fn shipped_count() -> usize {
     super::shipped_profiles::SHIPPED.len()
+}
+
+/// The resource type a target profile stands for: a core type
+/// (`.../StructureDefinition/Patient`) or a shipped profile's type.
+fn target_type(url: &str) -> Option<&'static str> {
+    const CORE: &str = "http://hl7.org/fhir/StructureDefinition/";
+    let tail = url.strip_prefix(CORE)?;
+    if tail == "Resource" {
+        return Some("Resource");
+    }
+    if let Some(t) = schema()
+        .resource_types()
+        .iter()
+        .find(|t| t.as_str() == tail)
+    {
+        return Some(t.as_str());
+    }
+    shipped(url, None).map(|p| p.resource_type.as_str())
 }
 
 fn coding(v: &Value) -> Option<(Option<String>, String)> {
