@@ -164,6 +164,30 @@ async fn uploaded_profile_with_a_stored_value_set(s: &TestServer) {
     assert!(at.contains(&"Observation.interpretation"), "{found:?}");
     assert_eq!(found.len(), 3, "{found:?}");
 
+    // A StructureDefinition without a snapshot cannot be used.
+    let mut bare = sd.clone();
+    bare["url"] = json!("http://example.org/StructureDefinition/bare");
+    bare.as_object_mut().unwrap().remove("snapshot");
+    bare["differential"] = json!({"element": [{"id": "Observation", "path": "Observation"}]});
+    assert_eq!(s.post("StructureDefinition", &bare).await.status, 201);
+    let oo = s
+        .post(
+            "Observation/$validate",
+            &params(
+                obs("glucose"),
+                "http://example.org/StructureDefinition/bare",
+            ),
+        )
+        .await
+        .outcome(422);
+    assert!(
+        oo["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("snapshot"),
+        "{oo}"
+    );
+
     // Another version is not this profile.
     s.post(
         "Observation/$validate",
