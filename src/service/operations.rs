@@ -192,6 +192,10 @@ impl Fhir {
             .filter_map(Value::as_str)
             .filter(|p| Some(*p) != skip)
             .collect();
+        let rtype = resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         for url in declared {
             match self.find_profile(url).await {
                 Ok(Some(found)) => {
@@ -203,7 +207,7 @@ impl Fhir {
                         IssueType::NotFound,
                         format!("meta.profile {url} is not known to this server; the resource was not checked against it"),
                     )
-                    .at("meta.profile"),
+                    .at(format!("{rtype}.meta.profile")),
                 ),
                 Err(e) => issues.push(Issue::new(
                     Severity::Warning,

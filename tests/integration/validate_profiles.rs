@@ -103,6 +103,15 @@ async fn vital_signs_profile(s: &TestServer) {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].1, "Observation.component[1].value.code");
 
+    // An unknown meta.profile is a warning, not an error.
+    let mut unknown = heart_rate("8867-4");
+    unknown["meta"] = json!({"profile": ["http://example.org/StructureDefinition/elsewhere"]});
+    let oo = validate(s, "Observation/$validate", &unknown).await;
+    assert!(errors(&oo).is_empty(), "{oo}");
+    assert!(issues(&oo).iter().any(|(sev, at, d)| sev == "warning"
+        && at == "Observation.meta.profile"
+        && d.contains("http://example.org/StructureDefinition/elsewhere")));
+
     // An unknown profile is an error of the request, naming it.
     let r = s
         .post(
