@@ -111,9 +111,6 @@ pub fn parse(params: &Value) -> Result<Vec<Operation>, PatchError> {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    if list.is_empty() {
-        return Err(malformed("the FHIRPath Patch has no operation"));
-    }
     list.iter()
         .enumerate()
         .map(|(i, p)| {
@@ -342,6 +339,7 @@ fn apply_one(doc: &mut Value, op: &Operation) -> Result<(), String> {
             };
             let obj = object_at(doc, &place.parent).expect("an element's parent is an object");
             remove(obj, &place.key, place.index);
+            prune_empty(doc, &place.parent);
             Ok(())
         }
         OpType::Replace => {
@@ -654,6 +652,31 @@ fn remove(obj: &mut Map<String, Value>, key: &str, index: Option<usize>) {
     }
 }
 
+/// Removes the objects a delete left empty, from `path` up: FHIR JSON has
+/// no empty elements (deleting `contact.name.text`, the name's only
+/// element, deletes the name).
+fn prune_empty(doc: &mut Value, path: &[Step]) {
+    let mut path = path.to_vec();
+    while !path.is_empty() {
+        let empty = matches!(object_at(doc, &path), Some(o) if o.is_empty());
+        if !empty {
+            return;
+        }
+        let last = path.pop().expect("not empty");
+        let (container, key, index) = match last {
+            Step::Index(i) => match path.pop() {
+                Some(Step::Key(k)) => (path.clone(), k, Some(i)),
+                _ => return,
+            },
+            Step::Key(k) => (path.clone(), k, None),
+        };
+        let Some(obj) = object_at(doc, &container) else {
+            return;
+        };
+        remove(obj, &key, index);
+    }
+}
+
 /// The JSON key and value of element `name` of type `ty` given `value`,
 /// checked against the element's types; and whether the element repeats.
 fn typed(
@@ -684,6 +707,8 @@ fn typed(
             let fits = |t: &str| {
                 choice_name("value", t) == given
                     || (suffix == "Quantity" && matches!(t, "SimpleQuantity" | "MoneyQuantity"))
+                    // Parameters has no valueXhtml: a narrative comes as a string.
+                    || (suffix == "String" && t == "xhtml")
             };
             let t = el.types.iter().find(|t| fits(t)).ok_or_else(|| {
                 format!(

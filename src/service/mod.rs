@@ -20,6 +20,7 @@ pub mod messages;
 pub mod operations;
 pub mod patch;
 pub mod prepared;
+pub mod profiles;
 pub mod read;
 pub mod references;
 pub mod reindex;

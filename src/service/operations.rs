@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::{check_type, input, Fhir};
 use crate::error::{FhirError, FhirResult};
+use crate::fhir::invariants;
 use crate::fhir::outcome::{operation_outcome, Issue, IssueType, Severity};
 use crate::fhir::primitive::is_id;
 use crate::fhir::validate::validate_resource;
@@ -26,12 +27,14 @@ fn parameter<'a>(params: &'a Map<String, Value>, name: &str) -> Option<&'a Map<S
 impl Fhir {
     /// `$validate`: the answer is an OperationOutcome listing every problem
     /// (200 even when the resource is invalid); errors of the request itself
-    /// are `FhirError`s.
+    /// are `FhirError`s. `mode` and `profile` come from the Parameters body
+    /// or the query.
     pub async fn validate_operation(
         &self,
         rtype: &str,
         id: Option<&str>,
         body: Value,
+        query: &[(String, String)],
     ) -> FhirResult<Value> {
         check_type(rtype)?;
         let Value::Object(body) = body else {
@@ -56,6 +59,25 @@ impl Fhir {
             (resource, mode, profile)
         } else {
             (Some(Value::Object(body)), None, None)
+        };
+        let from_query = |name: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let mode = mode.or_else(|| from_query("mode"));
+        let profile = profile.or_else(|| from_query("profile"));
+        // An unknown profile is an error of the request, found before any work.
+        let named = match &profile {
+            Some(url) => Some(self.find_profile(url).await?.ok_or_else(|| {
+                FhirError::new(
+                    400,
+                    IssueType::NotFound,
+                    format!("profile {url} is not known to this server (neither shipped in profiles/ nor a stored StructureDefinition)"),
+                )
+            })?),
+            None => None,
         };
         let mut issues: Vec<Issue> = Vec::new();
         match mode.as_deref() {
@@ -101,7 +123,19 @@ impl Fhir {
                     .at(rtype.to_string()),
                 );
             }
-            issues.extend(validate_resource(&resource));
+            let structural = validate_resource(&resource);
+            let sound = !structural
+                .iter()
+                .any(|i| matches!(i.severity, Severity::Error | Severity::Fatal));
+            issues.extend(structural);
+            // Invariants and profiles need a structurally sound resource.
+            if sound {
+                issues.extend(invariants::check(&resource));
+                if let Some(found) = &named {
+                    issues.extend(self.validate_against(found.profile(), &resource).await);
+                }
+                issues.extend(self.declared_profiles(&resource, profile.as_deref()).await);
+            }
             // ICD-10-CM codings, as a write would check them.
             match self.check_codings(rtype, &resource) {
                 Ok(warnings) => issues.extend(warnings),
@@ -129,13 +163,6 @@ impl Fhir {
                     _ => {}
                 }
             }
-            if let Some(profile) = profile {
-                issues.push(Issue::new(
-                    Severity::Information,
-                    IssueType::NotSupported,
-                    format!("validation against profile {profile} is not performed yet; the base R4 definition was used"),
-                ));
-            }
         }
         if !issues
             .iter()
@@ -151,6 +178,45 @@ impl Fhir {
             );
         }
         Ok(operation_outcome(&issues))
+    }
+
+    /// Validation against each profile of `meta.profile` (but `skip`, the
+    /// one named by the request); an unknown one is a warning.
+    async fn declared_profiles(&self, resource: &Value, skip: Option<&str>) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        let declared: Vec<&str> = resource
+            .pointer("/meta/profile")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|p| Some(*p) != skip)
+            .collect();
+        let rtype = resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        for url in declared {
+            match self.find_profile(url).await {
+                Ok(Some(found)) => {
+                    issues.extend(self.validate_against(found.profile(), resource).await)
+                }
+                Ok(None) => issues.push(
+                    Issue::new(
+                        Severity::Warning,
+                        IssueType::NotFound,
+                        format!("meta.profile {url} is not known to this server; the resource was not checked against it"),
+                    )
+                    .at(format!("{rtype}.meta.profile")),
+                ),
+                Err(e) => issues.push(Issue::new(
+                    Severity::Warning,
+                    IssueType::NotSupported,
+                    format!("meta.profile {url} cannot be used: {}", e.issues.first().map(|i| i.diagnostics.as_str()).unwrap_or("")),
+                )),
+            }
+        }
+        issues
     }
 
     /// `$meta`: the current `meta` of an instance as Parameters.

@@ -25,3 +25,4 @@ mod operations;
 mod search;
 mod terminology;
 mod transaction;
+mod validate_profiles;

@@ -448,3 +448,49 @@ fn unknown_elements_and_other_resources_are_refused() {
     .unwrap_err();
     assert!(err.message.contains("computed value"), "{}", err.message);
 }
+
+#[test]
+fn a_patch_without_operations_changes_nothing() {
+    assert_eq!(run(&patient(), vec![]).unwrap(), patient());
+}
+
+#[test]
+fn delete_removes_the_elements_it_leaves_empty() {
+    let out = run(
+        &patient(),
+        vec![
+            op(json!([
+                {"name": "type", "valueCode": "delete"},
+                {"name": "path", "valueString": "Patient.name.family"}
+            ])),
+            op(json!([
+                {"name": "type", "valueCode": "delete"},
+                {"name": "path", "valueString": "Patient.name.given[0]"}
+            ])),
+            op(json!([
+                {"name": "type", "valueCode": "delete"},
+                {"name": "path", "valueString": "Patient.name.given"}
+            ])),
+        ],
+    )
+    .unwrap();
+    assert!(out.get("name").is_none(), "{out}");
+    assert_eq!(out["birthDate"], "1974-12-25");
+}
+
+#[test]
+fn a_narrative_is_replaced_with_a_string() {
+    let mut p = patient();
+    p["text"] = json!({"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">a</div>"});
+    let div = "<div xmlns=\"http://www.w3.org/1999/xhtml\">b</div>";
+    let out = run(
+        &p,
+        vec![op(json!([
+            {"name": "type", "valueCode": "replace"},
+            {"name": "path", "valueString": "Patient.text.div"},
+            {"name": "value", "valueString": div}
+        ]))],
+    )
+    .unwrap();
+    assert_eq!(out["text"]["div"], div);
+}

@@ -1,0 +1,842 @@
+//! Validation of a resource against a profile: a StructureDefinition with a
+//! `snapshot` (constraint profiles such as R4's `vitalsigns`).
+//!
+//! The walker follows the snapshot's element tree (by element `id`) and the
+//! resource's JSON together, and checks
+//! - cardinality (`min`/`max`) of each element within each item of its
+//!   parent, and of each slice;
+//! - `fixed[x]` (exact) and `pattern[x]` (the instance contains the pattern)
+//!   values;
+//! - the types a choice element may take (`value[x]` restricted to
+//!   Quantity) and the target types of references (`targetProfile`s of the
+//!   core resources);
+//! - slicing: each item is sorted into the slice its discriminators match
+//!   (`value` and `pattern`: the fixed or pattern value at the
+//!   discriminator's path in the slice; `type`: the item's type; `exists`),
+//!   then each slice is checked like an element; under `closed` rules an
+//!   item matching no slice is an error;
+//! - the profile's own invariants (keys the base definitions lack, e.g.
+//!   `vs-2`);
+//! - required and extensible bindings: to value sets the R4 schema knows
+//!   here; the others are returned as [`BindingCheck`]s for the
+//!   terminology service.
+//!
+//! Issues carry the FHIRPath location of the element
+//! (`Observation.component[0].code`).
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use serde_json::Value;
+
+use super::invariants;
+use super::outcome::{Issue, IssueType, Severity};
+use super::schema::schema;
+use crate::fhirpath::{self, Expr};
+
+/// One discriminator of a slicing.
+#[derive(Debug, Clone)]
+struct Discriminator {
+    kind: String,
+    path: String,
+}
+
+#[derive(Debug, Clone)]
+struct Slicing {
+    discriminators: Vec<Discriminator>,
+    closed: bool,
+}
+
+struct ProfileConstraint {
+    key: String,
+    error: bool,
+    human: String,
+    source: String,
+    expr: Expr,
+}
+
+struct Elem {
+    id: String,
+    path: String,
+    slice_name: Option<String>,
+    min: u32,
+    /// None: unbounded.
+    max: Option<u32>,
+    /// Type codes and their target profiles.
+    types: Vec<(String, Vec<String>)>,
+    fixed: Option<Value>,
+    pattern: Option<Value>,
+    binding: Option<(String, String)>,
+    slicing: Option<Slicing>,
+    constraints: Vec<ProfileConstraint>,
+}
+
+/// A profile read from a StructureDefinition.
+pub struct Profile {
+    pub url: String,
+    pub version: Option<String>,
+    /// The resource type it constrains.
+    pub resource_type: String,
+    elements: Vec<Elem>,
+    /// Element index → its children (by id: `parent.name`).
+    children: HashMap<usize, Vec<usize>>,
+    /// Element index → its slices (by id: `element:slice`).
+    slices: HashMap<usize, Vec<usize>>,
+}
+
+/// A binding the walker could not check itself: the terminology service
+/// checks the codes against the value set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BindingCheck {
+    pub location: String,
+    /// `required` or `extensible`.
+    pub strength: String,
+    pub value_set: String,
+    /// (system, code) pairs; a `code` element has no system.
+    pub codings: Vec<(Option<String>, String)>,
+}
+
+/// What validation against a profile found.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub issues: Vec<Issue>,
+    pub bindings: Vec<BindingCheck>,
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+impl Profile {
+    /// Reads a StructureDefinition; it must have a snapshot.
+    pub fn from_resource(sd: &Value) -> Result<Profile, String> {
+        let url = text(sd, "url").ok_or("the StructureDefinition has no url")?;
+        let resource_type = text(sd, "type").ok_or_else(|| format!("{url} has no type"))?;
+        let list = sd
+            .pointer("/snapshot/element")
+            .and_then(Value::as_array)
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| {
+                format!("{url} has no snapshot; only profiles with a snapshot can be used")
+            })?;
+        let base_keys = invariants::table().keys();
+        let mut elements = Vec::with_capacity(list.len());
+        for el in list {
+            let path = text(el, "path").ok_or_else(|| format!("{url}: an element has no path"))?;
+            let id = text(el, "id").unwrap_or_else(|| path.clone());
+            let mut fixed = None;
+            let mut pattern = None;
+            if let Some(obj) = el.as_object() {
+                for (k, v) in obj {
+                    if k.starts_with("fixed") {
+                        fixed = Some(v.clone());
+                    } else if k.starts_with("pattern") {
+                        pattern = Some(v.clone());
+                    }
+                }
+            }
+            let types = el
+                .get("type")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|t| {
+                    let code = text(t, "code")?;
+                    let targets = t
+                        .get("targetProfile")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect();
+                    Some((code, targets))
+                })
+                .collect();
+            let binding = el.get("binding").and_then(|b| {
+                Some((
+                    text(b, "strength")?,
+                    text(b, "valueSet").or_else(|| text(b, "valueSetUri"))?,
+                ))
+            });
+            let slicing = el.get("slicing").map(|s| Slicing {
+                discriminators: s
+                    .get("discriminator")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| {
+                        Some(Discriminator {
+                            kind: text(d, "type")?,
+                            path: text(d, "path")?,
+                        })
+                    })
+                    .collect(),
+                closed: text(s, "rules").as_deref() == Some("closed"),
+            });
+            let constraints = el
+                .get("constraint")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| {
+                    let key = text(c, "key")?;
+                    if base_keys.contains(key.as_str()) || key == "ele-1" {
+                        return None;
+                    }
+                    let source = text(c, "expression")?;
+                    let expr = fhirpath::parse(&source).ok()?;
+                    Some(ProfileConstraint {
+                        error: text(c, "severity").as_deref() != Some("warning"),
+                        human: text(c, "human").unwrap_or_default(),
+                        key,
+                        source,
+                        expr,
+                    })
+                })
+                .collect();
+            let max = match el.get("max").and_then(Value::as_str) {
+                None | Some("*") => None,
+                Some(m) => Some(
+                    m.parse()
+                        .map_err(|_| format!("{url}: {id} has max `{m}`, not a number or *"))?,
+                ),
+            };
+            elements.push(Elem {
+                slice_name: text(el, "sliceName"),
+                min: el.get("min").and_then(Value::as_u64).unwrap_or(0) as u32,
+                max,
+                types,
+                fixed,
+                pattern,
+                binding,
+                slicing,
+                constraints,
+                id,
+                path,
+            });
+        }
+        let by_id: HashMap<&str, usize> = elements
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id.as_str(), i))
+            .collect();
+        let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut slices: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, e) in elements.iter().enumerate() {
+            let Some((parent, last)) = e.id.rsplit_once('.') else {
+                continue;
+            };
+            match last.split_once(':') {
+                Some((name, _)) => {
+                    let base = format!("{parent}.{name}");
+                    if let Some(&b) = by_id.get(base.as_str()) {
+                        slices.entry(b).or_default().push(i);
+                    }
+                }
+                None => {
+                    if let Some(&p) = by_id.get(parent) {
+                        children.entry(p).or_default().push(i);
+                    }
+                }
+            }
+        }
+        if elements.first().map(|e| e.path.as_str()) != Some(resource_type.as_str()) {
+            return Err(format!(
+                "{url}: the snapshot does not start with the {resource_type} element"
+            ));
+        }
+        Ok(Profile {
+            version: text(sd, "version"),
+            url,
+            resource_type,
+            elements,
+            children,
+            slices,
+        })
+    }
+
+    /// Validates a resource against the profile.
+    pub fn validate(&self, resource: &Value) -> Outcome {
+        let mut w = Walker {
+            profile: self,
+            resource,
+            out: Outcome::default(),
+        };
+        let rtype = resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if rtype != self.resource_type {
+            w.error(
+                IssueType::Invalid,
+                rtype,
+                format!(
+                    "profile {} is for {}, not {rtype}",
+                    self.url, self.resource_type
+                ),
+            );
+            return w.out;
+        }
+        let root = Item {
+            value: resource,
+            loc: rtype.to_string(),
+            ty: rtype.to_string(),
+        };
+        w.items(0, std::slice::from_ref(&root));
+        w.out
+    }
+}
+
+/// A value in the resource, where it is and its type.
+struct Item<'v> {
+    value: &'v Value,
+    loc: String,
+    ty: String,
+}
+
+struct Walker<'p, 'v> {
+    profile: &'p Profile,
+    resource: &'v Value,
+    out: Outcome,
+}
+
+impl<'v> Walker<'_, 'v> {
+    fn error(&mut self, code: IssueType, loc: &str, msg: String) {
+        self.out
+            .issues
+            .push(Issue::new(Severity::Error, code, msg).at(loc.to_string()));
+    }
+
+    fn elem(&self, i: usize) -> &Elem {
+        &self.profile.elements[i]
+    }
+
+    /// Checks the items of element `e` (already counted), then its children.
+    fn items(&mut self, e: usize, items: &[Item<'v>]) {
+        let profile = self.profile;
+        let el = &profile.elements[e];
+        for item in items {
+            self.value_rules(el, item);
+        }
+        for &c in profile
+            .children
+            .get(&e)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            for parent in items {
+                let found = child_items(parent, &profile.elements[c]);
+                self.element(c, parent, found);
+            }
+        }
+    }
+
+    /// Element `c` within one parent item: cardinality, types, slicing, then
+    /// the items themselves.
+    fn element(&mut self, c: usize, parent: &Item<'v>, found: Vec<Item<'v>>) {
+        let profile = self.profile;
+        let el = &profile.elements[c];
+        let name = last_name(&el.path);
+        let here = format!("{}.{name}", parent.loc);
+        self.count(el, found.len(), &here, None);
+        if el.path.ends_with("[x]") && !el.types.is_empty() {
+            for item in &found {
+                if !el.types.iter().any(|(t, _)| same_type(t, &item.ty)) {
+                    let allowed: Vec<&str> = el.types.iter().map(|(t, _)| t.as_str()).collect();
+                    self.error(
+                        IssueType::Structure,
+                        &item.loc,
+                        format!(
+                            "{} is a {}; the profile allows {}",
+                            item.loc,
+                            item.ty,
+                            allowed.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        let slices = profile.slices.get(&c).cloned().unwrap_or_default();
+        if !slices.is_empty() {
+            self.slices(c, &slices, &found, &here);
+        }
+        self.items(c, &found);
+    }
+
+    fn count(&mut self, el: &Elem, n: usize, here: &str, slice: Option<&str>) {
+        let what = match slice {
+            Some(s) => format!("slice `{s}` of {here}"),
+            None => here.to_string(),
+        };
+        if (n as u64) < el.min as u64 {
+            self.error(
+                IssueType::Required,
+                here,
+                format!("{what}: the profile needs at least {} (found {n})", el.min),
+            );
+        }
+        if let Some(max) = el.max {
+            if n as u64 > max as u64 {
+                self.error(
+                    IssueType::Structure,
+                    here,
+                    format!("{what}: the profile allows at most {max} (found {n})"),
+                );
+            }
+        }
+    }
+
+    /// Sorts the items of a sliced element into its slices and checks each.
+    fn slices(&mut self, base: usize, slices: &[usize], found: &[Item<'v>], here: &str) {
+        let profile = self.profile;
+        let slicing = profile.elements[base].slicing.clone().unwrap_or(Slicing {
+            discriminators: Vec::new(),
+            closed: false,
+        });
+        let mut matched: Vec<Vec<usize>> = vec![Vec::new(); slices.len()];
+        for (k, item) in found.iter().enumerate() {
+            let hit = slices
+                .iter()
+                .position(|&s| self.in_slice(s, &slicing.discriminators, item));
+            match hit {
+                Some(j) => matched[j].push(k),
+                None if slicing.closed => self.error(
+                    IssueType::Structure,
+                    &item.loc,
+                    format!(
+                        "{} matches none of the slices of {here}, and the slicing is closed",
+                        item.loc
+                    ),
+                ),
+                None => {}
+            }
+        }
+        for (j, &s) in slices.iter().enumerate() {
+            let el = &profile.elements[s];
+            let name = el.slice_name.clone().unwrap_or_default();
+            self.count(el, matched[j].len(), here, Some(&name));
+            let items: Vec<Item<'v>> = matched[j]
+                .iter()
+                .map(|&k| Item {
+                    value: found[k].value,
+                    loc: found[k].loc.clone(),
+                    ty: found[k].ty.clone(),
+                })
+                .collect();
+            self.items(s, &items);
+        }
+    }
+
+    /// Whether an item belongs to slice `s`: every discriminator matches.
+    fn in_slice(&self, s: usize, discriminators: &[Discriminator], item: &Item) -> bool {
+        let slice = self.elem(s);
+        if discriminators.is_empty() {
+            return false;
+        }
+        discriminators.iter().all(|d| {
+            let segs: Vec<&str> = if d.path == "$this" {
+                Vec::new()
+            } else {
+                d.path.split('.').collect()
+            };
+            match d.kind.as_str() {
+                "value" | "pattern" => {
+                    let expected = self.expected(s, &segs);
+                    if expected.is_empty() {
+                        return false;
+                    }
+                    let actual = navigate(item.value, &segs);
+                    expected
+                        .iter()
+                        .all(|(v, exact)| actual.iter().any(|a| matches_value(a, v, *exact)))
+                }
+                "type" if segs.is_empty() => {
+                    slice.types.iter().any(|(t, _)| same_type(t, &item.ty))
+                }
+                "exists" => {
+                    let target = format!("{}.{}", slice.path, d.path);
+                    let present = !navigate(item.value, &segs).is_empty();
+                    match self.subtree(s).find(|&i| self.elem(i).path == target) {
+                        Some(i) if self.elem(i).min > 0 => present,
+                        Some(i) if self.elem(i).max == Some(0) => !present,
+                        _ => false,
+                    }
+                }
+                _ => false,
+            }
+        })
+    }
+
+    /// Element `s` and every element below it (its id's descendants).
+    fn subtree(&self, s: usize) -> impl Iterator<Item = usize> + '_ {
+        let id = self.elem(s).id.clone();
+        let prefix = format!("{id}.");
+        (s..self.profile.elements.len()).filter(move |&i| {
+            let e = &self.profile.elements[i].id;
+            *e == id || e.starts_with(&prefix)
+        })
+    }
+
+    /// The values a slice fixes at a discriminator path: each with whether
+    /// it is exact (fixed) or a pattern. A value fixed higher up (a
+    /// `patternCodeableConcept` on the slice for `coding.code`) is
+    /// navigated down.
+    fn expected(&self, s: usize, segs: &[&str]) -> Vec<(Value, bool)> {
+        let slice_path = self.elem(s).path.clone();
+        for k in (0..=segs.len()).rev() {
+            let mut path = slice_path.clone();
+            for seg in &segs[..k] {
+                path.push('.');
+                path.push_str(seg);
+            }
+            let mut out = Vec::new();
+            for i in self.subtree(s) {
+                let e = self.elem(i);
+                if e.path != path {
+                    continue;
+                }
+                for (v, exact) in [(&e.fixed, true), (&e.pattern, false)] {
+                    if let Some(v) = v {
+                        for x in navigate(v, &segs[k..]) {
+                            out.push((x.clone(), exact));
+                        }
+                    }
+                }
+            }
+            if !out.is_empty() {
+                return out;
+            }
+        }
+        Vec::new()
+    }
+
+    /// Fixed and pattern values, reference targets, bindings and the
+    /// profile's invariants, on one item.
+    fn value_rules(&mut self, el: &Elem, item: &Item<'v>) {
+        if let Some(f) = &el.fixed {
+            if !matches_value(item.value, f, true) {
+                self.error(
+                    IssueType::Value,
+                    &item.loc,
+                    format!(
+                        "{} is {}; the profile fixes it to {f}",
+                        item.loc, item.value
+                    ),
+                );
+            }
+        }
+        if let Some(p) = &el.pattern {
+            if !matches_value(item.value, p, false) {
+                self.error(
+                    IssueType::Value,
+                    &item.loc,
+                    format!(
+                        "{} is {}; the profile needs it to match the pattern {p}",
+                        item.loc, item.value
+                    ),
+                );
+            }
+        }
+        if item.ty == "Reference" {
+            self.reference_target(el, item);
+        }
+        if let Some((strength, vs)) = &el.binding {
+            if strength == "required" || strength == "extensible" {
+                self.binding(strength, vs, item);
+            }
+        }
+        for c in &el.constraints {
+            let root = self.resource;
+            let broken = invariants::broken_expr(&c.expr, root, item.value, &item.ty);
+            if broken {
+                self.out.issues.push(
+                    Issue::new(
+                        if c.error {
+                            Severity::Error
+                        } else {
+                            Severity::Warning
+                        },
+                        IssueType::Invariant,
+                        format!("{}: {} ({})", c.key, c.human, c.source),
+                    )
+                    .at(item.loc.clone()),
+                );
+            }
+        }
+    }
+
+    fn reference_target(&mut self, el: &Elem, item: &Item<'v>) {
+        let targets: Vec<&str> = el
+            .types
+            .iter()
+            .filter(|(t, _)| t == "Reference")
+            .flat_map(|(_, p)| p.iter())
+            .map(|p| p.as_str())
+            .collect();
+        // A core resource type or a shipped profile says which type it is
+        // without a lookup; any other target leaves the reference unchecked.
+        let mut types: Vec<&str> = Vec::new();
+        for t in &targets {
+            match target_type(t) {
+                Some(ty) => types.push(ty),
+                None => return,
+            }
+        }
+        if targets.is_empty() || types.contains(&"Resource") {
+            return;
+        }
+        let Some(reference) = item.value.get("reference").and_then(Value::as_str) else {
+            return;
+        };
+        if reference.starts_with('#') || reference.starts_with("urn:") {
+            return;
+        }
+        let parts: Vec<&str> = reference.split('/').collect();
+        let rtype = match parts.iter().position(|p| *p == "_history") {
+            Some(h) if h >= 2 => parts[h - 2],
+            _ if parts.len() >= 2 => parts[parts.len() - 2],
+            _ => return,
+        };
+        if !types.contains(&rtype) {
+            self.error(
+                IssueType::Structure,
+                &format!("{}.reference", item.loc),
+                format!(
+                    "{} refers to a resource of type {rtype}; the profile allows {}",
+                    item.loc,
+                    types.join(", ")
+                ),
+            );
+        }
+    }
+
+    fn binding(&mut self, strength: &str, vs: &str, item: &Item<'v>) {
+        let codings: Vec<(Option<String>, String)> = match item.ty.as_str() {
+            "code" | "string" | "uri" => item
+                .value
+                .as_str()
+                .map(|c| vec![(None, c.to_string())])
+                .unwrap_or_default(),
+            "Coding" => coding(item.value).into_iter().collect(),
+            "CodeableConcept" => item
+                .value
+                .get("coding")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(coding)
+                .collect(),
+            "Quantity" | "SimpleQuantity" | "Age" | "Duration" | "Count" | "Distance" => {
+                coding(item.value).into_iter().collect()
+            }
+            _ => return,
+        };
+        if codings.is_empty() {
+            // A CodeableConcept with text only: nothing to check.
+            return;
+        }
+        let url = vs.split('|').next().unwrap_or(vs);
+        // Value sets of the base required bindings are in the schema.
+        let known: Option<bool> = codings
+            .iter()
+            .map(|(_, code)| schema().value_set_contains(url, code))
+            .try_fold(false, |any, hit| hit.map(|h| any || h));
+        match known {
+            Some(true) => {}
+            Some(false) => {
+                let codes: Vec<&str> = codings.iter().map(|(_, c)| c.as_str()).collect();
+                let severity = if strength == "required" {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                };
+                self.out.issues.push(
+                    Issue::new(
+                        severity,
+                        IssueType::CodeInvalid,
+                        format!(
+                            "{}: `{}` is not in the value set {vs} ({strength} binding)",
+                            item.loc,
+                            codes.join("`, `")
+                        ),
+                    )
+                    .at(item.loc.clone()),
+                );
+            }
+            None => self.out.bindings.push(BindingCheck {
+                location: item.loc.clone(),
+                strength: strength.to_string(),
+                value_set: vs.to_string(),
+                codings,
+            }),
+        }
+    }
+}
+
+/// The profiles shipped in `profiles/` (R4 core constraint profiles), by
+/// canonical URL; `version` must match when given.
+pub fn shipped(url: &str, version: Option<&str>) -> Option<&'static Profile> {
+    static SHIPPED: LazyLock<HashMap<String, Profile>> = LazyLock::new(|| {
+        super::shipped_profiles::SHIPPED
+            .iter()
+            .map(|(id, text)| {
+                let sd: Value = serde_json::from_str(text)
+                    .unwrap_or_else(|e| panic!("profiles/{id}.json is not JSON: {e}"));
+                let p = Profile::from_resource(&sd)
+                    .unwrap_or_else(|e| panic!("profiles/{id}.json: {e}"));
+                (p.url.clone(), p)
+            })
+            .collect()
+    });
+    SHIPPED
+        .get(url)
+        .filter(|p| version.is_none() || version == p.version.as_deref())
+}
+
+/// How many profiles are shipped.
+pub fn shipped_count() -> usize {
+    super::shipped_profiles::SHIPPED.len()
+}
+
+/// The resource type a target profile stands for: a core type
+/// (`.../StructureDefinition/Patient`) or a shipped profile's type.
+fn target_type(url: &str) -> Option<&'static str> {
+    const CORE: &str = "http://hl7.org/fhir/StructureDefinition/";
+    let tail = url.strip_prefix(CORE)?;
+    if tail == "Resource" {
+        return Some("Resource");
+    }
+    if let Some(t) = schema()
+        .resource_types()
+        .iter()
+        .find(|t| t.as_str() == tail)
+    {
+        return Some(t.as_str());
+    }
+    shipped(url, None).map(|p| p.resource_type.as_str())
+}
+
+fn coding(v: &Value) -> Option<(Option<String>, String)> {
+    Some((text(v, "system"), text(v, "code")?))
+}
+
+/// The last name of an element path, without `[x]`.
+fn last_name(path: &str) -> &str {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    last.strip_suffix("[x]").unwrap_or(last)
+}
+
+/// Whether an element type code names the type of a JSON key suffix
+/// (`Quantity`, `DateTime` for `dateTime`).
+fn same_type(code: &str, ty: &str) -> bool {
+    let mut a = code.chars();
+    let mut b = ty.chars();
+    match (a.next(), b.next()) {
+        (Some(x), Some(y)) => x.eq_ignore_ascii_case(&y) && a.as_str() == b.as_str(),
+        _ => false,
+    }
+}
+
+/// The items of element `el` within a parent item: one per list entry; a
+/// choice element's under whichever type name is present.
+fn child_items<'v>(parent: &Item<'v>, el: &Elem) -> Vec<Item<'v>> {
+    let Some(obj) = parent.value.as_object() else {
+        return Vec::new();
+    };
+    let name = last_name(&el.path);
+    let mut out = Vec::new();
+    let mut push = |ty: String, v: &'v Value| match v {
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                out.push(Item {
+                    value: x,
+                    loc: format!("{}.{name}[{i}]", parent.loc),
+                    ty: ty.clone(),
+                });
+            }
+        }
+        x => out.push(Item {
+            value: x,
+            loc: format!("{}.{name}", parent.loc),
+            ty,
+        }),
+    };
+    if el.path.ends_with("[x]") {
+        for (key, v) in obj {
+            if let Some(suffix) = key.strip_prefix(name) {
+                if suffix.starts_with(|c: char| c.is_ascii_uppercase()) {
+                    push(suffix.to_string(), v);
+                }
+            }
+        }
+    } else if let Some(v) = obj.get(name) {
+        let ty = element_type(&parent.ty, name, el);
+        push(ty, v);
+    }
+    out
+}
+
+/// The type of element `name` of a value of type `parent_ty`: the schema's,
+/// or the profile's single type.
+fn element_type(parent_ty: &str, name: &str, el: &Elem) -> String {
+    if let Some((_, t)) = schema()
+        .type_def(parent_ty)
+        .and_then(|td| td.property(name))
+    {
+        return if schema().type_def(t).is_some() || schema().is_primitive(t) {
+            t.to_string()
+        } else {
+            format!("{parent_ty}.{name}")
+        };
+    }
+    match el.types.as_slice() {
+        [(t, _)] if t != "BackboneElement" && t != "Element" => t.clone(),
+        _ => format!("{parent_ty}.{name}"),
+    }
+}
+
+/// The values at a path of element names below `v` (lists flattened).
+fn navigate<'a>(v: &'a Value, segs: &[&str]) -> Vec<&'a Value> {
+    let mut current = vec![v];
+    for seg in segs {
+        let mut next = Vec::new();
+        for c in current {
+            match c.get(*seg) {
+                Some(Value::Array(a)) => next.extend(a.iter()),
+                Some(x) => next.push(x),
+                None => {}
+            }
+        }
+        current = next;
+    }
+    current
+}
+
+/// `actual` equals `expected` (exact) or contains it (pattern: every member
+/// of an expected object present and matching; every item of an expected
+/// list matched by some item).
+pub fn matches_value(actual: &Value, expected: &Value, exact: bool) -> bool {
+    match (actual, expected) {
+        (Value::Object(a), Value::Object(e)) => {
+            if exact && a.keys().any(|k| !e.contains_key(k)) {
+                return false;
+            }
+            e.iter()
+                .all(|(k, ev)| a.get(k).is_some_and(|av| matches_value(av, ev, exact)))
+        }
+        (Value::Array(a), Value::Array(e)) => {
+            if exact {
+                a.len() == e.len() && a.iter().zip(e).all(|(x, y)| matches_value(x, y, true))
+            } else {
+                e.iter()
+                    .all(|ev| a.iter().any(|av| matches_value(av, ev, false)))
+            }
+        }
+        (Value::Number(a), Value::Number(e)) => a.as_f64() == e.as_f64(),
+        (a, e) => a == e,
+    }
+}
+
+#[cfg(test)]
+mod tests;

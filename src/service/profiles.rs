@@ -1,0 +1,149 @@
+//! Profiles for `$validate`: found by canonical URL (`url` or
+//! `url|version`) among those shipped in `profiles/` or the
+//! StructureDefinitions stored on the server; a resource validated against
+//! one (`fhir::profile`), with the bindings the walker could not check
+//! itself checked against value sets the terminology service can expand.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::Fhir;
+use crate::error::{FhirError, FhirResult};
+use crate::fhir::outcome::{Issue, IssueType, Severity};
+use crate::fhir::profile::{self, BindingCheck, Profile};
+use crate::terminology::valueset::{self, Members};
+
+/// A profile found: shipped (static) or read from a stored
+/// StructureDefinition.
+pub enum Found {
+    Shipped(&'static Profile),
+    Stored(Arc<Profile>),
+}
+
+impl Found {
+    pub fn profile(&self) -> &Profile {
+        match self {
+            Found::Shipped(p) => p,
+            Found::Stored(p) => p,
+        }
+    }
+}
+
+/// `url|version` → (url, version).
+fn split_canonical(canonical: &str) -> (&str, Option<&str>) {
+    match canonical.split_once('|') {
+        Some((u, v)) => (u, Some(v)),
+        None => (canonical, None),
+    }
+}
+
+impl Fhir {
+    /// The profile with a canonical URL: Ok(None) when neither shipped nor
+    /// stored; Err when a stored one cannot be used (no snapshot).
+    pub async fn find_profile(&self, canonical: &str) -> FhirResult<Option<Found>> {
+        let (url, version) = split_canonical(canonical);
+        if let Some(p) = profile::shipped(url, version) {
+            return Ok(Some(Found::Shipped(p)));
+        }
+        let Some(sd) = self
+            .stored_by_url("StructureDefinition", url, version)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Profile::from_resource(&sd)
+            .map(|p| Some(Found::Stored(Arc::new(p))))
+            .map_err(|e| FhirError::new(422, IssueType::Processing, e))
+    }
+
+    /// Validates a resource against a profile, bindings included.
+    pub async fn validate_against(&self, p: &Profile, resource: &Value) -> Vec<Issue> {
+        let outcome = p.validate(resource);
+        let mut issues = outcome.issues;
+        let mut sets: HashMap<String, Result<Members, String>> = HashMap::new();
+        for check in outcome.bindings {
+            if !sets.contains_key(&check.value_set) {
+                let members = self.binding_members(&check.value_set).await;
+                if let Err(why) = &members {
+                    issues.push(
+                        Issue::new(
+                            Severity::Warning,
+                            IssueType::NotSupported,
+                            format!(
+                                "the {} binding of {} to {} was not checked: {why}",
+                                check.strength, check.location, check.value_set
+                            ),
+                        )
+                        .at(check.location.clone()),
+                    );
+                }
+                sets.insert(check.value_set.clone(), members);
+            }
+            if let Some(Ok(members)) = sets.get(&check.value_set) {
+                if !binding_met(members, &check) {
+                    issues.push(binding_issue(&check));
+                }
+            }
+        }
+        issues
+    }
+
+    /// The members of a bound value set, or why they cannot be had.
+    async fn binding_members(&self, canonical: &str) -> Result<Members, String> {
+        let (url, version) = split_canonical(canonical);
+        let vs = match valueset::implicit_compose(url) {
+            Some(compose) => serde_json::json!({"compose": compose}),
+            None => match self.stored_by_url("ValueSet", url, version).await {
+                Ok(Some(vs)) => vs,
+                Ok(None) => return Err("the value set is not known to this server".into()),
+                Err(e) => return Err(e.to_string()),
+            },
+        };
+        self.members(&vs, 0).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Whether one of the codings is in the value set (a code without a system
+/// matches a concept of any of its code systems).
+fn binding_met(members: &Members, check: &BindingCheck) -> bool {
+    check.codings.iter().any(|(system, code)| match system {
+        Some(s) => members.find(s, code).is_some() || members.find_listed(s, code).is_some(),
+        None => {
+            members
+                .parts
+                .iter()
+                .any(|p| members.find(&p.cs.url, code).is_some())
+                || members.listed.iter().any(|l| &l.code == code)
+        }
+    })
+}
+
+fn binding_issue(check: &BindingCheck) -> Issue {
+    let codes: Vec<String> = check
+        .codings
+        .iter()
+        .map(|(s, c)| match s {
+            Some(s) => format!("{s}#{c}"),
+            None => c.clone(),
+        })
+        .collect();
+    let severity = if check.strength == "required" {
+        Severity::Error
+    } else {
+        Severity::Warning
+    };
+    Issue::new(
+        severity,
+        IssueType::CodeInvalid,
+        format!(
+            "{}: {} is not in the value set {} ({} binding)",
+            check.location,
+            codes.join(", "),
+            check.value_set,
+            check.strength
+        ),
+    )
+    .at(check.location.clone())
+}

@@ -1,0 +1,245 @@
+//! `$validate` with the base invariants and against profiles: shipped
+//! (R4 vital signs), named by `profile` or `meta.profile`, and uploaded
+//! through the API with a binding to a stored ValueSet.
+
+use serde_json::{json, Value};
+
+use crate::harness::TestServer;
+
+const VITALSIGNS: &str = "http://hl7.org/fhir/StructureDefinition/vitalsigns";
+const HEARTRATE: &str = "http://hl7.org/fhir/StructureDefinition/heartrate";
+
+/// (severity, expression, diagnostics) of each issue.
+fn issues(oo: &Value) -> Vec<(String, String, String)> {
+    oo["issue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["severity"].as_str().unwrap().to_string(),
+                i["expression"][0].as_str().unwrap_or("").to_string(),
+                i["diagnostics"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn errors(oo: &Value) -> Vec<(String, String, String)> {
+    issues(oo).into_iter().filter(|i| i.0 == "error").collect()
+}
+
+async fn validate(s: &TestServer, path: &str, body: &Value) -> Value {
+    let r = s.post(path, body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()
+}
+
+fn heart_rate(code: &str) -> Value {
+    json!({"resourceType": "Observation", "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2024-01-01T10:00:00Z",
+        "valueQuantity": {"value": 72, "unit": "beats/minute", "system": "http://unitsofmeasure.org", "code": "/min"}})
+}
+
+async fn vital_signs_profile(s: &TestServer) {
+    let path = format!("Observation/$validate?profile={VITALSIGNS}");
+    let oo = validate(s, &path, &heart_rate("8867-4")).await;
+    assert!(errors(&oo).is_empty(), "{oo}");
+    assert_eq!(oo["issue"][0]["severity"], "information");
+
+    // No vital-signs category: the VSCat slice's minimum.
+    let mut bad = heart_rate("8867-4");
+    bad["category"] = json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}]);
+    let found = errors(&validate(s, &path, &bad).await);
+    assert!(
+        found
+            .iter()
+            .any(|(_, at, d)| at == "Observation.category" && d.contains("VSCat")),
+        "{found:?}"
+    );
+
+    // A heart rate with another code: the HeartRateCode slice is missing,
+    // whether the profile is named by the request or by meta.profile.
+    let wrong = heart_rate("1234-5");
+    let by_param = errors(
+        &validate(
+            s,
+            &format!("Observation/$validate?profile={HEARTRATE}"),
+            &wrong,
+        )
+        .await,
+    );
+    let mut declared = wrong.clone();
+    declared["meta"] = json!({"profile": [HEARTRATE]});
+    let by_meta = errors(&validate(s, "Observation/$validate", &declared).await);
+    for found in [by_param, by_meta] {
+        assert!(
+            found
+                .iter()
+                .any(|(_, at, d)| at == "Observation.code.coding" && d.contains("HeartRateCode")),
+            "{found:?}"
+        );
+    }
+
+    // A blood pressure component with a wrong unit code (fixed mm[Hg]).
+    let mut bp = heart_rate("85354-9");
+    bp.as_object_mut().unwrap().remove("valueQuantity");
+    let comp = |code: &str, unit: &str| {
+        json!({"code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "valueQuantity": {"value": 120, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}})
+    };
+    bp["component"] = json!([comp("8480-6", "mm[Hg]"), comp("8462-4", "kPa")]);
+    let found = errors(
+        &validate(
+            s,
+            "Observation/$validate?profile=http://hl7.org/fhir/StructureDefinition/bp",
+            &bp,
+        )
+        .await,
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].1, "Observation.component[1].value.code");
+
+    // An unknown meta.profile is a warning, not an error.
+    let mut unknown = heart_rate("8867-4");
+    unknown["meta"] = json!({"profile": ["http://example.org/StructureDefinition/elsewhere"]});
+    let oo = validate(s, "Observation/$validate", &unknown).await;
+    assert!(errors(&oo).is_empty(), "{oo}");
+    assert!(issues(&oo).iter().any(|(sev, at, d)| sev == "warning"
+        && at == "Observation.meta.profile"
+        && d.contains("http://example.org/StructureDefinition/elsewhere")));
+
+    // An unknown profile is an error of the request, naming it.
+    let r = s
+        .post(
+            "Observation/$validate?profile=http://example.org/StructureDefinition/none",
+            &heart_rate("8867-4"),
+        )
+        .await;
+    let oo = r.outcome(400);
+    assert!(oo["issue"][0]["diagnostics"]
+        .as_str()
+        .unwrap()
+        .contains("http://example.org/StructureDefinition/none"));
+}
+
+async fn uploaded_profile_with_a_stored_value_set(s: &TestServer) {
+    let vs = json!({"resourceType": "ValueSet", "url": "http://example.org/ValueSet/lab-codes",
+        "status": "active",
+        "compose": {"include": [{"system": "http://example.org/lab", "concept": [{"code": "glucose"}, {"code": "sodium"}]}]}});
+    assert_eq!(s.post("ValueSet", &vs).await.status, 201);
+    let sd = json!({"resourceType": "StructureDefinition",
+    "url": "http://example.org/StructureDefinition/lab-obs", "version": "2",
+    "name": "LabObs", "status": "active", "kind": "resource", "abstract": false,
+    "type": "Observation", "derivation": "constraint",
+    "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Observation",
+    "snapshot": {"element": [
+        {"id": "Observation", "path": "Observation", "min": 0, "max": "*"},
+        {"id": "Observation.code", "path": "Observation.code", "min": 1, "max": "1",
+         "type": [{"code": "CodeableConcept"}],
+         "binding": {"strength": "required", "valueSet": "http://example.org/ValueSet/lab-codes"}},
+        {"id": "Observation.subject", "path": "Observation.subject", "min": 1, "max": "1",
+         "type": [{"code": "Reference", "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Patient"]}]},
+        {"id": "Observation.interpretation", "path": "Observation.interpretation", "min": 0, "max": "0"}
+    ]}});
+    let r = s.post("StructureDefinition", &sd).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    let obs = |code: &str| {
+        json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://example.org/lab", "code": code}]},
+        "subject": {"reference": "Patient/p1"}})
+    };
+    let params = |resource: Value, profile: &str| {
+        json!({"resourceType": "Parameters", "parameter": [
+            {"name": "resource", "resource": resource},
+            {"name": "profile", "valueUri": profile}
+        ]})
+    };
+    let url = "http://example.org/StructureDefinition/lab-obs|2";
+    let oo = validate(s, "Observation/$validate", &params(obs("glucose"), url)).await;
+    assert!(errors(&oo).is_empty(), "{oo}");
+
+    let mut bad = obs("potassium");
+    bad["subject"] = json!({"reference": "Group/g1"});
+    bad["interpretation"] = json!([{"text": "high"}]);
+    let found = errors(&validate(s, "Observation/$validate", &params(bad, url)).await);
+    let at: Vec<&str> = found.iter().map(|f| f.1.as_str()).collect();
+    assert!(at.contains(&"Observation.code"), "{found:?}");
+    assert!(at.contains(&"Observation.subject.reference"), "{found:?}");
+    assert!(at.contains(&"Observation.interpretation"), "{found:?}");
+    assert_eq!(found.len(), 3, "{found:?}");
+
+    // A StructureDefinition without a snapshot cannot be used.
+    let mut bare = sd.clone();
+    bare["url"] = json!("http://example.org/StructureDefinition/bare");
+    bare.as_object_mut().unwrap().remove("snapshot");
+    bare["differential"] = json!({"element": [{"id": "Observation", "path": "Observation"}]});
+    assert_eq!(s.post("StructureDefinition", &bare).await.status, 201);
+    let oo = s
+        .post(
+            "Observation/$validate",
+            &params(
+                obs("glucose"),
+                "http://example.org/StructureDefinition/bare",
+            ),
+        )
+        .await
+        .outcome(422);
+    assert!(
+        oo["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("snapshot"),
+        "{oo}"
+    );
+
+    // Another version is not this profile.
+    s.post(
+        "Observation/$validate",
+        &params(
+            obs("glucose"),
+            "http://example.org/StructureDefinition/lab-obs|3",
+        ),
+    )
+    .await
+    .outcome(400);
+}
+
+async fn invariants_are_reported_with_their_key(s: &TestServer) {
+    let patient = json!({"resourceType": "Patient", "id": "p1",
+        "contact": [{"name": {"family": "Ng"}}, {"gender": "female"}]});
+    let found = errors(&validate(s, "Patient/$validate", &patient).await);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].1, "Patient.contact[1]");
+    assert!(found[0].2.starts_with("pat-1"), "{found:?}");
+
+    // Instance level, mode=update (query), on a stored patient.
+    let r = s
+        .put(
+            "Patient/p1",
+            &json!({"resourceType": "Patient", "id": "p1"}),
+        )
+        .await;
+    assert!(r.status == 200 || r.status == 201, "{}", r.text);
+    let found = errors(&validate(s, "Patient/p1/$validate?mode=update", &patient).await);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].2.starts_with("pat-1"));
+    let mut fixed = patient.clone();
+    fixed["contact"][1]["telecom"] = json!([{"system": "phone", "value": "123"}]);
+    let oo = validate(s, "Patient/p1/$validate?mode=update", &fixed).await;
+    assert!(errors(&oo).is_empty(), "{oo}");
+    // A warning invariant (dom-6: no narrative) is a warning.
+    assert!(issues(&oo)
+        .iter()
+        .any(|(sev, _, d)| sev == "warning" && d.starts_with("dom-6")));
+}
+
+crate::on_both_databases!(
+    vital_signs_profile,
+    uploaded_profile_with_a_stored_value_set,
+    invariants_are_reported_with_their_key
+);
