@@ -131,14 +131,20 @@ pub fn broken_expr(expr: &Expr, resource: &Value, item: &Value, ty: &str) -> boo
 
 /// The issue of a broken constraint at `location`.
 pub fn issue(c: &Constraint, location: &str) -> Issue {
+    broken_issue(&c.key, c.error, &c.human, &c.source, location)
+}
+
+/// The issue of the constraint `key` (an error or a warning), broken at
+/// `location`; `source` names where it is defined.
+pub fn broken_issue(key: &str, error: bool, human: &str, source: &str, location: &str) -> Issue {
     Issue::new(
-        if c.error {
+        if error {
             Severity::Error
         } else {
             Severity::Warning
         },
         IssueType::Invariant,
-        format!("{}: {} ({})", c.key, c.human, c.source),
+        format!("{key}: {human} ({source})"),
     )
     .at(location.to_string())
 }

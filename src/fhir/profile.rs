@@ -550,18 +550,9 @@ impl<'v> Walker<'_, 'v> {
             let root = self.resource;
             let broken = invariants::broken_expr(&c.expr, root, item.value, &item.ty);
             if broken {
-                self.out.issues.push(
-                    Issue::new(
-                        if c.error {
-                            Severity::Error
-                        } else {
-                            Severity::Warning
-                        },
-                        IssueType::Invariant,
-                        format!("{}: {} ({})", c.key, c.human, c.source),
-                    )
-                    .at(item.loc.clone()),
-                );
+                self.out.issues.push(invariants::broken_issue(
+                    &c.key, c.error, &c.human, &c.source, &item.loc,
+                ));
             }
         }
     }
