@@ -477,6 +477,7 @@ impl Fhir {
         let count = input.number("count")?;
         let active_only = input.flag("activeOnly")?;
         let designations = input.flag("includeDesignations")?;
+        let language = input.text("displayLanguage");
         let mut hits = valueset::filtered(&members, filter.as_deref());
         if active_only {
             hits.retain(|h| !matches!(h, Hit::Known(cs, id) if cs.get(*id).inactive));
@@ -501,7 +502,7 @@ impl Fhir {
                         e["version"] = json!(v);
                     }
                     e["code"] = json!(c.code.as_ref());
-                    e["display"] = json!(c.display.as_ref());
+                    e["display"] = json!(display_in(c, language.as_deref()));
                     if c.not_selectable {
                         e["abstract"] = json!(true);
                     }
@@ -716,4 +717,30 @@ impl Fhir {
             "closure": {"translation": false}
         })
     }
+}
+
+/// A concept's display in `language` (BCP 47): a designation in that
+/// language, or in its primary language when the tag has a region
+/// (`de-CH` takes a `de` designation); else the code system's own display.
+fn display_in<'c>(
+    c: &'c crate::terminology::codesystem::Concept,
+    language: Option<&str>,
+) -> &'c str {
+    let Some(wanted) = language.map(str::to_ascii_lowercase) else {
+        return &c.display;
+    };
+    let primary = wanted.split('-').next().unwrap_or_default().to_string();
+    let in_language = |tag: &str| {
+        c.designations
+            .iter()
+            .find(|d| {
+                d.language
+                    .as_deref()
+                    .is_some_and(|l| l.eq_ignore_ascii_case(tag))
+            })
+            .map(|d| d.value.as_ref())
+    };
+    in_language(&wanted)
+        .or_else(|| in_language(&primary))
+        .unwrap_or(&c.display)
 }

@@ -146,7 +146,8 @@ async fn stored_code_system_and_value_set(s: &TestServer) {
         &json!({"resourceType": "CodeSystem", "id": "wards", "url": "urn:example:wards",
             "status": "active", "content": "complete", "concept": [
             {"code": "med", "display": "Medical wards", "concept": [
-                {"code": "med-cardio", "display": "Cardiology ward"},
+                {"code": "med-cardio", "display": "Cardiology ward", "designation": [
+                    {"language": "de", "value": "Kardiologische Station"}]},
                 {"code": "med-renal", "display": "Renal ward"}]},
             {"code": "surg", "display": "Surgical wards"}]}),
     )
@@ -167,6 +168,26 @@ async fn stored_code_system_and_value_set(s: &TestServer) {
         .await
         .json();
     assert_eq!(codes(&vs), ["med-cardio"]);
+    // displayLanguage: a designation in that language (or a regional
+    // variant of it) is the display; others keep the code system's own.
+    let vs = s
+        .get("ValueSet/medical/$expand?displayLanguage=de-CH")
+        .await
+        .json();
+    let displays: Vec<&str> = vs["expansion"]["contains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["display"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        displays,
+        [
+            "Medical wards",
+            "Kardiologische Station",
+            "Essential (primary) hypertension"
+        ]
+    );
     let v = s
         .get("ValueSet/$validate-code?url=urn:example:vs:medical&system=urn:example:wards&code=med-renal")
         .await
