@@ -65,11 +65,14 @@ impl Fhir {
         self.reindex_job.is_pending(rtype, code)
     }
 
-    /// Checks a SearchParameter about to be written (id as stored, None on
-    /// create): 400 naming the element when the expression is not FHIRPath,
-    /// the type or a base is unknown, components do not fit, or (when
-    /// active) the code is taken on a base by a built-in parameter or
-    /// another SearchParameter.
+    /// Checks an active SearchParameter about to be written (id as stored,
+    /// None on create): 400 naming the element when the expression is not
+    /// FHIRPath, the type or a base is unknown, components do not fit, or
+    /// the code is taken on a base by a built-in parameter or another
+    /// SearchParameter. Drafts and retired definitions, which the server
+    /// does not use, are stored as they are (the official R4 examples
+    /// include drafts of `_id`, `_filter` and expression-less parameters);
+    /// a draft made active is checked then.
     pub fn check_search_parameter(&self, resource: &Value) -> FhirResult<()> {
         let url = resource.get("url").and_then(Value::as_str);
         if url.is_some_and(|u| registry().defines_url(u)) {
@@ -78,6 +81,9 @@ impl Fhir {
         }
         let id = resource.get("id").and_then(Value::as_str);
         let active = resource.get("status").and_then(Value::as_str) == Some("active");
+        if !active {
+            return Ok(());
+        }
         self.search_registry()
             .check_definition(id, resource, active)
             .map_err(|e| {

@@ -212,6 +212,16 @@ async fn invalid_search_parameters_are_refused(s: &TestServer) {
     // A draft is stored and not used, so it may share the code.
     twin["status"] = json!("draft");
     s.create(&twin).await;
+    // Drafts are stored unchecked, as the official R4 examples need (drafts
+    // with `_id` as code, or no expression); an active one is checked.
+    let mut draft = mothers_maiden_name("Patient.name.where(");
+    draft["url"] = json!("http://example.org/fhir/SearchParameter/draft");
+    draft["code"] = json!("_id");
+    draft["status"] = json!("draft");
+    s.create(&draft).await;
+    draft["status"] = json!("active");
+    let oo = s.post("SearchParameter", &draft).await.outcome(400);
+    assert_eq!(oo["issue"][0]["expression"][0], "SearchParameter.code");
     reindexed(s).await;
 }
 
