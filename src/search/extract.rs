@@ -95,60 +95,6 @@ struct Extractor<'r> {
     rows: &'r mut IndexRows,
 }
 
-/// The data types an extension's `value[x]` may have.
-const VALUE_TYPES: &[&str] = &[
-    "base64Binary",
-    "boolean",
-    "canonical",
-    "code",
-    "date",
-    "dateTime",
-    "decimal",
-    "id",
-    "instant",
-    "integer",
-    "markdown",
-    "oid",
-    "positiveInt",
-    "string",
-    "time",
-    "unsignedInt",
-    "uri",
-    "url",
-    "uuid",
-    "Address",
-    "Age",
-    "Annotation",
-    "Attachment",
-    "CodeableConcept",
-    "Coding",
-    "ContactPoint",
-    "Count",
-    "Distance",
-    "Duration",
-    "HumanName",
-    "Identifier",
-    "Money",
-    "Period",
-    "Quantity",
-    "Range",
-    "Ratio",
-    "Reference",
-    "SampledData",
-    "Signature",
-    "Timing",
-    "ContactDetail",
-    "Contributor",
-    "DataRequirement",
-    "Expression",
-    "ParameterDefinition",
-    "RelatedArtifact",
-    "TriggerDefinition",
-    "UsageContext",
-    "Dosage",
-    "Meta",
-];
-
 /// An Extension's `value[x]` as a node of its type, so that parameters
 /// whose expression selects extensions (`Patient.extension('url')`, as
 /// custom parameters often do) index the value.
@@ -158,14 +104,13 @@ fn extension_value<'n>(node: &Node<'n>) -> Option<Node<'n>> {
         return None;
     }
     let object = j.value?.as_object()?;
+    // The R4 schema names `value[x]`'s JSON names and their types.
+    let extension = crate::fhir::schema::schema().type_def("Extension")?;
     object.iter().find_map(|(key, value)| {
-        let suffix = key.strip_prefix("value")?;
-        let ty = VALUE_TYPES.iter().find(|t| {
-            let mut chars = t.chars();
-            chars.next().is_some_and(|c| {
-                suffix.starts_with(c.to_ascii_uppercase()) && suffix[1..] == *chars.as_str()
-            })
-        })?;
+        if !key.starts_with("value") {
+            return None;
+        }
+        let (_, ty) = extension.property(key)?;
         Some(Node::json(value, Some(ty)))
     })
 }
