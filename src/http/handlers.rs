@@ -690,8 +690,8 @@ pub async fn instance_operation(
     reply(&req, result)
 }
 
-/// `GET|POST Patient(/[id])/$everything`: query parameters, and (POST) a
-/// Parameters body.
+/// `GET|POST Patient(/[id])/$everything`, `GET|POST Encounter/[id]/$everything`:
+/// query parameters, and (POST) a Parameters body.
 async fn everything(
     app: &App,
     req: &FhirRequest,
@@ -700,7 +700,7 @@ async fn everything(
     body: Option<&Bytes>,
 ) -> Response {
     let result = async {
-        if rtype != "Patient" {
+        if !crate::service::everything::has_everything(rtype, id.is_some()) {
             return Err(unknown_operation("$everything"));
         }
         let mut params = req.params.clone();
@@ -712,7 +712,7 @@ async fn everything(
         let strict = is_strict(req.header("prefer"));
         let bundle = app
             .fhir
-            .everything(id, &params, strict, req.access()?)
+            .everything(rtype, id, &params, strict, req.access()?)
             .await?;
         let body = req.shape.render(&Bytes::from(bundle), false)?;
         Ok(fhir_body(StatusCode::OK, req.shape.format, body))

@@ -155,6 +155,13 @@ pub fn capability_statement(base_url: &str) -> Value {
                     "definition": format!("http://hl7.org/fhir/OperationDefinition/{rtype}-{name}"),
                 }));
             }
+            if *rtype == "Encounter" {
+                operations.push(json!({
+                    "name": "everything",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Encounter-everything",
+                    "documentation": "The encounter's record: the Encounter, its compartment (without AuditEvents) and the Patients, Practitioners, PractitionerRoles, Organizations, Locations, Medications and Devices it refers to; _since, _type, _count."
+                }));
+            }
             if *rtype == "Patient" {
                 operations.push(json!({
                     "name": "everything",

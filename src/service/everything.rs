@@ -1,25 +1,30 @@
-//! `Patient/$everything` (http://hl7.org/fhir/R4/patient-operation-everything.html):
-//! a patient's record as a `searchset` Bundle, paged.
+//! `Patient/$everything` (http://hl7.org/fhir/R4/patient-operation-everything.html)
+//! and `Encounter/[id]/$everything`
+//! (http://hl7.org/fhir/R4/encounter-operation-everything.html): a
+//! patient's or an encounter's record as a `searchset` Bundle, paged.
 //!
-//! Rules (documented in README.md, "Patient/$everything"):
-//! - The answer holds the Patient, every resource in its compartment (R4
-//!   Patient CompartmentDefinition, through the reference index), and the
-//!   resources of `REFERENCED_TYPES` those refer to (one level). AuditEvents
+//! Rules (documented in README.md, "Patient/$everything" and
+//! "Encounter/$everything"):
+//! - The answer holds the owner (the Patient, the Encounter), every
+//!   resource in its compartment (the R4 Patient or Encounter
+//!   CompartmentDefinition, through the reference index), and the resources
+//!   of the compartment's referenced types those refer to (one level:
+//!   `REFERENCED_TYPES`, and for an encounter its Patient too). AuditEvents
 //!   are never part of it: they are the server's own access log, and each
 //!   `$everything` would otherwise list the records of the ones before it.
 //! - `GET [base]/Patient/$everything` gathers every patient the caller may
-//!   search.
-//! - The caller needs the search permission on Patient; the answer holds
-//!   only what the caller may search (the same reach as a search). With
-//!   `_type`, each type named must be searchable (403 otherwise); without,
-//!   types the caller may not search are left out. A patient outside the
-//!   caller's reach is answered 404, as a read would be.
+//!   search; Encounter has the instance level only (as in R4).
+//! - The caller needs the search permission on the owner's type; the
+//!   answer holds only what the caller may search (the same reach as a
+//!   search). With `_type`, each type named must be searchable (403
+//!   otherwise); without, types the caller may not search are left out. An
+//!   owner outside the caller's reach is answered 404, as a read would be.
 //! - `_since`: resources whose `meta.lastUpdated` is at or after the
-//!   instant. `start`/`end`: care dates, applied to resources of the
-//!   Patient compartment whose type has a `date` search parameter: such a
-//!   resource is left out when it has date values and none of them shares
-//!   an instant with `[start, end]`; other resources are kept. Resources
-//!   referred to are those of the members kept.
+//!   instant. `start`/`end` (Patient only): care dates, applied to
+//!   resources of the Patient compartment whose type has a `date` search
+//!   parameter: such a resource is left out when it has date values and
+//!   none of them shares an instant with `[start, end]`; other resources
+//!   are kept. Resources referred to are those of the members kept.
 //! - Pages are in the order resources were first stored, continued by a
 //!   cursor after the last one served (`next`), so paging through the
 //!   answer neither repeats nor skips a resource.
@@ -35,6 +40,7 @@ use crate::auth::access::Reach;
 use crate::auth::scopes::Perm;
 use crate::auth::Access;
 use crate::error::{FhirError, FhirResult};
+use crate::fhir::outcome::IssueType;
 use crate::fhir::datetime::range_micros;
 use crate::search::registry::{registry, ParamType};
 use crate::store::everything::EverythingQuery;
@@ -54,54 +60,110 @@ pub const REFERENCED_TYPES: &[&str] = &[
 /// Types never in the answer.
 pub const EXCLUDED_TYPES: &[&str] = &["AuditEvent"];
 
-/// The parameters of `$everything` this server reads.
-const PARAMETERS: &[&str] = &["_since", "_type", "_count", "start", "end", CURSOR];
 const CURSOR: &str = super::search::CURSOR_PARAM;
 
-/// The Patient compartment's parameters (`pid`s of every type's), and the
-/// `date` parameters of its types (care dates).
+/// A compartment `$everything` gathers (R4 CompartmentDefinition): its
+/// parameters (`pid`s of every type's), the `date` parameters of its types
+/// (care dates), and the types the answer may hold.
 struct Compartment {
+    /// The compartment's type: `Patient` or `Encounter`.
+    kind: &'static str,
     pids: Vec<i64>,
     date_pids: Vec<i64>,
     /// Every type the answer may hold.
     types: Vec<String>,
+    /// Types of the resources the members refer to that join the answer.
+    referenced: Vec<&'static str>,
+    /// The parameters of this `$everything` (R4 OperationDefinition).
+    parameters: &'static [&'static str],
+    /// Whether `[base]/Kind/$everything` (every owner) is defined.
+    type_level: bool,
 }
 
-static COMPARTMENT: LazyLock<Compartment> = LazyLock::new(|| {
-    let mut pids = Vec::new();
-    let mut date_pids = Vec::new();
-    let mut types: Vec<String> = Vec::new();
-    for t in compartment_types("Patient") {
-        if EXCLUDED_TYPES.contains(&t.as_str()) {
-            continue;
+impl Compartment {
+    fn of(
+        kind: &'static str,
+        referenced: Vec<&'static str>,
+        parameters: &'static [&'static str],
+        type_level: bool,
+    ) -> Compartment {
+        let mut pids = Vec::new();
+        let mut date_pids = Vec::new();
+        let mut types: Vec<String> = Vec::new();
+        for t in compartment_types(kind) {
+            if EXCLUDED_TYPES.contains(&t.as_str()) {
+                continue;
+            }
+            for code in compartment_params(kind, &t) {
+                if let Some(p) = registry().get(&t, &code) {
+                    pids.push(p.pid);
+                }
+            }
+            if t != kind {
+                if let Some(p) = registry()
+                    .get(&t, "date")
+                    .filter(|p| p.ptype == ParamType::Date)
+                {
+                    date_pids.push(p.pid);
+                }
+            }
+            types.push(t);
         }
-        for code in compartment_params("Patient", &t) {
-            if let Some(p) = registry().get(&t, &code) {
-                pids.push(p.pid);
+        if !types.iter().any(|x| x == kind) {
+            types.push(kind.to_string());
+        }
+        for t in &referenced {
+            if !types.iter().any(|x| x == t) {
+                types.push(t.to_string());
             }
         }
-        if t != "Patient" {
-            if let Some(p) = registry()
-                .get(&t, "date")
-                .filter(|p| p.ptype == ParamType::Date)
-            {
-                date_pids.push(p.pid);
-            }
-        }
-        types.push(t);
-    }
-    for t in REFERENCED_TYPES {
-        if !types.iter().any(|x| x == t) {
-            types.push(t.to_string());
+        types.sort();
+        Compartment {
+            kind,
+            pids,
+            date_pids,
+            types,
+            referenced,
+            parameters,
+            type_level,
         }
     }
-    types.sort();
-    Compartment {
-        pids,
-        date_pids,
-        types,
-    }
+}
+
+/// `Patient/$everything`: the patient's compartment and what it refers to.
+static PATIENT: LazyLock<Compartment> = LazyLock::new(|| {
+    Compartment::of(
+        "Patient",
+        REFERENCED_TYPES.to_vec(),
+        &["_since", "_type", "_count", "start", "end"],
+        true,
+    )
 });
+
+/// `Encounter/[id]/$everything`: the encounter's compartment and what it
+/// refers to, the patient among them (R4 Encounter-everything has no care
+/// dates and no type level).
+static ENCOUNTER: LazyLock<Compartment> = LazyLock::new(|| {
+    let mut referenced = vec!["Patient"];
+    referenced.extend_from_slice(REFERENCED_TYPES);
+    Compartment::of("Encounter", referenced, &["_since", "_type", "_count"], false)
+});
+
+/// The compartment of `Kind/$everything`, for the types that have the
+/// operation.
+fn compartment(kind: &str) -> Option<&'static Compartment> {
+    match kind {
+        "Patient" => Some(&PATIENT),
+        "Encounter" => Some(&ENCOUNTER),
+        _ => None,
+    }
+}
+
+/// Whether `[base]/{kind}(/[id])/$everything` is an operation of this
+/// server (`instance`: with an id).
+pub fn has_everything(kind: &str, instance: bool) -> bool {
+    compartment(kind).is_some_and(|c| instance || c.type_level)
+}
 
 /// A Parameters body (`POST .../$everything`) as name/value pairs, as the
 /// query string would give them.
@@ -156,7 +218,12 @@ struct Asked {
 }
 
 impl Fhir {
-    fn everything_params(&self, params: &[(String, String)], strict: bool) -> FhirResult<Asked> {
+    fn everything_params(
+        &self,
+        c: &Compartment,
+        params: &[(String, String)],
+        strict: bool,
+    ) -> FhirResult<Asked> {
         let mut asked = Asked {
             since: None,
             types: None,
@@ -193,8 +260,8 @@ impl Fhir {
                     asked.count = self.page_size(value)?;
                     continue;
                 }
-                "start" => asked.start = Some(date(name, value, "a date such as 2020-01-01")?.0),
-                "end" => asked.end = Some(date(name, value, "a date such as 2020-12-31")?.1),
+                "start" if c.parameters.contains(&"start") => asked.start = Some(date(name, value, "a date such as 2020-01-01")?.0),
+                "end" if c.parameters.contains(&"end") => asked.end = Some(date(name, value, "a date such as 2020-12-31")?.1),
                 CURSOR => {
                     asked.after = match decode_cursor(value)? {
                         PageAt::After(_, rid) => Some(rid),
@@ -209,8 +276,9 @@ impl Fhir {
                 "_format" | "_pretty" => {}
                 other => {
                     let message = format!(
-                        "unknown parameter `{other}` of $everything (known: {})",
-                        PARAMETERS[..PARAMETERS.len() - 1].join(", ")
+                        "unknown parameter `{other}` of {}/$everything (known: {})",
+                        c.kind,
+                        c.parameters.join(", ")
                     );
                     if strict {
                         return Err(FhirError::invalid(message));
@@ -229,37 +297,60 @@ impl Fhir {
         Ok(asked)
     }
 
-    /// `Patient/[id]/$everything` (`id` given) or `Patient/$everything`:
-    /// one page as a `searchset` Bundle (JSON bytes).
+    /// `Kind/[id]/$everything` (`id` given) or `Kind/$everything` (every
+    /// owner; Patient only), `Kind` being `Patient` or `Encounter`: one page
+    /// as a `searchset` Bundle (JSON bytes).
     pub async fn everything(
         &self,
+        kind: &str,
         id: Option<&str>,
         params: &[(String, String)],
         strict: bool,
         access: &Access,
     ) -> FhirResult<Vec<u8>> {
-        let asked = self.everything_params(params, strict)?;
-        let patient_reach = self.permit(access, Perm::Search, "Patient")?;
-        let patients = match id {
+        let c = compartment(kind)
+            .filter(|c| id.is_some() || c.type_level)
+            .ok_or_else(|| {
+                FhirError::new(
+                    404,
+                    IssueType::NotSupported,
+                    format!(
+                        "`{kind}{}/$everything` is not an operation of this server",
+                        if id.is_some() { "/[id]" } else { "" }
+                    ),
+                )
+            })?;
+        let asked = self.everything_params(c, params, strict)?;
+        let owner_reach = self.permit(access, Perm::Search, c.kind)?;
+        let owners = match id {
             Some(id) => {
-                let v = self.read("Patient", id).await?;
-                let visible = match (&patient_reach, &v.body) {
+                let v = self.read(c.kind, id).await?;
+                let value: Option<Value> = v
+                    .body
+                    .as_deref()
+                    .map(serde_json::from_slice)
+                    .transpose()
+                    .map_err(|e| FhirError::internal(format!("stored JSON is unreadable: {e}")))?;
+                let visible = match (&owner_reach, &value) {
                     (Reach::All, _) => true,
-                    (reach, Some(body)) => {
-                        let value: Value = serde_json::from_slice(body).map_err(|e| {
-                            FhirError::internal(format!("stored JSON is unreadable: {e}"))
-                        })?;
-                        self.within_reach(reach, "Patient", id, &value).await?
-                    }
+                    (reach, Some(value)) => self.within_reach(reach, c.kind, id, value).await?,
                     (_, None) => false,
                 };
                 if !visible {
-                    return Err(FhirError::not_found(format!("Patient/{id} is not known")));
+                    return Err(FhirError::not_found(format!("{}/{id} is not known", c.kind)));
+                }
+                if self.audit && c.kind == "Encounter" {
+                    if let (Some(slot), Some(patient)) = (
+                        crate::audit::current(),
+                        value.as_ref().and_then(subject_patient),
+                    ) {
+                        slot.add_patients(std::iter::once(patient));
+                    }
                 }
                 Some(vec![id.to_string()])
             }
             // Patient-scoped callers: their patients' records only.
-            None => match &patient_reach {
+            None => match &owner_reach {
                 Reach::Some(limits) if limits.iter().all(|l| l.patient.is_some()) => {
                     let mut ids: Vec<String> =
                         limits.iter().filter_map(|l| l.patient.clone()).collect();
@@ -281,7 +372,7 @@ impl Fhir {
         let reach = if access.unrestricted {
             None
         } else {
-            let visible: Vec<String> = COMPARTMENT
+            let visible: Vec<String> = c
                 .types
                 .iter()
                 .filter(|t| access.reach(Perm::Search, t).is_some())
@@ -296,14 +387,16 @@ impl Fhir {
         }
         if asked.start.is_some() || asked.end.is_some() {
             filters.push(care_dates(
+                c,
                 asked.start.unwrap_or(i64::MIN),
                 asked.end.unwrap_or(i64::MAX),
             ));
         }
         let query = EverythingQuery {
-            patients,
-            compartment_pids: COMPARTMENT.pids.clone(),
-            referenced_types: REFERENCED_TYPES.iter().map(|t| t.to_string()).collect(),
+            compartment: c.kind.to_string(),
+            owners,
+            compartment_pids: c.pids.clone(),
+            referenced_types: c.referenced.iter().map(|t| t.to_string()).collect(),
             filters,
             types,
             excluded_types: EXCLUDED_TYPES.iter().map(|t| t.to_string()).collect(),
@@ -329,8 +422,8 @@ impl Fhir {
         }
 
         let path = match id {
-            Some(id) => format!("{}/Patient/{id}/$everything", self.base_url),
-            None => format!("{}/Patient/$everything", self.base_url),
+            Some(id) => format!("{}/{}/{id}/$everything", self.base_url, c.kind),
+            None => format!("{}/{}/$everything", self.base_url, c.kind),
         };
         let link = |after: Option<i64>| {
             let mut q = form_urlencoded::Serializer::new(String::new());
@@ -378,11 +471,19 @@ impl Fhir {
     }
 }
 
+/// The patient an Encounter is of (`subject`), for the audit record.
+fn subject_patient(encounter: &Value) -> Option<String> {
+    let reference = encounter.pointer("/subject/reference")?.as_str()?;
+    let id = reference.rsplit('/').next()?;
+    let rtype = reference.strip_suffix(id)?.trim_end_matches('/');
+    (rtype == "Patient" || rtype.ends_with("/Patient")).then(|| id.to_string())
+}
+
 /// Care dates within `lo..=hi`: a resource with values of its type's
 /// `date` parameter keeps only if one of them overlaps the period; one
 /// without (or of a type without the parameter) is kept.
-fn care_dates(lo: i64, hi: i64) -> Filter {
-    let pids = COMPARTMENT.date_pids.clone();
+fn care_dates(c: &Compartment, lo: i64, hi: i64) -> Filter {
+    let pids = c.date_pids.clone();
     Filter::Or(vec![
         vec![Filter::Missing {
             table: Table::Date,
@@ -404,15 +505,44 @@ mod tests {
 
     #[test]
     fn compartment_of_everything() {
-        assert!(COMPARTMENT.types.iter().any(|t| t == "Observation"));
-        assert!(COMPARTMENT.types.iter().any(|t| t == "Practitioner"));
-        assert!(!COMPARTMENT.types.iter().any(|t| t == "AuditEvent"));
+        assert!(PATIENT.types.iter().any(|t| t == "Observation"));
+        assert!(PATIENT.types.iter().any(|t| t == "Practitioner"));
+        assert!(!PATIENT.types.iter().any(|t| t == "AuditEvent"));
         let obs = registry().get("Observation", "subject").unwrap().pid;
-        assert!(COMPARTMENT.pids.contains(&obs));
+        assert!(PATIENT.pids.contains(&obs));
         let audit = registry().get("AuditEvent", "patient").unwrap().pid;
-        assert!(!COMPARTMENT.pids.contains(&audit));
+        assert!(!PATIENT.pids.contains(&audit));
         let enc = registry().get("Encounter", "date").unwrap().pid;
-        assert!(COMPARTMENT.date_pids.contains(&enc));
+        assert!(PATIENT.date_pids.contains(&enc));
+    }
+
+    #[test]
+    fn encounter_compartment() {
+        let obs = registry().get("Observation", "encounter").unwrap().pid;
+        assert!(ENCOUNTER.pids.contains(&obs));
+        let admin = registry()
+            .get("MedicationAdministration", "context")
+            .unwrap()
+            .pid;
+        assert!(ENCOUNTER.pids.contains(&admin));
+        let subject = registry().get("Observation", "subject").unwrap().pid;
+        assert!(!ENCOUNTER.pids.contains(&subject));
+        for t in ["Encounter", "Patient", "Location", "Condition"] {
+            assert!(ENCOUNTER.types.iter().any(|x| x == t), "{t}");
+        }
+        assert!(!ENCOUNTER.types.iter().any(|x| x == "AllergyIntolerance"));
+        assert!(has_everything("Patient", false));
+        assert!(has_everything("Encounter", true));
+        assert!(!has_everything("Encounter", false));
+        assert!(!has_everything("Observation", true));
+        assert_eq!(
+            subject_patient(&json!({"subject": {"reference": "Patient/p1"}})),
+            Some("p1".to_string())
+        );
+        assert_eq!(
+            subject_patient(&json!({"subject": {"reference": "Group/g"}})),
+            None
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! `Patient/$everything` in one statement: the patients' compartments found
-//! through the reference index (the rows of the compartment's parameters
-//! that point at the patients), the resources those refer to of a few
-//! types (one level), then one page of them by `rid`.
+//! `Patient/$everything` and `Encounter/$everything` in one statement: the
+//! compartments found through the reference index (the rows of the
+//! compartment's parameters that point at its owners: the patients, or the
+//! encounter), the resources those refer to of a few types (one level),
+//! then one page of them by `rid`.
 //!
 //! The statement gathers and orders `rid`s only (index rows and the
 //! `resources` table); bodies are read for the page alone, after it is cut. Pages continue after the
@@ -16,10 +17,13 @@ use super::StoreError;
 /// What `$everything` gathers.
 #[derive(Debug, Clone)]
 pub struct EverythingQuery {
-    /// The patients whose records are gathered; None: every patient.
-    pub patients: Option<Vec<String>>,
-    /// The parameters (`pid`s) linking a resource to the Patient
-    /// compartment (every type's, per the R4 CompartmentDefinition).
+    /// The compartment's type (`Patient`, `Encounter`).
+    pub compartment: String,
+    /// The ids of the compartments' owners whose records are gathered
+    /// (resources of type `compartment`); None: every one.
+    pub owners: Option<Vec<String>>,
+    /// The parameters (`pid`s) linking a resource to the compartment
+    /// (every type's, per the R4 CompartmentDefinition).
     pub compartment_pids: Vec<i64>,
     /// Types of the resources the compartment refers to that are added.
     pub referenced_types: Vec<String>,
@@ -43,13 +47,13 @@ pub async fn everything(
     tenant: i64,
     q: &EverythingQuery,
 ) -> Result<Vec<Hit>, StoreError> {
-    if q.patients.as_ref().is_some_and(|p| p.is_empty()) || q.compartment_pids.is_empty() {
+    if q.owners.as_ref().is_some_and(|o| o.is_empty()) || q.compartment_pids.is_empty() {
         return Ok(Vec::new());
     }
     let mut p = Planner::new(tenant);
     let t = p.tenant.clone();
-    let patient = p.text("Patient");
-    let (own, referring) = match &q.patients {
+    let owner = p.text(&q.compartment);
+    let (own, referring) = match &q.owners {
         Some(ids) => {
             let ids = p.list(ids);
             (
@@ -92,9 +96,9 @@ pub async fn everything(
     let limit = p.int(q.count + 1);
     let sql = format!(
         "WITH c0(rid) AS (\
-           SELECT r0.rid FROM resources r0 WHERE r0.tenant = {t} AND r0.type = {patient}{own} \
+           SELECT r0.rid FROM resources r0 WHERE r0.tenant = {t} AND r0.type = {owner}{own} \
            UNION SELECT x.rid FROM sp_reference x WHERE x.tenant = {t} AND {cpids} \
-           AND x.ttype = {patient}{referring}), \
+           AND x.ttype = {owner}{referring}), \
          c(rid) AS (SELECT r.rid FROM c0 JOIN resources r ON r.rid = c0.rid \
            WHERE r.deleted = 0{excluded_c} AND {filters_c}), \
          m(rid) AS (SELECT rid FROM c{referenced}), \

@@ -413,4 +413,272 @@ crate::on_both_databases!(
     everything_pages_without_duplicates_or_gaps,
     everything_errors,
     everything_stays_within_a_patient_token,
+    encounter_everything_gathers_its_compartment,
+    encounter_everything_pages,
+    encounter_everything_errors,
+    encounter_everything_stays_within_a_patient_token,
 );
+
+/// A second encounter of `ev-a` with a MedicationAdministration (linked by
+/// `context`), a Condition and a Procedure (by `encounter`), and the
+/// record of [`two_patients`]. Returns the expected record of `ev-enc`.
+async fn encounter_record(s: &TestServer) -> BTreeSet<String> {
+    two_patients(s).await;
+    put(
+        s,
+        json!({"resourceType": "Organization", "id": "ev-provider", "name": "Ward"}),
+    )
+    .await;
+    put(
+        s,
+        json!({"resourceType": "Medication", "id": "ev-med",
+        "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1191"}]}}),
+    )
+    .await;
+    // ev-enc again, now with a service provider.
+    put(
+        s,
+        json!({"resourceType": "Encounter", "id": "ev-enc", "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": reference("Patient/ev-a"),
+        "participant": [{"individual": reference("Practitioner/ev-doc")}],
+        "location": [{"location": reference("Location/ev-room")}],
+        "serviceProvider": reference("Organization/ev-provider"),
+        "period": {"start": "2020-01-01T09:00:00Z", "end": "2020-01-01T10:00:00Z"}}),
+    )
+    .await;
+    put(
+        s,
+        json!({"resourceType": "MedicationAdministration", "id": "ev-admin",
+        "status": "completed", "medicationReference": reference("Medication/ev-med"),
+        "subject": reference("Patient/ev-a"), "context": reference("Encounter/ev-enc"),
+        "effectiveDateTime": "2020-01-01T09:30:00Z"}),
+    )
+    .await;
+    put(
+        s,
+        json!({"resourceType": "Condition", "id": "ev-enc-cond", "code": {"text": "cough"},
+        "subject": reference("Patient/ev-a"), "encounter": reference("Encounter/ev-enc")}),
+    )
+    .await;
+    // Another encounter of the same patient, and what belongs to it.
+    put(
+        s,
+        json!({"resourceType": "Encounter", "id": "ev-enc-2", "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": reference("Patient/ev-a")}),
+    )
+    .await;
+    put(
+        s,
+        json!({"resourceType": "Procedure", "id": "ev-proc-2", "status": "completed",
+        "subject": reference("Patient/ev-a"), "encounter": reference("Encounter/ev-enc-2"),
+        "performer": [{"actor": reference("Practitioner/ev-doc-b")}]}),
+    )
+    .await;
+    [
+        "Encounter/ev-enc",
+        "Observation/ev-obs",
+        "MedicationAdministration/ev-admin",
+        "Condition/ev-enc-cond",
+        "Patient/ev-a",
+        "Practitioner/ev-doc",
+        "Location/ev-room",
+        "Organization/ev-provider",
+        "Medication/ev-med",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect()
+}
+
+async fn encounter_everything_gathers_its_compartment(s: &TestServer) {
+    let expected = encounter_record(s).await;
+    let r = s.get("Encounter/ev-enc/$everything").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let b = r.json();
+    assert_eq!(b["type"], "searchset");
+    assert_eq!(set(&b), expected);
+    assert_eq!(b["total"], expected.len());
+    let self_link = b["link"][0]["url"].as_str().unwrap();
+    assert!(
+        self_link.contains("/Encounter/ev-enc/$everything?"),
+        "{self_link}"
+    );
+
+    // The other encounter: its Procedure and what that refers to.
+    let other = set(&s.get("Encounter/ev-enc-2/$everything").await.json());
+    assert_eq!(
+        other,
+        BTreeSet::from([
+            "Encounter/ev-enc-2".to_string(),
+            "Procedure/ev-proc-2".to_string(),
+            "Patient/ev-a".to_string(),
+            "Practitioner/ev-doc-b".to_string(),
+        ])
+    );
+
+    // _type, and the POST form.
+    let r = s
+        .get("Encounter/ev-enc/$everything?_type=Observation,Condition")
+        .await;
+    assert_eq!(
+        set(&r.json()),
+        BTreeSet::from([
+            "Observation/ev-obs".to_string(),
+            "Condition/ev-enc-cond".to_string()
+        ])
+    );
+    let params = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "_type", "valueCode": "Medication"},
+        {"name": "_type", "valueCode": "Encounter"}
+    ]});
+    let r = s.post("Encounter/ev-enc/$everything", &params).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        set(&r.json()),
+        BTreeSet::from([
+            "Encounter/ev-enc".to_string(),
+            "Medication/ev-med".to_string()
+        ])
+    );
+
+    // _since: only the Condition changes.
+    let cond = s.get("Condition/ev-enc-cond").await.json();
+    let updated = s.put("Condition/ev-enc-cond", &cond).await.json();
+    let q = form_urlencoded::Serializer::new(String::new())
+        .append_pair("_since", updated["meta"]["lastUpdated"].as_str().unwrap())
+        .finish();
+    let r = s.get(&format!("Encounter/ev-enc/$everything?{q}")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(set(&r.json()).contains("Condition/ev-enc-cond"));
+    assert!(!set(&r.json()).contains("Patient/ev-a"));
+
+    // The audit trail records an operation on the encounter, naming its patient.
+    let audits = s
+        .get("AuditEvent?entity=Encounter/ev-enc&patient=Patient/ev-a&subtype=operation&_total=accurate")
+        .await
+        .json();
+    assert!(audits["total"].as_i64().unwrap() > 0, "{audits}");
+}
+
+async fn encounter_everything_pages(s: &TestServer) {
+    let mut expected = encounter_record(s).await;
+    for i in 0..6 {
+        let id = format!("ev-enc-obs-{i}");
+        put(
+            s,
+            json!({"resourceType": "Observation", "id": id, "status": "final",
+            "code": {"text": "x"}, "encounter": reference("Encounter/ev-enc")}),
+        )
+        .await;
+        expected.insert(format!("Observation/{id}"));
+    }
+    let mut seen = Vec::new();
+    let mut url = "Encounter/ev-enc/$everything?_count=5".to_string();
+    loop {
+        let b = s.get(&url).await.json();
+        let page = ids(&b);
+        assert!(page.len() <= 5);
+        seen.extend(page);
+        match next(&b) {
+            Some(n) => {
+                assert!(n.contains("/Encounter/ev-enc/$everything?"), "{n}");
+                url = n;
+            }
+            None => break,
+        }
+        assert!(seen.len() <= expected.len(), "paging does not end");
+    }
+    let unique: BTreeSet<String> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "duplicates: {seen:?}");
+    assert_eq!(unique, expected);
+}
+
+async fn encounter_everything_errors(s: &TestServer) {
+    encounter_record(s).await;
+    s.get("Encounter/nowhere/$everything").await.outcome(404);
+    // R4 defines the instance level only.
+    s.get("Encounter/$everything").await.outcome(404);
+    s.get("Encounter/ev-enc/$everything?_since=soon")
+        .await
+        .outcome(400);
+    s.get("Encounter/ev-enc/$everything?_type=Nonsense")
+        .await
+        .outcome(400);
+    s.get("Encounter/ev-enc/$everything?_count=-1")
+        .await
+        .outcome(400);
+    // Care dates are Patient/$everything's: unknown here.
+    let b = s
+        .get("Encounter/ev-enc/$everything?start=2020-01-01")
+        .await
+        .json();
+    let last = b["entry"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["search"]["mode"], "outcome");
+    assert!(last["resource"]["issue"][0]["diagnostics"]
+        .as_str()
+        .unwrap()
+        .contains("start"));
+    s.get_with(
+        "Encounter/ev-enc/$everything?start=2020-01-01",
+        &[("prefer", "handling=strict")],
+    )
+    .await
+    .outcome(400);
+    s.post("Encounter/ev-enc/$everything", &json!({"resourceType": "Encounter"}))
+        .await
+        .outcome(400);
+    // A deleted encounter is gone.
+    assert_eq!(s.delete("Encounter/ev-enc-2").await.status, 200);
+    s.get("Encounter/ev-enc-2/$everything").await.outcome(410);
+}
+
+async fn encounter_everything_stays_within_a_patient_token(s: &TestServer) {
+    let expected = encounter_record(s).await;
+    put(
+        s,
+        json!({"resourceType": "Encounter", "id": "ev-enc-b", "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": reference("Patient/ev-b")}),
+    )
+    .await;
+    let t = token_for(s, "patient/*.rs", Some("ev-a"), "patient");
+    let r = send_as(s, Some(&t), Method::GET, "Encounter/ev-enc/$everything", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(set(&r.json()), expected);
+    // Another patient's encounter is not there for this token.
+    send_as(s, Some(&t), Method::GET, "Encounter/ev-enc-b/$everything", None)
+        .await
+        .outcome(404);
+    // Without the search permission on Encounter.
+    let t = token_for(s, "patient/Observation.rs", Some("ev-a"), "patient");
+    send_as(s, Some(&t), Method::GET, "Encounter/ev-enc/$everything", None)
+        .await
+        .outcome(403);
+    // Types the token cannot search are left out, or refused when named.
+    let t = token_for(
+        s,
+        "patient/Encounter.rs patient/Observation.rs",
+        Some("ev-a"),
+        "patient",
+    );
+    let r = send_as(s, Some(&t), Method::GET, "Encounter/ev-enc/$everything", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        set(&r.json()),
+        BTreeSet::from([
+            "Encounter/ev-enc".to_string(),
+            "Observation/ev-obs".to_string()
+        ])
+    );
+    send_as(
+        s,
+        Some(&t),
+        Method::GET,
+        "Encounter/ev-enc/$everything?_type=Condition",
+        None,
+    )
+    .await
+    .outcome(403);
+}
