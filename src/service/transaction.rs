@@ -80,6 +80,9 @@ enum Target {
     Conditional(String, String),
     /// The base with a query (`?_type=...`): a system search.
     System(String),
+    /// A compartment search (`Patient/1/Observation?code=...`): the
+    /// compartment, its id, the type searched and the query.
+    Compartment(String, String, String, String),
 }
 
 impl Target {
@@ -89,7 +92,8 @@ impl Target {
             Target::Type(t)
             | Target::Instance(t, _)
             | Target::Version(t, _, _)
-            | Target::Conditional(t, _) => t,
+            | Target::Conditional(t, _)
+            | Target::Compartment(_, _, t, _) => t,
             Target::System(_) => "",
         }
     }
@@ -369,6 +373,14 @@ impl Fhir {
             ([t], Some(q)) if !q.is_empty() => Target::Conditional(t.to_string(), q.to_string()),
             ([t], _) => Target::Type(t.to_string()),
             ([t, id], None) => Target::Instance(t.to_string(), id.to_string()),
+            ([c, id, t], q) if crate::fhir::schema::schema().is_resource_type(t) => {
+                Target::Compartment(
+                    c.to_string(),
+                    id.to_string(),
+                    t.to_string(),
+                    q.unwrap_or_default().to_string(),
+                )
+            }
             ([t, id, "_history", v], None) => {
                 Target::Version(t.to_string(), id.to_string(), v.to_string())
             }
@@ -1013,6 +1025,14 @@ impl Fhir {
             Target::Type(t) => (SearchScope::Type(t.clone()), ""),
             Target::Conditional(t, q) => (SearchScope::Type(t.clone()), q.as_str()),
             Target::System(q) => (SearchScope::System, q.as_str()),
+            Target::Compartment(c, id, t, q) => (
+                SearchScope::Compartment {
+                    compartment: c.clone(),
+                    id: id.clone(),
+                    rtype: t.clone(),
+                },
+                q.as_str(),
+            ),
             _ => return Err(FhirError::invalid("the entry is not a search")),
         };
         let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
@@ -1225,7 +1245,10 @@ impl Fhir {
         let resource = e.resource.as_ref().map(|r| Value::Object(r.clone()));
         match (&e.method, &e.target) {
             // Searches: the search checks the reach of every type it reads.
-            (Method::Get | Method::Head, Target::Type(_) | Target::Conditional(..)) => {
+            (
+                Method::Get | Method::Head,
+                Target::Type(_) | Target::Conditional(..) | Target::Compartment(..),
+            ) => {
                 self.permit(access, Perm::Search, rtype).map(|_| ())
             }
             (Method::Get | Method::Head, Target::System(_)) => Ok(()),
@@ -1275,7 +1298,10 @@ impl Entry {
         matches!(self.method, Method::Get | Method::Head)
             && matches!(
                 self.target,
-                Target::Type(_) | Target::Conditional(..) | Target::System(_)
+                Target::Type(_)
+                    | Target::Conditional(..)
+                    | Target::System(_)
+                    | Target::Compartment(..)
             )
     }
 
@@ -1391,6 +1417,8 @@ fn describe(target: &Target) -> String {
         Target::Type(t) => t.clone(),
         Target::Conditional(t, q) => format!("{t}?{q}"),
         Target::System(q) => format!("?{q}"),
+        Target::Compartment(c, id, t, q) if q.is_empty() => format!("{c}/{id}/{t}"),
+        Target::Compartment(c, id, t, q) => format!("{c}/{id}/{t}?{q}"),
     }
 }
 

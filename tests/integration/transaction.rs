@@ -651,8 +651,155 @@ async fn search_entries_are_checked_as_searches(s: &TestServer) {
         .outcome(403);
 }
 
+async fn compartment_search_entries(s: &TestServer) {
+    let a = s.create(&patient("CMPA")).await;
+    let a = a["id"].as_str().unwrap().to_string();
+    let b = s.create(&patient("CMPB")).await;
+    let b = b["id"].as_str().unwrap().to_string();
+    let obs_a = s.create(&observation(&format!("Patient/{a}"))).await;
+    let obs_a = format!("Observation/{}", obs_a["id"].as_str().unwrap());
+    s.create(&observation(&format!("Patient/{b}"))).await;
+    let batch = bundle(
+        "batch",
+        vec![
+            entry(
+                None,
+                "GET",
+                &format!("Patient/{a}/Observation?code=http://loinc.org|8867-4"),
+                None,
+            ),
+            entry(None, "GET", &format!("Patient/{a}/Observation"), None),
+            entry(
+                None,
+                "GET",
+                &format!("{}/Patient/{a}/Observation?code=1234-5", s.base),
+                None,
+            ),
+            // Not in the compartment, an unknown compartment, a bad value.
+            entry(None, "GET", &format!("Patient/{a}/CodeSystem"), None),
+            entry(None, "GET", "Basic/1/Observation", None),
+            entry(
+                None,
+                "GET",
+                &format!("Patient/{a}/Observation?date=notadate"),
+                None,
+            ),
+            // Compartment URLs are searches: other methods do not fit them.
+            entry(None, "DELETE", &format!("Patient/{a}/Observation"), None),
+        ],
+    );
+    let r = s.post("", &batch).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let out = r.json();
+    let e = &out["entry"];
+    assert_eq!(e[0]["response"]["status"], "200 OK");
+    assert_eq!(e[0]["resource"]["type"], "searchset");
+    assert_eq!(matches(&e[0]["resource"]), vec![obs_a.clone()]);
+    // The same answer as the compartment search over HTTP, self link included.
+    let alone = s
+        .get(&format!("Patient/{a}/Observation?code=http://loinc.org|8867-4"))
+        .await
+        .json();
+    assert_eq!(matches(&alone), vec![obs_a.clone()]);
+    assert_eq!(e[0]["resource"]["link"][0], alone["link"][0]);
+    assert_eq!(matches(&e[1]["resource"]), vec![obs_a.clone()]);
+    assert!(matches(&e[2]["resource"]).is_empty());
+    for (i, what) in [(3, "CodeSystem"), (4, "Basic"), (5, "date"), (6, "method")] {
+        let status = e[i]["response"]["status"].as_str().unwrap();
+        assert!(status.starts_with("400"), "entry {i}: {status}");
+        let diagnostics = e[i]["response"]["outcome"]["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap();
+        assert!(
+            diagnostics.contains(&format!("Bundle.entry[{i}]")) && diagnostics.contains(what),
+            "entry {i}: {diagnostics}"
+        );
+    }
+
+    // In a transaction the search sees the transaction's writes.
+    let tx = bundle(
+        "transaction",
+        vec![
+            entry(None, "GET", &format!("Patient/{b}/Observation"), None),
+            entry(
+                None,
+                "POST",
+                "Observation",
+                Some(observation(&format!("Patient/{b}"))),
+            ),
+        ],
+    );
+    let r = s.post("", &tx).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let out = r.json();
+    let e = &out["entry"];
+    let created = e[1]["response"]["location"]
+        .as_str()
+        .unwrap()
+        .split("/_history")
+        .next()
+        .unwrap()
+        .to_string();
+    let found = matches(&e[0]["resource"]);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found.contains(&created), "{found:?}");
+    // A bad compartment search fails the whole transaction.
+    let tx = bundle(
+        "transaction",
+        vec![
+            entry(None, "POST", "Patient", Some(patient("CMPBAD"))),
+            entry(None, "GET", &format!("Patient/{a}/CodeSystem"), None),
+        ],
+    );
+    let oo = s.post("", &tx).await.outcome(400);
+    assert_eq!(oo["issue"][0]["expression"][0], "Bundle.entry[1]");
+    assert!(matches(&s.get("Patient?identifier=urn:mrn|CMPBAD").await.json()).is_empty());
+}
+
+async fn compartment_search_entries_are_checked_as_searches(s: &TestServer) {
+    use crate::auth::{send_as, token_for};
+    let mine = s.create(&patient("CMPMINE")).await;
+    let mine = mine["id"].as_str().unwrap().to_string();
+    let theirs = s.create(&patient("CMPTHEIRS")).await;
+    let theirs = theirs["id"].as_str().unwrap().to_string();
+    let my_obs = s.create(&observation(&format!("Patient/{mine}"))).await;
+    s.create(&observation(&format!("Patient/{theirs}"))).await;
+    let b = bundle(
+        "batch",
+        vec![
+            entry(None, "GET", &format!("Patient/{mine}/Observation"), None),
+            entry(None, "GET", &format!("Patient/{theirs}/Observation"), None),
+        ],
+    );
+    let t = token_for(s, "patient/*.rs", Some(&mine), "patient");
+    let r = send_as(s, Some(&t), reqwest::Method::POST, "", Some(&b)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let e = &r.json()["entry"];
+    assert_eq!(
+        matches(&e[0]["resource"]),
+        vec![format!("Observation/{}", my_obs["id"].as_str().unwrap())]
+    );
+    // Another patient's compartment: nothing the token may see.
+    assert!(matches(&e[1]["resource"]).is_empty());
+    // Without the search permission on the type searched.
+    let t = token_for(s, "patient/Patient.rs", Some(&mine), "patient");
+    let r = send_as(s, Some(&t), reqwest::Method::POST, "", Some(&b)).await;
+    let e = &r.json()["entry"];
+    assert!(e[0]["response"]["status"]
+        .as_str()
+        .unwrap()
+        .starts_with("403"));
+    let mut tx = b.clone();
+    tx["type"] = json!("transaction");
+    send_as(s, Some(&t), reqwest::Method::POST, "", Some(&tx))
+        .await
+        .outcome(403);
+}
+
 crate::on_both_databases!(
     batch_search_entries_answer_searchsets,
+    compartment_search_entries,
+    compartment_search_entries_are_checked_as_searches,
     transaction_search_entries_see_its_writes,
     transaction_fails_whole_on_a_bad_search_entry,
     search_entries_are_checked_as_searches,
