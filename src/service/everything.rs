@@ -45,7 +45,7 @@ use crate::fhir::datetime::range_micros;
 use crate::search::registry::{registry, ParamType};
 use crate::store::everything::EverythingQuery;
 use crate::store::query::{Cmp, Cond, PageAt, Table};
-use crate::store::Filter;
+use crate::store::{Filter, Hit};
 
 /// Types of the resources the compartment refers to that join the answer.
 pub const REFERENCED_TYPES: &[&str] = &[
@@ -153,8 +153,8 @@ static ENCOUNTER: LazyLock<Compartment> = LazyLock::new(|| {
 /// operation.
 fn compartment(kind: &str) -> Option<&'static Compartment> {
     match kind {
-        "Patient" => Some(&PATIENT),
-        "Encounter" => Some(&ENCOUNTER),
+        "Patient" => Some(&*PATIENT),
+        "Encounter" => Some(&*ENCOUNTER),
         _ => None,
     }
 }
@@ -210,7 +210,7 @@ struct Asked {
     count: i64,
     start: Option<i64>,
     end: Option<i64>,
-    after: Option<i64>,
+    page: PageAt,
     /// Parameters repeated in the paging links.
     kept: Vec<(String, String)>,
     /// Unknown parameters, ignored (lenient handling).
@@ -230,7 +230,7 @@ impl Fhir {
             count: i64::from(self.default_page_size),
             start: None,
             end: None,
-            after: None,
+            page: PageAt::First,
             kept: Vec::new(),
             ignored: Vec::new(),
         };
@@ -263,8 +263,10 @@ impl Fhir {
                 "start" if c.parameters.contains(&"start") => asked.start = Some(date(name, value, "a date such as 2020-01-01")?.0),
                 "end" if c.parameters.contains(&"end") => asked.end = Some(date(name, value, "a date such as 2020-12-31")?.1),
                 CURSOR => {
-                    asked.after = match decode_cursor(value)? {
-                        PageAt::After(_, rid) => Some(rid),
+                    asked.page = match decode_cursor(value)? {
+                        PageAt::After(v, rid) if v.is_empty() => PageAt::After(v, rid),
+                        PageAt::Before(v, rid) if v.is_empty() => PageAt::Before(v, rid),
+                        PageAt::Last => PageAt::Last,
                         _ => {
                             return Err(FhirError::invalid(format!(
                                 "`{value}` is not a page cursor of $everything"
@@ -400,7 +402,7 @@ impl Fhir {
             filters,
             types,
             excluded_types: EXCLUDED_TYPES.iter().map(|t| t.to_string()).collect(),
-            after: asked.after,
+            page: asked.page.clone(),
             count: asked.count,
         };
         let mut hits = if asked.count == 0 {
@@ -408,8 +410,15 @@ impl Fhir {
         } else {
             self.store.everything(self.tenant, &query).await?
         };
+        let forward = !matches!(asked.page, PageAt::Before(..) | PageAt::Last);
         let more = hits.len() as i64 > asked.count;
-        hits.truncate(asked.count as usize);
+        if more {
+            if forward {
+                hits.truncate(asked.count as usize);
+            } else {
+                hits.remove(0);
+            }
+        }
 
         if self.audit {
             if let Some(slot) = crate::audit::current() {
@@ -425,25 +434,20 @@ impl Fhir {
             Some(id) => format!("{}/{}/{id}/$everything", self.base_url, c.kind),
             None => format!("{}/{}/$everything", self.base_url, c.kind),
         };
-        let link = |after: Option<i64>| {
+        let link = |cursor: Option<String>| {
             let mut q = form_urlencoded::Serializer::new(String::new());
             for (k, v) in &asked.kept {
                 q.append_pair(k, v);
             }
             q.append_pair("_count", &asked.count.to_string());
-            if let Some(rid) = after {
-                q.append_pair(CURSOR, &encode_cursor(true, &[], rid));
+            if let Some(c) = cursor {
+                q.append_pair(CURSOR, &c);
             }
             format!("{path}?{}", q.finish())
         };
-        let mut links = vec![("self", link(asked.after)), ("first", link(None))];
-        if more {
-            if let Some(last) = hits.last() {
-                links.push(("next", link(Some(last.rid))));
-            }
-        }
+        let links = page_links(&asked.page, &hits, more, &link);
         let total =
-            (asked.after.is_none() && !more && asked.count > 0).then_some(hits.len() as i64);
+            (asked.page == PageAt::First && !more && asked.count > 0).then_some(hits.len() as i64);
 
         let mut entries: Vec<EntryOut> = hits
             .into_iter()
@@ -469,6 +473,53 @@ impl Fhir {
             &entries,
         ))
     }
+}
+
+/// The paging links of a page of `hits` (`more`: a row beyond the page
+/// was found in the direction read), as search gives them: `previous` and
+/// `next` continue before the first and after the last resource served
+/// (an empty page continues from its own cursor), `last` reads the end
+/// backward.
+fn page_links(
+    page: &PageAt,
+    hits: &[Hit],
+    more: bool,
+    link: &dyn Fn(Option<String>) -> String,
+) -> Vec<(&'static str, String)> {
+    let self_cursor = match page {
+        PageAt::First => None,
+        PageAt::Last => Some("last".to_string()),
+        PageAt::After(_, rid) => Some(encode_cursor(true, &[], *rid)),
+        PageAt::Before(_, rid) => Some(encode_cursor(false, &[], *rid)),
+    };
+    let mut links = vec![("self", link(self_cursor)), ("first", link(None))];
+    let has_previous = match page {
+        PageAt::First => false,
+        PageAt::After(..) => true,
+        PageAt::Before(..) | PageAt::Last => more,
+    };
+    let has_next = match page {
+        PageAt::First | PageAt::After(..) => more,
+        PageAt::Before(..) => true,
+        PageAt::Last => false,
+    };
+    // Where an empty page's neighbours start: its own cursor.
+    let (before, after) = match (hits.first(), hits.last(), page) {
+        (Some(f), Some(l), _) => (Some(f.rid), Some(l.rid)),
+        (_, _, PageAt::After(_, rid)) => (Some(rid + 1), Some(*rid)),
+        (_, _, PageAt::Before(_, rid)) => (Some(*rid), Some(rid - 1)),
+        _ => (None, None),
+    };
+    if let (true, Some(rid)) = (has_previous, before) {
+        links.push(("previous", link(Some(encode_cursor(false, &[], rid)))));
+    }
+    if let (true, Some(rid)) = (has_next, after) {
+        links.push(("next", link(Some(encode_cursor(true, &[], rid)))));
+    }
+    if has_next || (*page != PageAt::Last && has_previous) {
+        links.push(("last", link(Some("last".to_string()))));
+    }
+    links
 }
 
 /// The patient an Encounter is of (`subject`), for the audit record.

@@ -11,7 +11,7 @@
 
 use super::codec::Codec;
 use super::db::Conn;
-use super::query::{live_row, Filter, Hit, Planner};
+use super::query::{live_row, Filter, Hit, PageAt, Planner};
 use super::StoreError;
 
 /// What `$everything` gathers.
@@ -34,13 +34,16 @@ pub struct EverythingQuery {
     pub types: Vec<String>,
     /// Types never gathered (nor followed) whatever else is asked.
     pub excluded_types: Vec<String>,
-    /// The page starts after this `rid`.
-    pub after: Option<i64>,
-    /// Page size; one more row is read to tell whether a page follows.
+    /// Where the page is: the first, after or before a `rid` (sort values
+    /// unused: the order is by `rid` alone), or the last.
+    pub page: PageAt,
+    /// Page size; one more row is read to tell whether a page follows
+    /// (going forward) or precedes (going backward).
     pub count: i64,
 }
 
-/// One page of the answer in `rid` order (at most `count + 1` rows).
+/// One page of the answer in `rid` order (at most `count + 1` rows; going
+/// backward, the extra row is the first).
 pub async fn everything(
     conn: &mut Conn<'_>,
     codec: &Codec,
@@ -90,9 +93,18 @@ pub async fn everything(
     if !q.types.is_empty() {
         last.push_str(&format!(" AND r.type IN ({})", p.list(&q.types)));
     }
-    if let Some(after) = q.after {
-        last.push_str(&format!(" AND r.rid > {}", p.int(after)));
-    }
+    let order = match &q.page {
+        PageAt::First => "",
+        PageAt::Last => " DESC",
+        PageAt::After(_, rid) => {
+            last.push_str(&format!(" AND r.rid > {}", p.int(*rid)));
+            ""
+        }
+        PageAt::Before(_, rid) => {
+            last.push_str(&format!(" AND r.rid < {}", p.int(*rid)));
+            " DESC"
+        }
+    };
     let limit = p.int(q.count + 1);
     let sql = format!(
         "WITH c0(rid) AS (\
@@ -103,7 +115,7 @@ pub async fn everything(
            WHERE r.deleted = 0{excluded_c} AND {filters_c}), \
          m(rid) AS (SELECT rid FROM c{referenced}), \
          page(rid) AS (SELECT r.rid FROM m JOIN resources r ON r.rid = m.rid \
-           WHERE r.deleted = 0{last} ORDER BY r.rid LIMIT {limit}) \
+           WHERE r.deleted = 0{last} ORDER BY r.rid{order} LIMIT {limit}) \
          SELECT r.rid, r.type, r.id, r.version, r.last_updated, v.body \
          FROM page JOIN resources r ON r.rid = page.rid \
          JOIN resource_versions v ON v.rid = r.rid AND v.version = r.version \

@@ -317,6 +317,75 @@ async fn everything_pages_without_duplicates_or_gaps(s: &TestServer) {
     );
 }
 
+fn link(bundle: &Value, relation: &str) -> Option<String> {
+    bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == relation)
+        .map(|l| l["url"].as_str().unwrap().to_string())
+}
+
+async fn everything_pages_backward(s: &TestServer) {
+    let mut expected = two_patients(s).await;
+    for i in 0..9 {
+        let id = format!("ev-back-{i}");
+        put(
+            s,
+            json!({"resourceType": "Observation", "id": id, "status": "final",
+            "code": {"text": "x"}, "subject": reference("Patient/ev-a")}),
+        )
+        .await;
+        expected.insert(format!("Observation/{id}"));
+    }
+    // 17 resources in pages of 5.
+    let first = s.get("Patient/ev-a/$everything?_count=5").await.json();
+    assert!(link(&first, "previous").is_none());
+    let last_url = link(&first, "last").expect("a last link");
+    let second = s.get(&next(&first).unwrap()).await.json();
+    // Back from the second page: the first page again.
+    let back = s.get(&link(&second, "previous").unwrap()).await;
+    assert_eq!(back.status, 200, "{}", back.text);
+    let back = back.json();
+    assert_eq!(ids(&back), ids(&first));
+    assert!(link(&back, "previous").is_none());
+    assert_eq!(
+        ids(&s.get(&next(&back).unwrap()).await.json()),
+        ids(&second)
+    );
+
+    // From the last page backward: every resource once, in reverse order.
+    let last = s.get(&last_url).await.json();
+    assert!(next(&last).is_none());
+    assert_eq!(ids(&last).len(), 5);
+    let mut pages = vec![ids(&last)];
+    let mut page = last;
+    while let Some(previous) = link(&page, "previous") {
+        page = s.get(&previous).await.json();
+        pages.push(ids(&page));
+        assert!(pages.len() <= expected.len(), "paging does not end");
+    }
+    let seen: Vec<String> = pages.into_iter().rev().flatten().collect();
+    let unique: BTreeSet<String> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "duplicates: {seen:?}");
+    assert_eq!(unique, expected);
+    // The same order as going forward.
+    let mut forward = Vec::new();
+    let mut url = Some("Patient/ev-a/$everything?_count=5".to_string());
+    while let Some(u) = url {
+        let b = s.get(&u).await.json();
+        forward.extend(ids(&b));
+        url = next(&b);
+    }
+    assert_eq!(forward, seen);
+    // A search cursor with sort values is not one of $everything's.
+    let search = s.get("Observation?_sort=date&_count=1").await.json();
+    let cursor = next(&search).unwrap();
+    let cursor = cursor.split("_cursor=").nth(1).unwrap();
+    s.get(&format!("Patient/ev-a/$everything?_cursor={cursor}"))
+        .await
+        .outcome(400);
+}
+
 async fn everything_errors(s: &TestServer) {
     two_patients(s).await;
     s.get("Patient/nobody/$everything").await.outcome(404);
@@ -411,6 +480,7 @@ crate::on_both_databases!(
     everything_gathers_the_compartment_and_what_it_refers_to,
     everything_filters_by_type_since_and_care_dates,
     everything_pages_without_duplicates_or_gaps,
+    everything_pages_backward,
     everything_errors,
     everything_stays_within_a_patient_token,
     encounter_everything_gathers_its_compartment,
@@ -554,12 +624,30 @@ async fn encounter_everything_gathers_its_compartment(s: &TestServer) {
     assert!(set(&r.json()).contains("Condition/ev-enc-cond"));
     assert!(!set(&r.json()).contains("Patient/ev-a"));
 
-    // The audit trail records an operation on the encounter, naming its patient.
+    // The audit trail records an operation naming the encounter's patient,
+    // with the request as its query.
     let audits = s
-        .get("AuditEvent?entity=Encounter/ev-enc&patient=Patient/ev-a&subtype=operation&_total=accurate")
+        .get("AuditEvent?patient=Patient/ev-a&subtype=operation&_count=100")
         .await
         .json();
-    assert!(audits["total"].as_i64().unwrap() > 0, "{audits}");
+    let queries: Vec<String> = audits["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["resource"]["entity"].as_array().cloned().unwrap_or_default())
+        .filter_map(|x| {
+            use base64::Engine;
+            let q = x["query"].as_str()?;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(q).ok()?;
+            String::from_utf8(bytes).ok()
+        })
+        .collect();
+    assert!(
+        queries
+            .iter()
+            .any(|q| q.contains("/Encounter/ev-enc/$everything")),
+        "{queries:?}"
+    );
 }
 
 async fn encounter_everything_pages(s: &TestServer) {
