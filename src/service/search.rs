@@ -156,6 +156,34 @@ pub(super) fn decode_cursor(s: &str) -> FhirResult<PageAt> {
     }
 }
 
+/// `_contained` and `_containedType` (R4 search.html, "Contained
+/// Resources"): contained resources are not indexed, so searches match
+/// and return resources that are not contained, which is what
+/// `_contained=false` (the default) asks. A value outside the parameter's
+/// codes is an error; `true` and `both` are not supported (the message is
+/// returned: an error under strict handling, else a warning).
+/// `_containedType` only says what to return for contained matches, so
+/// either of its codes is accepted (there are none).
+fn contained_parameter(name: &str, value: &str) -> FhirResult<Option<String>> {
+    let codes: &[&str] = if name == "_contained" {
+        &["false", "true", "both"]
+    } else {
+        &["container", "contained"]
+    };
+    if !codes.contains(&value) {
+        return Err(FhirError::invalid(format!(
+            "{name} must be {}, not `{value}`",
+            codes.join(", ")
+        )));
+    }
+    Ok((name == "_contained" && value != "false").then(|| {
+        format!(
+            "_contained={value} is not supported: contained resources are not indexed, \
+             so only _contained=false (the default) is"
+        )
+    }))
+}
+
 /// Whether a parameter name is known for `rtype` (its code before any
 /// modifier or chain).
 fn is_known(reg: &Registry, rtype: &str, name: &str) -> bool {
@@ -311,12 +339,10 @@ impl Fhir {
                     kept.push((name.clone(), value.clone()));
                 }
                 "_contained" | "_containedType" => {
-                    if value != "false" && base_name == "_contained" {
-                        let message = "_contained: only `false` is supported (contained resources are not searched)";
-                        if strict {
-                            return Err(FhirError::not_supported(message));
-                        }
-                        ignored.push(message.to_string());
+                    match contained_parameter(base_name, value)? {
+                        Some(message) if strict => return Err(FhirError::not_supported(message)),
+                        Some(message) => ignored.push(message),
+                        None => kept.push((name.clone(), value.clone())),
                     }
                 }
                 "_format" | "_pretty" => kept.push((name.clone(), value.clone())),
@@ -681,6 +707,25 @@ mod tests {
         assert_eq!(decode_cursor(&c).unwrap(), PageAt::Before(values, 7));
         assert_eq!(decode_cursor("last").unwrap(), PageAt::Last);
         assert!(decode_cursor("garbage!").is_err());
+    }
+
+    #[test]
+    fn contained_parameters() {
+        assert_eq!(contained_parameter("_contained", "false").unwrap(), None);
+        assert_eq!(
+            contained_parameter("_containedType", "container").unwrap(),
+            None
+        );
+        assert_eq!(
+            contained_parameter("_containedType", "contained").unwrap(),
+            None
+        );
+        let message = contained_parameter("_contained", "both").unwrap().unwrap();
+        assert!(message.contains("_contained=both"), "{message}");
+        assert!(contained_parameter("_contained", "true").unwrap().is_some());
+        let err = contained_parameter("_contained", "yes").unwrap_err();
+        assert_eq!(err.status, 400);
+        assert!(contained_parameter("_containedType", "resource").is_err());
     }
 
     #[test]

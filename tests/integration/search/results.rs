@@ -1,5 +1,5 @@
 //! Shaping results: `_sort`, `_count`, `_total`, `_summary`, `_elements`,
-//! and paging through `next`/`previous`/`last` links.
+//! `_contained`, and paging through `next`/`previous`/`last` links.
 
 use serde_json::{json, Value};
 
@@ -339,8 +339,69 @@ async fn paging_sorted_by_last_updated_stable_under_writes(s: &TestServer) {
     check_stable_under_writes(s, "Patient?_sort=-_lastUpdated&_count=4").await;
 }
 
+/// `_contained`: contained resources are not searched; `false` (the
+/// default) is applied and kept in `self`, `true`/`both` are refused under
+/// strict handling and ignored with a warning otherwise, unknown codes are
+/// errors.
+async fn contained_parameters(s: &TestServer) {
+    let request = put_id(
+        s,
+        json!({"resourceType": "MedicationRequest", "status": "active", "intent": "order",
+            "contained": [{"resourceType": "Medication", "id": "m1",
+                "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1191"}]}}],
+            "medicationReference": {"reference": "#m1"},
+            "subject": {"reference": "Patient/contained-p"}}),
+        "contained-mr",
+    )
+    .await;
+    // Never matched as a Medication of its own.
+    let b = search(s, "Medication?code=1191").await;
+    assert!(match_ids(&b).is_empty(), "{b}");
+    let b = search(s, "Medication?code=1191&_contained=false").await;
+    assert!(match_ids(&b).is_empty(), "{b}");
+    let own = link(&b, "self").unwrap();
+    assert!(own.contains("_contained=false"), "{own}");
+    let b = search(
+        s,
+        "MedicationRequest?_id=contained-mr&_contained=false&_containedType=container",
+    )
+    .await;
+    assert_eq!(match_ids(&b), vec![request.clone()]);
+    for value in ["true", "both"] {
+        let query = format!("Medication?code=1191&_contained={value}");
+        let b = search(s, &query).await;
+        let outcome = entries(&b)
+            .into_iter()
+            .find(|e| e["search"]["mode"] == "outcome")
+            .expect("a warning");
+        let diagnostics = outcome["resource"]["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            diagnostics.contains(&format!("_contained={value}")),
+            "{diagnostics}"
+        );
+        assert!(!link(&b, "self").unwrap().contains("_contained"));
+        let oo = s
+            .get_with(&query, &[("prefer", "handling=strict")])
+            .await
+            .outcome(400);
+        assert_eq!(oo["issue"][0]["code"], "not-supported");
+    }
+    for query in [
+        "Medication?_contained=yes",
+        "Medication?_containedType=resource",
+    ] {
+        let oo = s.get(query).await.outcome(400);
+        let diagnostics = oo["issue"][0]["diagnostics"].as_str().unwrap();
+        assert!(diagnostics.starts_with("_contained"), "{diagnostics}");
+    }
+}
+
 crate::on_both_databases!(
     sorting,
+    contained_parameters,
     count_total_summary_elements,
     paging_default_order,
     paging_stable_under_writes,
