@@ -40,8 +40,8 @@ use crate::auth::access::Reach;
 use crate::auth::scopes::Perm;
 use crate::auth::Access;
 use crate::error::{FhirError, FhirResult};
-use crate::fhir::outcome::IssueType;
 use crate::fhir::datetime::range_micros;
+use crate::fhir::outcome::IssueType;
 use crate::search::registry::{registry, ParamType};
 use crate::store::everything::EverythingQuery;
 use crate::store::query::{Cmp, Cond, PageAt, Table};
@@ -146,7 +146,12 @@ static PATIENT: LazyLock<Compartment> = LazyLock::new(|| {
 static ENCOUNTER: LazyLock<Compartment> = LazyLock::new(|| {
     let mut referenced = vec!["Patient"];
     referenced.extend_from_slice(REFERENCED_TYPES);
-    Compartment::of("Encounter", referenced, &["_since", "_type", "_count"], false)
+    Compartment::of(
+        "Encounter",
+        referenced,
+        &["_since", "_type", "_count"],
+        false,
+    )
 });
 
 /// The compartment of `Kind/$everything`, for the types that have the
@@ -260,8 +265,12 @@ impl Fhir {
                     asked.count = self.page_size(value)?;
                     continue;
                 }
-                "start" if c.parameters.contains(&"start") => asked.start = Some(date(name, value, "a date such as 2020-01-01")?.0),
-                "end" if c.parameters.contains(&"end") => asked.end = Some(date(name, value, "a date such as 2020-12-31")?.1),
+                "start" if c.parameters.contains(&"start") => {
+                    asked.start = Some(date(name, value, "a date such as 2020-01-01")?.0)
+                }
+                "end" if c.parameters.contains(&"end") => {
+                    asked.end = Some(date(name, value, "a date such as 2020-12-31")?.1)
+                }
                 CURSOR => {
                     asked.page = match decode_cursor(value)? {
                         PageAt::After(v, rid) if v.is_empty() => PageAt::After(v, rid),
@@ -339,7 +348,10 @@ impl Fhir {
                     (_, None) => false,
                 };
                 if !visible {
-                    return Err(FhirError::not_found(format!("{}/{id} is not known", c.kind)));
+                    return Err(FhirError::not_found(format!(
+                        "{}/{id} is not known",
+                        c.kind
+                    )));
                 }
                 if self.audit && c.kind == "Encounter" {
                     if let (Some(slot), Some(patient)) = (

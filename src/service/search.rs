@@ -338,13 +338,11 @@ impl Fhir {
                     }
                     kept.push((name.clone(), value.clone()));
                 }
-                "_contained" | "_containedType" => {
-                    match contained_parameter(base_name, value)? {
-                        Some(message) if strict => return Err(FhirError::not_supported(message)),
-                        Some(message) => ignored.push(message),
-                        None => kept.push((name.clone(), value.clone())),
-                    }
-                }
+                "_contained" | "_containedType" => match contained_parameter(base_name, value)? {
+                    Some(message) if strict => return Err(FhirError::not_supported(message)),
+                    Some(message) => ignored.push(message),
+                    None => kept.push((name.clone(), value.clone())),
+                },
                 "_format" | "_pretty" => kept.push((name.clone(), value.clone())),
                 CURSOR_PARAM => page = decode_cursor(value)?,
                 "_type" => kept.push((name.clone(), value.clone())),

@@ -1248,9 +1248,7 @@ impl Fhir {
             (
                 Method::Get | Method::Head,
                 Target::Type(_) | Target::Conditional(..) | Target::Compartment(..),
-            ) => {
-                self.permit(access, Perm::Search, rtype).map(|_| ())
-            }
+            ) => self.permit(access, Perm::Search, rtype).map(|_| ()),
             (Method::Get | Method::Head, Target::System(_)) => Ok(()),
             (_, Target::Conditional(..)) => {
                 let perm = match e.method {

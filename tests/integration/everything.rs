@@ -634,7 +634,12 @@ async fn encounter_everything_gathers_its_compartment(s: &TestServer) {
         .as_array()
         .into_iter()
         .flatten()
-        .flat_map(|e| e["resource"]["entity"].as_array().cloned().unwrap_or_default())
+        .flat_map(|e| {
+            e["resource"]["entity"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .filter_map(|x| {
             use base64::Engine;
             let q = x["query"].as_str()?;
@@ -714,9 +719,12 @@ async fn encounter_everything_errors(s: &TestServer) {
     )
     .await
     .outcome(400);
-    s.post("Encounter/ev-enc/$everything", &json!({"resourceType": "Encounter"}))
-        .await
-        .outcome(400);
+    s.post(
+        "Encounter/ev-enc/$everything",
+        &json!({"resourceType": "Encounter"}),
+    )
+    .await
+    .outcome(400);
     // A deleted encounter is gone.
     assert_eq!(s.delete("Encounter/ev-enc-2").await.status, 200);
     s.get("Encounter/ev-enc-2/$everything").await.outcome(410);
@@ -732,18 +740,37 @@ async fn encounter_everything_stays_within_a_patient_token(s: &TestServer) {
     )
     .await;
     let t = token_for(s, "patient/*.rs", Some("ev-a"), "patient");
-    let r = send_as(s, Some(&t), Method::GET, "Encounter/ev-enc/$everything", None).await;
+    let r = send_as(
+        s,
+        Some(&t),
+        Method::GET,
+        "Encounter/ev-enc/$everything",
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(set(&r.json()), expected);
     // Another patient's encounter is not there for this token.
-    send_as(s, Some(&t), Method::GET, "Encounter/ev-enc-b/$everything", None)
-        .await
-        .outcome(404);
+    send_as(
+        s,
+        Some(&t),
+        Method::GET,
+        "Encounter/ev-enc-b/$everything",
+        None,
+    )
+    .await
+    .outcome(404);
     // Without the search permission on Encounter.
     let t = token_for(s, "patient/Observation.rs", Some("ev-a"), "patient");
-    send_as(s, Some(&t), Method::GET, "Encounter/ev-enc/$everything", None)
-        .await
-        .outcome(403);
+    send_as(
+        s,
+        Some(&t),
+        Method::GET,
+        "Encounter/ev-enc/$everything",
+        None,
+    )
+    .await
+    .outcome(403);
     // Types the token cannot search are left out, or refused when named.
     let t = token_for(
         s,
@@ -751,7 +778,14 @@ async fn encounter_everything_stays_within_a_patient_token(s: &TestServer) {
         Some("ev-a"),
         "patient",
     );
-    let r = send_as(s, Some(&t), Method::GET, "Encounter/ev-enc/$everything", None).await;
+    let r = send_as(
+        s,
+        Some(&t),
+        Method::GET,
+        "Encounter/ev-enc/$everything",
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
         set(&r.json()),

@@ -697,7 +697,9 @@ async fn compartment_search_entries(s: &TestServer) {
     assert_eq!(matches(&e[0]["resource"]), vec![obs_a.clone()]);
     // The same answer as the compartment search over HTTP, self link included.
     let alone = s
-        .get(&format!("Patient/{a}/Observation?code=http://loinc.org|8867-4"))
+        .get(&format!(
+            "Patient/{a}/Observation?code=http://loinc.org|8867-4"
+        ))
         .await
         .json();
     assert_eq!(matches(&alone), vec![obs_a.clone()]);
