@@ -433,6 +433,10 @@ mod tests {
         assert_eq!(c("GET", "/Patient/$everything"), Some(("operation", "E")));
         assert_eq!(c("POST", "/Patient/$everything"), Some(("operation", "E")));
         assert_eq!(
+            c("GET", "/Encounter/1/$everything"),
+            Some(("operation", "E"))
+        );
+        assert_eq!(
             classify("GET", "/Patient/1/$everything")
                 .unwrap()
                 .patient

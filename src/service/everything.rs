@@ -27,7 +27,8 @@
 //!   are kept. Resources referred to are those of the members kept.
 //! - Pages are in the order resources were first stored, continued by a
 //!   cursor after the last one served (`next`), so paging through the
-//!   answer neither repeats nor skips a resource.
+//!   answer neither repeats nor skips a resource; `previous` reads before
+//!   the first one served, `last` the end, both backward.
 
 use std::sync::LazyLock;
 
@@ -518,8 +519,8 @@ fn page_links(
     // Where an empty page's neighbours start: its own cursor.
     let (before, after) = match (hits.first(), hits.last(), page) {
         (Some(f), Some(l), _) => (Some(f.rid), Some(l.rid)),
-        (_, _, PageAt::After(_, rid)) => (Some(rid + 1), Some(*rid)),
-        (_, _, PageAt::Before(_, rid)) => (Some(*rid), Some(rid - 1)),
+        (_, _, PageAt::After(_, rid)) => (Some(rid.saturating_add(1)), Some(*rid)),
+        (_, _, PageAt::Before(_, rid)) => (Some(*rid), Some(rid.saturating_sub(1))),
         _ => (None, None),
     };
     if let (true, Some(rid)) = (has_previous, before) {
@@ -605,6 +606,86 @@ mod tests {
         assert_eq!(
             subject_patient(&json!({"subject": {"reference": "Group/g"}})),
             None
+        );
+    }
+
+    #[test]
+    fn paging_links() {
+        let hit = |rid| Hit {
+            rid,
+            rtype: "Patient".into(),
+            id: rid.to_string(),
+            version: 1,
+            last_updated: 0,
+            body: bytes::Bytes::new(),
+            sort_values: Vec::new(),
+        };
+        let link = |c: Option<String>| match c {
+            None => "first".to_string(),
+            Some(c) => match decode_cursor(&c).unwrap() {
+                PageAt::After(_, rid) => format!("after {rid}"),
+                PageAt::Before(_, rid) => format!("before {rid}"),
+                PageAt::Last => "last".to_string(),
+                PageAt::First => unreachable!(),
+            },
+        };
+        let rels = |page: PageAt, hits: &[Hit], more: bool| {
+            page_links(&page, hits, more, &link)
+                .into_iter()
+                .map(|(rel, url)| format!("{rel}: {url}"))
+                .collect::<Vec<_>>()
+        };
+        let page = [hit(3), hit(5)];
+        assert_eq!(
+            rels(PageAt::First, &page, true),
+            ["self: first", "first: first", "next: after 5", "last: last"]
+        );
+        assert_eq!(
+            rels(PageAt::First, &page, false),
+            ["self: first", "first: first"]
+        );
+        assert_eq!(
+            rels(PageAt::After(vec![], 2), &page, false),
+            [
+                "self: after 2",
+                "first: first",
+                "previous: before 3",
+                "last: last"
+            ]
+        );
+        assert_eq!(
+            rels(PageAt::Before(vec![], 6), &page, true),
+            [
+                "self: before 6",
+                "first: first",
+                "previous: before 3",
+                "next: after 5",
+                "last: last"
+            ]
+        );
+        assert_eq!(
+            rels(PageAt::Last, &page, false),
+            ["self: last", "first: first"]
+        );
+        // An empty page continues from its own cursor, even at the ends of
+        // the range.
+        assert_eq!(
+            rels(PageAt::After(vec![], i64::MAX), &[], false),
+            [
+                "self: after 9223372036854775807",
+                "first: first",
+                "previous: before 9223372036854775807",
+                "last: last"
+            ]
+        );
+        assert_eq!(
+            rels(PageAt::Before(vec![], i64::MIN), &[], false),
+            [
+                "self: before -9223372036854775808",
+                "first: first",
+                "next: after -9223372036854775808",
+                "last: last"
+            ]
         );
     }
 
