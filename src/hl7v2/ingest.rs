@@ -133,7 +133,8 @@ pub async fn handle(
         received,
         raw,
     };
-    if let Err(failure) = check(&message) {
+    let processing = |m: &Message| ack::check_processing_id(m, &fhir.hl7v2_processing_ids);
+    if let Err(failure) = check(&message).and_then(|()| processing(&message)) {
         return record(
             fhir, &inbound, &header, failure, replay_of, received, &timestamp,
         )
