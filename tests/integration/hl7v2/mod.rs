@@ -10,7 +10,9 @@ mod orders;
 mod patient_extras;
 mod processing;
 mod scheduling;
+mod security;
 mod third_party;
+mod visits;
 
 use std::time::Duration;
 
