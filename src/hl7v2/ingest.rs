@@ -272,6 +272,15 @@ pub async fn replay(fhir: &Fhir, id: i64) -> Result<Outcome, FhirError> {
             "HL7 v2 message {id} is already applied"
         )));
     }
+    if stored
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains(super::listener::OVERSIZE))
+    {
+        return Err(FhirError::conflict(format!(
+            "HL7 v2 message {id} was cut at the size limit; the sender must send it again"
+        )));
+    }
     let raw = stored.raw.unwrap_or_default();
     handle(fhir, &raw, Some(id)).await.map_err(|u| u.0)
 }
