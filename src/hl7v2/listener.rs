@@ -285,3 +285,18 @@ impl Running {
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::message_type_of;
+
+    #[test]
+    fn message_type_of_a_cut_frame() {
+        assert_eq!(
+            message_type_of(b"MSH|^~\\&|A|B|C|D|2024||ADT^A04^ADT_A01|X|P|2.5\rPID|1|xxxx"),
+            "ADT^A04"
+        );
+        assert_eq!(message_type_of(b"MSH|^~\\&|A|B|C|D|2024||<b>^A04"), "b^A04");
+        assert_eq!(message_type_of(b"MSH|^~\\&|A"), "");
+    }
+}

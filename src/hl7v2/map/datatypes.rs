@@ -544,6 +544,53 @@ mod tests {
     }
 
     #[test]
+    fn confidentiality_maps() {
+        use crate::hl7v2::message::Message;
+        let orc = |v: &str| {
+            let m = Message::parse(
+                format!(
+                    "MSH|^~\\&|A|B|C|D|2024||ORM^O01|1|P|2.5\rORC|NW{}",
+                    "|".repeat(27) + v
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+            let orc = m.first("ORC").unwrap();
+            confidentiality_code(&orc.get(28))
+        };
+        let code = |r: Result<Option<Value>, String>| {
+            let c = r.unwrap().unwrap();
+            (
+                c["system"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+                c["code"].as_str().unwrap().to_string(),
+            )
+        };
+        assert_eq!(code(orc("V")), ("v3-Confidentiality".into(), "V".into()));
+        assert_eq!(
+            code(orc("AID^AIDS patient^HL70177")),
+            ("v3-Confidentiality".into(), "HIV".into())
+        );
+        assert_eq!(code(orc("ETH")), ("v3-ActCode".into(), "ETHUD".into()));
+        assert_eq!(code(orc("U")), ("v2-0177".into(), "U".into()));
+        // Another coding system: kept as given.
+        let local = orc("N^normal^LOCAL").unwrap().unwrap();
+        assert_eq!(local["system"], "urn:charaka:hl7v2:cs:LOCAL");
+        assert_eq!(local["code"], "N");
+        assert_eq!(local["display"], "normal");
+        assert_eq!(orc("ZZZ^x^HL70177"), Err("ZZZ".to_string()));
+        assert_eq!(orc(""), Ok(None));
+        assert_eq!(document_confidentiality("R").unwrap().unwrap()["code"], "R");
+        assert_eq!(document_confidentiality(""), Ok(None));
+        assert!(document_confidentiality("X").is_err());
+    }
+
+    #[test]
     fn systems() {
         assert_eq!(system_of("", "1.2.3", "ISO").unwrap(), "urn:oid:1.2.3");
         assert_eq!(

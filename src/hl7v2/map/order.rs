@@ -4,6 +4,12 @@
 //!
 //! An ORM order group whose detail is a pharmacy segment (RXO) is a
 //! medication order and maps as in `pharmacy.rs`.
+//!
+//! Every order family: ORC-28 → meta.security (`security`), and with a
+//! PV1-19 visit number the request names that Encounter (found, or created
+//! with status unknown; the ADT feed's is never rewritten). The IG states
+//! the link for ORU's DiagnosticReport; for the others it maps PV1 to the
+//! message's one Encounter, which is the visit the order was placed in.
 
 use serde_json::{json, Value};
 
@@ -199,7 +205,9 @@ pub fn requester(
 /// ORC[ServiceRequest], ORC[Immunization], ORC[DiagnosticReport]: ORC-28 →
 /// meta.security through the ConfidentialityCode map; applied to every
 /// resource an order group makes, MedicationRequest and MedicationDispense
-/// included, and ORU's ServiceRequest and DiagnosticReport). A table 0177 code the map lacks gets AE 103.
+/// included, and to ORU's ServiceRequest, DiagnosticReport and
+/// Observations). A table 0177 code the map lacks gets AE 103: a
+/// restriction silently dropped would expose the resource.
 pub fn security(message: &Message, orc: Option<SegmentRef>) -> Result<Option<Value>, Failure> {
     let Some(orc) = orc else {
         return Ok(None);
