@@ -205,7 +205,7 @@ pub fn map(message: &Message, trigger: &str, b: &mut BundleBuilder) -> Result<()
         }
         if let Some(l) = &label {
             ops.push(json!({"op": "add", "path": "/securityLabel", "value": [{"coding": [l]}]}));
-            ops.push(json!({"op": "add", "path": "/meta", "value": {"security": [l]}}));
+            ops.push(json!({"op": "add", "path": "/meta/security", "value": [l]}));
         }
         if ops.is_empty() {
             return Err(Failure::missing("TXA", 19, "document availability status"));
