@@ -26,7 +26,9 @@
 //! else AIS-7/8, AIP-9/10, AIL-9/10; units minutes unless they say
 //! seconds, hours or days). R4 (app-3) requires start and end unless the
 //! appointment is proposed, cancelled or waitlisted: a booked appointment
-//! without them gets AE 101.
+//! without them gets AE 101; a deletion (S17) or no-show (S26) without them
+//! changes only the status of the known appointment (conditional JSON
+//! Patch; an unknown one gets AE 204).
 
 use chrono::{DateTime, Duration, SecondsFormat};
 use serde_json::{json, Value};
@@ -222,6 +224,7 @@ pub fn map(message: &Message, trigger: &str, b: &mut BundleBuilder) -> Result<()
         start = start.or(s);
         duration = duration.or(m);
     }
+    let mut status_only = false;
     if end.is_none() {
         end = match (&start, duration) {
             (Some(s), Some(m)) => plus_minutes(s, m),
@@ -241,10 +244,12 @@ pub fn map(message: &Message, trigger: &str, b: &mut BundleBuilder) -> Result<()
         if let Some(m) = duration.filter(|m| *m > 0) {
             a["minutesDuration"] = json!(m);
         }
-    } else if !matches!(
-        status,
-        "proposed" | "cancelled" | "waitlist" | "entered-in-error"
-    ) {
+    } else if matches!(status, "entered-in-error" | "noshow") {
+        // A deletion (S17) or no-show (S26) without times is about a known
+        // appointment: R4 (app-3) would refuse it without start and end,
+        // so only its status changes (below).
+        status_only = true;
+    } else if !matches!(status, "proposed" | "cancelled" | "waitlist") {
         return Err(Failure::error(
             ErrorCode::RequiredFieldMissing,
             Some(Location::new("SCH", 1, 11)),
@@ -287,7 +292,15 @@ pub fn map(message: &Message, trigger: &str, b: &mut BundleBuilder) -> Result<()
     if !identifiers.is_empty() {
         a["identifier"] = json!(identifiers);
     }
-    let url = b.upsert(identifier_query(&key.0, &key.1), a);
+    let url = if status_only {
+        b.patch(
+            "Appointment",
+            identifier_query(&key.0, &key.1),
+            json!([{"op": "add", "path": "/status", "value": status}]),
+        )
+    } else {
+        b.upsert(identifier_query(&key.0, &key.1), a)
+    };
     b.focus.push(url);
     Ok(())
 }

@@ -206,6 +206,21 @@ async fn siu_resource_events_and_no_show(s: &TestServer) {
     assert_eq!(a4["participant"].as_array().unwrap().len(), 3);
     assert_eq!(count(s, "Appointment").await, 1);
 
+    // S17 without times: only the status of the known appointment changes
+    // (R4 app-3 would refuse it without start and end).
+    let ack = c.send(&siu("S17", "SIUR-6", &[], ("", ""))).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+    let a5 = one(s, APPOINTMENT).await;
+    assert_eq!(a5["status"], "entered-in-error");
+    assert_eq!(a5["start"], "2024-03-20T09:00:00Z", "kept");
+    assert_eq!(a5["participant"], a4["participant"], "kept");
+    // About an appointment not known: AE 204, nothing written.
+    let unknown = siu("S26", "SIUR-7", &[], ("", "")).replace("FAPT-1^SCHED", "FAPT-9^SCHED");
+    let ack = c.send(&unknown).await;
+    assert_eq!(ack_code(&ack), "AE", "{ack}");
+    assert!(segment(&ack, "ERR").unwrap().contains("|204^"), "{ack}");
+    assert_eq!(count(s, "Appointment").await, 1);
+
     // S23 (blocked time slots) is about slots, not appointments: AR 201.
     let ack = c.send(&siu("S23", "SIUR-5", &booked, times)).await;
     assert_eq!(ack_code(&ack), "AR", "{ack}");
@@ -213,7 +228,7 @@ async fn siu_resource_events_and_no_show(s: &TestServer) {
         segment(&ack, "ERR").unwrap().contains("|MSH^1^9|201^"),
         "{ack}"
     );
-    assert_eq!(one(s, APPOINTMENT).await["status"], "noshow");
+    assert_eq!(one(s, APPOINTMENT).await["status"], "entered-in-error");
 }
 
 crate::on_both_databases!(
