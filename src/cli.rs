@@ -207,6 +207,16 @@ pub struct Options {
     #[arg(long, env = "CHARAKA_MLLP_LISTEN", global = true, num_args = 0..=1,
           default_missing_value = "127.0.0.1:2575")]
     pub mllp_listen: Option<SocketAddr>,
+    /// HL7 v2 processing ids (MSH-11) applied, comma-separated: P
+    /// (production), T (training), D (debugging); others get AR
+    /// [default: P].
+    #[arg(
+        long,
+        env = "CHARAKA_HL7V2_PROCESSING_IDS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub hl7v2_processing_ids: Option<Vec<String>>,
     /// Audit trail: on, or off (nothing recorded) [default: on].
     #[arg(long, env = "CHARAKA_AUDIT", global = true)]
     pub audit: Option<String>,
@@ -271,6 +281,9 @@ impl Options {
         }
         if let Some(v) = self.mllp_listen {
             config.mllp_listen = Some(v);
+        }
+        if let Some(v) = self.hl7v2_processing_ids {
+            config.hl7v2_processing_ids = v;
         }
         if let Some(v) = self.audit {
             config.audit = v;

@@ -58,6 +58,11 @@ pub struct Config {
     pub mllp_max_message_bytes: usize,
     /// An MLLP connection with no complete message for this long is closed.
     pub mllp_idle_timeout_secs: u64,
+    /// The HL7 v2 processing ids (MSH-11.1, table 0103: `P` production,
+    /// `T` training, `D` debugging) this server applies; a message with
+    /// another gets `AR` (error 202). Default `["P"]`; a test system sets
+    /// `["T"]`, a sandbox fed from several systems all three.
+    pub hl7v2_processing_ids: Vec<String>,
     /// ICD-10-CM codings on write: `strict` (unknown codes and non-billable
     /// claim diagnoses are rejected), `warn` (accepted, logged) or `off`.
     pub icd10cm_validation: String,
@@ -156,6 +161,7 @@ impl Default for Config {
             mllp_listen: None,
             mllp_max_message_bytes: 1024 * 1024,
             mllp_idle_timeout_secs: 300,
+            hl7v2_processing_ids: vec!["P".to_string()],
             icd10cm_validation: "strict".to_string(),
             audit: "on".to_string(),
             audit_checkpoint_seconds: 60,
@@ -285,6 +291,15 @@ impl Config {
         anyhow::ensure!(
             self.mllp_max_message_bytes >= 64 && self.mllp_idle_timeout_secs >= 1,
             "mllp_max_message_bytes must be at least 64 and mllp_idle_timeout_secs at least 1"
+        );
+        anyhow::ensure!(
+            !self.hl7v2_processing_ids.is_empty()
+                && self
+                    .hl7v2_processing_ids
+                    .iter()
+                    .all(|p| matches!(p.as_str(), "P" | "T" | "D")),
+            "hl7v2_processing_ids must list one or more of `P`, `T` and `D`, not {:?}",
+            self.hl7v2_processing_ids
         );
         anyhow::ensure!(
             self.db_max_connections >= 1,

@@ -132,6 +132,68 @@ impl Failure {
     }
 }
 
+/// The name of a processing id (table 0103).
+fn processing_name(id: &str) -> &'static str {
+    match id {
+        "P" => "production",
+        "T" => "training",
+        "D" => "debugging",
+        _ => "unknown",
+    }
+}
+
+/// Checks MSH-11 against the processing ids this server applies
+/// (`accepted`, from `hl7v2_processing_ids`).
+///
+/// HL7 v2 (2.9.2, original mode): the receiver checks that MSH-11 "is
+/// appropriate for the application process handling the message" and
+/// otherwise rejects it, `AR` with error 202 (unsupported processing id).
+/// So a production server does not apply training (`T`) or debugging (`D`)
+/// messages to patient records, and the sender learns at once that it is
+/// connected to the wrong system. MSH-11 is required: empty → `AR` 101.
+/// The processing mode (MSH-11.2, table 0207: archive, restore, initial
+/// load, current processing) does not change how a message is applied; a
+/// value outside the table → `AR` 202.
+pub fn check_processing_id(message: &Message, accepted: &[String]) -> Result<(), Failure> {
+    let (id, mode) = message.processing();
+    let at = || Some(Location::new("MSH", 1, 11));
+    if id.is_empty() {
+        return Err(Failure::reject(
+            ErrorCode::RequiredFieldMissing,
+            at(),
+            "MSH-11 (processing id) is required",
+        ));
+    }
+    if !accepted.contains(&id) {
+        let applied: Vec<String> = accepted
+            .iter()
+            .map(|a| format!("{a} ({})", processing_name(a)))
+            .collect();
+        let name = processing_name(&id);
+        let shown = if name == "unknown" {
+            "an unknown processing id".to_string()
+        } else {
+            format!("processing id {id} ({name})")
+        };
+        return Err(Failure::reject(
+            ErrorCode::UnsupportedProcessingId,
+            at(),
+            format!(
+                "{shown} is not applied by this server, which applies {}",
+                applied.join(", ")
+            ),
+        ));
+    }
+    if !matches!(mode.as_str(), "" | "A" | "I" | "R" | "T") {
+        return Err(Failure::reject(
+            ErrorCode::UnsupportedProcessingId,
+            at(),
+            "MSH-11.2 (processing mode) is not one of A, I, R, T (table 0207)",
+        ));
+    }
+    Ok(())
+}
+
 /// The parts of the original MSH an ACK mirrors; taken from a parsed
 /// message, or defaulted when the message could not be parsed.
 #[derive(Debug, Clone, Default)]
@@ -309,6 +371,40 @@ mod tests {
             ack,
             "MSH|^~\\&|CHARAKA|MAIN|LAB|NORTH|20240102030405||ACK^R01^ACK|A1|T|2.5.1\rMSA|AA|C42\r"
         );
+    }
+
+    #[test]
+    fn processing_id_must_be_one_the_server_applies() {
+        let msg = |p: &str| {
+            Message::parse(format!("MSH|^~\\&|A|B|C|D|2024||ADT^A04|9|{p}|2.5.1\rPID|1").as_bytes())
+                .unwrap()
+        };
+        let production = ["P".to_string()];
+        assert!(check_processing_id(&msg("P"), &production).is_ok());
+        assert!(check_processing_id(&msg("P^I"), &production).is_ok());
+        assert!(check_processing_id(&msg("P^T"), &production).is_ok());
+        let f = check_processing_id(&msg("T"), &production).unwrap_err();
+        assert_eq!(
+            (f.ack, f.code),
+            (AckCode::Reject, ErrorCode::UnsupportedProcessingId)
+        );
+        assert_eq!(f.location, Some(Location::new("MSH", 1, 11)));
+        assert_eq!(
+            f.text,
+            "processing id T (training) is not applied by this server, which applies P (production)"
+        );
+        let f = check_processing_id(&msg(""), &production).unwrap_err();
+        assert_eq!(f.code, ErrorCode::RequiredFieldMissing);
+        let f = check_processing_id(&msg("X<script>"), &production).unwrap_err();
+        assert!(
+            f.text.starts_with("an unknown processing id"),
+            "no content echoed"
+        );
+        let f = check_processing_id(&msg("P^Z"), &production).unwrap_err();
+        assert_eq!(f.code, ErrorCode::UnsupportedProcessingId);
+        let training = ["T".to_string(), "D".to_string()];
+        assert!(check_processing_id(&msg("D"), &training).is_ok());
+        assert!(check_processing_id(&msg("P"), &training).is_err());
     }
 
     #[test]

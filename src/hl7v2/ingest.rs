@@ -133,7 +133,8 @@ pub async fn handle(
         received,
         raw,
     };
-    if let Err(failure) = check(&message) {
+    let processing = |m: &Message| ack::check_processing_id(m, &fhir.hl7v2_processing_ids);
+    if let Err(failure) = check(&message).and_then(|()| processing(&message)) {
         return record(
             fhir, &inbound, &header, failure, replay_of, received, &timestamp,
         )
@@ -269,6 +270,15 @@ pub async fn replay(fhir: &Fhir, id: i64) -> Result<Outcome, FhirError> {
     if stored.status == "applied" {
         return Err(FhirError::conflict(format!(
             "HL7 v2 message {id} is already applied"
+        )));
+    }
+    if stored
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains(super::listener::OVERSIZE))
+    {
+        return Err(FhirError::conflict(format!(
+            "HL7 v2 message {id} was cut at the size limit; the sender must send it again"
         )));
     }
     let raw = stored.raw.unwrap_or_default();

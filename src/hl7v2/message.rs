@@ -290,6 +290,12 @@ impl Message {
         self.msh().get(10).text()
     }
 
+    /// MSH-11: processing id (table 0103) and processing mode (table 0207).
+    pub fn processing(&self) -> (String, String) {
+        let p = self.msh().get(11);
+        (p.comp(1), p.comp(2))
+    }
+
     /// MSH-12.1.
     pub fn version(&self) -> String {
         self.msh().get(12).comp(1)

@@ -28,8 +28,9 @@ pub enum Frame {
     /// The peer closed the connection inside a frame; nothing is
     /// acknowledged for the partial message.
     Truncated,
-    /// The frame exceeds the maximum size; `head` holds its first bytes
-    /// (enough to read the MSH segment for the rejection ACK).
+    /// The frame exceeds the maximum size; `head` holds its first bytes, as
+    /// many as the maximum (logged as the rejected message; its MSH answers
+    /// the rejection ACK).
     TooLarge { head: Vec<u8> },
 }
 
@@ -52,8 +53,8 @@ pub fn parse_frame(buf: &mut BytesMut, max_size: usize) -> Option<Result<Vec<u8>
             buf.advance(1 + end + 2);
             Some(Ok(message))
         }
-        Some(_) => Some(Err(body[..body.len().min(4096)].to_vec())),
-        None if body.len() > max_size + 1 => Some(Err(body[..4096.min(body.len())].to_vec())),
+        Some(_) => Some(Err(body[..max_size].to_vec())),
+        None if body.len() > max_size + 1 => Some(Err(body[..max_size].to_vec())),
         None => None,
     }
 }
@@ -140,7 +141,7 @@ mod tests {
         let mut buf = BytesMut::from(&b"noise\r\n\x0bMSH|x\x1c\r"[..]);
         assert_eq!(parse_frame(&mut buf, 100).unwrap().unwrap(), b"MSH|x");
         let mut buf = BytesMut::from(&b"\x0bMSH|0123456789"[..]);
-        assert!(parse_frame(&mut buf, 8).unwrap().is_err());
+        assert_eq!(parse_frame(&mut buf, 8).unwrap().unwrap_err(), b"MSH|0123");
         let mut buf = BytesMut::from(&b"\x0bMSH|0123456789\x1c\r"[..]);
         assert!(parse_frame(&mut buf, 8).unwrap().is_err());
         let mut buf = BytesMut::from(&b"just noise"[..]);

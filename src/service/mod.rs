@@ -67,6 +67,8 @@ pub struct Fhir {
     pub coding_policy: coding_check::CodingPolicy,
     /// Whether interactions are recorded as AuditEvents.
     pub audit: bool,
+    /// The HL7 v2 processing ids (MSH-11.1) applied; others get AR.
+    pub hl7v2_processing_ids: Vec<String>,
 }
 
 /// One version of a resource, as returned to a client.
@@ -134,6 +136,7 @@ impl Fhir {
             coding_policy: coding_check::CodingPolicy::parse(&config.icd10cm_validation)
                 .unwrap_or(coding_check::CodingPolicy::Strict),
             audit: config.audit_enabled(),
+            hl7v2_processing_ids: config.hl7v2_processing_ids.clone(),
         }
     }
 

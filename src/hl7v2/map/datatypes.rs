@@ -274,6 +274,71 @@ pub fn codeable_concept(cwe: &Rep) -> Option<Value> {
     Some(Value::Object(cc))
 }
 
+const V3_CONFIDENTIALITY: &str = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality";
+const V3_ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+const V2_0177: &str = "http://terminology.hl7.org/CodeSystem/v2-0177";
+
+/// A confidentiality code (CWE, table 0177: ORC-28) → a security label
+/// Coding, through the IG ConceptMap ConfidentialityCode. A code given in
+/// another coding system (CWE-3 not HL70177) is kept as a Coding of that
+/// system. `Ok(None)` when empty; `Err(code)` for a code the table does not
+/// have, since a restriction silently dropped would expose the resource.
+pub fn confidentiality_code(cwe: &Rep) -> Result<Option<Value>, String> {
+    let code = cwe.comp(1);
+    if code.is_empty() {
+        return Ok(None);
+    }
+    let table = cwe.comp(3).to_ascii_uppercase();
+    if !table.is_empty() && table != "HL70177" {
+        let mut coding = Map::new();
+        if let Some(system) = code_system(&cwe.comp(3)) {
+            coding.insert("system".into(), json!(system));
+        }
+        coding.insert("code".into(), json!(code));
+        if let Some(d) = cwe.opt(2) {
+            coding.insert("display".into(), json!(d));
+        }
+        return Ok(Some(Value::Object(coding)));
+    }
+    let (system, target, display) = match code.as_str() {
+        "V" => (V3_CONFIDENTIALITY, "V", "very restricted"),
+        "R" => (V3_CONFIDENTIALITY, "R", "restricted"),
+        "U" => (V2_0177, "U", "Usual control"),
+        "EMP" => (V3_ACT_CODE, "EMP", "employee information sensitivity"),
+        "UWM" => (V2_0177, "UWM", "Unwed mother"),
+        "VIP" => (V2_0177, "VIP", "Very important person or celebrity"),
+        "PSY" => (V3_CONFIDENTIALITY, "PSY", "psychiatry relate"),
+        "AID" | "HIV" => (V3_CONFIDENTIALITY, "HIV", "HIV related"),
+        "ETH" => (
+            V3_ACT_CODE,
+            "ETHUD",
+            "alcohol use disorder information sensitivity",
+        ),
+        _ => return Err(code),
+    };
+    Ok(Some(
+        json!({"system": system, "code": target, "display": display}),
+    ))
+}
+
+/// A document confidentiality status (ID, table 0272: TXA-18) → a security
+/// label Coding, through the IG ConceptMap DocumentConfidentialityStatus
+/// (V, R, U in v2-0272). `Err(code)` for another code.
+pub fn document_confidentiality(code: &str) -> Result<Option<Value>, String> {
+    let display = match code {
+        "" => return Ok(None),
+        "V" => "Very restricted",
+        "R" => "Restricted",
+        "U" => "Usual control",
+        other => return Err(other.to_string()),
+    };
+    Ok(Some(json!({
+        "system": "http://terminology.hl7.org/CodeSystem/v2-0272",
+        "code": code,
+        "display": display,
+    })))
+}
+
 /// A single code of an HL7 table as a CodeableConcept.
 pub fn table_concept(code: &str, table: &str) -> Option<Value> {
     (!code.is_empty()).then(|| {
@@ -476,6 +541,53 @@ mod tests {
         assert_eq!(number("10.").unwrap(), json!(10));
         assert!(number("lots").is_none());
         assert!(number("").is_none());
+    }
+
+    #[test]
+    fn confidentiality_maps() {
+        use crate::hl7v2::message::Message;
+        let orc = |v: &str| {
+            let m = Message::parse(
+                format!(
+                    "MSH|^~\\&|A|B|C|D|2024||ORM^O01|1|P|2.5\rORC|NW{}",
+                    "|".repeat(27) + v
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+            let orc = m.first("ORC").unwrap();
+            confidentiality_code(&orc.get(28))
+        };
+        let code = |r: Result<Option<Value>, String>| {
+            let c = r.unwrap().unwrap();
+            (
+                c["system"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+                c["code"].as_str().unwrap().to_string(),
+            )
+        };
+        assert_eq!(code(orc("V")), ("v3-Confidentiality".into(), "V".into()));
+        assert_eq!(
+            code(orc("AID^AIDS patient^HL70177")),
+            ("v3-Confidentiality".into(), "HIV".into())
+        );
+        assert_eq!(code(orc("ETH")), ("v3-ActCode".into(), "ETHUD".into()));
+        assert_eq!(code(orc("U")), ("v2-0177".into(), "U".into()));
+        // Another coding system: kept as given.
+        let local = orc("N^normal^LOCAL").unwrap().unwrap();
+        assert_eq!(local["system"], "urn:charaka:hl7v2:cs:LOCAL");
+        assert_eq!(local["code"], "N");
+        assert_eq!(local["display"], "normal");
+        assert_eq!(orc("ZZZ^x^HL70177"), Err("ZZZ".to_string()));
+        assert_eq!(orc(""), Ok(None));
+        assert_eq!(document_confidentiality("R").unwrap().unwrap()["code"], "R");
+        assert_eq!(document_confidentiality(""), Ok(None));
+        assert!(document_confidentiality("X").is_err());
     }
 
     #[test]

@@ -169,6 +169,12 @@ fn immunization(
         "patient": {"reference": patient},
         "occurrenceDateTime": when,
     });
+    if let Some(meta) = super::order::security(message, group.orc)? {
+        imm["meta"] = meta;
+    }
+    if let Some(e) = super::adt::known_encounter(message, patient, b) {
+        imm["encounter"] = json!({"reference": e});
+    }
     if completion == "PA" {
         imm["isSubpotent"] = json!(true);
     }

@@ -156,6 +156,26 @@ impl BundleBuilder {
         url
     }
 
+    /// Applies a JSON Patch (RFC 6902) to the one resource matching `query`
+    /// (conditional PATCH); the transaction fails (404) when none matches.
+    /// Returns the conditional reference to that resource (the entry has no
+    /// fullUrl of its own: the resource already exists).
+    pub fn patch(&mut self, rtype: &str, query: String, operations: Value) -> String {
+        use base64::Engine as _;
+        let data = base64::engine::general_purpose::STANDARD
+            .encode(serde_json::to_vec(&operations).expect("JSON serialises"));
+        let target = format!("{rtype}?{query}");
+        self.entries.push(json!({
+            "resource": {
+                "resourceType": "Binary",
+                "contentType": "application/json-patch+json",
+                "data": data,
+            },
+            "request": {"method": "PATCH", "url": target}
+        }));
+        target
+    }
+
     /// Number of entries so far.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -173,7 +193,11 @@ impl BundleBuilder {
         let targets: Vec<Value> = self
             .entries
             .iter()
-            .map(|e| json!({"reference": e["fullUrl"]}))
+            .map(|e| match e.get("fullUrl") {
+                Some(url) => json!({"reference": url}),
+                // A PATCH: the conditional reference to what it changes.
+                None => json!({"reference": e["request"]["url"]}),
+            })
             .collect();
         let sender = msh.get(3).comp(1);
         let facility = msh.get(4).comp(1);
@@ -249,7 +273,7 @@ pub fn supported(code: &str, trigger: &str) -> Result<(), Failure> {
         "VXU" => trigger == "V04",
         "SIU" => scheduling::TRIGGERS.contains(&trigger),
         "DFT" => trigger == "P03",
-        "MDM" => trigger == "T02",
+        "MDM" => document::TRIGGERS.contains(&trigger),
         _ => {
             return Err(Failure::reject(
                 ErrorCode::UnsupportedMessageType,
@@ -283,7 +307,7 @@ pub fn map(message: &Message, context: &Context, recorded: &str) -> Result<Value
         "VXU" => immunization::map(message, &mut b)?,
         "SIU" => scheduling::map(message, &trigger, &mut b)?,
         "DFT" => financial::map(message, &mut b)?,
-        "MDM" => document::map(message, &mut b)?,
+        "MDM" => document::map(message, &trigger, &mut b)?,
         _ => unreachable!("checked by supported()"),
     }
     Ok(b.finish(message, recorded))

@@ -4,12 +4,19 @@
 //!
 //! An ORM order group whose detail is a pharmacy segment (RXO) is a
 //! medication order and maps as in `pharmacy.rs`.
+//!
+//! Every order family: ORC-28 → meta.security (`security`), and with a
+//! PV1-19 visit number the request names that Encounter (found, or created
+//! with status unknown; the ADT feed's is never rewritten). The IG states
+//! the link for ORU's DiagnosticReport; for the others it maps PV1 to the
+//! message's one Encounter, which is the visit the order was placed in.
 
 use serde_json::{json, Value};
 
-use super::adt::practitioner;
+use super::adt::{known_encounter, practitioner};
 use super::datatypes::{
-    codeable_concept, date_time, derived_key, identifier_ei, key_of, occurrence, system_of,
+    codeable_concept, confidentiality_code, date_time, derived_key, identifier_ei, key_of,
+    occurrence, system_of,
 };
 use super::patient::{add_patient, default_system, PatientWrite};
 use super::{BundleBuilder, DERIVED_KEY_SYSTEM};
@@ -194,6 +201,31 @@ pub fn requester(
         .or_else(|| detail.and_then(|(s, n)| practitioner(&s.get(n), default, b)))
 }
 
+/// ORC-28 confidentiality code → `meta` with the security label (IG
+/// ORC[ServiceRequest], ORC[Immunization], ORC[DiagnosticReport]: ORC-28 →
+/// meta.security through the ConfidentialityCode map; applied to every
+/// resource an order group makes, MedicationRequest and MedicationDispense
+/// included, and to ORU's ServiceRequest, DiagnosticReport and
+/// Observations). A table 0177 code the map lacks gets AE 103: a
+/// restriction silently dropped would expose the resource.
+pub fn security(message: &Message, orc: Option<SegmentRef>) -> Result<Option<Value>, Failure> {
+    let Some(orc) = orc else {
+        return Ok(None);
+    };
+    match confidentiality_code(&orc.get(28)) {
+        Ok(None) => Ok(None),
+        Ok(Some(coding)) => Ok(Some(json!({"security": [coding]}))),
+        Err(code) => Err(Failure::error(
+            ErrorCode::TableValueNotFound,
+            Some(Location::new("ORC", occurrence(message, &orc), 28)),
+            format!(
+                "ORC-28 confidentiality code `{}` is not in table 0177",
+                code.chars().take(20).collect::<String>()
+            ),
+        )),
+    }
+}
+
 /// NTE segments of a group → Annotations.
 pub fn notes(group: &Group) -> Vec<Value> {
     group
@@ -236,6 +268,12 @@ fn service_request(
         "code": code,
         "subject": {"reference": patient},
     });
+    if let Some(meta) = security(message, group.orc)? {
+        sr["meta"] = meta;
+    }
+    if let Some(e) = known_encounter(message, patient, b) {
+        sr["encounter"] = json!({"reference": e});
+    }
     if !ids.identifiers.is_empty() {
         sr["identifier"] = json!(ids.identifiers);
     }

@@ -4,6 +4,13 @@
 //! Each OBR starts an order group: the OBXs, NTEs and SPMs after it belong
 //! to it. Observations are keyed by the report's filler number, OBX-3 and
 //! OBX-4, so a corrected result (status C) updates the same Observation.
+//!
+//! The visit: with a PV1-19 visit number, the ServiceRequest, the
+//! DiagnosticReport (IG ORU_R01: DiagnosticReport.encounter = Encounter[1])
+//! and the Observations name that Encounter (found, or created with status
+//! unknown). ORC-28 → meta.security of the ServiceRequest and the
+//! DiagnosticReport (IG ORC[DiagnosticReport]) and, our rule, of the
+//! Observations too: the results are as confidential as their report.
 
 use serde_json::{json, Map, Value};
 
@@ -271,6 +278,14 @@ pub fn map(message: &Message, b: &mut BundleBuilder) -> Result<(), Failure> {
             "code": code,
             "subject": {"reference": patient},
         });
+        let security = super::order::security(message, g.orc)?;
+        if let Some(meta) = &security {
+            sr["meta"] = meta.clone();
+        }
+        let encounter = super::adt::known_encounter(message, &patient, b);
+        if let Some(e) = &encounter {
+            sr["encounter"] = json!({"reference": e});
+        }
         let mut sr_ids = Vec::new();
         if let Some(p) = &placer {
             let mut p = p.clone();
@@ -352,6 +367,12 @@ pub fn map(message: &Message, b: &mut BundleBuilder) -> Result<(), Failure> {
             if let ObxValue::Value(key, v) = value {
                 o[key] = v;
             }
+            if let Some(meta) = &security {
+                o["meta"] = meta.clone();
+            }
+            if let Some(e) = &encounter {
+                o["encounter"] = json!({"reference": e});
+            }
             if let Some(e) = date_time(&obx.get(14).comp(1)).or_else(|| effective.clone()) {
                 o["effectiveDateTime"] = json!(e);
             }
@@ -408,6 +429,12 @@ pub fn map(message: &Message, b: &mut BundleBuilder) -> Result<(), Failure> {
             "subject": {"reference": patient},
             "basedOn": [{"reference": sr_url}],
         });
+        if let Some(meta) = &security {
+            dr["meta"] = meta.clone();
+        }
+        if let Some(e) = &encounter {
+            dr["encounter"] = json!({"reference": e});
+        }
         if let Some(e) = &effective {
             dr["effectiveDateTime"] = json!(e);
         }

@@ -285,6 +285,12 @@ fn medication_request_body(
         "subject": {"reference": patient},
     });
     mr[element] = med;
+    if let Some(meta) = super::order::security(message, group.orc)? {
+        mr["meta"] = meta;
+    }
+    if let Some(e) = super::adt::known_encounter(message, patient, b) {
+        mr["encounter"] = json!({"reference": e});
+    }
     if !ids.identifiers.is_empty() {
         mr["identifier"] = json!(ids.identifiers);
     }
@@ -406,6 +412,12 @@ fn medication_dispense(
         "subject": {"reference": patient},
     });
     md[element] = med.clone();
+    if let Some(meta) = super::order::security(message, group.orc)? {
+        md["meta"] = meta;
+    }
+    if let Some(e) = super::adt::known_encounter(message, patient, b) {
+        md["context"] = json!({"reference": e});
+    }
     let amount = rxd.get(4).comp(1);
     if !amount.is_empty() {
         let q = quantity(&amount, &rxd.get(5)).ok_or_else(|| {

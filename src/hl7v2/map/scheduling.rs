@@ -1,20 +1,34 @@
-//! SIU^S12–S17 (scheduling notifications) → Appointment, after the IG
-//! segment maps SCH, AIS, AIP and AIL [Appointment].
+//! SIU^S12–S22 and S26 (scheduling notifications) → Appointment, after
+//! the IG segment maps SCH, AIS, AIP and AIL [Appointment].
 //!
-//! Status (our rule, from the trigger; the IG maps SCH-25 only):
+//! Status (our rule, from the trigger, table 0003; the IG maps SCH-25
+//! only):
 //! - S15 (cancellation) and S16 (discontinuation) → `cancelled`;
 //! - S17 (deletion) → `entered-in-error`: a deleted appointment is one that
 //!   should not have been booked, unlike a cancelled one;
-//! - S12 (new), S13 (rescheduled), S14 (modified) → SCH-25 filler status
-//!   through the IG ConceptMap FillerStatusCodes[Appointment] when it has a
-//!   match, else `booked`.
+//! - S26 (the patient did not show up) → `noshow`;
+//! - S12 (new), S13 (rescheduled), S14 (modified) and the service/resource
+//!   events S18–S22 → SCH-25 filler status through the IG ConceptMap
+//!   FillerStatusCodes[Appointment] when it has a match, else `booked`.
+//!
+//! Resource events (S18 added, S19 modified, S20 cancelled, S21
+//! discontinued, S22 deleted): the message carries the appointment and the
+//! resources the event is about; the AIP and AIL participants of an S20 or
+//! S21 are `declined`, those of an S22 are left out (the appointment no
+//! longer has them); an AIS/AIP/AIL whose segment action code (field 2,
+//! table 0206) is `D` is left out in any event.
+//!
+//! Not mapped (AR 201): S23 and S24 (blocked and opened time slots: Slots
+//! of a Schedule, not appointments), S25 (a query).
 //!
 //! Times: start from SCH-11 (TQ start), else the first of AIS-4, AIP-6,
 //! AIL-6; end from SCH-11 (TQ end), else start + the duration (SCH-9/10,
 //! else AIS-7/8, AIP-9/10, AIL-9/10; units minutes unless they say
 //! seconds, hours or days). R4 (app-3) requires start and end unless the
 //! appointment is proposed, cancelled or waitlisted: a booked appointment
-//! without them gets AE 101.
+//! without them gets AE 101; a deletion (S17) or no-show (S26) without them
+//! changes only the status of the known appointment (conditional JSON
+//! Patch; an unknown one gets AE 204).
 
 use chrono::{DateTime, Duration, SecondsFormat};
 use serde_json::{json, Value};
@@ -27,12 +41,15 @@ use super::{identifier_query, BundleBuilder};
 use crate::hl7v2::ack::{ErrorCode, Failure, Location};
 use crate::hl7v2::message::{Message, Rep, SegmentRef};
 
-pub const TRIGGERS: &[&str] = &["S12", "S13", "S14", "S15", "S16", "S17"];
+pub const TRIGGERS: &[&str] = &[
+    "S12", "S13", "S14", "S15", "S16", "S17", "S18", "S19", "S20", "S21", "S22", "S26",
+];
 
 fn status(trigger: &str, filler_status: &str) -> &'static str {
     match trigger {
         "S15" | "S16" => "cancelled",
         "S17" => "entered-in-error",
+        "S26" => "noshow",
         _ => match filler_status {
             "Pending" => "pending",
             "Waitlist" => "waitlist",
@@ -82,6 +99,22 @@ fn participant_period(start: &Option<String>, m: Option<i64>) -> Option<Value> {
         p["end"] = json!(end);
     }
     Some(p)
+}
+
+/// Whether an AIS/AIP/AIL is left out: deleted by its segment action code,
+/// or named by an S22 (deletion of the resource).
+fn left_out(trigger: &str, seg: &SegmentRef) -> bool {
+    trigger == "S22" || seg.get(2).comp(1) == "D"
+}
+
+/// The status of a resource participant: declined when the event cancels
+/// or discontinues it (S20, S21).
+fn resource_status(trigger: &str) -> &'static str {
+    if matches!(trigger, "S20" | "S21") {
+        "declined"
+    } else {
+        "accepted"
+    }
 }
 
 pub fn map(message: &Message, trigger: &str, b: &mut BundleBuilder) -> Result<(), Failure> {
@@ -138,7 +171,7 @@ pub fn map(message: &Message, trigger: &str, b: &mut BundleBuilder) -> Result<()
     let mut end = date_time(&tq.comp(5));
     let mut duration = minutes(&sch.get(9).comp(1), &sch.get(10));
     let mut services = Vec::new();
-    for ais in message.all("AIS") {
+    for ais in message.all("AIS").filter(|s| !left_out(trigger, s)) {
         if let Some(s) = codeable_concept(&ais.get(3)) {
             services.push(s);
         }
@@ -149,12 +182,13 @@ pub fn map(message: &Message, trigger: &str, b: &mut BundleBuilder) -> Result<()
     if !services.is_empty() {
         a["serviceType"] = json!(services);
     }
-    for aip in message.all("AIP") {
+    for aip in message.all("AIP").filter(|s| !left_out(trigger, s)) {
         let (s, m) = resource_time(&aip, 6, 9);
         let Some(who) = practitioner(&aip.get(3), &default, b) else {
             continue;
         };
-        let mut p = json!({"actor": who, "required": "required", "status": "accepted"});
+        let mut p =
+            json!({"actor": who, "required": "required", "status": resource_status(trigger)});
         if let Some(t) = codeable_concept(&aip.get(4)) {
             p["type"] = json!([t]);
         }
@@ -165,7 +199,7 @@ pub fn map(message: &Message, trigger: &str, b: &mut BundleBuilder) -> Result<()
         start = start.or(s);
         duration = duration.or(m);
     }
-    for ail in message.all("AIL") {
+    for ail in message.all("AIL").filter(|s| !left_out(trigger, s)) {
         let (s, m) = resource_time(&ail, 6, 9);
         let place = ail.get(3);
         let name: Vec<String> = [1, 2, 3, 4, 9]
@@ -178,7 +212,7 @@ pub fn map(message: &Message, trigger: &str, b: &mut BundleBuilder) -> Result<()
         let mut p = json!({
             "actor": {"display": name.join(" ")},
             "required": "required",
-            "status": "accepted",
+            "status": resource_status(trigger),
         });
         if let Some(t) = codeable_concept(&ail.get(4)) {
             p["type"] = json!([t]);
@@ -190,6 +224,7 @@ pub fn map(message: &Message, trigger: &str, b: &mut BundleBuilder) -> Result<()
         start = start.or(s);
         duration = duration.or(m);
     }
+    let mut status_only = false;
     if end.is_none() {
         end = match (&start, duration) {
             (Some(s), Some(m)) => plus_minutes(s, m),
@@ -209,10 +244,12 @@ pub fn map(message: &Message, trigger: &str, b: &mut BundleBuilder) -> Result<()
         if let Some(m) = duration.filter(|m| *m > 0) {
             a["minutesDuration"] = json!(m);
         }
-    } else if !matches!(
-        status,
-        "proposed" | "cancelled" | "waitlist" | "entered-in-error"
-    ) {
+    } else if matches!(status, "entered-in-error" | "noshow") {
+        // A deletion (S17) or no-show (S26) without times is about a known
+        // appointment: R4 (app-3) would refuse it without start and end,
+        // so only its status changes (below).
+        status_only = true;
+    } else if !matches!(status, "proposed" | "cancelled" | "waitlist") {
         return Err(Failure::error(
             ErrorCode::RequiredFieldMissing,
             Some(Location::new("SCH", 1, 11)),
@@ -255,7 +292,15 @@ pub fn map(message: &Message, trigger: &str, b: &mut BundleBuilder) -> Result<()
     if !identifiers.is_empty() {
         a["identifier"] = json!(identifiers);
     }
-    let url = b.upsert(identifier_query(&key.0, &key.1), a);
+    let url = if status_only {
+        b.patch(
+            "Appointment",
+            identifier_query(&key.0, &key.1),
+            json!([{"op": "add", "path": "/status", "value": status}]),
+        )
+    } else {
+        b.upsert(identifier_query(&key.0, &key.1), a)
+    };
     b.focus.push(url);
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! MDM^T02 over MLLP → DocumentReference, field by field.
+//! MDM^T01–T11 over MLLP → DocumentReference, field by field.
 
 use base64::Engine as _;
 
@@ -108,4 +108,159 @@ async fn mdm_t02_maps_field_by_field(s: &TestServer) {
     assert_eq!(one(s, DOCUMENT).await["meta"]["versionId"], "2");
 }
 
-crate::on_both_databases!(mdm_t02_maps_field_by_field);
+/// An MDM of any event about document `number` (TXA-12) with parent
+/// `parent` (TXA-13) and `content` OBX lines.
+fn event(trigger: &str, control: &str, number: &str, parent: &str, content: &[&str]) -> String {
+    let mut segs = vec![
+        format!(
+            "MSH|^~\\&|TRANS|NORTH|CHARAKA|MAIN|20240312103000||MDM^{trigger}^MDM_T02|{control}|P|2.6"
+        ),
+        format!("EVN|{trigger}|20240312103000"),
+        "PID|1||DOC2^^^NORTH&1.2.840.99&ISO^MR||Note^Nina||19850101|F".to_string(),
+        "PV1|1|O".to_string(),
+        seg(
+            "TXA",
+            &[
+                (1, "1"),
+                (2, "PN^Progress note^HL70270"),
+                (3, "TX"),
+                (12, &format!("{number}^NORTH")),
+                (13, parent),
+                (16, &format!("{number}.txt")),
+                (17, "AU"),
+            ],
+        ),
+    ];
+    segs.extend(content.iter().map(|s| s.to_string()));
+    segs.join("\r")
+}
+
+fn doc(number: &str) -> String {
+    format!("DocumentReference?identifier=urn:charaka:hl7v2:aa:NORTH|{number}")
+}
+
+fn text_of(d: &serde_json::Value) -> String {
+    let data = d["content"][0]["attachment"]["data"]
+        .as_str()
+        .unwrap_or_default();
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+const NOTE: &[&str] = &["OBX|1|TX|11506-3^Progress note^LN||Original text.||||||F"];
+
+/// T01–T11: status change, addendum, replacement, edit, cancel, and the
+/// notifications without content.
+async fn mdm_events_map_to_document_changes(s: &TestServer) {
+    let mut c = Mllp::connect(s.mllp_addr()).await;
+    // T02: the original.
+    let ack = c.send(&event("T02", "EV-1", "A", "", NOTE)).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+    let a = one(s, &doc("A")).await;
+    let a_ref = format!("DocumentReference/{}", a["id"].as_str().unwrap());
+
+    // T03 without content: status, completion and confidentiality patched;
+    // the content stays.
+    let t03 = event("T03", "EV-2", "A", "", &[]).replace("|A.txt|AU", "|A.txt|LA|R|AV");
+    let ack = c.send(&t03).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+    let a2 = one(s, &doc("A")).await;
+    assert_eq!(a2["id"], a["id"]);
+    assert_eq!(a2["meta"]["versionId"], "2");
+    assert_eq!(a2["status"], "current");
+    assert_eq!(a2["docStatus"], "final");
+    assert_eq!(a2["securityLabel"][0]["coding"][0]["code"], "R");
+    assert_eq!(a2["meta"]["security"][0]["code"], "R");
+    assert_eq!(text_of(&a2), "Original text.");
+    assert_eq!(a2["type"], a["type"]);
+
+    // T06: an addendum B appends to A.
+    let add = ["OBX|1|TX|11506-3^Progress note^LN||Addendum text.||||||F"];
+    let ack = c.send(&event("T06", "EV-3", "B", "A^NORTH", &add)).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+    let b = one(s, &doc("B")).await;
+    assert_eq!(b["relatesTo"][0]["code"], "appends");
+    assert_eq!(b["relatesTo"][0]["target"]["reference"], a_ref);
+    assert_eq!(text_of(&b), "Addendum text.");
+    assert_eq!(one(s, &doc("A")).await["status"], "current", "A stays");
+
+    // T10: C replaces A, which is superseded.
+    let new = ["OBX|1|TX|11506-3^Progress note^LN||Corrected text.||||||F"];
+    let ack = c.send(&event("T10", "EV-4", "C", "A^NORTH", &new)).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+    let cdoc = one(s, &doc("C")).await;
+    assert_eq!(cdoc["relatesTo"][0]["code"], "replaces");
+    assert_eq!(cdoc["relatesTo"][0]["target"]["reference"], a_ref);
+    assert_eq!(cdoc["status"], "current");
+    let a3 = one(s, &doc("A")).await;
+    assert_eq!(a3["status"], "superseded");
+    assert_eq!(text_of(&a3), "Original text.");
+    // The message's Provenance names both documents it wrote.
+    let c_ref = format!("DocumentReference/{}", cdoc["id"].as_str().unwrap());
+    let provenance = one(s, &format!("Provenance?target={c_ref}")).await;
+    let targets: Vec<&str> = provenance["target"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["reference"].as_str())
+        .collect();
+    assert!(
+        targets.contains(&a_ref.as_str()) && targets.contains(&c_ref.as_str()),
+        "{provenance}"
+    );
+
+    // T08: an edit of C in place (no parent).
+    let edited = ["OBX|1|TX|11506-3^Progress note^LN||Corrected text, edited.||||||F"];
+    let ack = c.send(&event("T08", "EV-5", "C", "", &edited)).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+    let c2 = one(s, &doc("C")).await;
+    assert_eq!(c2["id"], cdoc["id"]);
+    assert_eq!(text_of(&c2), "Corrected text, edited.");
+
+    // T11: the addendum is cancelled; its content stays.
+    let ack = c.send(&event("T11", "EV-6", "B", "", &[])).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+    let b2 = one(s, &doc("B")).await;
+    assert_eq!(b2["status"], "entered-in-error");
+    assert_eq!(text_of(&b2), "Addendum text.");
+
+    // T01 without content: the document, its content named, not sent.
+    let ack = c.send(&event("T01", "EV-7", "D", "", &[])).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+    let d = one(s, &doc("D")).await;
+    assert_eq!(d["content"][0]["attachment"]["title"], "D.txt");
+    assert!(d["content"][0]["attachment"].get("data").is_none());
+    assert_eq!(d["status"], "current");
+    assert_eq!(count(s, "DocumentReference").await, 4);
+
+    // Errors: a change to an unknown document, a replacement of an
+    // unknown parent (AE 204); an addendum without parent (AE 101); a
+    // content event without content (AE 101). Nothing written.
+    let ack = c.send(&event("T03", "EV-8", "NOPE", "", &[])).await;
+    assert_eq!(ack_code(&ack), "AE", "{ack}");
+    assert!(segment(&ack, "ERR").unwrap().contains("|204^"), "{ack}");
+    let ack = c.send(&event("T10", "EV-9", "E", "NOPE^NORTH", &new)).await;
+    assert_eq!(ack_code(&ack), "AE", "{ack}");
+    assert!(segment(&ack, "ERR").unwrap().contains("|204^"), "{ack}");
+    let ack = c.send(&event("T06", "EV-10", "F", "", &add)).await;
+    assert!(
+        segment(&ack, "ERR").unwrap().contains("TXA^1^13|101^"),
+        "{ack}"
+    );
+    let ack = c.send(&event("T04", "EV-11", "A", "", &[])).await;
+    assert!(
+        segment(&ack, "ERR").unwrap().contains("OBX^1^5|101^"),
+        "{ack}"
+    );
+    assert_eq!(count(s, "DocumentReference").await, 4);
+    assert_eq!(one(s, &doc("A")).await["meta"]["versionId"], "3");
+}
+
+crate::on_both_databases!(
+    mdm_t02_maps_field_by_field,
+    mdm_events_map_to_document_changes
+);

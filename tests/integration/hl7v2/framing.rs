@@ -1,7 +1,7 @@
 //! MLLP framing: partial writes, coalesced frames, noise before the start
 //! byte, oversize frames, several messages per connection, concurrency.
 
-use super::{ack_code, adt, Mllp};
+use super::{ack_code, adt, segment, Mllp};
 use crate::harness::TestServer;
 
 async fn partial_writes_are_assembled(s: &TestServer) {
@@ -42,7 +42,90 @@ async fn oversize_frame_is_rejected_and_closed(s: &TestServer) {
         .await;
     let ack = c.read_ack().await.expect("an AR before closing");
     assert_eq!(ack_code(&ack), "AR", "{ack}");
+    assert!(
+        ack.contains("MSA|AR|BIG-1|the message exceeds the maximum message size"),
+        "{ack}"
+    );
+    assert!(
+        segment(&ack, "ERR")
+            .unwrap()
+            .contains("|207^Application internal error^HL70357|E"),
+        "{ack}"
+    );
     assert!(c.read_ack().await.is_none(), "connection closed");
+    // In the rejected queue, the raw bytes cut at the limit.
+    let list = s.get("$hl7v2-messages?status=rejected").await.json();
+    let row = list["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["controlId"] == "BIG-1")
+        .unwrap_or_else(|| panic!("BIG-1 logged: {list}"))
+        .clone();
+    assert_eq!(row["ack"], "AR");
+    assert_eq!(row["messageType"], "ADT^A04", "{row}");
+    let id = row["id"].as_i64().unwrap();
+    let stored = s.fhir().get_message(id).await.unwrap().unwrap();
+    assert_eq!(stored.status, "rejected");
+    let raw = stored.raw.unwrap();
+    assert_eq!(raw.len(), s.config().mllp_max_message_bytes);
+    assert!(big.as_bytes().starts_with(&raw));
+    // Never replayed: what is stored is not the whole message.
+    let r = s
+        .send(
+            reqwest::Method::POST,
+            &format!("$hl7v2-replay?id={id}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    // Sent again (same control id): the original AR, as for any duplicate.
+    let mut c = Mllp::connect(s.mllp_addr()).await;
+    c.write_raw(&charaka::hl7v2::mllp::frame(big.as_bytes()))
+        .await;
+    assert_eq!(c.read_ack().await.unwrap(), ack);
+    // `charaka hl7 list --failed` shows it.
+    if s.config().database_url.starts_with("sqlite:") {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_charaka"))
+            .args([
+                "hl7",
+                "list",
+                "--failed",
+                "--database-url",
+                &s.config().database_url,
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = stdout
+            .lines()
+            .find(|l| l.contains("BIG-1"))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        assert!(
+            line.contains("AR")
+                && line.contains("rejected")
+                && line.contains("maximum message size"),
+            "{line}"
+        );
+    }
+    // A frame over the limit without an MSH: logged, no ACK, closed.
+    let mut c = Mllp::connect(s.mllp_addr()).await;
+    let mut junk = vec![b'x'; 1024 * 1024 + 10];
+    junk.insert(0, 0x0b);
+    c.write_raw(&junk).await;
+    assert!(c.read_ack().await.is_none(), "no ACK without an MSH");
+    let list = s.get("$hl7v2-messages?status=rejected").await.json();
+    assert_eq!(
+        list["messages"].as_array().unwrap().len(),
+        2,
+        "both oversize frames logged: {list}"
+    );
     // A truncated frame (EOF inside it) gets no ACK and writes nothing.
     let mut c = Mllp::connect(s.mllp_addr()).await;
     c.write_raw(b"\x0bMSH|^~\\&|A|B|C|D|2024||ADT^A04|TRUNC|P|2.5")

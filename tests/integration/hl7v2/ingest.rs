@@ -493,9 +493,19 @@ crate::on_both_databases!(
     duplicates_get_the_original_ack,
     http_ingest_returns_the_ack,
     merge_fails_then_replays,
-    sample_messages_are_all_answered,
     dg1_codes_are_validated,
 );
+
+/// The samples come from production, training and debugging systems
+/// (MSH-11 P, T, D): a server applying all three.
+fn every_processing_id(config: &mut charaka::config::Config) {
+    config.hl7v2_processing_ids = ["P", "T", "D"].map(String::from).to_vec();
+}
+
+mod samples {
+    use super::*;
+    crate::on_both_databases_with!(every_processing_id; sample_messages_are_all_answered);
+}
 
 /// DG1 diagnoses are ICD-10-CM codings, checked like any write: an unknown
 /// code is refused under the default strict policy with AE (ERR naming the

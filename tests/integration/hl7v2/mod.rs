@@ -2,16 +2,52 @@
 //! the resources created (field by field), duplicates, framing, the failed
 //! message queue and replay, restarts, and the shared sample messages.
 
+mod crash;
 mod document;
 mod financial;
 mod framing;
 mod ingest;
 mod orders;
 mod patient_extras;
+mod processing;
 mod scheduling;
+mod security;
 mod third_party;
+mod visits;
 
 use std::time::Duration;
+
+/// Like `on_both_databases!`, on servers whose configuration `$configure`
+/// (a `fn(&mut Config)`) adjusts.
+#[macro_export]
+macro_rules! on_both_databases_with {
+    ($configure:ident; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let server = $crate::harness::TestServer::sqlite_with(super::$configure).await;
+                    super::$name(&server).await;
+                    server.stop().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(server) =
+                        $crate::harness::TestServer::postgres_with(super::$configure).await
+                    else {
+                        return;
+                    };
+                    super::$name(&server).await;
+                    server.stop().await;
+                }
+            )*
+        }
+    };
+}
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -1,4 +1,4 @@
-//! SIU^S12–S17 over MLLP → Appointment, field by field, through the life
+//! SIU^S12–S22 and S26 over MLLP → Appointment, field by field, through the life
 //! of one appointment: booked, rescheduled, modified, cancelled, deleted.
 
 use serde_json::json;
@@ -146,12 +146,92 @@ async fn siu_maps_the_life_of_an_appointment(s: &TestServer) {
         "{ack}"
     );
     assert_eq!(count(s, "Appointment").await, 1);
-    // S18 is not mapped: AR 201.
+    // S24 (opened time slots) is not mapped: AR 201.
     let ack = c
-        .send(&siu("S18", "SIU-7", &[], ("20240321100000", "45")))
+        .send(&siu("S24", "SIU-7", &[], ("20240321100000", "45")))
         .await;
     assert_eq!(ack_code(&ack), "AR", "{ack}");
     assert!(segment(&ack, "ERR").unwrap().contains("|201^"), "{ack}");
 }
 
-crate::on_both_databases!(siu_maps_the_life_of_an_appointment);
+/// Resource events (S20 cancelled, S22 deleted), the no-show (S26), and
+/// the slot events this server does not map (S23: AR 201).
+async fn siu_resource_events_and_no_show(s: &TestServer) {
+    let mut c = Mllp::connect(s.mllp_addr()).await;
+    let booked = [(11, "^^^20240320090000^20240320093000")];
+    let times = ("20240320090000", "30");
+    let ack = c.send(&siu("S12", "SIUR-1", &booked, times)).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+    let a = one(s, APPOINTMENT).await;
+    assert_eq!(a["participant"].as_array().unwrap().len(), 3);
+
+    // S20: the practitioner and the room are cancelled; the appointment
+    // stays booked, the patient accepted.
+    let ack = c.send(&siu("S20", "SIUR-2", &booked, times)).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+    let a2 = one(s, APPOINTMENT).await;
+    assert_eq!(a2["id"], a["id"]);
+    assert_eq!(a2["status"], "booked");
+    let parts = a2["participant"].as_array().unwrap();
+    assert_eq!(parts.len(), 3);
+    assert_eq!(
+        parts[0]["actor"]["reference"],
+        a["participant"][0]["actor"]["reference"]
+    );
+    assert_eq!(parts[0]["status"], "accepted", "the patient");
+    assert_eq!(parts[1]["actor"]["display"], "John Carter");
+    assert_eq!(parts[1]["status"], "declined");
+    assert_eq!(parts[2]["actor"]["display"], "CLINIC 2 NORTH");
+    assert_eq!(parts[2]["status"], "declined");
+
+    // S22: the resources are deleted from the appointment.
+    let ack = c.send(&siu("S22", "SIUR-3", &booked, times)).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+    let a3 = one(s, APPOINTMENT).await;
+    let parts = a3["participant"].as_array().unwrap();
+    assert_eq!(parts.len(), 1, "{a3}");
+    assert!(parts[0]["actor"]["reference"]
+        .as_str()
+        .unwrap()
+        .starts_with("Patient/"));
+    assert!(a3.get("serviceType").is_none(), "AIS deleted too");
+    assert_eq!(a3["start"], "2024-03-20T09:00:00Z");
+
+    // S26: the patient did not show up.
+    let ack = c.send(&siu("S26", "SIUR-4", &booked, times)).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+    let a4 = one(s, APPOINTMENT).await;
+    assert_eq!(a4["id"], a["id"]);
+    assert_eq!(a4["status"], "noshow");
+    assert_eq!(a4["participant"].as_array().unwrap().len(), 3);
+    assert_eq!(count(s, "Appointment").await, 1);
+
+    // S17 without times: only the status of the known appointment changes
+    // (R4 app-3 would refuse it without start and end).
+    let ack = c.send(&siu("S17", "SIUR-6", &[], ("", ""))).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+    let a5 = one(s, APPOINTMENT).await;
+    assert_eq!(a5["status"], "entered-in-error");
+    assert_eq!(a5["start"], "2024-03-20T09:00:00Z", "kept");
+    assert_eq!(a5["participant"], a4["participant"], "kept");
+    // About an appointment not known: AE 204, nothing written.
+    let unknown = siu("S26", "SIUR-7", &[], ("", "")).replace("FAPT-1^SCHED", "FAPT-9^SCHED");
+    let ack = c.send(&unknown).await;
+    assert_eq!(ack_code(&ack), "AE", "{ack}");
+    assert!(segment(&ack, "ERR").unwrap().contains("|204^"), "{ack}");
+    assert_eq!(count(s, "Appointment").await, 1);
+
+    // S23 (blocked time slots) is about slots, not appointments: AR 201.
+    let ack = c.send(&siu("S23", "SIUR-5", &booked, times)).await;
+    assert_eq!(ack_code(&ack), "AR", "{ack}");
+    assert!(
+        segment(&ack, "ERR").unwrap().contains("|MSH^1^9|201^"),
+        "{ack}"
+    );
+    assert_eq!(one(s, APPOINTMENT).await["status"], "entered-in-error");
+}
+
+crate::on_both_databases!(
+    siu_maps_the_life_of_an_appointment,
+    siu_resource_events_and_no_show,
+);
