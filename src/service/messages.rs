@@ -9,9 +9,11 @@
 
 use serde_json::Value;
 
+use super::transaction::PreparedBundle;
 use super::Fhir;
 use crate::error::{FhirError, FhirResult};
 use crate::store::messages::{NewMessage, StoredMessage};
+use crate::store::WriteTx;
 
 /// A received message, as logged.
 #[derive(Debug, Clone)]
@@ -67,10 +69,39 @@ fn written(response: &[u8]) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A message waiting to commit with others (`Fhir::apply_message`).
+pub struct MessageJob {
+    sender: String,
+    control_id: Option<String>,
+    message_type: String,
+    received: i64,
+    raw: Vec<u8>,
+    prepared: PreparedBundle,
+    ack: Vec<u8>,
+    replay_of: Option<i64>,
+}
+
+impl MessageJob {
+    fn inbound(&self) -> Inbound<'_> {
+        Inbound {
+            sender: &self.sender,
+            control_id: self.control_id.as_deref(),
+            message_type: &self.message_type,
+            received: self.received,
+            raw: &self.raw,
+        }
+    }
+}
+
 impl Fhir {
     /// Applies a message's Bundle and logs the message as `applied` with
     /// `ack`, in one commit. `replay_of` names the stored message being
     /// replayed (its row is updated; no duplicate check).
+    ///
+    /// Messages arriving while others commit join the next commit
+    /// (`group_commit`): each in a savepoint of its own, so that one that
+    /// fails leaves the others' writes in, and all answered only after the
+    /// commit that holds them.
     pub async fn apply_message(
         &self,
         m: &Inbound<'_>,
@@ -85,71 +116,157 @@ impl Fhir {
             Err(err) if err.status >= 500 => return Err(err),
             Err(err) => return Ok(Applied::Failed(err)),
         };
+        let job = MessageJob {
+            sender: m.sender.to_string(),
+            control_id: m.control_id.map(str::to_string),
+            message_type: m.message_type.to_string(),
+            received: m.received,
+            raw: m.raw.to_vec(),
+            prepared,
+            ack: ack.to_vec(),
+            replay_of,
+        };
+        let this = self.this.get().and_then(std::sync::Weak::upgrade);
+        let Some(this) = this else {
+            // Not in its `Arc` (a command-line replay): no one to batch with.
+            return self.apply_batch(vec![job]).await.pop().expect("one result");
+        };
+        self.message_commits
+            .submit(job, move |jobs| {
+                Box::pin(async move { this.apply_batch(jobs).await })
+            })
+            .await
+            .unwrap_or_else(|| Err(FhirError::internal("the message's commit did not finish")))
+    }
+
+    /// One write transaction for `jobs`, one result per job.
+    async fn apply_batch(&self, jobs: Vec<MessageJob>) -> Vec<FhirResult<Applied>> {
+        let started = std::time::Instant::now();
         let mut attempt = 0;
         loop {
-            let mut tx = self.store.begin().await?;
-            let result: FhirResult<Attempt> = async {
-                if replay_of.is_none() {
-                    if let (Some(key), Some(control)) = (lock_key(self.tenant, m), m.control_id) {
-                        tx.lock_key(&key).await?;
-                        if let Some(prior) =
-                            tx.prior_message(self.tenant, m.sender, control).await?
-                        {
-                            return Ok(Err(prior.ack));
-                        }
-                    }
+            attempt += 1;
+            let mut tx = match self.store.begin().await {
+                Ok(tx) => tx,
+                Err(err) => {
+                    let err = FhirError::from(err);
+                    return jobs.iter().map(|_| Err(err.clone())).collect();
                 }
-                let response = self.transaction_within(&mut tx, &prepared).await?;
-                let resources = written(&response);
-                let list = resources.join(" ");
-                let id = match replay_of {
-                    Some(id) => {
-                        tx.update_message(self.tenant, id, "applied", "AA", ack, None, Some(&list))
-                            .await?;
-                        id
-                    }
-                    None => {
-                        tx.insert_message(
-                            self.tenant,
-                            &NewMessage {
-                                sender: m.sender,
-                                control_id: m.control_id,
-                                message_type: m.message_type,
-                                received: m.received,
-                                status: "applied",
-                                ack_code: "AA",
-                                ack,
-                                error: None,
-                                resources: Some(&list),
-                                raw: m.raw,
-                            },
-                        )
-                        .await?
-                    }
-                };
-                self.audit_message_in(&mut tx, m, "AA").await?;
-                Ok(Ok((id, resources)))
+            };
+            let mut results = Vec::with_capacity(jobs.len());
+            for job in &jobs {
+                results.push(self.apply_in_batch(&mut tx, job).await);
             }
-            .await;
-            match result {
-                Ok(Err(prior_ack)) => {
-                    let _ = tx.rollback().await;
-                    return Ok(Applied::Duplicate { ack: prior_ack });
+            let err = if results
+                .iter()
+                .any(|r| matches!(r, Err(e) if e.status >= 500))
+            {
+                // The transaction may be broken: nothing of the batch is kept.
+                let _ = tx.rollback().await;
+                results
+                    .iter()
+                    .find_map(|r| r.as_ref().err().cloned())
+                    .expect("an error")
+            } else {
+                let work = started.elapsed();
+                match tx.commit().await {
+                    Ok(()) => {
+                        tracing::debug!(
+                            messages = jobs.len(),
+                            work_us = work.as_micros() as u64,
+                            commit_us = (started.elapsed() - work).as_micros() as u64,
+                            "message batch committed"
+                        );
+                        return results;
+                    }
+                    Err(err) => FhirError::from(err),
                 }
-                Ok(Ok(done)) => match self.finish(tx, Ok(done), &mut attempt).await {
-                    Some(Ok((id, resources))) => return Ok(Applied::Committed { id, resources }),
-                    Some(Err(err)) if err.status >= 500 => return Err(err),
-                    Some(Err(err)) => return Ok(Applied::Failed(err)),
-                    None => continue,
-                },
-                Err(err) => match self.finish::<()>(tx, Err(err), &mut attempt).await {
-                    Some(Err(err)) if err.status >= 500 => return Err(err),
-                    Some(Err(err)) => return Ok(Applied::Failed(err)),
-                    Some(Ok(())) => unreachable!("an error stays an error"),
-                    None => continue,
-                },
+            };
+            if !(err.retryable && attempt < super::WRITE_ATTEMPTS) {
+                return jobs.iter().map(|_| Err(err.clone())).collect();
             }
         }
+    }
+
+    /// One message inside a batch's transaction, in a savepoint: undone on
+    /// its own when it fails or is a duplicate.
+    async fn apply_in_batch(&self, tx: &mut WriteTx, job: &MessageJob) -> FhirResult<Applied> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let point = tx.savepoint().await?;
+            match self.apply_one(tx, job).await {
+                Ok(Ok((id, resources))) => {
+                    tx.release(point).await?;
+                    return Ok(Applied::Committed { id, resources });
+                }
+                Ok(Err(prior_ack)) => {
+                    tx.rollback_to(point).await?;
+                    return Ok(Applied::Duplicate { ack: prior_ack });
+                }
+                Err(err) => {
+                    tx.rollback_to(point).await?;
+                    if err.retryable && attempt < super::WRITE_ATTEMPTS {
+                        continue;
+                    }
+                    if err.status >= 500 {
+                        return Err(err);
+                    }
+                    return Ok(Applied::Failed(err));
+                }
+            }
+        }
+    }
+
+    /// A message's writes: the duplicate check, its Bundle, its log row and
+    /// audit record.
+    async fn apply_one(&self, tx: &mut WriteTx, job: &MessageJob) -> FhirResult<Attempt> {
+        let m = job.inbound();
+        if job.replay_of.is_none() {
+            if let (Some(key), Some(control)) = (lock_key(self.tenant, &m), m.control_id) {
+                tx.lock_key(&key).await?;
+                if let Some(prior) = tx.prior_message(self.tenant, m.sender, control).await? {
+                    return Ok(Err(prior.ack));
+                }
+            }
+        }
+        let response = self.transaction_within(tx, &job.prepared).await?;
+        let resources = written(&response);
+        let list = resources.join(" ");
+        let id = match job.replay_of {
+            Some(id) => {
+                tx.update_message(
+                    self.tenant,
+                    id,
+                    "applied",
+                    "AA",
+                    &job.ack,
+                    None,
+                    Some(&list),
+                )
+                .await?;
+                id
+            }
+            None => {
+                tx.insert_message(
+                    self.tenant,
+                    &NewMessage {
+                        sender: m.sender,
+                        control_id: m.control_id,
+                        message_type: m.message_type,
+                        received: m.received,
+                        status: "applied",
+                        ack_code: "AA",
+                        ack: &job.ack,
+                        error: None,
+                        resources: Some(&list),
+                        raw: m.raw,
+                    },
+                )
+                .await?
+            }
+        };
+        self.audit_message_in(tx, &m, "AA").await?;
+        Ok(Ok((id, resources)))
     }
 
     /// Logs a message that was not applied (`failed` or `rejected`) with the

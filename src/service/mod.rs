@@ -13,6 +13,7 @@ pub mod create;
 pub mod delete;
 pub mod erase;
 pub mod everything;
+pub mod group_commit;
 pub mod history;
 pub mod import;
 pub mod input;
@@ -69,6 +70,8 @@ pub struct Fhir {
     pub audit: bool,
     /// The HL7 v2 processing ids (MSH-11.1) applied; others get AR.
     pub hl7v2_processing_ids: Vec<String>,
+    /// Inbound messages committing together (`messages.rs`).
+    message_commits: group_commit::GroupCommit<messages::MessageJob, FhirResult<messages::Applied>>,
 }
 
 /// One version of a resource, as returned to a client.
@@ -137,11 +140,12 @@ impl Fhir {
                 .unwrap_or(coding_check::CodingPolicy::Strict),
             audit: config.audit_enabled(),
             hl7v2_processing_ids: config.hl7v2_processing_ids.clone(),
+            message_commits: Default::default(),
         }
     }
 
     /// Puts the service in its `Arc`, so that it can start background jobs
-    /// (the reindex after a SearchParameter changes).
+    /// (the reindex after a SearchParameter changes, group commits).
     pub fn attach(self) -> std::sync::Arc<Fhir> {
         let fhir = std::sync::Arc::new(self);
         let _ = fhir.this.set(std::sync::Arc::downgrade(&fhir));

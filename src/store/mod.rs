@@ -608,6 +608,14 @@ impl Reader<'_> {
 }
 
 /// A write transaction: everything done through it commits together.
+/// A point inside a write transaction (`WriteTx::savepoint`).
+#[must_use]
+pub struct Savepoint {
+    written: usize,
+    touched: usize,
+    erased: usize,
+}
+
 pub struct WriteTx {
     tx: Tx,
     dialect: Dialect,
@@ -625,6 +633,43 @@ pub struct WriteTx {
 }
 
 impl WriteTx {
+    /// Marks a point this transaction can go back to (`rollback_to`) or
+    /// keep (`release`); one at a time.
+    pub async fn savepoint(&mut self) -> Result<Savepoint, StoreError> {
+        self.tx
+            .conn()
+            .execute(&db::Query::new("SAVEPOINT charaka_item"))
+            .await?;
+        Ok(Savepoint {
+            written: self.written.len(),
+            touched: self.touched.len(),
+            erased: self.erased.len(),
+        })
+    }
+
+    /// Keeps what was done since the savepoint.
+    pub async fn release(&mut self, _point: Savepoint) -> Result<(), StoreError> {
+        self.tx
+            .conn()
+            .execute(&db::Query::new("RELEASE SAVEPOINT charaka_item"))
+            .await?;
+        Ok(())
+    }
+
+    /// Undoes everything since the savepoint, in the database and in what
+    /// the transaction will publish and audit once committed.
+    pub async fn rollback_to(&mut self, point: Savepoint) -> Result<(), StoreError> {
+        let mut conn = self.tx.conn();
+        conn.execute(&db::Query::new("ROLLBACK TO SAVEPOINT charaka_item"))
+            .await?;
+        conn.execute(&db::Query::new("RELEASE SAVEPOINT charaka_item"))
+            .await?;
+        self.written.truncate(point.written);
+        self.touched.truncate(point.touched);
+        self.erased.truncate(point.erased);
+        Ok(())
+    }
+
     /// Locks the audit chain's head until commit; returns it.
     pub async fn lock_audit_head(&mut self, tenant: i64) -> Result<(i64, Vec<u8>), StoreError> {
         audit::lock_head(&mut self.tx.conn(), tenant).await

@@ -486,6 +486,109 @@ async fn sample_messages_are_all_answered(s: &TestServer) {
     assert!(orders >= 100, "{orders}");
 }
 
+/// Messages arriving together commit together, each on its own: a
+/// refused one (AE) leaves the others applied, and one message delivered
+/// on several connections at once is applied once, every delivery answered
+/// with the same ACK.
+async fn messages_sent_together_succeed_and_fail_on_their_own(s: &TestServer) {
+    let addr = s.mllp_addr();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(6));
+    let mut tasks = Vec::new();
+    for conn in 0..6 {
+        let start = start.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Mllp::connect(addr).await;
+            start.wait().await;
+            let mut acks = Vec::new();
+            for round in 0..3 {
+                let good = adt(
+                    "A01",
+                    &format!("TOG-G{conn}-{round}"),
+                    &format!("TOGG{conn}{round}"),
+                    "Together",
+                );
+                let bad = adt(
+                    "A01",
+                    &format!("TOG-B{conn}-{round}"),
+                    &format!("TOGB{conn}{round}"),
+                    "Together",
+                )
+                .replace("J18.9^Pneumonia", "J18.99X^Not a code");
+                let same = adt(
+                    "A01",
+                    &format!("TOG-SAME-{round}"),
+                    &format!("TOGSAME{round}"),
+                    "Together",
+                );
+                acks.push((c.send(&good).await, c.send(&bad).await, c.send(&same).await));
+            }
+            acks
+        }));
+    }
+    let mut same_acks = vec![Vec::new(); 3];
+    for t in tasks {
+        for (round, (good, bad, same)) in t.await.unwrap().into_iter().enumerate() {
+            assert_eq!(ack_code(&good), "AA", "{good}");
+            assert_eq!(ack_code(&bad), "AE", "{bad}");
+            assert_eq!(ack_code(&same), "AA", "{same}");
+            same_acks[round].push(same);
+        }
+    }
+    for conn in 0..6 {
+        for round in 0..3 {
+            assert_eq!(
+                count(
+                    s,
+                    &format!("Patient?identifier={MRN_SYSTEM}|TOGG{conn}{round}")
+                )
+                .await,
+                1,
+                "applied beside a refused message"
+            );
+            assert_eq!(
+                count(
+                    s,
+                    &format!("Patient?identifier={MRN_SYSTEM}|TOGB{conn}{round}")
+                )
+                .await,
+                0,
+                "nothing of a refused message is stored"
+            );
+        }
+    }
+    for (round, acks) in same_acks.iter().enumerate() {
+        assert!(
+            acks.iter().all(|a| a == &acks[0]),
+            "every delivery of one message gets its one ACK: {acks:?}"
+        );
+        let p = one(
+            s,
+            &format!("Patient?identifier={MRN_SYSTEM}|TOGSAME{round}"),
+        )
+        .await;
+        assert_eq!(
+            count(
+                s,
+                &format!("Encounter?subject=Patient/{}", p["id"].as_str().unwrap())
+            )
+            .await,
+            1,
+            "a message delivered six times is applied once"
+        );
+    }
+    let failed = s.get("$hl7v2-messages?status=failed&_count=100").await.json();
+    let refused = failed["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m.to_string().contains("TOG-B"))
+        .count();
+    assert_eq!(
+        refused, 18,
+        "every refused message is in the failed queue: {failed}"
+    );
+}
+
 crate::on_both_databases!(
     adt_a01_maps_field_by_field,
     oru_r01_maps_field_by_field,
@@ -494,6 +597,7 @@ crate::on_both_databases!(
     http_ingest_returns_the_ack,
     merge_fails_then_replays,
     dg1_codes_are_validated,
+    messages_sent_together_succeed_and_fail_on_their_own,
 );
 
 /// The samples come from production, training and debugging systems

@@ -1,0 +1,148 @@
+//! Group commit: writes that arrive while another batch is committing
+//! wait for it and then commit together, in one transaction and one flush
+//! to disk.
+//!
+//! Leader and followers are symmetric. Each caller queues its job and waits
+//! for its result or the batch lock, whichever comes first; whoever takes
+//! the lock takes every queued job (up to `MAX_BATCH`) and starts their
+//! batch, then waits for its own job's result. A caller whose job an
+//! earlier holder took gets its result without waiting for the lock. The
+//! batch runs in a task of its own that
+//! holds the lock, so a caller that goes away (a closed connection) never
+//! cuts a batch short for the others.
+//!
+//! A lone writer pays nothing: its batch is its own job, started at once.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+/// Most jobs one batch takes; the rest wait for the next.
+pub const MAX_BATCH: usize = 64;
+
+/// A batch's work: the jobs in, one result per job out, in order.
+pub type BatchFuture<R> = Pin<Box<dyn Future<Output = Vec<R>> + Send>>;
+
+type Queued<J, R> = (J, oneshot::Sender<R>);
+
+pub struct GroupCommit<J, R> {
+    queue: Mutex<Vec<Queued<J, R>>>,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<J, R> Default for GroupCommit<J, R> {
+    fn default() -> Self {
+        GroupCommit {
+            queue: Mutex::new(Vec::new()),
+            lock: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+}
+
+impl<J: Send + 'static, R: Send + 'static> GroupCommit<J, R> {
+    /// Queues `job` and returns its result once its batch has run. `run`
+    /// starts a batch of queued jobs (this one's, others', or both); it is
+    /// called at most once. None when the job's batch ended without an
+    /// answer for it (its task panicked).
+    pub async fn submit<F>(&self, job: J, run: F) -> Option<R>
+    where
+        F: FnOnce(Vec<J>) -> BatchFuture<R>,
+    {
+        let (sender, mut receiver) = oneshot::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((job, sender));
+        // A job taken by a batch that is still running is answered before
+        // its caller's turn at the lock comes.
+        let guard = tokio::select! {
+            biased;
+            answered = &mut receiver => return answered.ok(),
+            guard = self.lock.clone().lock_owned() => guard,
+        };
+        let taken: Vec<Queued<J, R>> = {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let n = queue.len().min(MAX_BATCH);
+            queue.drain(..n).collect()
+        };
+        if taken.is_empty() {
+            drop(guard);
+        } else {
+            let (jobs, senders): (Vec<J>, Vec<oneshot::Sender<R>>) = taken.into_iter().unzip();
+            let batch = run(jobs);
+            tokio::spawn(async move {
+                let results = batch.await;
+                // The lock is held until every result is out: the next
+                // batch sees this one committed.
+                for (sender, result) in senders.into_iter().zip(results) {
+                    let _ = sender.send(result);
+                }
+                drop(guard);
+            });
+        }
+        receiver.await.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn doubling(batches: Arc<AtomicUsize>) -> impl FnOnce(Vec<u32>) -> BatchFuture<u32> {
+        move |jobs| {
+            Box::pin(async move {
+                batches.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                jobs.into_iter().map(|j| j * 2).collect()
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lone_job_runs_as_its_own_batch() {
+        let group = GroupCommit::default();
+        let batches = Arc::new(AtomicUsize::new(0));
+        assert_eq!(group.submit(21, doubling(batches.clone())).await, Some(42));
+        assert_eq!(batches.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn jobs_queued_during_a_batch_commit_together_and_each_gets_its_result() {
+        let group = Arc::new(GroupCommit::default());
+        let batches = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for n in 0..10u32 {
+            let group = group.clone();
+            let batches = batches.clone();
+            tasks.push(tokio::spawn(async move {
+                group.submit(n, doubling(batches)).await
+            }));
+        }
+        for (n, task) in tasks.into_iter().enumerate() {
+            assert_eq!(task.await.unwrap(), Some(n as u32 * 2));
+        }
+        let batches = batches.load(Ordering::SeqCst);
+        assert!(
+            (1..10).contains(&batches),
+            "10 concurrent jobs ran in {batches} batches"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_goes_away_does_not_cancel_the_batch() {
+        let group = Arc::new(GroupCommit::default());
+        let batches = Arc::new(AtomicUsize::new(0));
+        let first = {
+            let group = group.clone();
+            let batches = batches.clone();
+            tokio::spawn(async move { group.submit(1, doubling(batches)).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        first.abort();
+        let second = group.submit(2, doubling(batches.clone())).await;
+        assert_eq!(second, Some(4));
+    }
+}
