@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Search latency and throughput over generated data: `charaka generate`
 # patients loaded with `charaka import`, then each query of the search issue
-# run with wrk.
+# run with wrk, then Patient creates at that size.
 #
 #   benches/search.sh [sqlite|postgres|both]    (default: sqlite)
 #
@@ -28,9 +28,9 @@ run() {
   local db=$1 url=$2
   local t0 t1
   t0=$(date +%s.%N)
-  RUST_LOG=warn "$BIN" import --database-url "$url" "$work/data" >"$work/import.log" 2>&1
+  RUST_LOG=warn /usr/bin/time -o "$work/import.rss" -f "%M" "$BIN" import --database-url "$url" "$work/data" >"$work/import.log" 2>&1
   t1=$(date +%s.%N)
-  echo "$db import resources=$resources seconds=$(python3 -c "print(round($t1-$t0,1))")"
+  echo "$db import resources=$resources seconds=$(python3 -c "print(round($t1-$t0,1))") peak_rss_mib=$(( $(tail -1 "$work/import.rss") / 1024 ))"
   start_server "$url"
   local p fam obs_code
   p=$(get "Patient?_count=1&_sort=_id" | jq_py "b['entry'][0]['resource']['id']")
@@ -57,6 +57,11 @@ run() {
     line=$(QUERY="$path" wrk -t2 -c"$CLIENTS" -d"$DURATION" -s benches/wrk/get.lua "http://127.0.0.1:$PORT" | grep '^RESULT')
     echo "$db $name ${line#RESULT }"
   done
+  # Writes at this size: Patient creates (indexed as any write), as in
+  # benches/http.sh, for the search issue's "at least 60% of the create
+  # figure".
+  line=$(wrk -t2 -c32 -d"$DURATION" -s benches/wrk/create.lua "http://127.0.0.1:$PORT" | grep '^RESULT')
+  echo "$db create ${line#RESULT }"
   if [ "$db" = sqlite ]; then
     local size
     size=$(python3 - "$work/charaka.db" <<'PY'
