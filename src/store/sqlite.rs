@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Row, SqlitePool};
 
 pub async fn connect(
     url: &str,
@@ -84,17 +84,40 @@ async fn checkpointer(pool: SqlitePool, writer: SqlitePool) {
         if writer.is_closed() {
             break;
         }
-        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            tracing::warn!(error = %err, "SQLite checkpoint failed");
+        match checkpoint(&pool, "PRAGMA wal_checkpoint(PASSIVE)").await {
+            // Readers that come and go without pause (a bulk import's
+            // lookups, searches under load) each hold a snapshot, so the
+            // log, though copied back, is never started again from its
+            // beginning and grows without end (10 GB within minutes of an
+            // import). Past a bound, RESTART waits for the readers of the
+            // old log to finish so that the next write starts the log
+            // over. It runs on the writer's own connection, between two
+            // write transactions: run anywhere else it would hold the write
+            // lock, and a write transaction that had begun by reading
+            // could not take it (SQLite answers busy at once there).
+            Ok(frames) if frames > RESTART_AFTER_FRAMES => {
+                if let Err(err) = checkpoint(&writer, "PRAGMA wal_checkpoint(RESTART)").await {
+                    tracing::warn!(error = %err, "SQLite checkpoint failed");
+                }
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "SQLite checkpoint failed"),
         }
     }
     let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
         .execute(&pool)
         .await;
     pool.close().await;
+}
+
+/// Frames in the write-ahead log (4 KiB pages) past which the checkpointer
+/// makes the next writer start the log over: 256 MiB.
+const RESTART_AFTER_FRAMES: i64 = 65_536;
+
+/// Runs a checkpoint; returns how many frames the log holds.
+async fn checkpoint(pool: &SqlitePool, sql: &'static str) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query(sql).fetch_one(pool).await?;
+    row.try_get::<i64, _>(1)
 }
 
 fn display(path: &Path) -> String {
