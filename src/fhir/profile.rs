@@ -686,7 +686,9 @@ impl<'p, 'v> Walker<'p, 'v> {
                         break;
                     }
                 } else {
-                    return Err(format!("the profile {url} is not known to this server"));
+                    return Err(format!(
+                        "the profile {url} is not known to this server or has no snapshot"
+                    ));
                 }
             }
             if !any {
