@@ -7,6 +7,9 @@
 //!   parent, and of each slice;
 //! - `fixed[x]` (exact) and `pattern[x]` (the instance contains the pattern)
 //!   values;
+//! - `minValue[x]`, `maxValue[x]` (numbers, dates and times at their
+//!   precision, Quantities of comparable units) and `maxLength`
+//!   (`profile/bounds.rs`);
 //! - the types a choice element may take (`value[x]` restricted to
 //!   Quantity) and the target types of references (`targetProfile`s of the
 //!   core resources);
@@ -29,6 +32,7 @@ use std::sync::LazyLock;
 
 use serde_json::Value;
 
+use self::bounds::{Side, Verdict};
 use super::invariants;
 use super::outcome::{Issue, IssueType, Severity};
 use super::schema::schema;
@@ -64,8 +68,13 @@ struct Elem {
     max: Option<u32>,
     /// Type codes and their target profiles.
     types: Vec<(String, Vec<String>)>,
+    /// The `type.profile`s of all types.
+    type_profiles: Vec<String>,
     fixed: Option<Value>,
     pattern: Option<Value>,
+    min_value: Option<Value>,
+    max_value: Option<Value>,
+    max_length: Option<u64>,
     binding: Option<(String, String)>,
     slicing: Option<Slicing>,
     constraints: Vec<ProfileConstraint>,
@@ -126,12 +135,18 @@ impl Profile {
             let id = text(el, "id").unwrap_or_else(|| path.clone());
             let mut fixed = None;
             let mut pattern = None;
+            let mut min_value = None;
+            let mut max_value = None;
             if let Some(obj) = el.as_object() {
                 for (k, v) in obj {
                     if k.starts_with("fixed") {
                         fixed = Some(v.clone());
                     } else if k.starts_with("pattern") {
                         pattern = Some(v.clone());
+                    } else if k.starts_with("minValue") {
+                        min_value = Some(v.clone());
+                    } else if k.starts_with("maxValue") {
+                        max_value = Some(v.clone());
                     }
                 }
             }
@@ -152,6 +167,16 @@ impl Profile {
                         .collect();
                     Some((code, targets))
                 })
+                .collect();
+            let type_profiles = el
+                .get("type")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.get("profile").and_then(Value::as_array))
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
                 .collect();
             let binding = el.get("binding").and_then(|b| {
                 Some((
@@ -207,8 +232,12 @@ impl Profile {
                 min: el.get("min").and_then(Value::as_u64).unwrap_or(0) as u32,
                 max,
                 types,
+                type_profiles,
                 fixed,
                 pattern,
+                min_value,
+                max_value,
+                max_length: el.get("maxLength").and_then(Value::as_u64),
                 binding,
                 slicing,
                 constraints,
@@ -228,8 +257,12 @@ impl Profile {
                 continue;
             };
             match last.split_once(':') {
-                Some((name, _)) => {
-                    let base = format!("{parent}.{name}");
+                Some((name, slice)) => {
+                    // A reslice (`name:slice/reslice`) belongs to its slice.
+                    let base = match slice.rsplit_once('/') {
+                        Some((outer, _)) => format!("{parent}.{name}:{outer}"),
+                        None => format!("{parent}.{name}"),
+                    };
                     if let Some(&b) = by_id.get(base.as_str()) {
                         slices.entry(b).or_default().push(i);
                     }
@@ -256,11 +289,58 @@ impl Profile {
         })
     }
 
-    /// Validates a resource against the profile.
+    /// Validates a resource against the profile; profiles named by
+    /// `profile` discriminators are looked up among the shipped ones.
     pub fn validate(&self, resource: &Value) -> Outcome {
+        self.validate_with(resource, &|url| shipped(url, None))
+    }
+
+    /// The canonical URLs of the profiles this one's `profile`
+    /// discriminators may need (`type.profile`s and `targetProfile`s of its
+    /// elements) that are neither shipped nor a core type; none when no
+    /// slicing has a `profile` discriminator.
+    pub fn needed_profiles(&self) -> Vec<String> {
+        let uses_profiles = self.elements.iter().any(|e| {
+            e.slicing
+                .as_ref()
+                .is_some_and(|s| s.discriminators.iter().any(|d| d.kind == "profile"))
+        });
+        if !uses_profiles {
+            return Vec::new();
+        }
+        let mut out: Vec<String> = Vec::new();
+        for e in &self.elements {
+            let urls = e
+                .type_profiles
+                .iter()
+                .chain(e.types.iter().flat_map(|(_, t)| t.iter()));
+            for url in urls {
+                let plain = url.split('|').next().unwrap_or(url);
+                if core_type(plain).is_none()
+                    && shipped(plain, None).is_none()
+                    && !out.iter().any(|o| o == url)
+                {
+                    out.push(url.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Validates a resource against the profile; `others` finds the
+    /// profiles `profile` discriminators name (by canonical URL, with
+    /// `|version` when the profile gives one).
+    pub fn validate_with<'p>(
+        &'p self,
+        resource: &Value,
+        others: &'p dyn Fn(&str) -> Option<&'p Profile>,
+    ) -> Outcome {
         let mut w = Walker {
             profile: self,
             resource,
+            top: resource,
+            others,
+            depth: 0,
             out: Outcome::default(),
         };
         let rtype = resource
@@ -297,11 +377,22 @@ struct Item<'v> {
 
 struct Walker<'p, 'v> {
     profile: &'p Profile,
+    /// The resource the walked value belongs to (invariants' `%resource`,
+    /// `#id` references).
     resource: &'v Value,
+    /// The resource validated by the request (a Bundle's entries).
+    top: &'v Value,
+    others: &'p dyn Fn(&str) -> Option<&'p Profile>,
+    /// How many `profile` discriminators deep this walk is.
+    depth: usize,
     out: Outcome,
 }
 
-impl<'v> Walker<'_, 'v> {
+/// How deep `profile` discriminators may nest (a profile whose slices are
+/// told apart by profiles whose slices are ...).
+const MAX_DEPTH: usize = 8;
+
+impl<'p, 'v> Walker<'p, 'v> {
     fn error(&mut self, code: IssueType, loc: &str, msg: String) {
         self.out
             .issues
@@ -387,21 +478,51 @@ impl<'v> Walker<'_, 'v> {
         }
     }
 
-    /// Sorts the items of a sliced element into its slices and checks each.
+    /// Sorts the items of a sliced element into its slices and checks each;
+    /// a slice that is itself sliced (re-slicing, `slice/reslice`) sorts
+    /// its items into its own slices, by its own slicing or else by the
+    /// one it is a slice of.
     fn slices(&mut self, base: usize, slices: &[usize], found: &[Item<'v>], here: &str) {
         let profile = self.profile;
         let slicing = profile.elements[base].slicing.clone().unwrap_or(Slicing {
             discriminators: Vec::new(),
             closed: false,
         });
+        self.slices_by(&slicing, slices, found, here);
+    }
+
+    fn slices_by(&mut self, slicing: &Slicing, slices: &[usize], found: &[Item<'v>], here: &str) {
+        let profile = self.profile;
         let mut matched: Vec<Vec<usize>> = vec![Vec::new(); slices.len()];
         for (k, item) in found.iter().enumerate() {
-            let hit = slices
-                .iter()
-                .position(|&s| self.in_slice(s, &slicing.discriminators, item));
-            match hit {
-                Some(j) => matched[j].push(k),
-                None if slicing.closed => self.error(
+            let mut hit = None;
+            let mut unknown: Option<String> = None;
+            for (j, &s) in slices.iter().enumerate() {
+                match self.in_slice(s, &slicing.discriminators, item) {
+                    Ok(true) => {
+                        hit = Some(j);
+                        break;
+                    }
+                    Ok(false) => {}
+                    Err(why) => {
+                        unknown.get_or_insert(why);
+                    }
+                }
+            }
+            match (hit, unknown) {
+                (Some(j), _) => matched[j].push(k),
+                (None, Some(why)) => self.out.issues.push(
+                    Issue::new(
+                        Severity::Warning,
+                        IssueType::NotSupported,
+                        format!(
+                            "{} could not be sorted into the slices of {here}: {why}",
+                            item.loc
+                        ),
+                    )
+                    .at(item.loc.clone()),
+                ),
+                (None, None) if slicing.closed => self.error(
                     IssueType::Structure,
                     &item.loc,
                     format!(
@@ -409,7 +530,7 @@ impl<'v> Walker<'_, 'v> {
                         item.loc
                     ),
                 ),
-                None => {}
+                (None, None) => {}
             }
         }
         for (j, &s) in slices.iter().enumerate() {
@@ -424,32 +545,44 @@ impl<'v> Walker<'_, 'v> {
                     ty: found[k].ty.clone(),
                 })
                 .collect();
+            if let Some(reslices) = profile.slices.get(&s) {
+                let own = el.slicing.clone().unwrap_or_else(|| Slicing {
+                    discriminators: slicing.discriminators.clone(),
+                    closed: false,
+                });
+                self.slices_by(&own, reslices, &items, here);
+            }
             self.items(s, &items);
         }
     }
 
-    /// Whether an item belongs to slice `s`: every discriminator matches.
-    fn in_slice(&self, s: usize, discriminators: &[Discriminator], item: &Item) -> bool {
+    /// Whether an item belongs to slice `s`: every discriminator matches;
+    /// Err when a `profile` discriminator cannot be evaluated (why).
+    fn in_slice(
+        &self,
+        s: usize,
+        discriminators: &[Discriminator],
+        item: &Item<'v>,
+    ) -> Result<bool, String> {
         let slice = self.elem(s);
         if discriminators.is_empty() {
-            return false;
+            return Ok(false);
         }
-        discriminators.iter().all(|d| {
+        let mut unknown = None;
+        for d in discriminators {
             let segs: Vec<&str> = if d.path == "$this" {
                 Vec::new()
             } else {
                 d.path.split('.').collect()
             };
-            match d.kind.as_str() {
+            let hit = match d.kind.as_str() {
                 "value" | "pattern" => {
                     let expected = self.expected(s, &segs);
-                    if expected.is_empty() {
-                        return false;
-                    }
                     let actual = navigate(item.value, &segs);
-                    expected
-                        .iter()
-                        .all(|(v, exact)| actual.iter().any(|a| matches_value(a, v, *exact)))
+                    !expected.is_empty()
+                        && expected
+                            .iter()
+                            .all(|(v, exact)| actual.iter().any(|a| matches_value(a, v, *exact)))
                 }
                 "type" if segs.is_empty() => {
                     slice.types.iter().any(|(t, _)| same_type(t, &item.ty))
@@ -463,17 +596,191 @@ impl<'v> Walker<'_, 'v> {
                         _ => false,
                     }
                 }
+                "profile" => match self.profile_matches(s, &segs, item) {
+                    Ok(hit) => hit,
+                    Err(why) => {
+                        unknown.get_or_insert(why);
+                        continue;
+                    }
+                },
                 _ => false,
+            };
+            if !hit {
+                return Ok(false);
             }
+        }
+        match unknown {
+            Some(why) => Err(why),
+            None => Ok(true),
+        }
+    }
+
+    /// A `profile` discriminator: the values at the path (through
+    /// `resolve()` to contained or bundled resources) each conform to one
+    /// of the profiles the slice gives the element there (`type.profile`,
+    /// or `targetProfile` after `resolve()`).
+    fn profile_matches(&self, s: usize, segs: &[&str], item: &Item<'v>) -> Result<bool, String> {
+        let slice = self.elem(s);
+        let mut path = slice.path.clone();
+        let mut values: Vec<&'v Value> = vec![item.value];
+        let mut resolved = false;
+        for seg in segs {
+            if *seg == "resolve()" {
+                let mut next = Vec::new();
+                for v in values {
+                    let Some(r) = self.resolve(v) else {
+                        let reference = v.get("reference").and_then(Value::as_str).unwrap_or("");
+                        return Err(format!(
+                            "the reference `{reference}` is not to a contained resource or a Bundle entry, so its profile cannot be checked"
+                        ));
+                    };
+                    next.push(r);
+                }
+                values = next;
+                resolved = true;
+                continue;
+            }
+            if seg.contains('(') || resolved {
+                return Err(format!(
+                    "the discriminator path `{}` is not supported",
+                    segs.join(".")
+                ));
+            }
+            path.push('.');
+            path.push_str(seg);
+            values = navigate_all(values, seg);
+        }
+        if values.is_empty() {
+            return Ok(false);
+        }
+        let Some(at) = self.subtree(s).find(|&i| self.elem(i).path == path) else {
+            return Ok(false);
+        };
+        let el = self.elem(at);
+        let urls: Vec<&String> = if resolved {
+            el.types.iter().flat_map(|(_, t)| t.iter()).collect()
+        } else {
+            el.type_profiles.iter().collect()
+        };
+        if urls.is_empty() {
+            return Ok(false);
+        }
+        let ty_of = |v: &Value| match v.get("resourceType").and_then(Value::as_str) {
+            Some(t) => t.to_string(),
+            None if values.len() == 1 && std::ptr::eq(v, item.value) => item.ty.clone(),
+            None => el.types.first().map(|(t, _)| t.clone()).unwrap_or_default(),
+        };
+        for &v in &values {
+            let ty = ty_of(v);
+            let mut any = false;
+            for url in &urls {
+                let plain = url.split('|').next().unwrap_or(url);
+                if let Some(p) = (self.others)(url).or_else(|| (self.others)(plain)) {
+                    if self.conforms(p, v, &ty, &item.loc)? {
+                        any = true;
+                        break;
+                    }
+                } else if let Some(core) = core_type(plain) {
+                    if same_type(core, &ty) {
+                        any = true;
+                        break;
+                    }
+                } else {
+                    return Err(format!(
+                        "the profile {url} is not known to this server or has no snapshot"
+                    ));
+                }
+            }
+            if !any {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether a value of type `ty` conforms to profile `p`: no error.
+    fn conforms(
+        &self,
+        p: &'p Profile,
+        value: &'v Value,
+        ty: &str,
+        loc: &str,
+    ) -> Result<bool, String> {
+        if self.depth >= MAX_DEPTH {
+            return Err(format!("profiles nest more than {MAX_DEPTH} deep"));
+        }
+        if !same_type(&p.resource_type, ty) {
+            return Ok(false);
+        }
+        let resource = if value.get("resourceType").is_some() {
+            value
+        } else {
+            self.resource
+        };
+        let mut w = Walker {
+            profile: p,
+            resource,
+            top: self.top,
+            others: self.others,
+            depth: self.depth + 1,
+            out: Outcome::default(),
+        };
+        let root = Item {
+            value,
+            loc: loc.to_string(),
+            ty: ty.to_string(),
+        };
+        w.items(0, std::slice::from_ref(&root));
+        Ok(!w
+            .out
+            .issues
+            .iter()
+            .any(|i| matches!(i.severity, Severity::Error)))
+    }
+
+    /// The resource a Reference points to, when it is contained in the
+    /// resource (`#id`) or an entry of the Bundle validated (by `fullUrl`,
+    /// or `Type/id` of the entry's resource).
+    fn resolve(&self, reference: &'v Value) -> Option<&'v Value> {
+        let r = reference.get("reference")?.as_str()?;
+        let list = |v: &'v Value, k: &str| {
+            v.get(k)
+                .and_then(Value::as_array)
+                .map(|a| a.as_slice())
+                .unwrap_or_default()
+        };
+        if let Some(id) = r.strip_prefix('#') {
+            return list(self.resource, "contained")
+                .iter()
+                .find(|c| c.get("id").and_then(Value::as_str) == Some(id));
+        }
+        if self.top.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+            return None;
+        }
+        list(self.top, "entry").iter().find_map(|e| {
+            let res = e.get("resource")?;
+            let full = e.get("fullUrl").and_then(Value::as_str).unwrap_or("");
+            let typed = match (
+                res.get("resourceType").and_then(Value::as_str),
+                res.get("id").and_then(Value::as_str),
+            ) {
+                (Some(t), Some(id)) => format!("{t}/{id}"),
+                _ => String::new(),
+            };
+            let hit = full == r
+                || (!typed.is_empty() && typed == r)
+                || (r.contains('/') && full.ends_with(&format!("/{r}")));
+            hit.then_some(res)
         })
     }
 
     /// Element `s` and every element below it (its id's descendants).
-    fn subtree(&self, s: usize) -> impl Iterator<Item = usize> + '_ {
-        let id = self.elem(s).id.clone();
+    fn subtree(&self, s: usize) -> impl Iterator<Item = usize> + 'p {
+        let profile = self.profile;
+        let id = profile.elements[s].id.clone();
         let prefix = format!("{id}.");
-        (s..self.profile.elements.len()).filter(move |&i| {
-            let e = &self.profile.elements[i].id;
+        (s..profile.elements.len()).filter(move |&i| {
+            let e = &profile.elements[i].id;
             *e == id || e.starts_with(&prefix)
         })
     }
@@ -538,6 +845,7 @@ impl<'v> Walker<'_, 'v> {
                 );
             }
         }
+        self.bounds(el, item);
         if item.ty == "Reference" {
             self.reference_target(el, item);
         }
@@ -553,6 +861,56 @@ impl<'v> Walker<'_, 'v> {
                 self.out.issues.push(invariants::broken_issue(
                     &c.key, c.error, &c.human, &c.source, &item.loc,
                 ));
+            }
+        }
+    }
+
+    /// `minValue[x]`, `maxValue[x]` and `maxLength` (`profile/bounds.rs`).
+    fn bounds(&mut self, el: &Elem, item: &Item<'v>) {
+        for (side, bound) in [(Side::Min, &el.min_value), (Side::Max, &el.max_value)] {
+            let Some(bound) = bound else { continue };
+            match bounds::check(side, &item.ty, item.value, bound) {
+                Verdict::Ok => {}
+                Verdict::Broken(shown) => {
+                    let relation = match side {
+                        Side::Min => "below",
+                        Side::Max => "above",
+                    };
+                    self.error(
+                        IssueType::Value,
+                        &item.loc,
+                        format!(
+                            "{} is {shown}, {relation} the profile's {} {}",
+                            item.loc,
+                            side.name(),
+                            bounds::shown(bound)
+                        ),
+                    );
+                }
+                Verdict::Unchecked(why) => self.out.issues.push(
+                    Issue::new(
+                        Severity::Warning,
+                        IssueType::NotSupported,
+                        format!(
+                            "{}: the profile's {} was not checked: {why}",
+                            item.loc,
+                            side.name()
+                        ),
+                    )
+                    .at(item.loc.clone()),
+                ),
+            }
+        }
+        if let Some(max) = el.max_length {
+            if let Some(n) = bounds::too_long(item.value, max) {
+                self.error(
+                    IssueType::TooLong,
+                    &item.loc,
+                    format!(
+                        "{} is {n} characters long; the profile's maxLength is {max}",
+                        item.loc
+                    ),
+                );
             }
         }
     }
@@ -708,6 +1066,17 @@ fn target_type(url: &str) -> Option<&'static str> {
     shipped(url, None).map(|p| p.resource_type.as_str())
 }
 
+/// The core type a base definition's URL names
+/// (`http://hl7.org/fhir/StructureDefinition/Patient`, `.../HumanName`).
+fn core_type(url: &str) -> Option<&str> {
+    let tail = url.strip_prefix("http://hl7.org/fhir/StructureDefinition/")?;
+    (tail == "Resource"
+        || schema().type_def(tail).is_some()
+        || schema().is_primitive(tail)
+        || schema().resource_types().iter().any(|t| t == tail))
+    .then_some(tail)
+}
+
 fn coding(v: &Value) -> Option<(Option<String>, String)> {
     Some((text(v, "system"), text(v, "code")?))
 }
@@ -804,6 +1173,14 @@ fn navigate<'a>(v: &'a Value, segs: &[&str]) -> Vec<&'a Value> {
     current
 }
 
+/// The values at element `seg` of each value (lists flattened).
+fn navigate_all<'a>(values: Vec<&'a Value>, seg: &str) -> Vec<&'a Value> {
+    values
+        .into_iter()
+        .flat_map(|v| navigate(v, &[seg]))
+        .collect()
+}
+
 /// `actual` equals `expected` (exact) or contains it (pattern: every member
 /// of an expected object present and matching; every item of an expected
 /// list matched by some item).
@@ -829,5 +1206,6 @@ pub fn matches_value(actual: &Value, expected: &Value, exact: bool) -> bool {
     }
 }
 
+mod bounds;
 #[cfg(test)]
 mod tests;

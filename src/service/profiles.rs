@@ -31,6 +31,10 @@ impl Found {
     }
 }
 
+/// How many profiles one validation may look up for `profile`
+/// discriminators.
+const MAX_NEEDED: usize = 32;
+
 /// `url|version` → (url, version).
 fn split_canonical(canonical: &str) -> (&str, Option<&str>) {
     match canonical.split_once('|') {
@@ -58,9 +62,37 @@ impl Fhir {
             .map_err(|e| FhirError::new(422, IssueType::Processing, e))
     }
 
+    /// The profiles `p`'s `profile` discriminators may name, and theirs in
+    /// turn (at most [`MAX_NEEDED`]), by the canonical URL they are named
+    /// by: shipped or stored; an unknown or unusable one is left out (the
+    /// slices it would tell apart are then reported as not checked).
+    async fn needed_profiles(&self, p: &Profile) -> HashMap<String, Found> {
+        let mut found: HashMap<String, Found> = HashMap::new();
+        let mut queue = p.needed_profiles();
+        let mut seen = 0;
+        while let Some(url) = queue.pop() {
+            if found.contains_key(&url) || seen >= MAX_NEEDED {
+                continue;
+            }
+            seen += 1;
+            if let Ok(Some(f)) = self.find_profile(&url).await {
+                queue.extend(f.profile().needed_profiles());
+                found.insert(url, f);
+            }
+        }
+        found
+    }
+
     /// Validates a resource against a profile, bindings included.
     pub async fn validate_against(&self, p: &Profile, resource: &Value) -> Vec<Issue> {
-        let outcome = p.validate(resource);
+        let others = self.needed_profiles(p).await;
+        let lookup = |url: &str| {
+            others
+                .get(url)
+                .map(Found::profile)
+                .or_else(|| profile::shipped(url, None))
+        };
+        let outcome = p.validate_with(resource, &lookup);
         let mut issues = outcome.issues;
         let mut sets: HashMap<String, Result<Members, String>> = HashMap::new();
         for check in outcome.bindings {

@@ -238,7 +238,124 @@ async fn invariants_are_reported_with_their_key(s: &TestServer) {
         .any(|(sev, _, d)| sev == "warning" && d.starts_with("dom-6")));
 }
 
+/// A StructureDefinition for the API: `snapshot` elements as given.
+fn structure(url: &str, ty: &str, kind: &str, elements: Value) -> Value {
+    json!({"resourceType": "StructureDefinition", "url": url,
+        "name": "Test", "status": "active", "kind": kind, "abstract": false,
+        "type": ty, "derivation": "constraint",
+        "baseDefinition": format!("http://hl7.org/fhir/StructureDefinition/{ty}"),
+        "snapshot": {"element": elements}})
+}
+
+const SHOE: &str = "http://example.org/StructureDefinition/shoe-size";
+
+/// Uploaded profiles with bounds, a stored extension definition named by a
+/// `profile` discriminator, and a re-sliced identifier.
+async fn bounds_profile_slices_and_reslices(s: &TestServer) {
+    let shoe = structure(
+        SHOE,
+        "Extension",
+        "complex-type",
+        json!([
+            {"id": "Extension", "path": "Extension", "min": 0, "max": "*"},
+            {"id": "Extension.url", "path": "Extension.url", "min": 1, "max": "1", "fixedUri": SHOE},
+            {"id": "Extension.value[x]", "path": "Extension.value[x]", "min": 1, "max": "1",
+             "type": [{"code": "decimal"}], "minValueDecimal": 15, "maxValueDecimal": 55}
+        ]),
+    );
+    let r = s.post("StructureDefinition", &shoe).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let url = "http://example.org/StructureDefinition/bounded-patient";
+    let profile = structure(
+        url,
+        "Patient",
+        "resource",
+        json!([
+            {"id": "Patient", "path": "Patient", "min": 0, "max": "*"},
+            {"id": "Patient.extension", "path": "Patient.extension", "min": 0, "max": "*",
+             "slicing": {"discriminator": [{"type": "profile", "path": "$this"}], "rules": "closed"}},
+            {"id": "Patient.extension:shoe", "path": "Patient.extension", "sliceName": "shoe",
+             "min": 1, "max": "1", "type": [{"code": "Extension", "profile": [SHOE]}]},
+            {"id": "Patient.identifier", "path": "Patient.identifier", "min": 0, "max": "*",
+             "slicing": {"discriminator": [{"type": "value", "path": "system"}], "rules": "open"}},
+            {"id": "Patient.identifier:mrn", "path": "Patient.identifier", "sliceName": "mrn",
+             "min": 0, "max": "*",
+             "slicing": {"discriminator": [{"type": "value", "path": "use"}], "rules": "open"}},
+            {"id": "Patient.identifier:mrn.system", "path": "Patient.identifier.system", "min": 1, "max": "1",
+             "fixedUri": "urn:mrn"},
+            {"id": "Patient.identifier:mrn/official", "path": "Patient.identifier", "sliceName": "mrn/official",
+             "min": 0, "max": "1"},
+            {"id": "Patient.identifier:mrn/official.use", "path": "Patient.identifier.use", "min": 1, "max": "1",
+             "fixedCode": "official"},
+            {"id": "Patient.name", "path": "Patient.name", "min": 0, "max": "*"},
+            {"id": "Patient.name.family", "path": "Patient.name.family", "min": 0, "max": "1", "maxLength": 8},
+            {"id": "Patient.birthDate", "path": "Patient.birthDate", "min": 0, "max": "1",
+             "minValueDate": "1900-01-01", "maxValueDate": "2030"}
+        ]),
+    );
+    let r = s.post("StructureDefinition", &profile).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    let path = format!("Patient/$validate?profile={url}");
+    let mrn = |use_: &str| json!({"system": "urn:mrn", "use": use_, "value": "1"});
+    let patient = json!({"resourceType": "Patient",
+        "extension": [{"url": SHOE, "valueDecimal": 42.5}],
+        "identifier": [mrn("official"), mrn("usual")],
+        "name": [{"family": "Nguyen"}], "birthDate": "1980-02-29"});
+    let oo = validate(s, &path, &patient).await;
+    assert!(errors(&oo).is_empty(), "{oo}");
+    assert!(
+        !issues(&oo)
+            .iter()
+            .any(|i| i.0 == "warning" && i.1.starts_with("Patient.extension")),
+        "{oo}"
+    );
+
+    let mut bad = patient.clone();
+    bad["extension"] = json!([{"url": SHOE, "valueDecimal": 56}]);
+    bad["identifier"] = json!([mrn("official"), mrn("official")]);
+    bad["name"] = json!([{"family": "Montgomery-Smith"}]);
+    bad["birthDate"] = json!("1899-12");
+    let found = errors(&validate(s, &path, &bad).await);
+    let has = |at: &str, text: &str| found.iter().any(|(_, a, d)| a == at && d.contains(text));
+    // The shoe size over the extension's maxValue conforms to no slice.
+    assert!(has("Patient.extension[0]", "closed"), "{found:?}");
+    assert!(has("Patient.extension", "slice `shoe`"), "{found:?}");
+    assert!(
+        has(
+            "Patient.identifier",
+            "slice `mrn/official` of Patient.identifier: the profile allows at most 1"
+        ),
+        "{found:?}"
+    );
+    assert!(
+        has(
+            "Patient.name[0].family",
+            "16 characters long; the profile's maxLength is 8"
+        ),
+        "{found:?}"
+    );
+    assert!(
+        has(
+            "Patient.birthDate",
+            "1899-12, below the profile's minValue 1900-01-01"
+        ),
+        "{found:?}"
+    );
+    assert_eq!(found.len(), 5, "{found:?}");
+    let oo = validate(s, &path, &bad).await;
+    assert!(
+        oo["issue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["expression"].is_array()),
+        "{oo}"
+    );
+}
+
 crate::on_both_databases!(
+    bounds_profile_slices_and_reslices,
     vital_signs_profile,
     uploaded_profile_with_a_stored_value_set,
     invariants_are_reported_with_their_key
