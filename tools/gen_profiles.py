@@ -21,7 +21,8 @@ not evaluated.
 profiles/<id>.json: each constraint profile (StructureDefinition with
 derivation "constraint") of Bundle-profiles-others.json, with its
 snapshot cut to what validation reads (ids, paths, slice names,
-cardinality, types with target profiles, fixed/pattern values, bindings,
+cardinality, types with target profiles, fixed/pattern values, bounds
+(minValue/maxValue, maxLength), bindings,
 slicing, constraints); documentation is left out. Also writes
 src/fhir/shipped_profiles.rs, the list the server embeds.
 
@@ -54,7 +55,7 @@ SKIP_FUNCTIONS = {
 
 
 SNAPSHOT_KEEP = ["id", "path", "sliceName", "min", "max", "type", "binding",
-                 "slicing", "constraint", "contentReference"]
+                 "slicing", "constraint", "contentReference", "maxLength"]
 SD_KEEP = ["resourceType", "id", "url", "version", "name", "title", "status",
            "kind", "abstract", "type", "baseDefinition", "derivation"]
 
@@ -62,7 +63,7 @@ SD_KEEP = ["resourceType", "id", "url", "version", "name", "title", "status",
 def cut_element(el):
     out = {k: el[k] for k in SNAPSHOT_KEEP if k in el}
     for k, v in el.items():
-        if k.startswith("fixed") or k.startswith("pattern"):
+        if k.startswith(("fixed", "pattern", "minValue", "maxValue")):
             out[k] = v
     if "type" in out:
         out["type"] = [{k: t[k] for k in ("code", "profile", "targetProfile") if k in t}
