@@ -576,7 +576,10 @@ async fn messages_sent_together_succeed_and_fail_on_their_own(s: &TestServer) {
             "a message delivered six times is applied once"
         );
     }
-    let failed = s.get("$hl7v2-messages?status=failed&_count=100").await.json();
+    let failed = s
+        .get("$hl7v2-messages?status=failed&_count=100")
+        .await
+        .json();
     let refused = failed["messages"]
         .as_array()
         .unwrap()
