@@ -108,20 +108,38 @@ pub fn table() -> &'static Table {
 const NOT_DOMAIN: [&str; 3] = ["Bundle", "Binary", "Parameters"];
 
 /// Evaluates one constraint on one item; true when it is broken.
-pub fn broken(c: &Constraint, resource: &Value, item: &Value, ty: &str) -> bool {
-    broken_expr(&c.expr, resource, item, ty)
+pub fn broken(c: &Constraint, at: Within<'_>, item: &Value, ty: &str) -> bool {
+    broken_expr(&c.expr, at, item, ty)
+}
+
+/// Where an item is: its resource (`%resource`) and that resource's
+/// container (`%rootResource`), the resource itself unless contained.
+#[derive(Debug, Clone, Copy)]
+pub struct Within<'v> {
+    pub resource: &'v Value,
+    pub root: &'v Value,
+}
+
+impl<'v> Within<'v> {
+    /// An item of a resource that is not contained.
+    pub fn resource(resource: &'v Value) -> Within<'v> {
+        Within {
+            resource,
+            root: resource,
+        }
+    }
 }
 
 /// Evaluates a constraint's expression on one item of type `ty` in
-/// `resource`; true when it gives `false`.
-pub fn broken_expr(expr: &Expr, resource: &Value, item: &Value, ty: &str) -> bool {
+/// `at.resource`; true when it gives `false`.
+pub fn broken_expr(expr: &Expr, at: Within<'_>, item: &Value, ty: &str) -> bool {
     static CTX: LazyLock<Context> = LazyLock::new(Context::default);
     let focus = vec![Node::Json(JsonNode {
         value: Some(item),
         ext: None,
         ty: Some(ty),
     })];
-    match fhirpath::evaluate_on(expr, resource, focus, &CTX) {
+    match fhirpath::evaluate_contained(expr, at.resource, at.root, focus, &CTX) {
         Ok(out) => {
             matches!(out.as_slice(), [n] if matches!(n.to_system(), Some(Node::Bool(false))))
         }
@@ -158,7 +176,7 @@ pub fn check(resource: &Value) -> Vec<Issue> {
         seen: HashSet::new(),
     };
     if let Some(rtype) = resource.get("resourceType").and_then(Value::as_str) {
-        out.resource(resource, resource, rtype, rtype.to_string());
+        out.resource(Within::resource(resource), rtype, rtype.to_string());
     }
     out.issues
 }
@@ -170,29 +188,29 @@ struct Walk<'t> {
 }
 
 impl Walk<'_> {
-    fn report(&mut self, list: &[Constraint], root: &Value, item: &Value, ty: &str, loc: &str) {
+    fn report(&mut self, list: &[Constraint], at: Within<'_>, item: &Value, ty: &str, loc: &str) {
         for c in list {
-            if broken(c, root, item, ty) && self.seen.insert((c.key.clone(), loc.to_string())) {
+            if broken(c, at, item, ty) && self.seen.insert((c.key.clone(), loc.to_string())) {
                 self.issues.push(issue(c, loc));
             }
         }
     }
 
-    /// A resource `res`; `root` is `res` itself or, for a contained
-    /// resource, its container (`%rootResource`: `ref-1` looks for a `#id`
-    /// among the container's contained resources).
-    fn resource(&mut self, root: &Value, res: &Value, rtype: &str, loc: String) {
+    /// The resource `at.resource`; `at.root` is that resource itself or,
+    /// for a contained resource, its container (`%rootResource`: `ref-1`
+    /// looks for a `#id` among the container's contained resources).
+    fn resource(&mut self, at: Within<'_>, rtype: &str, loc: String) {
         if !NOT_DOMAIN.contains(&rtype) {
             let list = self.table.at("DomainResource");
-            self.report(list, root, res, rtype, &loc);
+            self.report(list, at, at.resource, rtype, &loc);
         }
-        self.node(root, res, rtype, &loc);
+        self.node(at, at.resource, rtype, &loc);
     }
 
-    /// A complex value `v` of type `ty` inside resource `root`.
-    fn node(&mut self, root: &Value, v: &Value, ty: &str, loc: &str) {
+    /// A complex value `v` of type `ty` inside resource `at.resource`.
+    fn node(&mut self, at: Within<'_>, v: &Value, ty: &str, loc: &str) {
         let list = self.table.at(ty);
-        self.report(list, root, v, ty, loc);
+        self.report(list, at, v, ty, loc);
         let (Some(td), Some(obj)) = (schema().type_def(ty), v.as_object()) else {
             return;
         };
@@ -218,17 +236,24 @@ impl Walk<'_> {
             };
             let on_element = self.table.at(&el_path);
             for (item_loc, item) in items {
-                self.report(on_element, root, item, child_ty, &item_loc);
+                self.report(on_element, at, item, child_ty, &item_loc);
                 if schema().is_primitive(child_ty) {
                     continue;
                 }
                 let nested = item.get("resourceType").and_then(Value::as_str);
                 match nested {
                     Some(rt) if schema().is_resource_type(rt) => {
-                        let outer = if el.name == "contained" { root } else { item };
-                        self.resource(outer, item, rt, item_loc)
+                        let within = if el.name == "contained" {
+                            Within {
+                                resource: item,
+                                root: at.root,
+                            }
+                        } else {
+                            Within::resource(item)
+                        };
+                        self.resource(within, rt, item_loc)
                     }
-                    _ => self.node(root, item, child_ty, &item_loc),
+                    _ => self.node(at, item, child_ty, &item_loc),
                 }
             }
         }
@@ -308,5 +333,36 @@ mod tests {
                 .any(|i| matches!(i.severity, Severity::Warning)
                     && i.diagnostics.starts_with("dom-6"))
         );
+    }
+
+    /// Inside a contained resource `%resource` is that resource and
+    /// `%rootResource` its container: obs-7 compares a contained
+    /// Observation's components with its own code, and ref-1 finds a
+    /// sibling `#id` among the container's contained resources.
+    #[test]
+    fn contained_resources_are_their_own_resource() {
+        let code = |c: &str| json!({"coding": [{"system": "http://loinc.org", "code": c}]});
+        let obs = |id: &str, own: &str, component: &str| {
+            json!({"resourceType": "Observation", "id": id, "status": "final",
+                "code": code(own), "valueString": "x",
+                "component": [{"code": code(component), "valueString": "y"}]})
+        };
+        let mut second = obs("o2", "C", "A");
+        second["hasMember"] = json!([{"reference": "#o1"}]);
+        let report = json!({"resourceType": "DiagnosticReport", "status": "final",
+            "code": code("A"),
+            "contained": [obs("o1", "B", "B"), second],
+            "result": [{"reference": "#o1"}, {"reference": "#o2"}]});
+        // o1 repeats its own code in a component; o2 repeats the
+        // container's, which obs-7 does not look at.
+        assert_eq!(
+            keys(&check(&report)),
+            vec!["obs-7@DiagnosticReport.contained[0]"]
+        );
+        // A sibling that does not exist breaks ref-1.
+        let mut dangling = report.clone();
+        dangling["contained"][1]["hasMember"] = json!([{"reference": "#nope"}]);
+        assert!(keys(&check(&dangling))
+            .contains(&"ref-1@DiagnosticReport.contained[1].hasMember[0]".to_string()));
     }
 }

@@ -36,6 +36,61 @@ pub fn stamp(
     serde_json::to_vec(&Value::Object(out)).expect("a JSON value serialises")
 }
 
+/// Carries the stored version's tags and security labels into a new version
+/// sent by an update (R4 resource.html#tag-updates: "Merge existing and new
+/// tags", "Merge existing and new security labels"; profiles are replaced).
+/// A stored tag or label whose `system`+`code` the new body does not have is
+/// appended after the body's own; removing one takes `$meta-delete`.
+/// Returns whether `resource` changed.
+pub fn carry_tags_and_labels(resource: &mut Map<String, Value>, stored: &Value) -> bool {
+    let mut changed = false;
+    for key in ["tag", "security"] {
+        let Some(old) = stored
+            .get("meta")
+            .and_then(|m| m.get(key))
+            .and_then(Value::as_array)
+        else {
+            continue;
+        };
+        let missing: Vec<Value> = {
+            let new = resource
+                .get("meta")
+                .and_then(|m| m.get(key))
+                .and_then(Value::as_array);
+            old.iter()
+                .filter(|o| {
+                    !new.is_some_and(|n| {
+                        n.iter().any(|x| {
+                            x.get("system") == o.get("system") && x.get("code") == o.get("code")
+                        })
+                    })
+                })
+                .cloned()
+                .collect()
+        };
+        if missing.is_empty() {
+            continue;
+        }
+        let meta = resource
+            .entry("meta")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !meta.is_object() {
+            *meta = Value::Object(Map::new());
+        }
+        let list = meta
+            .as_object_mut()
+            .expect("an object")
+            .entry(key)
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if !list.is_array() {
+            *list = Value::Array(Vec::new());
+        }
+        list.as_array_mut().expect("an array").extend(missing);
+        changed = true;
+    }
+    changed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +108,52 @@ mod tests {
             out,
             r#"{"resourceType":"Patient","id":"p1","meta":{"versionId":"3","lastUpdated":"1970-01-01T00:00:00.000000Z","profile":["http://p"]},"name":[{"family":"X"}]}"#
         );
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        let Value::Object(m) = v else { unreachable!() };
+        m
+    }
+
+    #[test]
+    fn update_keeps_stored_tags_and_labels() {
+        let stored = json!({"resourceType": "Patient", "meta": {
+            "profile": ["http://old"],
+            "tag": [{"system": "t", "code": "a"}],
+            "security": [{"system": "s", "code": "R", "display": "restricted"}]}});
+        // Without meta: both carried over, the profile is not.
+        let mut r = obj(json!({"resourceType": "Patient"}));
+        assert!(carry_tags_and_labels(&mut r, &stored));
+        assert_eq!(
+            Value::Object(r),
+            json!({"resourceType": "Patient", "meta": {
+                "tag": [{"system": "t", "code": "a"}],
+                "security": [{"system": "s", "code": "R", "display": "restricted"}]}})
+        );
+        // Present already (display differs): the body's is kept, nothing added.
+        let mut r = obj(json!({"resourceType": "Patient", "meta": {
+            "profile": ["http://new"],
+            "tag": [{"system": "t", "code": "a"}],
+            "security": [{"system": "s", "code": "R"}]}}));
+        let before = r.clone();
+        assert!(!carry_tags_and_labels(&mut r, &stored));
+        assert_eq!(r, before);
+        // Other labels in the body: merged, the body's first.
+        let mut r = obj(json!({"resourceType": "Patient", "meta": {
+            "security": [{"system": "s", "code": "N"}]}}));
+        assert!(carry_tags_and_labels(&mut r, &stored));
+        assert_eq!(
+            r["meta"]["security"],
+            json!([{"system": "s", "code": "N"},
+                   {"system": "s", "code": "R", "display": "restricted"}])
+        );
+        assert_eq!(r["meta"]["tag"], json!([{"system": "t", "code": "a"}]));
+        // Nothing stored: nothing changes.
+        let mut r = obj(json!({"resourceType": "Patient"}));
+        assert!(!carry_tags_and_labels(
+            &mut r,
+            &json!({"resourceType": "Patient", "meta": {"versionId": "1"}})
+        ));
+        assert_eq!(Value::Object(r), json!({"resourceType": "Patient"}));
     }
 }

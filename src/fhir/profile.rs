@@ -855,8 +855,8 @@ impl<'p, 'v> Walker<'p, 'v> {
             }
         }
         for c in &el.constraints {
-            let root = self.resource;
-            let broken = invariants::broken_expr(&c.expr, root, item.value, &item.ty);
+            let at = invariants::Within::resource(self.resource);
+            let broken = invariants::broken_expr(&c.expr, at, item.value, &item.ty);
             if broken {
                 self.out.issues.push(invariants::broken_issue(
                     &c.key, c.error, &c.human, &c.source, &item.loc,

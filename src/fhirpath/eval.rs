@@ -23,18 +23,41 @@ pub struct Env<'a> {
 }
 
 pub struct Evaluator<'a> {
+    /// `%resource`: the resource the evaluated nodes belong to (a
+    /// contained resource when they are inside one).
     pub resource: &'a Value,
+    /// `%rootResource`: the container of `resource` when it is contained,
+    /// else `resource` itself (R4 fhirpath.html#variables).
+    pub root_resource: &'a Value,
     pub ctx: &'a Context,
 }
 
 impl<'a> Evaluator<'a> {
     pub fn new(resource: &'a Value, ctx: &'a Context) -> Evaluator<'a> {
-        Evaluator { resource, ctx }
+        Evaluator {
+            resource,
+            root_resource: resource,
+            ctx,
+        }
     }
 
+    /// `%resource` is `resource`, contained in `root_resource`
+    /// (`%rootResource`).
+    pub fn contained(
+        resource: &'a Value,
+        root_resource: &'a Value,
+        ctx: &'a Context,
+    ) -> Evaluator<'a> {
+        Evaluator {
+            resource,
+            root_resource,
+            ctx,
+        }
+    }
+
+    /// `%resource` as a node.
     pub fn root(&self) -> Node<'a> {
-        let ty = self.resource.get("resourceType").and_then(Value::as_str);
-        Node::json(self.resource, ty)
+        resource_node(self.resource)
     }
 
     pub fn run(&self, expr: &Expr) -> Result<Coll<'a>, Error> {
@@ -130,7 +153,8 @@ impl<'a> Evaluator<'a> {
     fn env_var(&self, name: &str) -> Result<Coll<'a>, Error> {
         let s = |v: &str| Ok(vec![Node::Str(v.to_string())]);
         match name {
-            "resource" | "context" | "rootResource" => Ok(vec![self.root()]),
+            "resource" | "context" => Ok(vec![self.root()]),
+            "rootResource" => Ok(vec![resource_node(self.root_resource)]),
             "ucum" => s("http://unitsofmeasure.org"),
             "sct" => s("http://snomed.info/sct"),
             "loinc" => s("http://loinc.org"),
@@ -740,4 +764,10 @@ fn arithmetic<'a>(op: BinOp, a: &Node<'a>, b: &Node<'a>) -> Result<Option<Node<'
         }
         _ => bad(),
     }
+}
+
+/// A resource's JSON as a node of its type.
+fn resource_node(resource: &Value) -> Node<'_> {
+    let ty = resource.get("resourceType").and_then(Value::as_str);
+    Node::json(resource, ty)
 }

@@ -98,6 +98,18 @@ pub fn evaluate_on<'a>(
     eval::Evaluator::new(resource, ctx).run_on(expr, focus)
 }
 
+/// `evaluate_on` inside a contained resource: `resource` is `%resource`,
+/// `container` is `%rootResource` (and where `resolve()` looks up `#id`).
+pub fn evaluate_contained<'a>(
+    expr: &Expr,
+    resource: &'a Value,
+    container: &'a Value,
+    focus: Vec<Node<'a>>,
+    ctx: &'a Context,
+) -> Result<Vec<Node<'a>>, Error> {
+    eval::Evaluator::contained(resource, container, ctx).run_on(expr, focus)
+}
+
 /// Parses and evaluates in one step, leniently.
 pub fn eval_str<'a>(src: &str, resource: &'a Value) -> Result<Vec<Node<'a>>, Error> {
     static DEFAULT: std::sync::LazyLock<Context> = std::sync::LazyLock::new(Context::default);

@@ -317,3 +317,45 @@ fn hostile_input_gives_errors_not_panics() {
         Vec::<String>::new()
     );
 }
+
+/// `%resource` is the resource the node is in, `%rootResource` its
+/// container; `resolve()` finds `#id` among the container's contained
+/// resources (R4 fhirpath.html#variables).
+#[test]
+fn resource_and_root_resource_in_a_contained_resource() {
+    let container = json!({
+        "resourceType": "Patient", "id": "p1",
+        "contained": [
+            {"resourceType": "Organization", "id": "o1", "name": "Acme",
+             "partOf": {"reference": "#o2"}},
+            {"resourceType": "Organization", "id": "o2", "name": "Parent"}
+        ],
+        "managingOrganization": {"reference": "#o1"}
+    });
+    let org = &container["contained"][0];
+    let ctx = Context::default();
+    let run = |expr: &str, resource: &Value, root: &Value| -> Vec<String> {
+        let e = parse(expr).unwrap();
+        let focus = vec![eval::Evaluator::new(resource, &ctx).root()];
+        evaluate_contained(&e, resource, root, focus, &ctx)
+            .unwrap()
+            .iter()
+            .map(|n| n.render().unwrap_or_else(|| "<complex>".into()))
+            .collect()
+    };
+    assert_eq!(run("%resource.id", org, &container), vec!["o1"]);
+    assert_eq!(run("%rootResource.id", org, &container), vec!["p1"]);
+    assert_eq!(run("%resource.name", org, &container), vec!["Acme"]);
+    assert_eq!(
+        run("partOf.resolve().name", org, &container),
+        vec!["Parent"]
+    );
+    // Not contained: both are the resource.
+    assert_eq!(run("%rootResource.id", &container, &container), vec!["p1"]);
+    assert_eq!(run("%resource.id", &container, &container), vec!["p1"]);
+    let p = container.clone();
+    let e = parse("%rootResource.id = %resource.id").unwrap();
+    let out = evaluate(&e, &p, &ctx).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].render().as_deref(), Some("true"));
+}

@@ -949,6 +949,36 @@ pub fn parse_sort(reg: &Registry, types: &[String], value: &str) -> FhirResult<V
     Ok(keys)
 }
 
+/// The order of a search with `near` and no `_sort`: nearest first (the
+/// closest of the searched points when `near` has several), then as
+/// created. None without a `near` filter.
+pub fn nearest_first(filters: &[Filter]) -> Option<SortKey> {
+    filters.iter().find_map(|f| match f {
+        Filter::Index {
+            table: Table::Position,
+            pids,
+            alts,
+            negate: false,
+        } => {
+            let points: Vec<(f64, f64, f64)> = alts
+                .iter()
+                .filter_map(|c| match c {
+                    Cond::Near(area) => Some(area.point),
+                    _ => None,
+                })
+                .collect();
+            (!points.is_empty()).then(|| SortKey {
+                by: SortBy::Closeness {
+                    pids: pids.clone(),
+                    points,
+                },
+                descending: true,
+            })
+        }
+        _ => None,
+    })
+}
+
 /// `_include` / `_revinclude` values: `Type:param[:target]` or `Type:*`.
 pub fn parse_include(
     reg: &Registry,
@@ -1168,6 +1198,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn near_sorts_nearest_first() {
+        let near = parse_filter(
+            registry(),
+            "Location",
+            "near",
+            "18.5|73.8|10|km,19|72.8",
+            BASE,
+            0,
+        )
+        .unwrap();
+        let key = nearest_first(&[Filter::Ids(vec!["a".into()]), near]).unwrap();
+        assert!(key.descending);
+        let SortBy::Closeness { points, pids } = key.by else {
+            panic!("{:?}", key.by)
+        };
+        assert_eq!(points.len(), 2);
+        assert_eq!(pids.len(), 1);
+        let (x, y, z) = points[0];
+        assert!(((x * x + y * y + z * z) - 1.0).abs() < 1e-12);
+        let name = parse_filter(registry(), "Location", "name", "x", BASE, 0).unwrap();
+        assert!(nearest_first(&[name]).is_none());
     }
 
     #[test]

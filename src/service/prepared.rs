@@ -43,4 +43,32 @@ impl Fhir {
             warnings,
         })
     }
+
+    /// `prepared` with the tags and security labels of the stored version
+    /// it replaces carried over (`fhir::meta::carry_tags_and_labels`) and
+    /// its index rows extracted again; None when it has them all already.
+    pub(super) fn carry_meta(
+        &self,
+        rtype: &str,
+        prepared: &Prepared,
+        stored: &[u8],
+    ) -> FhirResult<Option<Prepared>> {
+        let stored: Value = serde_json::from_slice(stored).map_err(|e| {
+            crate::error::FhirError::internal(format!("stored JSON is unreadable: {e}"))
+        })?;
+        let mut resource = prepared.resource.clone();
+        if !crate::fhir::meta::carry_tags_and_labels(&mut resource, &stored) {
+            return Ok(None);
+        }
+        let resource = Value::Object(resource);
+        let index = index_rows(&self.search_registry(), rtype, &resource, &self.base_url);
+        let Value::Object(resource) = resource else {
+            unreachable!("wrapped above")
+        };
+        Ok(Some(Prepared {
+            resource,
+            index,
+            warnings: prepared.warnings.clone(),
+        }))
+    }
 }

@@ -435,6 +435,11 @@ impl Fhir {
             }
         }
 
+        // `near` without `_sort`: nearest first (R4 location.html#positional
+        // makes the distance a deciding factor of the selection).
+        if sort.is_empty() {
+            sort.extend(crate::search::parse::nearest_first(&filters));
+        }
         // What the caller may see (patient compartment, scope constraints).
         if let Some(f) = self.search_reach_filter(access, &types)? {
             filters.push(f);

@@ -21,9 +21,7 @@ use super::bundle::{self, EntryOut, EntryResponse};
 use super::prepared::Prepared;
 use super::references::{rewrite_references, visit_references};
 use super::search::SearchScope;
-use super::{
-    check_type, conditional, input, parse_etag, Fhir, VersionOut, WriteOutcome, WriteStatus,
-};
+use super::{check_type, input, parse_etag, Fhir, VersionOut, WriteOutcome, WriteStatus};
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::datetime::range_micros;
 use crate::fhir::outcome::{operation_outcome, IssueType};
@@ -773,7 +771,7 @@ impl Fhir {
         Ok(match (e.method, &e.target) {
             (Method::Post, Target::Type(rtype)) => {
                 if let Some(query) = &e.if_none_exist {
-                    let criteria = conditional::parse(&self.base_url, rtype, query)?;
+                    let criteria = self.criteria(rtype, query)?;
                     if let Some(found) = self.match_one(tx, rtype, &criteria).await? {
                         return Ok((Some(found), true));
                     }
@@ -798,7 +796,7 @@ impl Fhir {
                 }
             }
             (Method::Put | Method::Patch, Target::Conditional(rtype, query)) => {
-                let criteria = conditional::parse(&self.base_url, rtype, query)?;
+                let criteria = self.criteria(rtype, query)?;
                 let found = self.match_one(tx, rtype, &criteria).await?;
                 let body_id = e
                     .resource
@@ -893,7 +891,7 @@ impl Fhir {
             }
             let (rtype, query) = r.split_once('?').expect("contains ?");
             check_type(rtype)?;
-            let criteria = conditional::parse(&self.base_url, rtype, query)?;
+            let criteria = self.criteria(rtype, query)?;
             let mut found = tx.find(self.tenant, rtype, &criteria.filters, 2).await?;
             match found.len() {
                 0 => {
@@ -979,7 +977,7 @@ impl Fhir {
                 self.delete_in(tx, rtype, id, e.if_match).await?
             }
             (Method::Delete, Target::Conditional(_, query)) => {
-                let criteria = conditional::parse(&self.base_url, rtype, query)?;
+                let criteria = self.criteria(rtype, query)?;
                 tx.lock_key(&criteria.lock_key(self.tenant, rtype)).await?;
                 let max = i64::from(self.max_conditional_delete);
                 let ids = tx

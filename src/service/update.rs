@@ -64,6 +64,17 @@ impl Fhir {
             Some(c) if !c.deleted => WriteStatus::Updated,
             _ => WriteStatus::Created,
         };
+        // Tags and security labels of the version replaced stay unless
+        // `$meta-delete` removes them (R4 resource.html#tag-updates).
+        let carried = match &current {
+            Some(c) if !c.deleted => match tx.read_locked(self.tenant, rtype, id, c.version).await?
+            {
+                Some(stored) => self.carry_meta(rtype, resource, &stored)?,
+                None => None,
+            },
+            _ => None,
+        };
+        let resource = carried.as_ref().unwrap_or(resource);
         let version = self
             .write_resource(tx, rtype, id, current.as_ref(), resource, "PUT")
             .await?;

@@ -718,6 +718,30 @@ impl WriteTx {
         resources::read_current(&mut self.tx.conn(), &self.codec, tenant, rtype, id).await
     }
 
+    /// The body of `version`, the current version this transaction holds
+    /// locked: from the read cache when it has that version, else read.
+    pub async fn read_locked(
+        &mut self,
+        tenant: i64,
+        rtype: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<Bytes>, StoreError> {
+        if let Some(hit) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(tenant, rtype, id))
+            .filter(|v| v.version == version)
+        {
+            return Ok(hit.body);
+        }
+        Ok(self
+            .read(tenant, rtype, id)
+            .await?
+            .filter(|v| v.version == version)
+            .and_then(|v| v.body))
+    }
+
     /// One version as seen inside this transaction.
     pub async fn vread(
         &mut self,

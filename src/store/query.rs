@@ -216,7 +216,17 @@ pub enum Filter {
 pub enum SortBy {
     Id,
     LastUpdated,
-    Index { table: Table, pids: Vec<i64> },
+    Index {
+        table: Table,
+        pids: Vec<i64>,
+    },
+    /// Closeness of a `near` search's position (`sp_position` of `pids`)
+    /// to the nearest of `points` (unit vectors): the largest dot product,
+    /// so descending is nearest first.
+    Closeness {
+        pids: Vec<i64>,
+        points: Vec<(f64, f64, f64)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -767,6 +777,28 @@ impl Planner {
                     table.name()
                 )
             }
+            SortBy::Closeness { pids, points } => {
+                let s = self.alias("s");
+                let pid = self.pids(&format!("{s}.pid"), pids);
+                let dots: Vec<String> = points
+                    .iter()
+                    .map(|&(px, py, pz)| {
+                        let (px, py, pz) = (self.float(px), self.float(py), self.float(pz));
+                        format!("{s}.x * {px} + {s}.y * {py} + {s}.z * {pz}")
+                    })
+                    .collect();
+                let dot = match dots.as_slice() {
+                    [one] => one.clone(),
+                    // SQLite's scalar max(), PostgreSQL's GREATEST.
+                    many if self.sqlite => format!("max({})", many.join(", ")),
+                    many => format!("GREATEST({})", many.join(", ")),
+                };
+                let agg = if key.descending { "MAX" } else { "MIN" };
+                format!(
+                    "(SELECT {agg}({dot}) FROM {} {s} WHERE {s}.rid = {r}.rid AND {pid})",
+                    Table::Position.name()
+                )
+            }
         }
     }
 
@@ -909,6 +941,7 @@ fn read_sort_value(row: &Row, i: usize, key: &SortKey) -> Result<SortValue, Stor
             Table::Number | Table::Quantity | Table::Position => SortValue::Float(row.float(i)?),
             _ => SortValue::Text(row.text(i)?),
         },
+        SortBy::Closeness { .. } => SortValue::Float(row.float(i)?),
     })
 }
 

@@ -132,6 +132,142 @@ async fn meta_operations_change_tags_and_profiles(s: &TestServer) {
         .outcome(404);
 }
 
+const CONF: &str = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality";
+
+/// R4 resource.html#tag-updates: an update merges the stored tags and
+/// security labels with the body's; `$meta-delete` removes them.
+async fn update_keeps_tags_and_security_labels(s: &TestServer) {
+    let p = s
+        .create(&json!({"resourceType": "Patient", "meta": {
+            "security": [{"system": CONF, "code": "R"}],
+            "tag": [{"system": "urn:t", "code": "a"}]},
+            "gender": "female"}))
+        .await;
+    let id = p["id"].as_str().unwrap().to_string();
+    let restricted = format!("Patient?_security={CONF}|R&_id={id}");
+
+    // PUT without meta: the label and the tag stay, and stay searchable.
+    let r = s
+        .put(
+            &format!("Patient/{id}"),
+            &json!({"resourceType": "Patient", "id": id, "gender": "male"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = r.json();
+    assert_eq!(
+        body["meta"]["security"],
+        json!([{"system": CONF, "code": "R"}])
+    );
+    assert_eq!(
+        body["meta"]["tag"],
+        json!([{"system": "urn:t", "code": "a"}])
+    );
+    assert_eq!(body["gender"], "male");
+    assert_eq!(search_ids(s, &restricted).await, vec![id.clone()]);
+    assert_eq!(
+        search_ids(s, &format!("Patient?_tag=urn:t|a&_id={id}")).await,
+        vec![id.clone()]
+    );
+
+    // Another label and a profile: merged with the stored label.
+    let r = s
+        .put(
+            &format!("Patient/{id}"),
+            &json!({"resourceType": "Patient", "id": id, "meta": {
+                "security": [{"system": CONF, "code": "V"}],
+                "profile": ["http://example.org/StructureDefinition/p"]}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let meta = r.json()["meta"].clone();
+    assert_eq!(
+        meta["security"],
+        json!([{"system": CONF, "code": "V"}, {"system": CONF, "code": "R"}])
+    );
+    assert_eq!(
+        meta["profile"][0],
+        "http://example.org/StructureDefinition/p"
+    );
+    // Profiles are replaced: a PUT without one drops it.
+    let r = s
+        .put(
+            &format!("Patient/{id}"),
+            &json!({"resourceType": "Patient", "id": id}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let meta = r.json()["meta"].clone();
+    assert!(meta.get("profile").is_none(), "{meta}");
+    assert_eq!(meta["security"].as_array().unwrap().len(), 2, "{meta}");
+
+    // $meta-delete removes R; a later PUT does not bring it back.
+    let delete = json!({"resourceType": "Parameters", "parameter": [{"name": "meta", "valueMeta": {
+        "security": [{"system": CONF, "code": "R"}], "tag": [{"system": "urn:t", "code": "a"}]
+    }}]});
+    let r = s
+        .json(
+            Method::POST,
+            &format!("Patient/{id}/$meta-delete"),
+            &delete,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = s
+        .put(
+            &format!("Patient/{id}"),
+            &json!({"resourceType": "Patient", "id": id}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let meta = r.json()["meta"].clone();
+    assert_eq!(meta["security"], json!([{"system": CONF, "code": "V"}]));
+    assert!(meta.get("tag").is_none(), "{meta}");
+    assert!(search_ids(s, &restricted).await.is_empty());
+
+    // A transaction's update and a conditional update keep them too.
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+        "resource": {"resourceType": "Patient", "id": id, "gender": "other"},
+        "request": {"method": "PUT", "url": format!("Patient/{id}")}}]});
+    let r = s.post("", &bundle).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let current = s.get(&format!("Patient/{id}")).await.json();
+    assert_eq!(current["gender"], "other");
+    assert_eq!(
+        current["meta"]["security"],
+        json!([{"system": CONF, "code": "V"}])
+    );
+    let r = s
+        .put(
+            &format!("Patient?_id={id}"),
+            &json!({"resourceType": "Patient", "gender": "unknown"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let current = s.get(&format!("Patient/{id}")).await.json();
+    assert_eq!(current["gender"], "unknown");
+    assert_eq!(
+        current["meta"]["security"],
+        json!([{"system": CONF, "code": "V"}])
+    );
+    assert_eq!(
+        search_ids(s, &format!("Patient?_security={CONF}|V&_id={id}")).await,
+        vec![id.clone()]
+    );
+
+    // Deleted, then created again by a PUT: nothing is carried over.
+    assert_eq!(s.delete(&format!("Patient/{id}")).await.status, 200);
+    let r = s
+        .put(
+            &format!("Patient/{id}"),
+            &json!({"resourceType": "Patient", "id": id}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert!(r.json()["meta"].get("security").is_none(), "{}", r.text);
+}
+
 /// Ids found by a search (first page).
 async fn search_ids(s: &TestServer, query: &str) -> Vec<String> {
     let r = s.get(query).await;
@@ -208,5 +344,6 @@ async fn reindex_rebuilds_lost_index_rows(s: &TestServer) {
 crate::on_both_databases!(
     validate_reports_problems_without_storing,
     meta_operations_change_tags_and_profiles,
+    update_keeps_tags_and_security_labels,
     reindex_rebuilds_lost_index_rows
 );

@@ -6,12 +6,14 @@ use super::super::eval::Evaluator;
 use super::super::value::Node;
 
 impl<'a> Evaluator<'a> {
-    /// A reference to a contained resource (`#id`) or to a resource in the
-    /// Bundle being evaluated (by fullUrl or `Type/id`). Any other literal
+    /// A reference to a contained resource (`#id`, among those of
+    /// `%rootResource`: contained resources refer to each other through
+    /// their container) or to a resource in the Bundle being evaluated (by
+    /// fullUrl or `Type/id`). Any other literal
     /// reference `[base/]Type/id[/_history/v]` gives a placeholder of that
     /// type with no content, so `resolve() is Patient` works without a store.
     pub(super) fn resolve(&self, r: &'a str) -> Vec<Node<'a>> {
-        let root = self.resource;
+        let root = self.root_resource;
         let as_node = |v: &'a Value| Node::json(v, v.get("resourceType").and_then(Value::as_str));
         if let Some(id) = r.strip_prefix('#') {
             return root

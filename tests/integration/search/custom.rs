@@ -225,9 +225,100 @@ async fn invalid_search_parameters_are_refused(s: &TestServer) {
     reindexed(s).await;
 }
 
+/// Custom parameters in every kind of conditional criteria: transaction
+/// conditional references, `ifNoneExist`, conditional update, patch and
+/// delete, in a transaction Bundle and on their own.
+async fn custom_parameters_in_conditional_criteria(s: &TestServer) {
+    s.create(&mothers_maiden_name(&format!("Patient.extension('{MMN}')")))
+        .await;
+    reindexed(s).await;
+    let id = create_id(s, patient("Cond", "Conditionalova")).await;
+    let by_maiden = "Patient?mothers-maiden-name=conditionalova";
+
+    // A transaction: a conditional reference and a conditional create
+    // that matches.
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:6f1e3c2a-0000-4000-8000-000000000001",
+         "resource": {"resourceType": "Observation", "status": "final",
+            "code": {"text": "note"}, "subject": {"reference": by_maiden}},
+         "request": {"method": "POST", "url": "Observation"}},
+        {"resource": patient("Dup", "Conditionalova"),
+         "request": {"method": "POST", "url": "Patient",
+            "ifNoneExist": "mothers-maiden-name=conditionalova"}},
+    ]});
+    let r = s.post("", &bundle).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let out = r.json();
+    assert_eq!(out["entry"][1]["response"]["status"], "200 OK", "{out}");
+    // A conditional update in a transaction.
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Patient", "name": [{"family": "Cond"}],
+            "gender": "female",
+            "extension": [{"url": MMN, "valueString": "Conditionalova"}]},
+         "request": {"method": "PUT", "url": by_maiden}},
+    ]});
+    let r = s.post("", &bundle).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let out = r.json();
+    assert_eq!(
+        out["entry"][0]["response"]["location"],
+        format!("Patient/{id}/_history/2"),
+        "{out}"
+    );
+    let obs = search(s, "Observation?code:text=note").await;
+    assert_eq!(
+        obs["entry"][0]["resource"]["subject"]["reference"],
+        format!("Patient/{id}")
+    );
+    assert_eq!(match_ids(&search(s, by_maiden).await), vec![id.clone()]);
+    let current = s.get(&format!("Patient/{id}")).await.json();
+    assert_eq!(current["gender"], "female");
+
+    // On their own: If-None-Exist, conditional update and patch.
+    let r = s
+        .json(
+            reqwest::Method::POST,
+            "Patient",
+            &patient("Dup", "Conditionalova"),
+            &[("if-none-exist", "mothers-maiden-name=conditionalova")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["id"], id.as_str());
+    let mut body = current.clone();
+    body["gender"] = json!("male");
+    body.as_object_mut().unwrap().remove("meta");
+    let r = s.put(by_maiden, &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["meta"]["versionId"], "3");
+    let r = s
+        .send(
+            reqwest::Method::PATCH,
+            by_maiden,
+            Some(br#"[{"op": "replace", "path": "/gender", "value": "other"}]"#.to_vec()),
+            &[("content-type", "application/json-patch+json")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["gender"], "other");
+
+    // Conditional deletes, in a transaction and on their own.
+    let gone = create_id(s, patient("Gone", "Deletova")).await;
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "DELETE", "url": "Patient?mothers-maiden-name=deletova"}}
+    ]});
+    let r = s.post("", &bundle).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(s.get(&format!("Patient/{gone}")).await.status, 410);
+    let r = s.delete(by_maiden).await;
+    assert!(r.status == 200 || r.status == 204, "{}", r.text);
+    assert_eq!(s.get(&format!("Patient/{id}")).await.status, 410);
+}
+
 crate::on_both_databases!(
     custom_parameter_lifecycle,
-    invalid_search_parameters_are_refused
+    invalid_search_parameters_are_refused,
+    custom_parameters_in_conditional_criteria
 );
 
 /// Custom parameters are read from the database at start; the index

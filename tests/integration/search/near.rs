@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{create_id, ids, set};
+use super::{create_id, ids, match_ids, search, set};
 use crate::harness::TestServer;
 
 fn location(name: &str, lat: f64, lon: f64) -> Value {
@@ -78,4 +78,55 @@ async fn near_finds_locations_within_the_distance(s: &TestServer) {
     assert!(meta.contains("Location-near"));
 }
 
-crate::on_both_databases!(near_finds_locations_within_the_distance);
+/// Without `_sort`, `near` results come nearest first, page after page;
+/// `_sort` decides when given.
+async fn near_results_come_nearest_first(s: &TestServer) {
+    // Created far to near, so creation order is not distance order.
+    let mumbai = create_id(s, location("Mumbai", 19.0760, 72.8777)).await;
+    let north = create_id(s, location("North", 18.5704, 73.8567)).await;
+    let centre = create_id(s, location("Centre", 18.5204, 73.8567)).await;
+    let query = "Location?near=18.5204|73.8567|200|km";
+    assert_eq!(
+        match_ids(&search(s, query).await),
+        vec![centre.clone(), north.clone(), mumbai.clone()]
+    );
+    // Seen from Mumbai: the other way round.
+    assert_eq!(
+        match_ids(&search(s, "Location?near=19.0760|72.8777|200|km").await),
+        vec![mumbai.clone(), north.clone(), centre.clone()]
+    );
+    // Several points: each by its distance to the nearest of them.
+    assert_eq!(
+        match_ids(&search(s, "Location?near=19.07|72.87|200|km,18.5710|73.8567|200|km").await),
+        vec![north.clone(), mumbai.clone(), centre.clone()]
+    );
+    // One at a time through the next links.
+    let mut seen = Vec::new();
+    let mut bundle = search(s, &format!("{query}&_count=1")).await;
+    loop {
+        seen.extend(match_ids(&bundle));
+        let next = bundle["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .map(|l| l["url"].as_str().unwrap().to_string());
+        match next {
+            Some(url) => bundle = search(s, &url).await,
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![centre.clone(), north.clone(), mumbai.clone()]);
+    // `_sort` wins.
+    assert_eq!(
+        match_ids(&search(s, &format!("{query}&_sort=name")).await),
+        vec![centre, mumbai, north]
+    );
+    // R4 defines no sort key for `near`.
+    s.get(&format!("{query}&_sort=near")).await.outcome(400);
+}
+
+crate::on_both_databases!(
+    near_finds_locations_within_the_distance,
+    near_results_come_nearest_first
+);
