@@ -9,6 +9,7 @@
 
 use serde_json::Value;
 
+use super::audit::AuditRecord;
 use super::transaction::PreparedBundle;
 use super::Fhir;
 use crate::error::{FhirError, FhirResult};
@@ -26,8 +27,9 @@ pub struct Inbound<'a> {
     pub raw: &'a [u8],
 }
 
-/// One attempt: the log id and resources written, or a prior ACK.
-type Attempt = Result<(i64, Vec<String>), Vec<u8>>;
+/// One attempt: the log id, the resources written and the message's audit
+/// record (appended with the batch's), or a prior ACK.
+type Attempt = Result<(i64, Vec<String>, Option<AuditRecord>), Vec<u8>>;
 
 /// What applying a message did.
 #[derive(Debug)]
@@ -153,19 +155,27 @@ impl Fhir {
                 }
             };
             let mut results = Vec::with_capacity(jobs.len());
+            let mut audits = Vec::new();
             for job in &jobs {
-                results.push(self.apply_in_batch(&mut tx, job).await);
+                let (result, audit) = self.apply_in_batch(&mut tx, job).await;
+                results.push(result);
+                audits.extend(audit);
             }
-            let err = if results
-                .iter()
-                .any(|r| matches!(r, Err(e) if e.status >= 500))
-            {
+            // The batch's audit records go in together, in order: a few
+            // statements and one lock of the chain's head, whatever their
+            // number.
+            let failed = match results.iter().find_map(|r| r.as_ref().err()) {
+                Some(err) if err.status >= 500 => Some(err.clone()),
+                _ if audits.is_empty() => None,
+                _ => self
+                    .append_audits(&mut tx, &audits.iter().collect::<Vec<_>>())
+                    .await
+                    .err(),
+            };
+            let err = if let Some(err) = failed {
                 // The transaction may be broken: nothing of the batch is kept.
                 let _ = tx.rollback().await;
-                results
-                    .iter()
-                    .find_map(|r| r.as_ref().err().cloned())
-                    .expect("an error")
+                err
             } else {
                 let work = started.elapsed();
                 match tx.commit().await {
@@ -188,31 +198,38 @@ impl Fhir {
     }
 
     /// One message inside a batch's transaction, in a savepoint: undone on
-    /// its own when it fails or is a duplicate.
-    async fn apply_in_batch(&self, tx: &mut WriteTx, job: &MessageJob) -> FhirResult<Applied> {
+    /// its own when it fails or is a duplicate. Returns its audit record
+    /// when it was applied.
+    async fn apply_in_batch(
+        &self,
+        tx: &mut WriteTx,
+        job: &MessageJob,
+    ) -> (FhirResult<Applied>, Option<AuditRecord>) {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let point = tx.savepoint().await?;
-            match self.apply_one(tx, job).await {
-                Ok(Ok((id, resources))) => {
-                    tx.release(point).await?;
-                    return Ok(Applied::Committed { id, resources });
+            let point = match tx.savepoint().await {
+                Ok(point) => point,
+                Err(err) => return (Err(err.into()), None),
+            };
+            let outcome = self.apply_one(tx, job).await;
+            let kept = matches!(outcome, Ok(Ok(_)));
+            let ended = if kept {
+                tx.release(point).await
+            } else {
+                tx.rollback_to(point).await
+            };
+            if let Err(err) = ended {
+                return (Err(err.into()), None);
+            }
+            match outcome {
+                Ok(Ok((id, resources, audit))) => {
+                    return (Ok(Applied::Committed { id, resources }), audit)
                 }
-                Ok(Err(prior_ack)) => {
-                    tx.rollback_to(point).await?;
-                    return Ok(Applied::Duplicate { ack: prior_ack });
-                }
-                Err(err) => {
-                    tx.rollback_to(point).await?;
-                    if err.retryable && attempt < super::WRITE_ATTEMPTS {
-                        continue;
-                    }
-                    if err.status >= 500 {
-                        return Err(err);
-                    }
-                    return Ok(Applied::Failed(err));
-                }
+                Ok(Err(prior_ack)) => return (Ok(Applied::Duplicate { ack: prior_ack }), None),
+                Err(err) if err.retryable && attempt < super::WRITE_ATTEMPTS => continue,
+                Err(err) if err.status >= 500 => return (Err(err), None),
+                Err(err) => return (Ok(Applied::Failed(err)), None),
             }
         }
     }
@@ -265,8 +282,8 @@ impl Fhir {
                 .await?
             }
         };
-        self.audit_message_in(tx, &m, "AA").await?;
-        Ok(Ok((id, resources)))
+        let audit = self.message_audit(tx, &m, "AA")?;
+        Ok(Ok((id, resources, audit)))
     }
 
     /// Logs a message that was not applied (`failed` or `rejected`) with the
@@ -325,8 +342,23 @@ impl Fhir {
         m: &Inbound<'_>,
         ack_code: &str,
     ) -> FhirResult<()> {
+        if let Some(record) = self.message_audit(tx, m, ack_code)? {
+            self.append_audit(tx, &record).await?;
+        }
+        Ok(())
+    }
+
+    /// The audit record of a message, naming what the transaction wrote
+    /// since the last record (taken from `tx.touched`); None when the audit
+    /// trail is off.
+    fn message_audit(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        m: &Inbound<'_>,
+        ack_code: &str,
+    ) -> FhirResult<Option<AuditRecord>> {
         if !self.audit {
-            return Ok(());
+            return Ok(None);
         }
         let touched = std::mem::take(&mut tx.touched);
         let mut patients: Vec<String> = touched.iter().flat_map(|t| t.patients.clone()).collect();
@@ -345,9 +377,7 @@ impl Fhir {
             entities: &entities,
             patients: &patients,
         });
-        let prepared = self.prepare_audit(event)?;
-        self.append_audit(tx, &prepared).await?;
-        Ok(())
+        self.prepare_audit(event).map(Some)
     }
 
     /// The earlier ACK of a message with this sender and control id.

@@ -16,6 +16,7 @@ on_both_databases!(
     system_history_and_search_leave_out_the_audit_trail,
     patients_see_who_accessed_their_record,
     hl7v2_messages_and_token_requests_are_recorded,
+    messages_committed_together_are_each_recorded,
     verify_names_each_tampered_record,
     checkpoints_expose_a_rewritten_chain,
     erasure_removes_a_patient_for_good,
@@ -309,6 +310,60 @@ async fn hl7v2_messages_and_token_requests_are_recorded(s: &TestServer) {
         .as_str()
         .unwrap()
         .starts_with("client_credentials"));
+}
+
+/// HL7 v2 messages from several connections at once commit together; each
+/// applied message still has its own record naming what it wrote, and the
+/// chain verifies.
+async fn messages_committed_together_are_each_recorded(s: &TestServer) {
+    let addr = s.mllp_addr();
+    let mut tasks = Vec::new();
+    for conn in 0..4 {
+        tasks.push(tokio::spawn(async move {
+            let mut mllp = crate::hl7v2::Mllp::connect(addr).await;
+            for i in 0..5 {
+                let message = crate::hl7v2::adt(
+                    "A01",
+                    &format!("GRP-{conn}-{i}"),
+                    &format!("MRN-GRP-{conn}-{i}"),
+                    "Grouped",
+                );
+                let ack = mllp.send(&message).await;
+                assert_eq!(crate::hl7v2::ack_code(&ack), "AA", "{ack}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let records = events(
+        s,
+        "type=http://dicom.nema.org/resources/ontology/DCM|110107&outcome=0",
+    )
+    .await;
+    assert_eq!(records.len(), 20, "one record per applied message");
+    let mut patients: Vec<String> = records
+        .iter()
+        .map(|r| {
+            let refs = entity_refs(r);
+            let mut patients: Vec<&str> = refs
+                .iter()
+                .filter(|x| x.starts_with("Patient/"))
+                .map(|x| x.split("/_history").next().unwrap())
+                .collect();
+            patients.dedup();
+            assert_eq!(
+                patients.len(),
+                1,
+                "a record names its own message's patient: {refs:?}"
+            );
+            patients[0].to_string()
+        })
+        .collect();
+    patients.sort();
+    patients.dedup();
+    assert_eq!(patients.len(), 20, "each record names a different patient");
+    assert_eq!(verify(s).await, Vec::new(), "the chain verifies");
 }
 
 /// Verifies the chain in-process; returns the problems found.
