@@ -79,11 +79,16 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 async fn checkpointer(pool: SqlitePool, writer: SqlitePool) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
         if writer.is_closed() {
             break;
         }
+        if ticks % OPTIMIZE_EVERY_TICKS == 0 {
+            optimize(&writer).await;
+        }
+        ticks += 1;
         match checkpoint(&pool, "PRAGMA wal_checkpoint(PASSIVE)").await {
             // Readers that come and go without pause (a bulk import's
             // lookups, searches under load) each hold a snapshot, so the
@@ -113,6 +118,34 @@ async fn checkpointer(pool: SqlitePool, writer: SqlitePool) {
 /// Frames in the write-ahead log (4 KiB pages) past which the checkpointer
 /// makes the next writer start the log over: 256 MiB.
 const RESTART_AFTER_FRAMES: i64 = 65_536;
+
+/// The planner's statistics are checked at start and then every 10
+/// minutes (in checkpointer ticks).
+const OPTIMIZE_EVERY_TICKS: u64 = 1_200;
+
+/// Refreshes the statistics of the tables that have none or whose size
+/// changed tenfold since (`PRAGMA optimize`, every table considered: mask
+/// 0x10002), from a sample of each index. On the writer's connection, between
+/// two write transactions, since it writes `sqlite_stat1`. SQLite's planner
+/// without statistics takes any index on the type for the best one: at
+/// 1,000,000 resources a `_revinclude` scanned every Observation (537 ms;
+/// 7 ms with statistics).
+async fn optimize(writer: &SqlitePool) {
+    if let Err(err) = sqlx::query("PRAGMA optimize=0x10002").execute(writer).await {
+        tracing::warn!(error = %err, "SQLite statistics refresh failed");
+    }
+}
+
+/// `ANALYZE` of every table from a sample of each index (a few
+/// milliseconds at 1,000,000 resources), after a bulk load.
+pub async fn analyze(writer: &SqlitePool) -> Result<(), sqlx::Error> {
+    let mut conn = writer.acquire().await?;
+    sqlx::query("PRAGMA analysis_limit=1000")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("ANALYZE").execute(&mut *conn).await?;
+    Ok(())
+}
 
 /// Runs a checkpoint; returns how many frames the log holds.
 async fn checkpoint(pool: &SqlitePool, sql: &'static str) -> Result<i64, sqlx::Error> {
