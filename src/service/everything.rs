@@ -506,16 +506,7 @@ fn page_links(
         PageAt::Before(_, rid) => Some(encode_cursor(false, &[], *rid)),
     };
     let mut links = vec![("self", link(self_cursor)), ("first", link(None))];
-    let has_previous = match page {
-        PageAt::First => false,
-        PageAt::After(..) => true,
-        PageAt::Before(..) | PageAt::Last => more,
-    };
-    let has_next = match page {
-        PageAt::First | PageAt::After(..) => more,
-        PageAt::Before(..) => true,
-        PageAt::Last => false,
-    };
+    let (has_previous, has_next) = super::search::neighbours(page, more);
     // Where an empty page's neighbours start: its own cursor.
     let (before, after) = match (hits.first(), hits.last(), page) {
         (Some(f), Some(l), _) => (Some(f.rid), Some(l.rid)),
@@ -529,7 +520,7 @@ fn page_links(
     if let (true, Some(rid)) = (has_next, after) {
         links.push(("next", link(Some(encode_cursor(true, &[], rid)))));
     }
-    if has_next || (*page != PageAt::Last && has_previous) {
+    if super::search::has_last(page, has_previous, has_next) {
         links.push(("last", link(Some("last".to_string()))));
     }
     links

@@ -507,16 +507,7 @@ impl Fhir {
             PageAt::Before(v, r) => Some(encode_cursor(false, v, *r)),
         };
         let mut links = vec![("self", link(self_cursor)), ("first", link(None))];
-        let has_previous = match page {
-            PageAt::First => false,
-            PageAt::After(..) => true,
-            PageAt::Before(..) | PageAt::Last => more,
-        };
-        let has_next = match page {
-            PageAt::First | PageAt::After(..) => more,
-            PageAt::Before(..) => true,
-            PageAt::Last => false,
-        };
+        let (has_previous, has_next) = neighbours(&page, more);
         if has_previous {
             if let Some(h) = hits.first() {
                 links.push((
@@ -533,7 +524,7 @@ impl Fhir {
                 ));
             }
         }
-        if has_next || (page != PageAt::Last && has_previous) {
+        if has_last(&page, has_previous, has_next) {
             links.push(("last", link(Some("last".to_string()))));
         }
 
@@ -687,6 +678,27 @@ pub fn is_strict(prefer: Option<&str>) -> bool {
         p.split([',', ';'])
             .any(|part| part.trim().eq_ignore_ascii_case("handling=strict"))
     })
+}
+
+/// Whether a page read at `page` has a `previous` and a `next` page
+/// (`more`: a row beyond the page was found in the direction read).
+pub(super) fn neighbours(page: &PageAt, more: bool) -> (bool, bool) {
+    let previous = match page {
+        PageAt::First => false,
+        PageAt::After(..) => true,
+        PageAt::Before(..) | PageAt::Last => more,
+    };
+    let next = match page {
+        PageAt::First | PageAt::After(..) => more,
+        PageAt::Before(..) => true,
+        PageAt::Last => false,
+    };
+    (previous, next)
+}
+
+/// Whether a page links to the `last` one (the last page itself does not).
+pub(super) fn has_last(page: &PageAt, previous: bool, next: bool) -> bool {
+    next || (*page != PageAt::Last && previous)
 }
 
 #[cfg(test)]
