@@ -122,6 +122,11 @@ impl Failure {
         }
     }
 
+    /// The error as the message log records it: `code name: text`.
+    pub fn summary(&self) -> String {
+        format!("{} {}: {}", self.code.code(), self.code.text(), self.text)
+    }
+
     /// A required field is empty (AE 101).
     pub fn missing(segment: &str, field: usize, what: &str) -> Self {
         Failure::error(

@@ -232,12 +232,7 @@ async fn record(
     } else {
         "failed"
     };
-    let error = format!(
-        "{} {}: {}",
-        failure.code.code(),
-        failure.code.text(),
-        failure.text
-    );
+    let error = failure.summary();
     match fhir
         .record_message(
             inbound,

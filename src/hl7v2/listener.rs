@@ -214,12 +214,7 @@ async fn oversize(fhir: &Fhir, head: &[u8]) -> Result<Option<Vec<u8>>, ingest::U
         received,
         raw: head,
     };
-    let error = format!(
-        "{} {}: {}",
-        failure.code.code(),
-        failure.code.text(),
-        failure.text
-    );
+    let error = failure.summary();
     match fhir
         .record_message(&inbound, "rejected", "AR", &ack, &error, None)
         .await
