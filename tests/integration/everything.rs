@@ -1,6 +1,7 @@
 //! `Patient/$everything`: the compartment and the resources it refers to,
 //! `_type`, `_since`, `start`/`end`, paging, errors and access control.
 
+use crate::search::link;
 use std::collections::BTreeSet;
 
 use reqwest::Method;
@@ -315,14 +316,6 @@ async fn everything_pages_without_duplicates_or_gaps(s: &TestServer) {
         seen.last().map(String::as_str),
         Some("Observation/ev-page-late")
     );
-}
-
-fn link(bundle: &Value, relation: &str) -> Option<String> {
-    bundle["link"]
-        .as_array()?
-        .iter()
-        .find(|l| l["relation"] == relation)
-        .map(|l| l["url"].as_str().unwrap().to_string())
 }
 
 async fn everything_pages_backward(s: &TestServer) {

@@ -1,19 +1,12 @@
 //! history at instance, type and system level, with paging and filters.
 
+use crate::search::link;
 use serde_json::{json, Value};
 
 use crate::harness::TestServer;
 
 fn entries(bundle: &Value) -> Vec<Value> {
     bundle["entry"].as_array().cloned().unwrap_or_default()
-}
-
-fn link(bundle: &Value, relation: &str) -> Option<String> {
-    bundle["link"]
-        .as_array()?
-        .iter()
-        .find(|l| l["relation"] == relation)
-        .map(|l| l["url"].as_str().unwrap().to_string())
 }
 
 async fn instance_history_pages_newest_first(s: &TestServer) {
