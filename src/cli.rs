@@ -233,6 +233,18 @@ pub struct Options {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "CHARAKA_TLS_KEY", global = true)]
     pub tls_key: Option<PathBuf>,
+    /// PEM certificate chain of the MLLP listener: MLLP over TLS only (with
+    /// --mllp-tls-key; may be the --tls-cert file). Reloaded on SIGHUP and
+    /// when the file changes.
+    #[arg(long, env = "CHARAKA_MLLP_TLS_CERT", global = true)]
+    pub mllp_tls_cert: Option<PathBuf>,
+    /// PEM private key of --mllp-tls-cert.
+    #[arg(long, env = "CHARAKA_MLLP_TLS_KEY", global = true)]
+    pub mllp_tls_key: Option<PathBuf>,
+    /// PEM bundle of CAs for MLLP client certificates: mutual TLS, a client
+    /// certificate signed by one of them is required.
+    #[arg(long, env = "CHARAKA_MLLP_TLS_CLIENT_CA", global = true)]
+    pub mllp_tls_client_ca: Option<PathBuf>,
 
     // --- Encryption at rest ---
     /// Encryption at rest of stored bodies: on or off [default: on].
@@ -296,6 +308,15 @@ impl Options {
         }
         if let Some(v) = self.tls_key {
             config.tls_key = Some(v);
+        }
+        if let Some(v) = self.mllp_tls_cert {
+            config.mllp_tls_cert = Some(v);
+        }
+        if let Some(v) = self.mllp_tls_key {
+            config.mllp_tls_key = Some(v);
+        }
+        if let Some(v) = self.mllp_tls_client_ca {
+            config.mllp_tls_client_ca = Some(v);
         }
         // Encryption at rest.
         if let Some(v) = self.encryption {

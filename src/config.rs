@@ -56,8 +56,17 @@ pub struct Config {
     pub mllp_listen: Option<SocketAddr>,
     /// Largest accepted HL7 v2 message (MLLP frame or HTTP body), in bytes.
     pub mllp_max_message_bytes: usize,
-    /// An MLLP connection with no complete message for this long is closed.
+    /// An MLLP connection with no complete message for this long is closed
+    /// (and a TLS handshake not done within it).
     pub mllp_idle_timeout_secs: u64,
+    /// PEM certificate chain of the MLLP listener; with `mllp_tls_key`, it
+    /// speaks TLS only. May be the same file as `tls_cert`.
+    pub mllp_tls_cert: Option<PathBuf>,
+    /// PEM private key of `mllp_tls_cert`.
+    pub mllp_tls_key: Option<PathBuf>,
+    /// PEM bundle of the CAs that MLLP clients' certificates must chain to:
+    /// when given, a client certificate is required (mutual TLS).
+    pub mllp_tls_client_ca: Option<PathBuf>,
     /// The HL7 v2 processing ids (MSH-11.1, table 0103: `P` production,
     /// `T` training, `D` debugging) this server applies; a message with
     /// another gets `AR` (error 202). Default `["P"]`; a test system sets
@@ -161,6 +170,9 @@ impl Default for Config {
             mllp_listen: None,
             mllp_max_message_bytes: 1024 * 1024,
             mllp_idle_timeout_secs: 300,
+            mllp_tls_cert: None,
+            mllp_tls_key: None,
+            mllp_tls_client_ca: None,
             hl7v2_processing_ids: vec!["P".to_string()],
             icd10cm_validation: "strict".to_string(),
             audit: "on".to_string(),
@@ -309,6 +321,14 @@ impl Config {
             self.tls_cert.is_some() == self.tls_key.is_some(),
             "tls_cert and tls_key go together: give both or neither"
         );
+        anyhow::ensure!(
+            self.mllp_tls_cert.is_some() == self.mllp_tls_key.is_some(),
+            "mllp_tls_cert and mllp_tls_key go together: give both or neither"
+        );
+        anyhow::ensure!(
+            self.mllp_tls_client_ca.is_none() || self.mllp_tls_cert.is_some(),
+            "mllp_tls_client_ca needs mllp_tls_cert and mllp_tls_key (client certificates are asked for in the TLS handshake)"
+        );
         anyhow::ensure!(self.max_included >= 1, "max_included must be at least 1");
         anyhow::ensure!(
             self.rate_limit_auth_window_secs >= 1,
@@ -324,5 +344,28 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn mllp_tls_files_go_together() {
+        let with = |cert: bool, key: bool, ca: bool| Config {
+            mllp_tls_cert: cert.then(|| "cert.pem".into()),
+            mllp_tls_key: key.then(|| "key.pem".into()),
+            mllp_tls_client_ca: ca.then(|| "ca.pem".into()),
+            ..Config::default()
+        };
+        assert!(with(false, false, false).validate().is_ok());
+        assert!(with(true, true, false).validate().is_ok());
+        assert!(with(true, true, true).validate().is_ok());
+        let err = with(true, false, false).validate().unwrap_err().to_string();
+        assert!(err.contains("mllp_tls_cert and mllp_tls_key"), "{err}");
+        assert!(with(false, true, false).validate().is_err());
+        let err = with(false, false, true).validate().unwrap_err().to_string();
+        assert!(err.contains("mllp_tls_client_ca needs"), "{err}");
     }
 }

@@ -153,10 +153,21 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
                 max_message_bytes: config.mllp_max_message_bytes,
                 idle_timeout: std::time::Duration::from_secs(config.mllp_idle_timeout_secs),
             };
+            let tls = match (&config.mllp_tls_cert, &config.mllp_tls_key) {
+                (Some(cert), Some(key)) => Some(crate::hl7v2::tls::MllpTls::load(
+                    crate::hl7v2::tls::Files {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                        client_ca: config.mllp_tls_client_ca.clone(),
+                    },
+                )?),
+                _ => None,
+            };
             Some(crate::hl7v2::listener::Running::start(
                 listener,
                 app.clone(),
                 settings,
+                tls,
             )?)
         }
         None => None,
@@ -214,16 +225,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         "Charaka is serving FHIR R4"
     );
     if let Some(mllp) = &server.mllp {
-        tracing::info!(address = %mllp.addr, "HL7 v2 MLLP listener ready");
+        tracing::info!(
+            address = %mllp.addr,
+            tls = mllp.tls.is_some(),
+            client_certificates = mllp.tls.as_ref().is_some_and(|t| t.mutual()),
+            "HL7 v2 MLLP listener ready"
+        );
     }
-    match server.tls.clone() {
-        Some(tls) => {
-            tokio::select! {
-                _ = shutdown_signal() => {}
-                _ = reload_on_sighup(tls) => {}
-            }
-        }
-        None => shutdown_signal().await,
+    let mllp_tls = server.mllp.as_ref().and_then(|m| m.tls.clone());
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = reload_on_sighup(server.tls.clone(), mllp_tls) => {}
     }
     tracing::info!("shutting down; waiting for in-flight requests");
     server.stop().await;
@@ -242,20 +254,37 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Reloads the TLS certificate and key on every SIGHUP (never returns).
-async fn reload_on_sighup(tls: crate::tls::Tls) {
+/// Reloads the HTTPS and MLLP TLS certificates (those configured) on every
+/// SIGHUP (never returns).
+async fn reload_on_sighup(
+    https: Option<crate::tls::Tls>,
+    mllp: Option<crate::hl7v2::tls::MllpTls>,
+) {
     #[cfg(unix)]
-    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        while hup.recv().await.is_some() {
-            match tls.reload().await {
-                Ok(()) => tracing::info!("TLS certificate reloaded (SIGHUP)"),
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "TLS reload failed; the previous certificate stays in use")
+    if https.is_some() || mllp.is_some() {
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            while hup.recv().await.is_some() {
+                if let Some(tls) = &https {
+                    match tls.reload().await {
+                        Ok(()) => tracing::info!("TLS certificate reloaded (SIGHUP)"),
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "TLS reload failed; the previous certificate stays in use")
+                        }
+                    }
+                }
+                if let Some(tls) = &mllp {
+                    match tls.reload() {
+                        Ok(()) => tracing::info!("MLLP TLS certificate reloaded (SIGHUP)"),
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "MLLP TLS reload failed; the previous configuration stays in use")
+                        }
+                    }
                 }
             }
         }
     }
-    let _ = tls;
+    let _ = (https, mllp);
     std::future::pending::<()>().await
 }
 

@@ -1,6 +1,11 @@
 //! The MLLP listener: an accept loop, one task per connection, and graceful
 //! shutdown in one place.
 //!
+//! With TLS (`super::tls`), each connection task first completes the TLS
+//! handshake (within the idle timeout), then runs the same loop over the
+//! TLS stream: the loop is generic over the stream. A failed handshake
+//! closes that connection only.
+//!
 //! Each connection reads frames one after the other (original mode: the
 //! sender waits for each ACK), runs each through `ingest::handle`, and
 //! writes the ACK. A connection idle for longer than the idle timeout is
@@ -12,14 +17,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 
 use super::ack::{self, AckCode, ErrorCode, Failure, Header};
 use super::ingest;
 use super::mllp::{Connection, Frame};
+use super::tls::MllpTls;
 use crate::service::messages::{Inbound, Recorded};
 use crate::service::Fhir;
+
+/// How long closing a connection may take (a TLS close_notify to a peer
+/// that reads nothing more).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Settings of the listener.
 #[derive(Debug, Clone)]
@@ -33,6 +45,8 @@ pub struct Listener {
     listener: TcpListener,
     fhir: Arc<dyn AsRef<Fhir> + Send + Sync>,
     settings: Settings,
+    /// None: plain TCP.
+    tls: Option<MllpTls>,
 }
 
 impl Listener {
@@ -40,11 +54,13 @@ impl Listener {
         listener: TcpListener,
         fhir: Arc<dyn AsRef<Fhir> + Send + Sync>,
         settings: Settings,
+        tls: Option<MllpTls>,
     ) -> Listener {
         Listener {
             listener,
             fhir,
             settings,
+            tls,
         }
     }
 
@@ -69,33 +85,90 @@ impl Listener {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let handler = Handler {
-                connection: Connection::new(stream, self.settings.max_message_bytes),
+            let task = Task {
                 fhir: self.fhir.clone(),
-                idle_timeout: self.settings.idle_timeout,
+                settings: self.settings.clone(),
                 shutdown: shutdown.clone(),
                 peer,
                 _done: done_tx.clone(),
             };
-            tokio::spawn(handler.run());
+            match &self.tls {
+                None => tokio::spawn(task.serve(stream)),
+                Some(tls) => tokio::spawn(task.serve_tls(tls.acceptor(), stream)),
+            };
         }
         drop(done_tx);
         let _ = done_rx.recv().await;
     }
 }
 
-/// One connection.
-struct Handler {
-    connection: Connection,
+/// What one connection's task holds besides its stream.
+struct Task {
+    fhir: Arc<dyn AsRef<Fhir> + Send + Sync>,
+    settings: Settings,
+    shutdown: watch::Receiver<bool>,
+    peer: SocketAddr,
+    /// Dropped when the task ends (see `Listener::run`).
+    _done: mpsc::Sender<()>,
+}
+
+impl Task {
+    /// Runs the MLLP loop over `stream`, then closes it.
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(self, stream: S) {
+        let connection = Connection::new(stream, self.settings.max_message_bytes);
+        let idle_timeout = self.settings.idle_timeout;
+        let mut handler = Handler {
+            connection,
+            fhir: self.fhir,
+            idle_timeout,
+            shutdown: self.shutdown,
+            peer: self.peer,
+        };
+        handler.run().await;
+        // Over TLS: close_notify, so the peer knows the ACKs were whole.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, handler.connection.shutdown()).await;
+        drop(self._done);
+    }
+
+    /// Completes the TLS handshake within the idle timeout, then serves the
+    /// TLS stream. A failed handshake is logged with the peer address and
+    /// rustls's reason (never message content) and closes this connection
+    /// only.
+    async fn serve_tls(mut self, acceptor: TlsAcceptor, stream: TcpStream) {
+        if *self.shutdown.borrow() {
+            return;
+        }
+        let handshake = tokio::select! {
+            done = tokio::time::timeout(self.settings.idle_timeout, acceptor.accept(stream)) => done,
+            _ = self.shutdown.changed() => return,
+        };
+        match handshake {
+            Ok(Ok(tls)) => self.serve(tls).await,
+            Ok(Err(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+                // A bare connect and close (a load balancer's health check).
+                tracing::info!(peer = %self.peer, "MLLP connection closed during the TLS handshake");
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(peer = %self.peer, reason = %err, "MLLP TLS handshake failed; connection closed");
+            }
+            Err(_) => {
+                tracing::warn!(peer = %self.peer, "MLLP TLS handshake not completed within the idle timeout; connection closed");
+            }
+        }
+    }
+}
+
+/// One connection's MLLP loop.
+struct Handler<S> {
+    connection: Connection<S>,
     fhir: Arc<dyn AsRef<Fhir> + Send + Sync>,
     idle_timeout: Duration,
     shutdown: watch::Receiver<bool>,
     peer: SocketAddr,
-    _done: mpsc::Sender<()>,
 }
 
-impl Handler {
-    async fn run(mut self) {
+impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
+    async fn run(&mut self) {
         let mut messages = 0u64;
         loop {
             if *self.shutdown.borrow() {
@@ -248,22 +321,30 @@ fn message_type_of(head: &[u8]) -> String {
 /// A running listener (started by `server::start`).
 pub struct Running {
     pub addr: SocketAddr,
+    /// The TLS configuration, when the listener speaks TLS.
+    pub tls: Option<MllpTls>,
+    tls_watch: Option<tokio::task::JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
-    /// Starts the listener on a bound socket.
+    /// Starts the listener on a bound socket; with `tls`, it speaks TLS
+    /// only, and watches the certificate files for changes.
     pub fn start(
         listener: TcpListener,
         fhir: Arc<dyn AsRef<Fhir> + Send + Sync>,
         settings: Settings,
+        tls: Option<MllpTls>,
     ) -> std::io::Result<Running> {
         let addr = listener.local_addr()?;
         let (shutdown, rx) = watch::channel(false);
-        let task = tokio::spawn(Listener::new(listener, fhir, settings).run(rx));
+        let tls_watch = tls.as_ref().map(MllpTls::watch);
+        let task = tokio::spawn(Listener::new(listener, fhir, settings, tls.clone()).run(rx));
         Ok(Running {
             addr,
+            tls,
+            tls_watch,
             shutdown,
             task,
         })
@@ -271,6 +352,9 @@ impl Running {
 
     /// Stops accepting and waits for in-flight messages.
     pub async fn stop(self) {
+        if let Some(watch) = &self.tls_watch {
+            watch.abort();
+        }
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
     }

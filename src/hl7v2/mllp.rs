@@ -1,5 +1,6 @@
-//! MLLP (Minimal Lower Layer Protocol, release 1) framing over a TCP stream:
-//! a message travels as `0x0B <message> 0x1C 0x0D`.
+//! MLLP (Minimal Lower Layer Protocol, release 1) framing over a byte
+//! stream (plain TCP, or TLS over TCP): a message travels as
+//! `0x0B <message> 0x1C 0x0D`.
 //!
 //! `Connection` turns the bytes of a stream into frames and back, whatever
 //! the TCP segmentation: a frame split over several reads is assembled, and
@@ -10,8 +11,7 @@
 //! be trusted.
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 
 /// Start of a frame (vertical tab).
 pub const START: u8 = 0x0B;
@@ -59,15 +59,16 @@ pub fn parse_frame(buf: &mut BytesMut, max_size: usize) -> Option<Result<Vec<u8>
     }
 }
 
-/// A TCP connection speaking MLLP.
-pub struct Connection {
-    stream: BufWriter<TcpStream>,
+/// A connection speaking MLLP over any byte stream (`TcpStream`, or a TLS
+/// stream over one).
+pub struct Connection<S> {
+    stream: BufWriter<S>,
     buffer: BytesMut,
     max_size: usize,
 }
 
-impl Connection {
-    pub fn new(stream: TcpStream, max_size: usize) -> Connection {
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    pub fn new(stream: S, max_size: usize) -> Connection<S> {
         Connection {
             stream: BufWriter::new(stream),
             buffer: BytesMut::with_capacity(8 * 1024),
@@ -105,6 +106,12 @@ impl Connection {
         self.stream.write_all(message).await?;
         self.stream.write_all(&END).await?;
         self.stream.flush().await
+    }
+
+    /// Ends the connection cleanly: over TLS, a close_notify alert, then
+    /// the end of the TCP stream.
+    pub async fn shutdown(&mut self) -> std::io::Result<()> {
+        self.stream.shutdown().await
     }
 }
 

@@ -2,9 +2,12 @@
 //! ACKs that tell the truth.
 //!
 //! Each message flows frame → parse → map → store → acknowledge:
-//! - `mllp`: MLLP framing over TCP (partial and coalesced reads, size limit);
+//! - `mllp`: MLLP framing over TCP or TLS (partial and coalesced reads,
+//!   size limit);
 //! - `listener`: the accept loop, one task per connection, idle timeout,
-//!   graceful shutdown;
+//!   graceful shutdown, the TLS handshake when configured;
+//! - `tls`: MLLP over TLS: the rustls configuration from PEM files (mutual
+//!   TLS with a client CA bundle), reloaded like HTTPS's;
 //! - `message`: ER7 parsing (encoding characters, escapes, repetitions,
 //!   components, subcomponents, character sets);
 //! - `map/`: one file per message family, each producing one FHIR
@@ -19,3 +22,4 @@ pub mod listener;
 pub mod map;
 pub mod message;
 pub mod mllp;
+pub mod tls;
