@@ -205,6 +205,18 @@ impl TestServer {
             .addr
     }
 
+    /// The TLS configuration of the server's MLLP listener, when it speaks
+    /// TLS.
+    pub fn mllp_tls(&self) -> Option<&charaka::hl7v2::tls::MllpTls> {
+        self.server
+            .as_ref()
+            .expect("running")
+            .mllp
+            .as_ref()?
+            .tls
+            .as_ref()
+    }
+
     /// Stops the server and starts it again on the same database.
     pub async fn restart(mut self) -> TestServer {
         if let Some(server) = self.server.take() {

@@ -13,6 +13,7 @@ mod processing;
 mod scheduling;
 mod security;
 mod third_party;
+mod tls;
 mod visits;
 
 use std::time::Duration;
@@ -49,19 +50,26 @@ macro_rules! on_both_databases_with {
     };
 }
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// An MLLP client connection.
-pub struct Mllp {
-    stream: TcpStream,
+/// An MLLP client connection, over plain TCP or over TLS.
+pub struct Mllp<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
 }
 
-impl Mllp {
+impl Mllp<TcpStream> {
     pub async fn connect(addr: std::net::SocketAddr) -> Mllp {
+        Mllp::over(TcpStream::connect(addr).await.expect("MLLP connect"))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Mllp<S> {
+    /// MLLP over an open stream (a TLS client stream).
+    pub fn over(stream: S) -> Mllp<S> {
         Mllp {
-            stream: TcpStream::connect(addr).await.expect("MLLP connect"),
+            stream,
             buf: Vec::new(),
         }
     }
