@@ -84,7 +84,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Some(Err(head)) => return Ok(Frame::TooLarge { head }),
                 None => {}
             }
-            if 0 == self.stream.read_buf(&mut self.buffer).await? {
+            let read = match self.stream.read_buf(&mut self.buffer).await {
+                Ok(n) => n,
+                // TLS: the peer closed without close_notify, as many
+                // senders do. MLLP frames carry their own end, so this is
+                // the end of the stream (a cut frame is still `Truncated`).
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => return Err(e),
+            };
+            if read == 0 {
                 return Ok(if self.buffer.contains(&START) {
                     Frame::Truncated
                 } else {
@@ -141,6 +149,57 @@ mod tests {
         assert_eq!(parse_frame(&mut buf, 100).unwrap().unwrap(), b"MSH|c");
         assert!(parse_frame(&mut buf, 100).is_none());
         assert!(buf.is_empty());
+    }
+
+    /// Gives `data`, then fails as a TLS stream closed without
+    /// close_notify does.
+    struct CutTls(&'static [u8]);
+
+    impl AsyncRead for CutTls {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.0.is_empty() {
+                let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no close_notify");
+                return std::task::Poll::Ready(Err(eof));
+            }
+            buf.put_slice(self.0);
+            self.0 = &[];
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for CutTls {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_close_without_close_notify_ends_the_stream() {
+        let mut c = Connection::new(CutTls(b"\x0bMSH|a\x1c\r"), 100);
+        assert!(matches!(c.read_frame().await.unwrap(), Frame::Message(m) if m == b"MSH|a"));
+        assert!(matches!(c.read_frame().await.unwrap(), Frame::Closed));
+        let mut c = Connection::new(CutTls(b"\x0bMSH|a"), 100);
+        assert!(matches!(c.read_frame().await.unwrap(), Frame::Truncated));
     }
 
     #[test]
