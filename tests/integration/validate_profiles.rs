@@ -502,12 +502,27 @@ async fn target_profiles_of_stored_references(s: &TestServer) {
 
     let oo = validate(s, "Observation/$validate", &obs("Patient/tp-none")).await;
     assert!(errors(&oo).is_empty(), "{oo}");
-    assert!(
-        issues(&oo).iter().any(|(sev, at, d)| sev == "warning"
-            && at == "Observation.subject"
-            && d.contains("not checked")),
-        "{oo}"
-    );
+    let unchecked = |oo: &Value| {
+        issues(oo).iter().any(|(sev, at, d)| {
+            sev == "warning" && at == "Observation.subject" && d.contains("not checked")
+        })
+    };
+    assert!(unchecked(&oo), "{oo}");
+
+    // A caller who may not read patients learns nothing of them: the
+    // reference is not checked.
+    let writer = crate::auth::token_for(s, "user/Observation.cu", None, "practitioner");
+    let r = crate::auth::send_as(
+        s,
+        Some(&writer),
+        reqwest::Method::POST,
+        "Observation/$validate",
+        Some(&obs("Patient/tp-m")),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let oo = r.json();
+    assert!(errors(&oo).is_empty() && unchecked(&oo), "{oo}");
 }
 
 /// Ordered slicing, open at the end only, named by meta.profile.

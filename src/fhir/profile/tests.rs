@@ -920,3 +920,39 @@ fn ordered_slicing_and_open_at_end() {
         assert!(errors(&p, &patient(any)).is_empty(), "{any:?}");
     }
 }
+
+#[test]
+fn type_profiles_of_bundle_entries() {
+    let b = Profile::from_resource(&json!({
+        "resourceType": "StructureDefinition", "url": "http://example.org/StructureDefinition/hr-bundle",
+        "type": "Bundle",
+        "snapshot": {"element": [
+            {"id": "Bundle", "path": "Bundle", "min": 0, "max": "*"},
+            {"id": "Bundle.entry", "path": "Bundle.entry", "min": 0, "max": "*"},
+            {"id": "Bundle.entry.resource", "path": "Bundle.entry.resource", "min": 1, "max": "1",
+             "type": [{"code": "Resource", "profile": [HR]}]}
+        ]}
+    }))
+    .unwrap();
+    let others = [heart_rate_only()];
+    let obs = |code: &str| {
+        json!({"resource": {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]}}})
+    };
+    let bundle =
+        |entries: Value| json!({"resourceType": "Bundle", "type": "collection", "entry": entries});
+    let (e, w) = with_others(&b, &others, &bundle(json!([obs("8867-4")])));
+    assert!(e.is_empty() && w.is_empty(), "{e:?} {w:?}");
+    let (e, _) = with_others(
+        &b,
+        &others,
+        &bundle(json!([obs("9279-1"), {"resource": {"resourceType": "Patient"}}])),
+    );
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(at(&e, "Bundle.entry[0].resource.code", "pattern"), "{e:?}");
+    assert!(
+        at(&e, "Bundle.entry[1].resource", "is a Patient; the profile")
+            && e[1].contains("is for Observation"),
+        "{e:?}"
+    );
+}
