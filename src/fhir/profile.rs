@@ -32,7 +32,7 @@
 //! Issues carry the FHIRPath location of the element
 //! (`Observation.component[0].code`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use serde_json::Value;
@@ -325,8 +325,8 @@ impl Profile {
         })
     }
 
-    /// Validates a resource against the profile; profiles named by
-    /// `profile` discriminators are looked up among the shipped ones.
+    /// Validates a resource against the profile; the profiles it names are
+    /// looked up among the shipped ones, and no stored resource is.
     pub fn validate(&self, resource: &Value) -> Outcome {
         self.validate_with(
             resource,
@@ -403,8 +403,19 @@ impl Profile {
             ty: rtype.to_string(),
         };
         w.items(0, std::slice::from_ref(&root));
+        w.out.issues = without_repeats(w.out.issues);
         w.out
     }
+}
+
+/// The same finding reached twice (a slice's own elements and the
+/// definition its type names stating one rule) is reported once.
+fn without_repeats(issues: Vec<Issue>) -> Vec<Issue> {
+    let mut seen = HashSet::new();
+    issues
+        .into_iter()
+        .filter(|i| seen.insert((i.expression.clone(), i.diagnostics.clone())))
+        .collect()
 }
 
 /// Finds a profile by canonical URL (with `|version` when the profile
@@ -477,8 +488,8 @@ struct Walker<'p, 'v> {
     out: Outcome,
 }
 
-/// How deep `profile` discriminators may nest (a profile whose slices are
-/// told apart by profiles whose slices are ...).
+/// How deep walks against other profiles may nest (a value conforming to
+/// a profile whose values conform to profiles ...).
 const MAX_DEPTH: usize = 8;
 
 impl<'p: 'v, 'v> Walker<'p, 'v> {

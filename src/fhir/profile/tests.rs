@@ -698,6 +698,10 @@ fn typed_profiles() -> Profile {
              "slicing": {"discriminator": [{"type": "value", "path": "url"}], "rules": "open"}},
             {"id": "Patient.extension:height", "path": "Patient.extension", "sliceName": "height",
              "min": 0, "max": "1", "type": [{"code": "Extension", "profile": [HEIGHT]}]},
+            // The extension's rule restated on the slice: reported once.
+            {"id": "Patient.extension:height.value[x]", "path": "Patient.extension.value[x]",
+             "min": 1, "max": "1", "type": [{"code": "Quantity"}],
+             "maxValueQuantity": {"value": 300, "system": "http://unitsofmeasure.org", "code": "cm"}},
             {"id": "Patient.modifierExtension", "path": "Patient.modifierExtension", "min": 0, "max": "*",
              "type": [{"code": "Extension", "profile": [EYE]}]},
             {"id": "Patient.name", "path": "Patient.name", "min": 0, "max": "*",
