@@ -798,7 +798,10 @@ fn subject_profile() -> Profile {
             {"id": "Observation.performer", "path": "Observation.performer", "min": 0, "max": "*",
              "type": [{"code": "Reference", "targetProfile": [
                  "http://hl7.org/fhir/StructureDefinition/Practitioner",
-                 "http://example.org/StructureDefinition/unknown-org"]}]}
+                 "http://example.org/StructureDefinition/unknown-org"]}]},
+            {"id": "Observation.focus", "path": "Observation.focus", "min": 0, "max": "*",
+             "type": [{"code": "Reference", "targetProfile": [
+                 "http://hl7.org/fhir/StructureDefinition/Resource", FEMALE]}]}
         ]}
     }))
     .unwrap()
@@ -842,10 +845,11 @@ fn target_profiles_of_references() {
         "{w:?}"
     );
     // Any Practitioner is a performer; another type might be the unknown
-    // profile's: a warning naming it.
+    // profile's: a warning naming it. Any resource is a focus.
     let mut r = obs("Patient/f");
     r["contained"] = json!([{"resourceType": "Practitioner", "id": "pr"}, {"resourceType": "Organization", "id": "o"}]);
     r["performer"] = json!([{"reference": "#pr"}, {"reference": "#o"}]);
+    r["focus"] = json!([{"reference": "#pr"}]);
     let (e, w) = with_stored(&p, &others, &stored, &r);
     assert!(e.is_empty(), "{e:?}");
     assert_eq!(w.len(), 1, "{w:?}");
