@@ -523,6 +523,25 @@ async fn target_profiles_of_stored_references(s: &TestServer) {
     assert_eq!(r.status, 200, "{}", r.text);
     let oo = r.json();
     assert!(errors(&oo).is_empty() && unchecked(&oo), "{oo}");
+
+    // The shipped vital signs profile: members are vital signs too.
+    let mut member = heart_rate("8867-4");
+    member["id"] = json!("tp-hr");
+    assert!(s.put("Observation/tp-hr", &member).await.status < 300);
+    let mut lab = member.clone();
+    lab["id"] = json!("tp-lab");
+    lab.as_object_mut().unwrap().remove("category");
+    assert!(s.put("Observation/tp-lab", &lab).await.status < 300);
+    let path = format!("Observation/$validate?profile={VITALSIGNS}");
+    let mut panel = heart_rate("8867-4");
+    panel["hasMember"] = json!([{"reference": "Observation/tp-hr"}]);
+    assert!(errors(&validate(s, &path, &panel).await).is_empty());
+    panel["hasMember"] =
+        json!([{"reference": "Observation/tp-hr"}, {"reference": "Observation/tp-lab"}]);
+    let found = errors(&validate(s, &path, &panel).await);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].1, "Observation.hasMember[1]");
+    assert!(found[0].2.contains(VITALSIGNS), "{found:?}");
 }
 
 /// Ordered slicing, open at the end only, named by meta.profile.
