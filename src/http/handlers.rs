@@ -577,7 +577,13 @@ pub async fn type_operation(
                     .permit(access, Perm::Create, &rtype)
                     .or_else(|_| app.fhir.permit(access, Perm::Update, &rtype))?;
                 app.fhir
-                    .validate_operation(&rtype, None, req.resource_body(&body)?, &req.params)
+                    .validate_operation(
+                        &rtype,
+                        None,
+                        req.resource_body(&body)?,
+                        &req.params,
+                        access,
+                    )
                     .await?
             }
             o if o.starts_with('$') => return Err(unknown_operation(o)),
@@ -654,7 +660,13 @@ pub async fn instance_operation(
         let value = match (op.as_str(), post) {
             ("$validate", true) => {
                 app.fhir
-                    .validate_operation(&rtype, Some(&id), req.resource_body(&body)?, &req.params)
+                    .validate_operation(
+                        &rtype,
+                        Some(&id),
+                        req.resource_body(&body)?,
+                        &req.params,
+                        access,
+                    )
                     .await?
             }
             ("$meta", _) => app.fhir.meta_operation(&rtype, &id).await?,

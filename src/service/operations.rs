@@ -5,6 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{check_type, input, Fhir};
+use crate::auth::Access;
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::invariants;
 use crate::fhir::outcome::{operation_outcome, Issue, IssueType, Severity};
@@ -28,13 +29,15 @@ impl Fhir {
     /// `$validate`: the answer is an OperationOutcome listing every problem
     /// (200 even when the resource is invalid); errors of the request itself
     /// are `FhirError`s. `mode` and `profile` come from the Parameters body
-    /// or the query.
+    /// or the query; stored resources the resource refers to are read (for
+    /// `targetProfile`s) as `access` allows.
     pub async fn validate_operation(
         &self,
         rtype: &str,
         id: Option<&str>,
         body: Value,
         query: &[(String, String)],
+        access: &Access,
     ) -> FhirResult<Value> {
         check_type(rtype)?;
         let Value::Object(body) = body else {
@@ -132,9 +135,11 @@ impl Fhir {
             if sound {
                 issues.extend(invariants::check(&resource));
                 if let Some(found) = &named {
-                    issues.extend(self.validate_against(found.profile(), &resource).await);
+                    let p = found.profile();
+                    issues.extend(self.validate_against(p, &resource, access).await);
                 }
-                issues.extend(self.declared_profiles(&resource, profile.as_deref()).await);
+                let declared = self.declared_profiles(&resource, profile.as_deref(), access);
+                issues.extend(declared.await);
             }
             // ICD-10-CM codings, as a write would check them.
             match self.check_codings(rtype, &resource) {
@@ -182,7 +187,12 @@ impl Fhir {
 
     /// Validation against each profile of `meta.profile` (but `skip`, the
     /// one named by the request); an unknown one is a warning.
-    async fn declared_profiles(&self, resource: &Value, skip: Option<&str>) -> Vec<Issue> {
+    async fn declared_profiles(
+        &self,
+        resource: &Value,
+        skip: Option<&str>,
+        access: &Access,
+    ) -> Vec<Issue> {
         let mut issues = Vec::new();
         let declared: Vec<&str> = resource
             .pointer("/meta/profile")
@@ -199,7 +209,7 @@ impl Fhir {
         for url in declared {
             match self.find_profile(url).await {
                 Ok(Some(found)) => {
-                    issues.extend(self.validate_against(found.profile(), resource).await)
+                    issues.extend(self.validate_against(found.profile(), resource, access).await)
                 }
                 Ok(None) => issues.push(
                     Issue::new(

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::Fhir;
+use crate::auth::Access;
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::outcome::{Issue, IssueType, Severity};
-use crate::fhir::profile::{self, BindingCheck, Profile};
+use crate::fhir::profile::{self, BindingCheck, Lookup, Profile};
 use crate::terminology::valueset::{self, Members};
 
 /// A profile found: shipped (static) or read from a stored
@@ -31,9 +32,13 @@ impl Found {
     }
 }
 
-/// How many profiles one validation may look up for `profile`
-/// discriminators.
+/// How many profiles one validation may look up (`type.profile`s,
+/// `targetProfile`s).
 const MAX_NEEDED: usize = 32;
+
+/// How many stored resources one validation may read to check the
+/// `targetProfile`s of references.
+const MAX_REFERENCED: usize = 32;
 
 /// `url|version` → (url, version).
 fn split_canonical(canonical: &str) -> (&str, Option<&str>) {
@@ -62,10 +67,10 @@ impl Fhir {
             .map_err(|e| FhirError::new(422, IssueType::Processing, e))
     }
 
-    /// The profiles `p`'s `profile` discriminators may name, and theirs in
-    /// turn (at most [`MAX_NEEDED`]), by the canonical URL they are named
-    /// by: shipped or stored; an unknown or unusable one is left out (the
-    /// slices it would tell apart are then reported as not checked).
+    /// The profiles `p` names (`type.profile`, `targetProfile`), and theirs
+    /// in turn (at most [`MAX_NEEDED`]), by the canonical URL they are
+    /// named by: shipped or stored; an unknown or unusable one is left out
+    /// (what it would check is then reported as not checked).
     async fn needed_profiles(&self, p: &Profile) -> HashMap<String, Found> {
         let mut found: HashMap<String, Found> = HashMap::new();
         let mut queue = p.needed_profiles();
@@ -83,16 +88,69 @@ impl Fhir {
         found
     }
 
-    /// Validates a resource against a profile, bindings included.
-    pub async fn validate_against(&self, p: &Profile, resource: &Value) -> Vec<Issue> {
+    /// The stored resources a validation against `p` may need to check
+    /// `targetProfile`s: those the resource refers to (`Type/id`, at most
+    /// [`MAX_REFERENCED`]) when `p` or a profile it names constrains a
+    /// reference to a profile; those the caller may not read are left out.
+    async fn referenced_resources(
+        &self,
+        p: &Profile,
+        others: &HashMap<String, Found>,
+        resource: &Value,
+        access: &Access,
+    ) -> HashMap<String, Value> {
+        let mut out = HashMap::new();
+        let wanted =
+            p.has_target_profiles() || others.values().any(|f| f.profile().has_target_profiles());
+        if !wanted {
+            return out;
+        }
+        let references = profile::relative_references(resource);
+        for reference in references.into_iter().take(MAX_REFERENCED) {
+            let Some((rtype, id)) = reference.split_once('/') else {
+                continue;
+            };
+            let Ok(found) = self.read(rtype, id).await else {
+                continue;
+            };
+            if self.ensure_visible(access, &found).await.is_err() {
+                continue;
+            }
+            let body = found.body.as_deref().unwrap_or_default();
+            if let Ok(value) = serde_json::from_slice(body) {
+                out.insert(reference, value);
+            }
+        }
+        out
+    }
+
+    /// Validates a resource against a profile, bindings included; the
+    /// resources it refers to are read as `access` allows.
+    pub async fn validate_against(
+        &self,
+        p: &Profile,
+        resource: &Value,
+        access: &Access,
+    ) -> Vec<Issue> {
         let others = self.needed_profiles(p).await;
-        let lookup = |url: &str| {
-            others
-                .get(url)
-                .map(Found::profile)
-                .or_else(|| profile::shipped(url, None))
+        let stored = self
+            .referenced_resources(p, &others, resource, access)
+            .await;
+        // The lookup (not Send) ends before the next await.
+        let outcome = {
+            let profiles = |url: &str| {
+                others
+                    .get(url)
+                    .map(Found::profile)
+                    .or_else(|| profile::shipped(url, None))
+            };
+            let resources = |reference: &str| stored.get(reference);
+            let lookup = Lookup {
+                profiles: &profiles,
+                resources: Some(&resources),
+            };
+            p.validate_with(resource, &lookup)
         };
-        let outcome = p.validate_with(resource, &lookup);
         let mut issues = outcome.issues;
         let mut sets: HashMap<String, Result<Members, String>> = HashMap::new();
         for check in outcome.bindings {

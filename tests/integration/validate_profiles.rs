@@ -354,8 +354,249 @@ async fn bounds_profile_slices_and_reslices(s: &TestServer) {
     );
 }
 
+const EYE: &str = "http://example.org/StructureDefinition/eye-colour";
+const NAMED: &str = "http://example.org/StructureDefinition/named";
+
+/// `type.profile` outside slicing: an extension slice sorted by `url`
+/// (fixed by the stored extension definition), a datatype profile on
+/// `name`, and a profile the server does not know on `address`.
+async fn type_profiles_of_elements(s: &TestServer) {
+    let eye = structure(
+        EYE,
+        "Extension",
+        "complex-type",
+        json!([
+            {"id": "Extension", "path": "Extension", "min": 0, "max": "*"},
+            {"id": "Extension.url", "path": "Extension.url", "min": 1, "max": "1", "fixedUri": EYE},
+            {"id": "Extension.value[x]", "path": "Extension.value[x]", "min": 1, "max": "1",
+             "type": [{"code": "code"}]}
+        ]),
+    );
+    let named = structure(
+        NAMED,
+        "HumanName",
+        "complex-type",
+        json!([
+            {"id": "HumanName", "path": "HumanName", "min": 0, "max": "*"},
+            {"id": "HumanName.family", "path": "HumanName.family", "min": 1, "max": "1"}
+        ]),
+    );
+    let url = "http://example.org/StructureDefinition/typed-patient";
+    let profile = structure(
+        url,
+        "Patient",
+        "resource",
+        json!([
+            {"id": "Patient", "path": "Patient", "min": 0, "max": "*"},
+            {"id": "Patient.extension", "path": "Patient.extension", "min": 0, "max": "*",
+             "slicing": {"discriminator": [{"type": "value", "path": "url"}], "rules": "open"}},
+            {"id": "Patient.extension:eye", "path": "Patient.extension", "sliceName": "eye",
+             "min": 1, "max": "1", "type": [{"code": "Extension", "profile": [EYE]}]},
+            {"id": "Patient.name", "path": "Patient.name", "min": 0, "max": "*",
+             "type": [{"code": "HumanName", "profile": [NAMED]}]},
+            {"id": "Patient.address", "path": "Patient.address", "min": 0, "max": "*",
+             "type": [{"code": "Address", "profile": ["http://example.org/StructureDefinition/nowhere"]}]}
+        ]),
+    );
+    for sd in [eye, named, profile] {
+        let r = s.post("StructureDefinition", &sd).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let path = format!("Patient/$validate?profile={url}");
+    let good = json!({"resourceType": "Patient",
+        "extension": [{"url": EYE, "valueCode": "brown"}],
+        "name": [{"family": "Nguyen"}]});
+    let oo = validate(s, &path, &good).await;
+    assert!(errors(&oo).is_empty(), "{oo}");
+    assert!(
+        !issues(&oo)
+            .iter()
+            .any(|i| i.0 == "warning" && i.1.starts_with("Patient.")),
+        "{oo}"
+    );
+
+    let mut bad = good.clone();
+    bad["extension"] = json!([{"url": EYE, "valueString": "brown"}]);
+    bad["name"] = json!([{"given": ["Minh"]}]);
+    bad["address"] = json!([{"city": "Hanoi"}]);
+    let oo = validate(s, &path, &bad).await;
+    let found = errors(&oo);
+    let has = |at: &str, text: &str| found.iter().any(|(_, a, d)| a == at && d.contains(text));
+    assert!(
+        has("Patient.extension[0].value", "the profile allows code"),
+        "{found:?}"
+    );
+    assert!(has("Patient.name[0].family", "at least 1"), "{found:?}");
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        issues(&oo).iter().any(|(sev, at, d)| sev == "warning"
+            && at == "Patient.address[0]"
+            && d.contains("http://example.org/StructureDefinition/nowhere")),
+        "{oo}"
+    );
+}
+
+/// `targetProfile`: the subject must be a female patient; stored and
+/// contained patients are checked, an unknown one is a warning.
+async fn target_profiles_of_stored_references(s: &TestServer) {
+    let female = "http://example.org/StructureDefinition/female-patient";
+    let url = "http://example.org/StructureDefinition/obs-female";
+    let profiles = [
+        structure(
+            female,
+            "Patient",
+            "resource",
+            json!([
+                {"id": "Patient", "path": "Patient", "min": 0, "max": "*"},
+                {"id": "Patient.gender", "path": "Patient.gender", "min": 1, "max": "1", "fixedCode": "female"}
+            ]),
+        ),
+        structure(
+            url,
+            "Observation",
+            "resource",
+            json!([
+                {"id": "Observation", "path": "Observation", "min": 0, "max": "*"},
+                {"id": "Observation.subject", "path": "Observation.subject", "min": 1, "max": "1",
+                 "type": [{"code": "Reference", "targetProfile": [female]}]}
+            ]),
+        ),
+    ];
+    for sd in profiles {
+        let r = s.post("StructureDefinition", &sd).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    for (id, gender) in [("tp-f", "female"), ("tp-m", "male")] {
+        let r = s
+            .put(
+                &format!("Patient/{id}"),
+                &json!({"resourceType": "Patient", "id": id, "gender": gender}),
+            )
+            .await;
+        assert!(r.status == 201 || r.status == 200, "{}", r.text);
+    }
+    let obs = |subject: &str| {
+        json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "meta": {"profile": [url]},
+            "subject": {"reference": subject}})
+    };
+    let oo = validate(s, "Observation/$validate", &obs("Patient/tp-f")).await;
+    assert!(errors(&oo).is_empty(), "{oo}");
+    assert!(
+        !issues(&oo)
+            .iter()
+            .any(|i| i.0 == "warning" && i.1 == "Observation.subject"),
+        "{oo}"
+    );
+
+    let found = errors(&validate(s, "Observation/$validate", &obs("Patient/tp-m")).await);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].1, "Observation.subject");
+    assert!(
+        found[0]
+            .2
+            .contains("refers to Patient/tp-m, which conforms to none of")
+            && found[0].2.contains(female),
+        "{found:?}"
+    );
+
+    let oo = validate(s, "Observation/$validate", &obs("Patient/tp-none")).await;
+    assert!(errors(&oo).is_empty(), "{oo}");
+    let unchecked = |oo: &Value| {
+        issues(oo).iter().any(|(sev, at, d)| {
+            sev == "warning" && at == "Observation.subject" && d.contains("not checked")
+        })
+    };
+    assert!(unchecked(&oo), "{oo}");
+
+    // A caller who may not read patients learns nothing of them: the
+    // reference is not checked.
+    let writer = crate::auth::token_for(s, "user/Observation.cu", None, "practitioner");
+    let r = crate::auth::send_as(
+        s,
+        Some(&writer),
+        reqwest::Method::POST,
+        "Observation/$validate",
+        Some(&obs("Patient/tp-m")),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let oo = r.json();
+    assert!(errors(&oo).is_empty() && unchecked(&oo), "{oo}");
+
+    // The shipped vital signs profile: members are vital signs too.
+    let mut member = heart_rate("8867-4");
+    member["id"] = json!("tp-hr");
+    assert!(s.put("Observation/tp-hr", &member).await.status < 300);
+    let mut lab = member.clone();
+    lab["id"] = json!("tp-lab");
+    lab.as_object_mut().unwrap().remove("category");
+    assert!(s.put("Observation/tp-lab", &lab).await.status < 300);
+    let path = format!("Observation/$validate?profile={VITALSIGNS}");
+    let mut panel = heart_rate("8867-4");
+    panel["hasMember"] = json!([{"reference": "Observation/tp-hr"}]);
+    assert!(errors(&validate(s, &path, &panel).await).is_empty());
+    panel["hasMember"] =
+        json!([{"reference": "Observation/tp-hr"}, {"reference": "Observation/tp-lab"}]);
+    let found = errors(&validate(s, &path, &panel).await);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].1, "Observation.hasMember[1]");
+    assert!(found[0].2.contains(VITALSIGNS), "{found:?}");
+}
+
+/// Ordered slicing, open at the end only, named by meta.profile.
+async fn ordered_slices(s: &TestServer) {
+    let url = "http://example.org/StructureDefinition/ordered-ids";
+    let profile = structure(
+        url,
+        "Patient",
+        "resource",
+        json!([
+            {"id": "Patient", "path": "Patient", "min": 0, "max": "*"},
+            {"id": "Patient.identifier", "path": "Patient.identifier", "min": 0, "max": "*",
+             "slicing": {"discriminator": [{"type": "value", "path": "system"}],
+                 "rules": "openAtEnd", "ordered": true}},
+            {"id": "Patient.identifier:mrn", "path": "Patient.identifier", "sliceName": "mrn", "min": 0, "max": "*"},
+            {"id": "Patient.identifier:mrn.system", "path": "Patient.identifier.system", "min": 1, "max": "1",
+             "fixedUri": "urn:mrn"},
+            {"id": "Patient.identifier:ssn", "path": "Patient.identifier", "sliceName": "ssn", "min": 0, "max": "1"},
+            {"id": "Patient.identifier:ssn.system", "path": "Patient.identifier.system", "min": 1, "max": "1",
+             "fixedUri": "urn:ssn"}
+        ]),
+    );
+    let r = s.post("StructureDefinition", &profile).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let patient = |systems: &[&str]| {
+        let ids: Vec<Value> = systems
+            .iter()
+            .map(|s| json!({"system": s, "value": "1"}))
+            .collect();
+        json!({"resourceType": "Patient", "meta": {"profile": [url]}, "identifier": ids})
+    };
+    let oo = validate(
+        s,
+        "Patient/$validate",
+        &patient(&["urn:mrn", "urn:ssn", "urn:x"]),
+    )
+    .await;
+    assert!(errors(&oo).is_empty(), "{oo}");
+
+    let found = errors(&validate(s, "Patient/$validate", &patient(&["urn:ssn", "urn:mrn"])).await);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].1, "Patient.identifier[1]");
+    assert!(found[0].2.contains("ordered"), "{found:?}");
+
+    let found = errors(&validate(s, "Patient/$validate", &patient(&["urn:x", "urn:ssn"])).await);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].1, "Patient.identifier[1]");
+    assert!(found[0].2.contains("matches no slice"), "{found:?}");
+}
+
 crate::on_both_databases!(
     bounds_profile_slices_and_reslices,
+    type_profiles_of_elements,
+    target_profiles_of_stored_references,
+    ordered_slices,
     vital_signs_profile,
     uploaded_profile_with_a_stored_value_set,
     invariants_are_reported_with_their_key

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{shipped, Item, Profile};
+use super::{shipped, Item, Lookup, Profile};
 
 const VITALSIGNS: &str = "http://hl7.org/fhir/StructureDefinition/vitalsigns";
 
@@ -391,8 +391,32 @@ fn extension_slicing(eye: &str) -> Profile {
     .unwrap()
 }
 
-fn with_others<'p>(p: &'p Profile, others: &'p [Profile], r: &Value) -> (Vec<String>, Vec<String>) {
-    let lookup = |url: &str| others.iter().find(|o| o.url == url);
+fn with_others(p: &Profile, others: &[Profile], r: &Value) -> (Vec<String>, Vec<String>) {
+    with_stored(p, others, &[], r)
+}
+
+/// Validation with other profiles and resources "stored" on the server
+/// (by `Type/id`): (errors, warnings).
+fn with_stored(
+    p: &Profile,
+    others: &[Profile],
+    stored: &[Value],
+    r: &Value,
+) -> (Vec<String>, Vec<String>) {
+    let profiles = |url: &str| others.iter().find(|o| o.url == url);
+    let resources = |reference: &str| {
+        stored.iter().find(|s| {
+            format!(
+                "{}/{}",
+                s["resourceType"].as_str().unwrap(),
+                s["id"].as_str().unwrap()
+            ) == reference
+        })
+    };
+    let lookup = Lookup {
+        profiles: &profiles,
+        resources: Some(&resources),
+    };
     let out = p.validate_with(r, &lookup);
     let pick = |sev: fn(&crate::fhir::outcome::Severity) -> bool| {
         out.issues
@@ -564,12 +588,16 @@ fn slices_by_profile_of_resolved_references_and_bundle_entries() {
         loc: "Bundle".into(),
         ty: "Bundle".into(),
     };
-    let lookup = |url: &str| others.iter().find(|o| o.url == url);
+    let profiles = |url: &str| others.iter().find(|o| o.url == url);
+    let lookup = Lookup {
+        profiles: &profiles,
+        resources: None,
+    };
     let w = super::Walker {
         profile: &p,
         resource: &panel_in_bundle,
         top: root.value,
-        others: &lookup,
+        lookup: &lookup,
         depth: 0,
         out: super::Outcome::default(),
     };
@@ -631,6 +659,308 @@ fn reslicing() {
         e.len() == 1
             && e[0].starts_with("Patient.identifier[0].value | ")
             && e[0].contains("maxLength"),
+        "{e:?}"
+    );
+}
+
+/// Issues as `location | diagnostics` at the given severity.
+fn at(issues: &[String], loc: &str, text: &str) -> bool {
+    issues
+        .iter()
+        .any(|x| x.starts_with(&format!("{loc} | ")) && x.contains(text))
+}
+
+const FAMILY: &str = "http://example.org/StructureDefinition/family-name";
+
+/// A HumanName profile: the family name is required.
+fn family_name() -> Profile {
+    Profile::from_resource(&json!({
+        "resourceType": "StructureDefinition", "url": FAMILY, "type": "HumanName",
+        "snapshot": {"element": [
+            {"id": "HumanName", "path": "HumanName", "min": 0, "max": "*"},
+            {"id": "HumanName.family", "path": "HumanName.family", "min": 1, "max": "1"}
+        ]}
+    }))
+    .unwrap()
+}
+
+/// Patient elements whose types name profiles: a datatype profile on
+/// `name`, an extension sliced by `url` (the slice has no `url` element:
+/// the extension's definition fixes it), an unsliced extension element
+/// naming one extension, and an address profile nobody knows.
+fn typed_profiles() -> Profile {
+    Profile::from_resource(&json!({
+        "resourceType": "StructureDefinition",
+        "url": "http://example.org/StructureDefinition/typed", "type": "Patient",
+        "snapshot": {"element": [
+            {"id": "Patient", "path": "Patient", "min": 0, "max": "*"},
+            {"id": "Patient.extension", "path": "Patient.extension", "min": 0, "max": "*",
+             "slicing": {"discriminator": [{"type": "value", "path": "url"}], "rules": "open"}},
+            {"id": "Patient.extension:height", "path": "Patient.extension", "sliceName": "height",
+             "min": 0, "max": "1", "type": [{"code": "Extension", "profile": [HEIGHT]}]},
+            // The extension's rule restated on the slice: reported once.
+            {"id": "Patient.extension:height.value[x]", "path": "Patient.extension.value[x]",
+             "min": 1, "max": "1", "type": [{"code": "Quantity"}],
+             "maxValueQuantity": {"value": 300, "system": "http://unitsofmeasure.org", "code": "cm"}},
+            {"id": "Patient.modifierExtension", "path": "Patient.modifierExtension", "min": 0, "max": "*",
+             "type": [{"code": "Extension", "profile": [EYE]}]},
+            {"id": "Patient.name", "path": "Patient.name", "min": 0, "max": "*",
+             "type": [{"code": "HumanName", "profile": [FAMILY]}]},
+            {"id": "Patient.address", "path": "Patient.address", "min": 0, "max": "*",
+             "type": [{"code": "Address", "profile": ["http://example.org/StructureDefinition/nowhere"]}]}
+        ]}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn type_profiles_outside_slicing() {
+    let others = [
+        family_name(),
+        extension(EYE, "code", json!({})),
+        extension(
+            HEIGHT,
+            "Quantity",
+            json!({"maxValueQuantity": {"value": 300, "system": "http://unitsofmeasure.org", "code": "cm"}}),
+        ),
+    ];
+    let p = typed_profiles();
+    let height = |cm: u32| json!({"url": HEIGHT, "valueQuantity": {"value": cm, "system": "http://unitsofmeasure.org", "code": "cm"}});
+    let good = json!({"resourceType": "Patient",
+        "extension": [height(180)],
+        "modifierExtension": [{"url": EYE, "valueCode": "brown"}],
+        "name": [{"family": "A"}]});
+    let (e, w) = with_others(&p, &others, &good);
+    assert!(e.is_empty() && w.is_empty(), "{e:?} {w:?}");
+
+    // The height over the extension's maxValue, an eye colour with another
+    // url and a value of the wrong type, a name without a family name.
+    let mut bad = good.clone();
+    bad["extension"] = json!([height(350)]);
+    bad["modifierExtension"] = json!([{"url": "http://example.org/other", "valueString": "brown"}]);
+    bad["name"] = json!([{"given": ["A"]}]);
+    let (e, w) = with_others(&p, &others, &bad);
+    assert!(at(&e, "Patient.extension[0].value", "maxValue"), "{e:?}");
+    assert!(
+        at(&e, "Patient.modifierExtension[0].url", "fixes it to"),
+        "{e:?}"
+    );
+    assert!(
+        at(
+            &e,
+            "Patient.modifierExtension[0].value",
+            "the profile allows code"
+        ),
+        "{e:?}"
+    );
+    assert!(at(&e, "Patient.name[0].family", "at least 1"), "{e:?}");
+    assert_eq!(e.len(), 4, "{e:?}");
+    assert!(w.is_empty(), "{w:?}");
+
+    // A profile the server does not know: a warning naming it, no error.
+    let mut elsewhere = good.clone();
+    elsewhere["address"] = json!([{"city": "X"}]);
+    let (e, w) = with_others(&p, &others, &elsewhere);
+    assert!(e.is_empty(), "{e:?}");
+    assert!(
+        at(
+            &w,
+            "Patient.address[0]",
+            "StructureDefinition/nowhere is not known"
+        ),
+        "{w:?}"
+    );
+}
+
+const FEMALE: &str = "http://example.org/StructureDefinition/female";
+
+fn female_patient() -> Profile {
+    Profile::from_resource(&json!({
+        "resourceType": "StructureDefinition", "url": FEMALE, "type": "Patient",
+        "snapshot": {"element": [
+            {"id": "Patient", "path": "Patient", "min": 0, "max": "*"},
+            {"id": "Patient.gender", "path": "Patient.gender", "min": 1, "max": "1", "fixedCode": "female"}
+        ]}
+    }))
+    .unwrap()
+}
+
+/// Observations whose subject is a female patient (a profile, not a type),
+/// whose performer is any Practitioner or a profile nobody knows.
+fn subject_profile() -> Profile {
+    Profile::from_resource(&json!({
+        "resourceType": "StructureDefinition",
+        "url": "http://example.org/StructureDefinition/obs-f", "type": "Observation",
+        "snapshot": {"element": [
+            {"id": "Observation", "path": "Observation", "min": 0, "max": "*"},
+            {"id": "Observation.subject", "path": "Observation.subject", "min": 0, "max": "1",
+             "type": [{"code": "Reference", "targetProfile": [FEMALE]}]},
+            {"id": "Observation.performer", "path": "Observation.performer", "min": 0, "max": "*",
+             "type": [{"code": "Reference", "targetProfile": [
+                 "http://hl7.org/fhir/StructureDefinition/Practitioner",
+                 "http://example.org/StructureDefinition/unknown-org"]}]},
+            {"id": "Observation.focus", "path": "Observation.focus", "min": 0, "max": "*",
+             "type": [{"code": "Reference", "targetProfile": [
+                 "http://hl7.org/fhir/StructureDefinition/Resource", FEMALE]}]}
+        ]}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn target_profiles_of_references() {
+    let p = subject_profile();
+    assert!(p.has_target_profiles());
+    assert!(!patient_profile().has_target_profiles());
+    let others = [female_patient()];
+    let patient =
+        |id: &str, gender: &str| json!({"resourceType": "Patient", "id": id, "gender": gender});
+    let stored = [patient("f", "female"), patient("m", "male")];
+    let obs = |subject: &str| {
+        json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "contained": [patient("cf", "female"), patient("cm", "male")],
+            "subject": {"reference": subject}})
+    };
+    for good in ["Patient/f", "#cf"] {
+        let (e, w) = with_stored(&p, &others, &stored, &obs(good));
+        assert!(e.is_empty() && w.is_empty(), "{good}: {e:?} {w:?}");
+    }
+    for bad in ["Patient/m", "#cm"] {
+        let (e, _) = with_stored(&p, &others, &stored, &obs(bad));
+        assert_eq!(e.len(), 1, "{bad}: {e:?}");
+        assert!(
+            at(
+                &e,
+                "Observation.subject",
+                &format!("refers to {bad}, which conforms to none of {FEMALE}")
+            ) && e[0].contains("fixes it to"),
+            "{e:?}"
+        );
+    }
+    // A resource the server does not have: a warning, not an error.
+    let (e, w) = with_stored(&p, &others, &stored, &obs("Patient/gone"));
+    assert!(e.is_empty(), "{e:?}");
+    assert!(
+        at(&w, "Observation.subject", "`Patient/gone`") && w[0].contains("not checked"),
+        "{w:?}"
+    );
+    // Any Practitioner is a performer; another type might be the unknown
+    // profile's: a warning naming it. Any resource is a focus.
+    let mut r = obs("Patient/f");
+    r["contained"] = json!([{"resourceType": "Practitioner", "id": "pr"}, {"resourceType": "Organization", "id": "o"}]);
+    r["performer"] = json!([{"reference": "#pr"}, {"reference": "#o"}]);
+    r["focus"] = json!([{"reference": "#pr"}]);
+    let (e, w) = with_stored(&p, &others, &stored, &r);
+    assert!(e.is_empty(), "{e:?}");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        at(&w, "Observation.performer[1]", "unknown-org is not known"),
+        "{w:?}"
+    );
+}
+
+/// Identifiers sliced by system into `a` then `b`, with the given rules
+/// and order.
+fn ordered_slicing(rules: &str, ordered: bool) -> Profile {
+    let slice = |name: &str| {
+        [
+            json!({"id": format!("Patient.identifier:{name}"), "path": "Patient.identifier",
+                "sliceName": name, "min": 0, "max": "*"}),
+            json!({"id": format!("Patient.identifier:{name}.system"), "path": "Patient.identifier.system",
+                "min": 1, "max": "1", "fixedUri": format!("urn:{name}")}),
+        ]
+    };
+    let mut elements = vec![
+        json!({"id": "Patient", "path": "Patient", "min": 0, "max": "*"}),
+        json!({"id": "Patient.identifier", "path": "Patient.identifier", "min": 0, "max": "*",
+            "slicing": {"discriminator": [{"type": "value", "path": "system"}],
+                "rules": rules, "ordered": ordered}}),
+    ];
+    elements.extend(slice("a"));
+    elements.extend(slice("b"));
+    Profile::from_resource(&json!({
+        "resourceType": "StructureDefinition",
+        "url": "http://example.org/StructureDefinition/ordered", "type": "Patient",
+        "snapshot": {"element": elements}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn ordered_slicing_and_open_at_end() {
+    let patient = |systems: &[&str]| {
+        let ids: Vec<Value> = systems
+            .iter()
+            .map(|s| json!({"system": format!("urn:{s}"), "value": "1"}))
+            .collect();
+        json!({"resourceType": "Patient", "identifier": ids})
+    };
+    let p = ordered_slicing("openAtEnd", true);
+    for good in [&["a", "a", "b", "x", "x"][..], &["b", "x"], &["x"]] {
+        let e = errors(&p, &patient(good));
+        assert!(e.is_empty(), "{good:?}: {e:?}");
+    }
+    // A `b` before an `a`: out of order.
+    let e = errors(&p, &patient(&["a", "b", "a"]));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        at(
+            &e,
+            "Patient.identifier[2]",
+            "(slice `a`) comes after Patient.identifier[1] (slice `b`)"
+        ) && e[0].contains("ordered"),
+        "{e:?}"
+    );
+    // An `a` after an identifier in no slice: not at the end.
+    let e = errors(&p, &patient(&["x", "a"]));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        at(
+            &e,
+            "Patient.identifier[1]",
+            "comes after Patient.identifier[0], which matches no slice"
+        ),
+        "{e:?}"
+    );
+    // Without `ordered` and with open rules, both orders are fine.
+    let p = ordered_slicing("open", false);
+    for any in [&["a", "b", "a"][..], &["x", "a"]] {
+        assert!(errors(&p, &patient(any)).is_empty(), "{any:?}");
+    }
+}
+
+#[test]
+fn type_profiles_of_bundle_entries() {
+    let b = Profile::from_resource(&json!({
+        "resourceType": "StructureDefinition", "url": "http://example.org/StructureDefinition/hr-bundle",
+        "type": "Bundle",
+        "snapshot": {"element": [
+            {"id": "Bundle", "path": "Bundle", "min": 0, "max": "*"},
+            {"id": "Bundle.entry", "path": "Bundle.entry", "min": 0, "max": "*"},
+            {"id": "Bundle.entry.resource", "path": "Bundle.entry.resource", "min": 1, "max": "1",
+             "type": [{"code": "Resource", "profile": [HR]}]}
+        ]}
+    }))
+    .unwrap();
+    let others = [heart_rate_only()];
+    let obs = |code: &str| {
+        json!({"resource": {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]}}})
+    };
+    let bundle =
+        |entries: Value| json!({"resourceType": "Bundle", "type": "collection", "entry": entries});
+    let (e, w) = with_others(&b, &others, &bundle(json!([obs("8867-4")])));
+    assert!(e.is_empty() && w.is_empty(), "{e:?} {w:?}");
+    let (e, _) = with_others(
+        &b,
+        &others,
+        &bundle(json!([obs("9279-1"), {"resource": {"resourceType": "Patient"}}])),
+    );
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(at(&e, "Bundle.entry[0].resource.code", "pattern"), "{e:?}");
+    assert!(
+        at(&e, "Bundle.entry[1].resource", "is a Patient; the profile")
+            && e[1].contains("is for Observation"),
         "{e:?}"
     );
 }
