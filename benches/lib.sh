@@ -52,7 +52,7 @@ start_server() {
     default) : >"$work/limits.toml" ;;
     *) echo "RATE_LIMITS must be lifted, off or default"; exit 1 ;;
   esac
-  RUST_LOG=warn "$BIN" serve --config "$work/limits.toml" --listen 127.0.0.1:$PORT --database-url "$1" --auth "${AUTH:-on}" \
+  RUST_LOG=${SERVER_LOG:-warn} "$BIN" serve --config "$work/limits.toml" --listen 127.0.0.1:$PORT --database-url "$1" --auth "${AUTH:-on}" \
     --audit "${AUDIT:-on}" \
     --sqlite-synchronous "${SQLITE_SYNCHRONOUS:-full}" ${SERVER_ARGS:-} >"$work/server.log" 2>&1 &
   server_pid=$!

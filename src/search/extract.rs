@@ -60,16 +60,30 @@ fn rows_of(
         if param.ptype == ParamType::Composite {
             for (n, node) in nodes.into_iter().enumerate() {
                 let grp = n as i64 + 1;
+                // A composite value has every component: an item missing
+                // one can match no composite search, so its rows are
+                // dropped (an Observation with a valueQuantity indexes
+                // code-value-quantity, not code-value-concept and the
+                // other code-value-* parameters with its code alone).
+                let start = x.rows.mark();
+                let mut complete = true;
                 for c in &param.components {
-                    let Ok(values) =
+                    let before = x.rows.len();
+                    if let Ok(values) =
                         fhirpath::evaluate_on(&c.expression, resource, vec![node.clone()], &CTX)
-                    else {
-                        continue;
-                    };
-                    for v in &values {
-                        let v = extension_value(v).unwrap_or_else(|| v.clone());
-                        x.value(c.ptype, c.pid, param, grp, &v);
+                    {
+                        for v in &values {
+                            let v = extension_value(v).unwrap_or_else(|| v.clone());
+                            x.value(c.ptype, c.pid, param, grp, &v);
+                        }
                     }
+                    if x.rows.len() == before {
+                        complete = false;
+                        break;
+                    }
+                }
+                if !complete {
+                    x.rows.truncate(start);
                 }
             }
             continue;
@@ -712,6 +726,34 @@ mod tests {
             .references
             .iter()
             .any(|r| r.pid == patient && r.tid == "p1"));
+    }
+
+    #[test]
+    fn composites_index_only_items_with_every_component() {
+        let o = json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
+        "valueQuantity": {"value": 105, "system": "http://unitsofmeasure.org", "code": "mg/dL"},
+        "component": [
+            {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}}
+        ]});
+        let rows = index_rows(registry(), "Observation", &o, BASE);
+        let tokens_of = |key: &str| {
+            let p = pid("Observation", key);
+            rows.tokens.iter().filter(|r| r.pid == p).count()
+        };
+        // Code and quantity both present: indexed.
+        assert_eq!(tokens_of("code-value-quantity$0"), 1);
+        let q = pid("Observation", "code-value-quantity$1");
+        assert_eq!(rows.quantities.iter().filter(|r| r.pid == q).count(), 1);
+        // No value of these types: the code alone is not indexed again.
+        assert_eq!(tokens_of("code-value-concept$0"), 0);
+        assert_eq!(tokens_of("code-value-string$0"), 0);
+        assert_eq!(tokens_of("code-value-date$0"), 0);
+        // A component with a code and no value.
+        assert_eq!(tokens_of("component-code-value-quantity$0"), 0);
+        // The plain parameters keep every value.
+        assert_eq!(tokens_of("code"), 1);
+        assert_eq!(tokens_of("component-code"), 1);
     }
 
     #[test]

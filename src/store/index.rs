@@ -153,6 +153,32 @@ impl IndexRows {
             + self.positions.len()
     }
 
+    /// The length of each table's rows, to go back to with `truncate`.
+    pub fn mark(&self) -> [usize; 8] {
+        [
+            self.strings.len(),
+            self.tokens.len(),
+            self.dates.len(),
+            self.numbers.len(),
+            self.quantities.len(),
+            self.references.len(),
+            self.uris.len(),
+            self.positions.len(),
+        ]
+    }
+
+    /// Drops the rows added since `mark` was taken.
+    pub fn truncate(&mut self, mark: [usize; 8]) {
+        self.strings.truncate(mark[0]);
+        self.tokens.truncate(mark[1]);
+        self.dates.truncate(mark[2]);
+        self.numbers.truncate(mark[3]);
+        self.quantities.truncate(mark[4]);
+        self.references.truncate(mark[5]);
+        self.uris.truncate(mark[6]);
+        self.positions.truncate(mark[7]);
+    }
+
     /// Removes repeated rows (a code listed twice gives one row).
     pub fn dedup(&mut self) {
         fn dedup_by<T: Clone, K: Eq + std::hash::Hash>(rows: &mut Vec<T>, key: impl Fn(&T) -> K) {

@@ -620,6 +620,41 @@ async fn missing_modifier(s: &TestServer) {
         ids(s, "Patient?organization:missing=true").await,
         set(&[&with, &without])
     );
+
+    // A composite value needs every component: a code without a value is
+    // no code-value-quantity.
+    let loinc = |code: &str| json!({"coding": [{"system": "http://loinc.org", "code": code}]});
+    let measured = create_id(
+        s,
+        json!({"resourceType": "Observation", "status": "final", "code": loinc("2345-7"),
+               "valueQuantity": {"value": 5, "system": "http://unitsofmeasure.org", "code": "mmol/L"}}),
+    )
+    .await;
+    let pending = create_id(
+        s,
+        json!({"resourceType": "Observation", "status": "registered", "code": loinc("2345-7")}),
+    )
+    .await;
+    assert_eq!(
+        ids(
+            s,
+            "Observation?code=2345-7&code-value-quantity:missing=true"
+        )
+        .await,
+        set(&[&pending])
+    );
+    assert_eq!(
+        ids(
+            s,
+            "Observation?code=2345-7&code-value-quantity:missing=false"
+        )
+        .await,
+        set(&[&measured])
+    );
+    assert_eq!(
+        ids(s, "Observation?code=2345-7&code-value-concept:missing=true").await,
+        set(&[&measured, &pending])
+    );
 }
 
 /// A comma is OR within one parameter; repeating a parameter is AND; `\,`
