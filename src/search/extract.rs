@@ -67,7 +67,13 @@ fn rows_of(
                 // other code-value-* parameters with its code alone).
                 let start = x.rows.mark();
                 let mut complete = true;
-                for c in &param.components {
+                for (i, c) in param.components.iter().enumerate() {
+                    // The first component's rows carry the item's number,
+                    // the others its negation: only the first are in the
+                    // value indexes (store/query.rs joins the others by
+                    // rid), which saves an index entry per later
+                    // component value.
+                    let grp = if i == 0 { grp } else { -grp };
                     let before = x.rows.len();
                     if let Ok(values) =
                         fhirpath::evaluate_on(&c.expression, resource, vec![node.clone()], &CTX)
@@ -717,7 +723,7 @@ mod tests {
             .filter(|r| r.pid == c1)
             .map(|r| (r.grp, r.lo))
             .collect();
-        assert_eq!(values, vec![(1, 120.0), (2, 80.0)]);
+        assert_eq!(values, vec![(-1, 120.0), (-2, 80.0)]);
         let date = pid("Observation", "date");
         let d = rows.dates.iter().find(|r| r.pid == date).unwrap();
         assert_eq!(d.hi, i64::MAX);

@@ -66,7 +66,7 @@ pub async fn everything(
         }
         None => (String::new(), String::new()),
     };
-    let cpids = p.pids("x.pid", &q.compartment_pids);
+    let cpids = p.pids("x", &q.compartment_pids);
     let excluded = |p: &mut Planner, alias: &str| {
         if q.excluded_types.is_empty() {
             String::new()

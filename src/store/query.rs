@@ -327,13 +327,18 @@ impl Planner {
         ph.join(", ")
     }
 
-    pub(super) fn pids(&mut self, col: &str, pids: &[i64]) -> String {
+    /// The rows of index alias `x` for one of `pids` (any parameter when
+    /// empty). `grp >= 0` leaves out the later components of composites,
+    /// which the value indexes do not hold (they are found through their
+    /// first component, see `Filter::Composite`), and lets the databases
+    /// use those partial indexes.
+    pub(super) fn pids(&mut self, x: &str, pids: &[i64]) -> String {
         match pids {
-            [] => "1 = 1".to_string(),
-            [one] => format!("{col} = {}", self.int(*one)),
+            [] => format!("{x}.grp >= 0"),
+            [one] => format!("{x}.pid = {} AND {x}.grp >= 0", self.int(*one)),
             many => {
                 let ph: Vec<String> = many.iter().map(|p| self.int(*p)).collect();
-                format!("{col} IN ({})", ph.join(", "))
+                format!("{x}.pid IN ({}) AND {x}.grp >= 0", ph.join(", "))
             }
         }
     }
@@ -404,7 +409,7 @@ impl Planner {
                 negate,
             } => {
                 let x = self.alias("x");
-                let pid = self.pids(&format!("{x}.pid"), pids);
+                let pid = self.pids(&x, pids);
                 let conds: Vec<String> = alts.iter().map(|c| self.cond(c, &x)).collect();
                 let from = format!("{} {x}", table.name());
                 let conds = format!("{pid} AND ({})", conds.join(" OR "));
@@ -416,7 +421,7 @@ impl Planner {
                 missing,
             } => {
                 let x = self.alias("x");
-                let pid = self.pids(&format!("{x}.pid"), pids);
+                let pid = self.pids(&x, pids);
                 let from = format!("{} {x}", table.name());
                 self.rid_in(r, &x, &from, &pid, *missing, drive)
             }
@@ -428,12 +433,16 @@ impl Planner {
                     let mut wheres = Vec::new();
                     for (i, (table, pid, cond)) in parts.iter().enumerate() {
                         let a = &aliases[i];
+                        // The first component's rows (grp n) are in the
+                        // value index; the others (grp -n) are reached
+                        // from them by rid.
                         if i == 0 {
                             from.push_str(&format!("{} {a}", table.name()));
+                            wheres.push(format!("{a}.grp >= 0"));
                         } else {
                             let first = &aliases[0];
                             from.push_str(&format!(
-                                " JOIN {} {a} ON {a}.rid = {first}.rid AND {a}.grp = {first}.grp",
+                                " JOIN {} {a} ON {a}.rid = {first}.rid AND {a}.grp = -{first}.grp",
                                 table.name()
                             ));
                         }
@@ -453,7 +462,7 @@ impl Planner {
             } => {
                 let x = self.alias("x");
                 let h = self.alias("h");
-                let pid = self.pids(&format!("{x}.pid"), pids);
+                let pid = self.pids(&x, pids);
                 let ty = self.text(rtype);
                 let inner = self.filters(filters, &h);
                 if self.postgres {
@@ -484,7 +493,7 @@ impl Planner {
                 let id = self.text(list_id);
                 format!(
                     "{r}.id IN (SELECT {x}.tid FROM sp_reference {x} JOIN resources {l} ON {l}.rid = {x}.rid \
-                     WHERE {x}.tenant = {t} AND {x}.pid = {pid} AND {x}.ttype = {r}.type \
+                     WHERE {x}.tenant = {t} AND {x}.pid = {pid} AND {x}.grp >= 0 AND {x}.ttype = {r}.type \
                      AND {l}.type = 'List' AND {l}.id = {id} AND {l}.deleted = 0)",
                     t = self.tenant
                 )
@@ -759,7 +768,7 @@ impl Planner {
             SortBy::LastUpdated => format!("{r}.last_updated"),
             SortBy::Index { table, pids } => {
                 let s = self.alias("s");
-                let pid = self.pids(&format!("{s}.pid"), pids);
+                let pid = self.pids(&s, pids);
                 // Repeating values sort by the lowest value ascending and the
                 // highest descending.
                 let agg = if key.descending { "MAX" } else { "MIN" };
@@ -779,7 +788,7 @@ impl Planner {
             }
             SortBy::Closeness { pids, points } => {
                 let s = self.alias("s");
-                let pid = self.pids(&format!("{s}.pid"), pids);
+                let pid = self.pids(&s, pids);
                 let dots: Vec<String> = points
                     .iter()
                     .map(|&(px, py, pz)| {
@@ -1123,7 +1132,7 @@ pub async fn include(
     }
     let mut p = Planner::new(tenant);
     let ids: Vec<String> = rids.iter().map(|r| p.int(*r)).collect();
-    let pid = p.pids("x.pid", pids);
+    let pid = p.pids("x", pids);
     let ty = if types.is_empty() {
         String::new()
     } else {
@@ -1162,7 +1171,7 @@ pub async fn revinclude(
         .iter()
         .map(|(t, i)| format!("({}, {})", p.text(t), p.text(i)))
         .collect();
-    let pid = p.pids("x.pid", pids);
+    let pid = p.pids("x", pids);
     let ty = match source_type {
         Some(t) => format!(" AND r.type = {}", p.text(t)),
         None => String::new(),
