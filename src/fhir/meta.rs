@@ -5,6 +5,15 @@ use serde_json::{Map, Value};
 
 use super::datetime;
 
+/// A new server-assigned id: a UUID version 7, whose leading bits are the
+/// time. Ids made one after another sort together, so the indexes keyed on
+/// ids (`resources` by type and id, references by target id) take new
+/// entries at their end instead of in a random leaf each (a random leaf is
+/// one more 4 KiB page in every commit's write-ahead log).
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// Produces the canonical JSON of a version: `resourceType`, `id` and `meta`
 /// first, then the client's elements in their order.
 pub fn stamp(

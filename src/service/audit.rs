@@ -31,7 +31,7 @@ impl Fhir {
             return Err(FhirError::internal("an AuditEvent must be a JSON object"));
         };
         let prepared = self.prepare_write("AuditEvent", map)?;
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::fhir::meta::new_id();
         let last_updated = super::next_timestamp(None);
         let body = crate::fhir::meta::stamp(prepared.resource, &id, 1, last_updated);
         Ok(AuditRecord {

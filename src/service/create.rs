@@ -53,7 +53,7 @@ impl Fhir {
                 });
             }
         }
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::fhir::meta::new_id();
         let version = self
             .write_resource(tx, rtype, &id, None, resource, "POST")
             .await?;

@@ -767,7 +767,7 @@ impl Fhir {
         taken: Option<&HashSet<(String, String)>>,
         fresh: Option<String>,
     ) -> FhirResult<(Option<String>, bool)> {
-        let new_id = || fresh.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let new_id = || fresh.unwrap_or_else(crate::fhir::meta::new_id);
         Ok(match (e.method, &e.target) {
             (Method::Post, Target::Type(rtype)) => {
                 if let Some(query) = &e.if_none_exist {

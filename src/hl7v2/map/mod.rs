@@ -54,7 +54,7 @@ pub struct BundleBuilder {
 }
 
 fn new_full_url() -> String {
-    format!("urn:uuid:{}", uuid::Uuid::new_v4())
+    format!("urn:uuid:{}", crate::fhir::meta::new_id())
 }
 
 /// `identifier=system|value` as a URL query (token escapes, then percent
