@@ -23,7 +23,26 @@ pub struct Tls {
     loaded: Arc<Mutex<(Option<SystemTime>, Option<SystemTime>)>>,
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
+/// Runs `check` once per `WATCH_INTERVAL` (the first time one interval
+/// after the start) until the task is aborted: how certificate files are
+/// watched, here and for MLLP (`hl7v2::tls`).
+pub(crate) fn every_watch_interval<F, Fut>(check: F) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(WATCH_INTERVAL);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            check().await;
+        }
+    })
+}
+
+/// A file's modification time, None when it cannot be read.
+pub(crate) fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
@@ -85,13 +104,9 @@ impl Tls {
     /// Watches the files; the task runs until aborted.
     pub fn watch(&self) -> tokio::task::JoinHandle<()> {
         let tls = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(WATCH_INTERVAL);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                tls.reload_if_changed().await;
-            }
+        every_watch_interval(move || {
+            let tls = tls.clone();
+            async move { tls.reload_if_changed().await }
         })
     }
 }

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::Context;
 use rustls::pki_types::pem::PemObject;
@@ -18,9 +18,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
-
-/// How often the files' modification times are compared.
-const WATCH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Where the configuration comes from.
 #[derive(Debug, Clone)]
@@ -41,9 +38,7 @@ impl Files {
 
     /// Modification times of the files, in `paths` order.
     fn stamps(&self) -> Vec<Option<SystemTime>> {
-        self.paths()
-            .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-            .collect()
+        self.paths().map(crate::tls::modified).collect()
     }
 }
 
@@ -101,16 +96,12 @@ impl MllpTls {
         }
     }
 
-    /// Watches the files; the task runs until aborted.
+    /// Watches the files (as HTTPS's are); the task runs until aborted.
     pub fn watch(&self) -> tokio::task::JoinHandle<()> {
         let tls = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(WATCH_INTERVAL);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                tls.reload_if_changed();
-            }
+        crate::tls::every_watch_interval(move || {
+            tls.reload_if_changed();
+            std::future::ready(())
         })
     }
 }
