@@ -161,10 +161,27 @@ impl Fhir {
             };
             let mut results = Vec::with_capacity(jobs.len());
             let mut audits = Vec::new();
-            for job in &jobs {
-                let (result, audit) = self.apply_in_batch(&mut tx, job).await;
+            if let [job] = jobs.as_slice() {
+                // Alone: no savepoint (two statements fewer; PostgreSQL
+                // always, SQLite when no other message waits). When the
+                // message is not applied, the transaction holds nothing
+                // to keep.
+                let (result, audit) = self.apply_alone(&mut tx, job).await;
+                if !matches!(result, Ok(Applied::Committed { .. })) {
+                    let _ = tx.rollback().await;
+                    match result {
+                        Err(err) if err.retryable && attempt < super::WRITE_ATTEMPTS => continue,
+                        result => return vec![result],
+                    }
+                }
                 results.push(result);
                 audits.extend(audit);
+            } else {
+                for job in &jobs {
+                    let (result, audit) = self.apply_in_batch(&mut tx, job).await;
+                    results.push(result);
+                    audits.extend(audit);
+                }
             }
             // The batch's audit records go in together, in order: a few
             // statements and one lock of the chain's head, whatever their
@@ -199,6 +216,21 @@ impl Fhir {
             if !(err.retryable && attempt < super::WRITE_ATTEMPTS) {
                 return jobs.iter().map(|_| Err(err.clone())).collect();
             }
+        }
+    }
+
+    /// A message that has the transaction to itself. A retryable error is
+    /// returned as it is: the caller retries the whole transaction.
+    async fn apply_alone(
+        &self,
+        tx: &mut WriteTx,
+        job: &MessageJob,
+    ) -> (FhirResult<Applied>, Option<AuditRecord>) {
+        match self.apply_one(tx, job).await {
+            Ok(Ok((id, resources, audit))) => (Ok(Applied::Committed { id, resources }), audit),
+            Ok(Err(prior_ack)) => (Ok(Applied::Duplicate { ack: prior_ack }), None),
+            Err(err) if err.retryable || err.status >= 500 => (Err(err), None),
+            Err(err) => (Ok(Applied::Failed(err)), None),
         }
     }
 
