@@ -470,6 +470,13 @@ async fn http_ingest_has_the_mllp_size_limit(s: &TestServer) {
     );
     let list = s.get("$hl7v2-messages?status=rejected").await.json();
     assert_eq!(list["messages"].as_array().unwrap().len(), 2, "{list}");
+    // Without an MSH: still the AR (HTTP must answer), and logged.
+    let r = ingest("x".repeat(limit + 10)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(ack_code(&r.text), "AR", "{}", r.text);
+    assert!(r.text.contains("maximum message size"), "{}", r.text);
+    let list = s.get("$hl7v2-messages?status=rejected").await.json();
+    assert_eq!(list["messages"].as_array().unwrap().len(), 3, "{list}");
 }
 
 async fn merge_fails_then_replays(s: &TestServer) {
