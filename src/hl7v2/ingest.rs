@@ -255,6 +255,99 @@ async fn record(
     }
 }
 
+/// Marks the log row of a message cut at the size limit (its error text);
+/// such a row is never replayed, since what is stored is not the whole
+/// message.
+pub const OVERSIZE: &str = "the message exceeds the maximum message size";
+
+/// The answer to a message over the size limit.
+#[derive(Debug, Clone)]
+pub struct Oversize {
+    /// The AR (error 207), or the original ACK of a message seen before.
+    pub ack: Vec<u8>,
+    /// Whether the message starts with an MSH segment (or was seen before):
+    /// otherwise there is nothing to acknowledge to, and MLLP sends no ACK
+    /// (HTTP still answers the AR, as it does for any unparseable body).
+    pub acknowledge: bool,
+}
+
+/// Logs a message over the size limit (an MLLP frame or an HTTP body, both
+/// bounded by `mllp_max_message_bytes`) as a rejected message (`head`: the
+/// raw bytes as far as the limit; status `rejected`, listed by `charaka hl7
+/// list --failed`) and builds its AR (error 207). A message seen before
+/// (same sender and control id) gets its original ACK.
+pub async fn oversize(fhir: &Fhir, head: &[u8]) -> Result<Oversize, Unavailable> {
+    let received = crate::fhir::datetime::now_micros();
+    let header = Header::guess(head);
+    let has_msh = head.starts_with(b"MSH") && head.len() > 8;
+    let failure = Failure::reject(
+        ErrorCode::InternalError,
+        None,
+        format!("{OVERSIZE} ({} bytes); it was not applied", head.len()),
+    );
+    let ack = ack::build(
+        &header,
+        AckCode::Reject,
+        Some(&failure),
+        &ack_id(received),
+        &now_ts(),
+    );
+    let first = |v: &str| v.split('^').next().unwrap_or("").to_string();
+    let sender = format!(
+        "{}|{}",
+        first(&header.sending_app),
+        first(&header.sending_facility)
+    );
+    let message_type = if has_msh {
+        message_type_of(head)
+    } else {
+        String::new()
+    };
+    let control = (!header.control_id.is_empty()).then(|| header.control_id.clone());
+    let inbound = Inbound {
+        sender: &sender,
+        control_id: control.as_deref(),
+        message_type: &message_type,
+        received,
+        raw: head,
+    };
+    let error = failure.summary();
+    match fhir
+        .record_message(&inbound, "rejected", "AR", &ack, &error, None)
+        .await
+        .map_err(Unavailable)?
+    {
+        Recorded::Stored(_) => Ok(Oversize {
+            ack,
+            acknowledge: has_msh,
+        }),
+        Recorded::Duplicate { ack } => Ok(Oversize {
+            ack,
+            acknowledge: true,
+        }),
+    }
+}
+
+/// MSH-9 code^trigger of a cut message's first segment, read by position
+/// (the message is not parsed: it is cut); only letters and digits kept.
+fn message_type_of(head: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&head[..head.len().min(1024)]);
+    let first = text.split(['\r', '\n']).next().unwrap_or("");
+    let sep = first[3..].chars().next().unwrap_or('|');
+    let nine = first.split(sep).nth(8).unwrap_or("");
+    let parts: Vec<String> = nine
+        .split('^')
+        .take(2)
+        .map(|p| {
+            p.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(3)
+                .collect()
+        })
+        .collect();
+    parts.join("^")
+}
+
 /// Applies a logged message again (after the cause of its failure was
 /// fixed); its row records the new outcome.
 pub async fn replay(fhir: &Fhir, id: i64) -> Result<Outcome, FhirError> {
@@ -270,7 +363,7 @@ pub async fn replay(fhir: &Fhir, id: i64) -> Result<Outcome, FhirError> {
     if stored
         .error
         .as_deref()
-        .is_some_and(|e| e.contains(super::listener::OVERSIZE))
+        .is_some_and(|e| e.contains(OVERSIZE))
     {
         return Err(FhirError::conflict(format!(
             "HL7 v2 message {id} was cut at the size limit; the sender must send it again"
@@ -278,4 +371,19 @@ pub async fn replay(fhir: &Fhir, id: i64) -> Result<Outcome, FhirError> {
     }
     let raw = stored.raw.unwrap_or_default();
     handle(fhir, &raw, Some(id)).await.map_err(|u| u.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message_type_of;
+
+    #[test]
+    fn message_type_of_a_cut_frame() {
+        assert_eq!(
+            message_type_of(b"MSH|^~\\&|A|B|C|D|2024||ADT^A04^ADT_A01|X|P|2.5\rPID|1|xxxx"),
+            "ADT^A04"
+        );
+        assert_eq!(message_type_of(b"MSH|^~\\&|A|B|C|D|2024||<b>^A04"), "b^A04");
+        assert_eq!(message_type_of(b"MSH|^~\\&|A"), "");
+    }
 }

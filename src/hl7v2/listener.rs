@@ -22,11 +22,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
-use super::ack::{self, AckCode, ErrorCode, Failure, Header};
 use super::ingest;
 use super::mllp::{Connection, Frame};
 use super::tls::MllpTls;
-use crate::service::messages::{Inbound, Recorded};
 use crate::service::Fhir;
 
 /// How long closing a connection may take (a TLS close_notify to a peer
@@ -216,11 +214,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
                         "MLLP frame over the size limit; logged as rejected, closing"
                     );
                     let fhir: &Fhir = (*self.fhir).as_ref();
-                    match oversize(fhir, &head).await {
-                        Ok(Some(ack)) => {
-                            let _ = self.connection.write_frame(&ack).await;
+                    match ingest::oversize(fhir, &head).await {
+                        Ok(answer) if answer.acknowledge => {
+                            let _ = self.connection.write_frame(&answer.ack).await;
                         }
-                        Ok(None) => {}
+                        Ok(_) => {}
                         Err(ingest::Unavailable(err)) => {
                             tracing::error!(
                                 status = err.status,
@@ -239,83 +237,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
         }
         tracing::debug!(peer = %self.peer, messages, "MLLP connection closed");
     }
-}
-
-/// Marks the log row of a message cut at the size limit (its error text);
-/// such a row is never replayed, since what is stored is not the whole
-/// message.
-pub const OVERSIZE: &str = "the message exceeds the maximum message size";
-
-/// Logs a frame over the size limit as a rejected message (the raw bytes
-/// as far as the limit, status `rejected`, listed by `charaka hl7 list
-/// --failed`) and builds its AR: an ACK only when the frame starts with an
-/// MSH segment (otherwise there is nothing to acknowledge to). A message
-/// seen before (same sender and control id) gets its original ACK.
-async fn oversize(fhir: &Fhir, head: &[u8]) -> Result<Option<Vec<u8>>, ingest::Unavailable> {
-    let received = crate::fhir::datetime::now_micros();
-    let header = Header::guess(head);
-    let has_msh = head.starts_with(b"MSH") && head.len() > 8;
-    let failure = Failure::reject(
-        ErrorCode::InternalError,
-        None,
-        format!("{OVERSIZE} ({} bytes); it was not applied", head.len()),
-    );
-    let timestamp = chrono::Utc::now().format("%Y%m%d%H%M%S+0000").to_string();
-    let ack = ack::build(
-        &header,
-        AckCode::Reject,
-        Some(&failure),
-        &format!("C{received}"),
-        &timestamp,
-    );
-    let first = |v: &str| v.split('^').next().unwrap_or("").to_string();
-    let sender = format!(
-        "{}|{}",
-        first(&header.sending_app),
-        first(&header.sending_facility)
-    );
-    let message_type = if has_msh {
-        message_type_of(head)
-    } else {
-        String::new()
-    };
-    let control = (!header.control_id.is_empty()).then(|| header.control_id.clone());
-    let inbound = Inbound {
-        sender: &sender,
-        control_id: control.as_deref(),
-        message_type: &message_type,
-        received,
-        raw: head,
-    };
-    let error = failure.summary();
-    match fhir
-        .record_message(&inbound, "rejected", "AR", &ack, &error, None)
-        .await
-        .map_err(ingest::Unavailable)?
-    {
-        Recorded::Stored(_) => Ok(has_msh.then_some(ack)),
-        Recorded::Duplicate { ack } => Ok(Some(ack)),
-    }
-}
-
-/// MSH-9 code^trigger of a frame's first segment, read by position (the
-/// frame is not parsed: it is cut); only letters and digits kept.
-fn message_type_of(head: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&head[..head.len().min(1024)]);
-    let first = text.split(['\r', '\n']).next().unwrap_or("");
-    let sep = first[3..].chars().next().unwrap_or('|');
-    let nine = first.split(sep).nth(8).unwrap_or("");
-    let parts: Vec<String> = nine
-        .split('^')
-        .take(2)
-        .map(|p| {
-            p.chars()
-                .filter(char::is_ascii_alphanumeric)
-                .take(3)
-                .collect()
-        })
-        .collect();
-    parts.join("^")
 }
 
 /// A running listener (started by `server::start`).
@@ -363,19 +284,4 @@ impl Running {
 /// Binds the listener's address.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::message_type_of;
-
-    #[test]
-    fn message_type_of_a_cut_frame() {
-        assert_eq!(
-            message_type_of(b"MSH|^~\\&|A|B|C|D|2024||ADT^A04^ADT_A01|X|P|2.5\rPID|1|xxxx"),
-            "ADT^A04"
-        );
-        assert_eq!(message_type_of(b"MSH|^~\\&|A|B|C|D|2024||<b>^A04"), "b^A04");
-        assert_eq!(message_type_of(b"MSH|^~\\&|A"), "");
-    }
 }

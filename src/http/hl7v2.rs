@@ -2,12 +2,18 @@
 //! message in, its ACK out), `GET [base]/$hl7v2-messages` (the message log;
 //! `?status=failed|rejected|applied`, `_count`) and
 //! `POST [base]/$hl7v2-replay?id=N`. Thin: the pipeline is `hl7v2::ingest`.
+//!
+//! The ingest body is bounded by `mllp_max_message_bytes`, as an MLLP frame
+//! is (not by the general `max_body_bytes`): it is read only as far as the
+//! limit, and a longer one is logged and answered as MLLP does
+//! (`ingest::oversize`).
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use futures::StreamExt;
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
@@ -48,11 +54,39 @@ fn feed_access(
     }
 }
 
+/// A request body read as far as a limit.
+enum Read {
+    Whole(Vec<u8>),
+    /// Longer than the limit: its first `limit` bytes (the rest is not read).
+    TooLarge(Vec<u8>),
+}
+
+/// Reads `body`, holding at most `limit` + one chunk in memory.
+async fn read_limited(body: Body, limit: usize) -> Result<Read, axum::Error> {
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        buf.extend_from_slice(&chunk?);
+        if buf.len() > limit {
+            buf.truncate(limit);
+            return Ok(Read::TooLarge(buf));
+        }
+    }
+    Ok(Read::Whole(buf))
+}
+
+fn not_stored(err: FhirError) -> Response {
+    fail(FhirError::unavailable(format!(
+        "the message was not stored; send it again ({})",
+        err.status
+    )))
+}
+
 pub async fn ingest(
     State(app): State<Arc<App>>,
     access: Option<axum::Extension<Arc<crate::auth::Access>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if let Err(e) = feed_access(&app, access.as_ref(), false) {
         return fail(e);
@@ -74,12 +108,24 @@ pub async fn ingest(
             "send the message as {ER7} or text/plain"
         )));
     }
+    let body = match read_limited(body, app.fhir.hl7v2_max_message_bytes).await {
+        Ok(Read::Whole(body)) => body,
+        Ok(Read::TooLarge(head)) => {
+            tracing::warn!("HL7 v2 HTTP body over the size limit; logged as rejected");
+            return match ingest::oversize(&app.fhir, &head).await {
+                Ok(answer) => ack_response(answer.ack),
+                Err(ingest::Unavailable(err)) => not_stored(err),
+            };
+        }
+        Err(err) => {
+            return fail(FhirError::invalid(format!(
+                "the request body could not be read: {err}"
+            )))
+        }
+    };
     match ingest::handle(&app.fhir, &body, None).await {
         Ok(outcome) => ack_response(outcome.ack),
-        Err(ingest::Unavailable(err)) => fail(FhirError::unavailable(format!(
-            "the message was not stored; send it again ({})",
-            err.status
-        ))),
+        Err(ingest::Unavailable(err)) => not_stored(err),
     }
 }
 

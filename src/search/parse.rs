@@ -347,6 +347,7 @@ fn near_cond(name: &str, v: &str) -> FhirResult<Cond> {
     };
     let lat = degrees(&parts[0], "latitude", 90.0)?;
     let lon = degrees(&parts[1], "longitude", 180.0)?;
+    let mut unit = km_unit();
     let distance = match parts.get(2).map(|d| d.trim()).filter(|d| !d.is_empty()) {
         None => NEAR_DEFAULT_KM,
         Some(d) => {
@@ -372,13 +373,33 @@ fn near_cond(name: &str, v: &str) -> FhirResult<Cond> {
                     }
                 },
             };
+            if let Some(u) = units {
+                unit = (u.to_string(), metres);
+            }
             value * metres / 1000.0
         }
     };
-    Ok(Cond::Near(Box::new(near_area(lat, lon, distance))))
+    let mut area = near_area(lat, lon, distance);
+    area.unit = unit;
+    Ok(Cond::Near(Box::new(area)))
 }
 
-/// The area within `km` of (`lat`, `lon`).
+fn km_unit() -> (String, f64) {
+    ("km".to_string(), 1000.0)
+}
+
+/// The great-circle distance (km) between two points given as unit
+/// vectors (`PositionRow`'s x, y, z), on the sphere `near` searches.
+pub fn great_circle_km(a: (f64, f64, f64), b: (f64, f64, f64)) -> f64 {
+    let dot = a.0 * b.0 + a.1 * b.1 + a.2 * b.2;
+    let cross = (a.1 * b.2 - a.2 * b.1)
+        .hypot(a.2 * b.0 - a.0 * b.2)
+        .hypot(a.0 * b.1 - a.1 * b.0);
+    // atan2 stays accurate for near and antipodal points alike.
+    cross.atan2(dot) * EARTH_RADIUS_KM
+}
+
+/// The area within `km` of (`lat`, `lon`) (the distance returned in km).
 pub fn near_area(lat: f64, lon: f64, km: f64) -> NearArea {
     let angle = (km / EARTH_RADIUS_KM).min(std::f64::consts::PI);
     let degrees = angle.to_degrees();
@@ -408,6 +429,7 @@ pub fn near_area(lat: f64, lon: f64, km: f64) -> NearArea {
         point: (p.x, p.y, p.z),
         // A hair of slack for rounding: a point at exactly the distance is in.
         min_dot: angle.cos() - 1e-12,
+        unit: km_unit(),
     }
 }
 
@@ -949,10 +971,9 @@ pub fn parse_sort(reg: &Registry, types: &[String], value: &str) -> FhirResult<V
     Ok(keys)
 }
 
-/// The order of a search with `near` and no `_sort`: nearest first (the
-/// closest of the searched points when `near` has several), then as
-/// created. None without a `near` filter.
-pub fn nearest_first(filters: &[Filter]) -> Option<SortKey> {
+/// The first `near` filter: its parameter ids and its areas (several
+/// when `near` has alternatives).
+fn near_filter(filters: &[Filter]) -> Option<(&[i64], Vec<&NearArea>)> {
     filters.iter().find_map(|f| match f {
         Filter::Index {
             table: Table::Position,
@@ -960,23 +981,68 @@ pub fn nearest_first(filters: &[Filter]) -> Option<SortKey> {
             alts,
             negate: false,
         } => {
-            let points: Vec<(f64, f64, f64)> = alts
+            let areas: Vec<&NearArea> = alts
                 .iter()
                 .filter_map(|c| match c {
-                    Cond::Near(area) => Some(area.point),
+                    Cond::Near(area) => Some(area.as_ref()),
                     _ => None,
                 })
                 .collect();
-            (!points.is_empty()).then(|| SortKey {
-                by: SortBy::Closeness {
-                    pids: pids.clone(),
-                    points,
-                },
-                descending: true,
-            })
+            (!areas.is_empty()).then_some((pids.as_slice(), areas))
         }
         _ => None,
     })
+}
+
+/// The order of a search with `near` and no `_sort`: nearest first (the
+/// closest of the searched points when `near` has several), then as
+/// created. None without a `near` filter.
+pub fn nearest_first(filters: &[Filter]) -> Option<SortKey> {
+    let (pids, areas) = near_filter(filters)?;
+    Some(SortKey {
+        by: SortBy::Closeness {
+            pids: pids.to_vec(),
+            points: areas.iter().map(|a| a.point).collect(),
+        },
+        descending: true,
+    })
+}
+
+/// The distance a `near` search returns with each match (the
+/// `location-distance` extension): from the searched point (the closest
+/// one when `near` has several, as the sort uses), in the unit the search
+/// gave with that point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NearDistance {
+    /// Each searched point: its unit vector, unit code, metres per unit.
+    points: Vec<((f64, f64, f64), String, f64)>,
+}
+
+impl NearDistance {
+    /// None without a `near` filter.
+    pub fn of(filters: &[Filter]) -> Option<NearDistance> {
+        let (_, areas) = near_filter(filters)?;
+        Some(NearDistance {
+            points: areas
+                .iter()
+                .map(|a| (a.point, a.unit.0.clone(), a.unit.1))
+                .collect(),
+        })
+    }
+
+    /// The distance to a position (degrees) and its UCUM unit.
+    pub fn to(&self, lat: f64, lon: f64) -> (f64, &str) {
+        let p = PositionRow::new(0, 0, lat, lon);
+        self.points
+            .iter()
+            .map(|(point, code, metres)| {
+                let km = great_circle_km(*point, (p.x, p.y, p.z));
+                (km, km * 1000.0 / metres, code.as_str())
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, value, code)| (value, code))
+            .expect("a near filter has a point")
+    }
 }
 
 /// `_include` / `_revinclude` values: `Type:param[:target]` or `Type:*`.
@@ -1222,6 +1288,41 @@ mod tests {
         assert!(((x * x + y * y + z * z) - 1.0).abs() < 1e-12);
         let name = parse_filter(registry(), "Location", "name", "x", BASE, 0).unwrap();
         assert!(nearest_first(&[name]).is_none());
+    }
+
+    #[test]
+    fn near_distance_in_the_units_asked() {
+        // One degree of latitude on the mean sphere.
+        let degree = EARTH_RADIUS_KM * std::f64::consts::PI / 180.0;
+        let unit = |lat: f64, lon: f64| {
+            let p = PositionRow::new(0, 0, lat, lon);
+            (p.x, p.y, p.z)
+        };
+        assert!((great_circle_km(unit(10.0, 20.0), unit(11.0, 20.0)) - degree).abs() < 1e-9);
+        assert_eq!(great_circle_km(unit(10.0, 20.0), unit(10.0, 20.0)), 0.0);
+        let antipodes = great_circle_km(unit(10.0, 20.0), unit(-10.0, -160.0));
+        assert!((antipodes - 180.0 * degree).abs() < 1e-6);
+        let of = |value: &str, lat: f64, lon: f64| {
+            let near = parse_filter(registry(), "Location", "near", value, BASE, 0).unwrap();
+            let distance = NearDistance::of(&[near]).unwrap();
+            let (value, code) = distance.to(lat, lon);
+            (value, code.to_string())
+        };
+        let (km, code) = of("0|0|500", 1.0, 0.0);
+        assert_eq!(code, "km");
+        assert!((km - degree).abs() < 1e-9);
+        let (m, code) = of("0|0|500|m", 1.0, 0.0);
+        assert_eq!(code, "m");
+        assert!((m - degree * 1000.0).abs() < 1e-6);
+        let (mi, code) = of("0|0|500|[mi_i]", 1.0, 0.0);
+        assert_eq!(code, "[mi_i]");
+        assert!((mi - degree / 1.609344).abs() < 1e-9);
+        // Several points: the closest, in its own unit.
+        let (m, code) = of("0|0|500|km,0|3|500|m", 0.0, 2.0);
+        assert_eq!(code, "m");
+        assert!((m - degree * 1000.0).abs() < 1e-6);
+        let name = parse_filter(registry(), "Location", "name", "x", BASE, 0).unwrap();
+        assert!(NearDistance::of(&[name]).is_none());
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct EntryOut {
     pub response: Option<EntryResponse>,
     /// `search.mode` of searchset entries: match, include or outcome.
     pub search_mode: Option<&'static str>,
+    /// `search.extension` (with `search_mode`): the distance of a `near`
+    /// match.
+    pub search_extension: Vec<Value>,
 }
 
 fn json_str(s: &str) -> String {
@@ -116,7 +119,15 @@ fn write_entry(out: &mut Vec<u8>, e: &EntryOut) {
         fields.push(f);
     }
     if let Some(mode) = e.search_mode {
-        fields.push(format!(r#""search":{{"mode":{}}}"#, json_str(mode)).into_bytes());
+        let extension = if e.search_extension.is_empty() {
+            String::new()
+        } else {
+            format!(
+                r#""extension":{},"#,
+                Value::Array(e.search_extension.clone())
+            )
+        };
+        fields.push(format!(r#""search":{{{extension}"mode":{}}}"#, json_str(mode)).into_bytes());
     }
     if let Some((method, url)) = &e.request {
         fields.push(
@@ -179,6 +190,7 @@ mod tests {
                     outcome: None,
                 }),
                 search_mode: None,
+                search_extension: Vec::new(),
             },
             EntryOut {
                 response: Some(EntryResponse {

@@ -129,6 +129,7 @@ fn render_bundle(base: &str, links: &[(&str, String)], entries: &[HistoryEntry])
                     outcome: None,
                 }),
                 search_mode: None,
+                search_extension: Vec::new(),
             }
         })
         .collect();

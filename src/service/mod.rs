@@ -70,6 +70,9 @@ pub struct Fhir {
     pub audit: bool,
     /// The HL7 v2 processing ids (MSH-11.1) applied; others get AR.
     pub hl7v2_processing_ids: Vec<String>,
+    /// The largest HL7 v2 message accepted over HTTP, in bytes (MLLP frames
+    /// have the same limit, `mllp_max_message_bytes`, in the listener).
+    pub hl7v2_max_message_bytes: usize,
     /// Inbound messages committing together (`messages.rs`).
     message_commits: group_commit::GroupCommit<messages::MessageJob, FhirResult<messages::Applied>>,
 }
@@ -140,6 +143,7 @@ impl Fhir {
                 .unwrap_or(coding_check::CodingPolicy::Strict),
             audit: config.audit_enabled(),
             hl7v2_processing_ids: config.hl7v2_processing_ids.clone(),
+            hl7v2_max_message_bytes: config.mllp_max_message_bytes,
             message_commits: Default::default(),
         }
     }

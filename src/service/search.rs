@@ -436,10 +436,12 @@ impl Fhir {
         }
 
         // `near` without `_sort`: nearest first (R4 location.html#positional
-        // makes the distance a deciding factor of the selection).
+        // makes the distance a deciding factor of the selection). With or
+        // without `_sort`, each match carries its distance.
         if sort.is_empty() {
             sort.extend(crate::search::parse::nearest_first(&filters));
         }
+        let near = crate::search::parse::NearDistance::of(&filters);
         // What the caller may see (patient compartment, scope constraints).
         if let Some(f) = self.search_reach_filter(access, &types)? {
             filters.push(f);
@@ -571,6 +573,12 @@ impl Fhir {
                 full_url: Some(format!("{}/{}/{}", self.base_url, h.rtype, h.id)),
                 resource: Some(shape(&h.body)?),
                 search_mode: Some("match"),
+                search_extension: near
+                    .as_ref()
+                    .filter(|_| h.rtype == "Location")
+                    .and_then(|near| location_distance(near, &h.body))
+                    .into_iter()
+                    .collect(),
                 ..Default::default()
             });
         }
@@ -670,6 +678,33 @@ impl Fhir {
         out.truncate(self.max_included as usize);
         Ok((out, cut))
     }
+}
+
+/// The `location-distance` extension of a `near` match: the great-circle
+/// distance from the searched point to the Location's `position`, in the
+/// unit the search asked for, to three decimals. None without a position.
+fn location_distance(near: &crate::search::parse::NearDistance, body: &[u8]) -> Option<Value> {
+    #[derive(serde::Deserialize)]
+    struct Position {
+        latitude: f64,
+        longitude: f64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Location {
+        position: Option<Position>,
+    }
+    let position = serde_json::from_slice::<Location>(body).ok()?.position?;
+    let (value, code) = near.to(position.latitude, position.longitude);
+    let value = (value * 1000.0).round() / 1000.0;
+    Some(json!({
+        "url": "http://hl7.org/fhir/StructureDefinition/location-distance",
+        "valueDistance": {
+            "value": value,
+            "unit": code,
+            "system": "http://unitsofmeasure.org",
+            "code": code,
+        },
+    }))
 }
 
 /// `Prefer: handling=strict` asks for errors on unknown parameters.

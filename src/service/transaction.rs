@@ -1112,6 +1112,7 @@ impl Fhir {
                 outcome: None,
             }),
             search_mode: None,
+            search_extension: Vec::new(),
         })
     }
 
@@ -1163,6 +1164,7 @@ impl Fhir {
                 outcome: outcome_json,
             }),
             search_mode: None,
+            search_extension: Vec::new(),
         }
     }
 

@@ -52,6 +52,10 @@ pub struct NearArea {
     pub point: (f64, f64, f64),
     /// The cosine of the distance's angle at the earth's centre.
     pub min_dot: f64,
+    /// The UCUM unit the search gave the distance in (`km` when it gave
+    /// none) and its length in metres: the unit of the distance returned
+    /// with each match (not used by the query).
+    pub unit: (String, f64),
 }
 
 /// A search prefix (http://hl7.org/fhir/R4/search.html#prefix).

@@ -363,6 +363,122 @@ async fn http_ingest_returns_the_ack(s: &TestServer) {
     r.outcome(415);
 }
 
+/// `adt(..)` padded with a Z segment to exactly `len` bytes.
+fn adt_of_length(control: &str, mrn: &str, len: usize) -> String {
+    let mut message = adt("A04", control, mrn, "Sized");
+    message.push_str("\rZXX|");
+    message.push_str(&"x".repeat(len - message.len()));
+    assert_eq!(message.len(), len);
+    message
+}
+
+/// The HTTP body is bounded by `mllp_max_message_bytes` (not the general
+/// body limit) and a longer one is answered and logged as an oversize MLLP
+/// frame is.
+async fn http_ingest_has_the_mllp_size_limit(s: &TestServer) {
+    let limit = s.config().mllp_max_message_bytes;
+    assert!(limit < s.config().max_body_bytes);
+    let er7 = [("content-type", "x-application/hl7-v2+er7")];
+    let ingest = |body: String| async move {
+        s.send(
+            reqwest::Method::POST,
+            "$hl7v2-ingest",
+            Some(body.into_bytes()),
+            &er7,
+        )
+        .await
+    };
+    // At the limit: applied.
+    let r = ingest(adt_of_length("HTTP-FIT", "HF1", limit)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(ack_code(&r.text), "AA", "{}", r.text);
+    assert_eq!(
+        count(s, &format!("Patient?identifier={MRN_SYSTEM}|HF1")).await,
+        1
+    );
+    let patients = s.get("Patient?_summary=count").await.json()["total"].clone();
+    // One byte over: AR with error 207, answered with 200 like every ACK.
+    let big = adt_of_length("HTTP-BIG", "HB1", limit + 1);
+    let r = ingest(big.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("content-type"), Some("x-application/hl7-v2+er7"));
+    let ack = r.text.clone();
+    assert_eq!(ack_code(&ack), "AR", "{ack}");
+    assert!(
+        ack.contains("MSA|AR|HTTP-BIG|the message exceeds the maximum message size"),
+        "{ack}"
+    );
+    assert!(
+        segment(&ack, "ERR")
+            .unwrap()
+            .contains("|207^Application internal error^HL70357|E"),
+        "{ack}"
+    );
+    // Nothing applied.
+    assert_eq!(
+        count(s, &format!("Patient?identifier={MRN_SYSTEM}|HB1")).await,
+        0
+    );
+    assert_eq!(
+        s.get("Patient?_summary=count").await.json()["total"],
+        patients
+    );
+    // One row in the log, rejected, the raw bytes cut at the limit.
+    let list = s.get("$hl7v2-messages?status=rejected").await.json();
+    let rows: Vec<&Value> = list["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["controlId"] == "HTTP-BIG")
+        .collect();
+    assert_eq!(rows.len(), 1, "{list}");
+    assert_eq!(rows[0]["ack"], "AR");
+    assert_eq!(rows[0]["messageType"], "ADT^A04", "{}", rows[0]);
+    assert!(
+        rows[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("maximum message size"),
+        "{}",
+        rows[0]
+    );
+    let id = rows[0]["id"].as_i64().unwrap();
+    let stored = s.fhir().get_message(id).await.unwrap().unwrap();
+    assert_eq!(stored.status, "rejected");
+    let raw = stored.raw.unwrap();
+    assert_eq!(raw.len(), limit);
+    assert!(big.as_bytes().starts_with(&raw));
+    // Never replayed; sent again, the original AR, and no second row.
+    let r = s
+        .send(
+            reqwest::Method::POST,
+            &format!("$hl7v2-replay?id={id}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(ingest(big).await.text, ack);
+    // Far over the limit (and over the general body limit): the same.
+    let huge = adt_of_length("HTTP-HUGE", "HB2", s.config().max_body_bytes + 1);
+    let r = ingest(huge).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.text.contains("MSA|AR|HTTP-HUGE|the message exceeds"),
+        "{}",
+        r.text
+    );
+    let list = s.get("$hl7v2-messages?status=rejected").await.json();
+    assert_eq!(list["messages"].as_array().unwrap().len(), 2, "{list}");
+    // Without an MSH: still the AR (HTTP must answer), and logged.
+    let r = ingest("x".repeat(limit + 10)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(ack_code(&r.text), "AR", "{}", r.text);
+    assert!(r.text.contains("maximum message size"), "{}", r.text);
+    let list = s.get("$hl7v2-messages?status=rejected").await.json();
+    assert_eq!(list["messages"].as_array().unwrap().len(), 3, "{list}");
+}
+
 async fn merge_fails_then_replays(s: &TestServer) {
     let mut c = Mllp::connect(s.mllp_addr()).await;
     let merge = [
@@ -598,6 +714,7 @@ crate::on_both_databases!(
     ack_codes_tell_the_truth,
     duplicates_get_the_original_ack,
     http_ingest_returns_the_ack,
+    http_ingest_has_the_mllp_size_limit,
     merge_fails_then_replays,
     dg1_codes_are_validated,
     messages_sent_together_succeed_and_fail_on_their_own,
