@@ -433,28 +433,31 @@ pub struct Lookup<'a> {
     pub resources: Option<&'a FindResource<'a>>,
 }
 
-/// The relative references (`Type/id`) anywhere in a resource, each once:
-/// the stored resources a validation may need.
-pub fn relative_references(resource: &Value) -> Vec<String> {
-    fn walk(v: &Value, out: &mut Vec<String>) {
+/// The first `limit` relative references (`Type/id`) in a resource, each
+/// once: the stored resources a validation may need.
+pub fn relative_references(resource: &Value, limit: usize) -> Vec<String> {
+    fn walk(v: &Value, limit: usize, seen: &mut HashSet<String>, out: &mut Vec<String>) {
+        if out.len() >= limit {
+            return;
+        }
         match v {
             Value::Object(o) => {
                 if let Some(Value::String(r)) = o.get("reference") {
                     let relative = r.split_once('/').is_some_and(|(t, id)| {
                         schema().resource_types().iter().any(|rt| rt == t) && is_id(id)
                     });
-                    if relative && !out.contains(r) {
+                    if relative && out.len() < limit && seen.insert(r.clone()) {
                         out.push(r.clone());
                     }
                 }
-                o.values().for_each(|x| walk(x, out));
+                o.values().for_each(|x| walk(x, limit, seen, out));
             }
-            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, limit, seen, out)),
             _ => {}
         }
     }
     let mut out = Vec::new();
-    walk(resource, &mut out);
+    walk(resource, limit, &mut HashSet::new(), &mut out);
     out
 }
 

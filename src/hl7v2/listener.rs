@@ -2,7 +2,7 @@
 //! shutdown in one place.
 //!
 //! With TLS (`super::tls`), each connection task first completes the TLS
-//! handshake (within the idle timeout), then runs the same loop over the
+//! handshake (within 15 s, or the idle timeout when shorter), then runs the same loop over the
 //! TLS stream: the loop is generic over the stream. A failed handshake
 //! closes that connection only.
 //!
@@ -30,6 +30,10 @@ use crate::service::Fhir;
 /// How long closing a connection may take (a TLS close_notify to a peer
 /// that reads nothing more).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a TLS client may take over its handshake: an unauthenticated
+/// peer holds a task and a socket for that long.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Settings of the listener.
 #[derive(Debug, Clone)]
@@ -128,7 +132,8 @@ impl Task {
         drop(self._done);
     }
 
-    /// Completes the TLS handshake within the idle timeout, then serves the
+    /// Completes the TLS handshake within `HANDSHAKE_TIMEOUT` (or the idle
+    /// timeout when shorter), then serves the
     /// TLS stream. A failed handshake is logged with the peer address and
     /// rustls's reason (never message content) and closes this connection
     /// only.
@@ -137,7 +142,7 @@ impl Task {
             return;
         }
         let handshake = tokio::select! {
-            done = tokio::time::timeout(self.settings.idle_timeout, acceptor.accept(stream)) => done,
+            done = tokio::time::timeout(self.settings.idle_timeout.min(HANDSHAKE_TIMEOUT), acceptor.accept(stream)) => done,
             _ = self.shutdown.changed() => return,
         };
         match handshake {

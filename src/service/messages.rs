@@ -171,6 +171,9 @@ impl Fhir {
                     let _ = tx.rollback().await;
                     match result {
                         Err(err) if err.retryable && attempt < super::WRITE_ATTEMPTS => continue,
+                        // Out of attempts: a refusal like any other, as in
+                        // a batch (logged and answered AE).
+                        Err(err) if err.status < 500 => return vec![Ok(Applied::Failed(err))],
                         result => return vec![result],
                     }
                 }

@@ -105,8 +105,7 @@ impl Fhir {
         if !wanted {
             return out;
         }
-        let references = profile::relative_references(resource);
-        for reference in references.into_iter().take(MAX_REFERENCED) {
+        for reference in profile::relative_references(resource, MAX_REFERENCED) {
             let Some((rtype, id)) = reference.split_once('/') else {
                 continue;
             };

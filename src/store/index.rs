@@ -5,8 +5,9 @@
 //! Every row names its parameter by `pid`, a stable number derived from the
 //! resource type and the parameter code (see `search::registry`), and
 //! carries `grp`: 0, or for the components of a composite parameter the
-//! number of the item they were taken from, so that `code-value-quantity`
-//! can ask for a code and a value of the same component.
+//! number n of the item they were taken from (the first component n, the
+//! others -n), so that `code-value-quantity` can ask for a code and a value
+//! of the same component. The value indexes hold the rows with `grp >= 0`.
 
 /// Table names, in the order rows are written.
 pub const TABLES: [&str; 8] = [

@@ -712,9 +712,12 @@ impl Planner {
                 match version {
                     Some(v) => {
                         let v = self.text(v);
-                        format!("({x}.url = {u} AND {x}.tversion = {v})")
+                        format!("({x}.url = {u} AND {x}.url <> '' AND {x}.tversion = {v})")
                     }
-                    None => format!("{x}.url = {u}"),
+                    // `url <> ''`: the terms of the partial index
+                    // `sp_reference_url`, which the databases use only when
+                    // the query states them.
+                    None => format!("({x}.url = {u} AND {x}.url <> '')"),
                 }
             }
             Cond::Uri { value, mode } => match mode {

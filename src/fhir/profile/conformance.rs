@@ -36,7 +36,7 @@ pub(super) fn unresolved(reference: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or("");
     format!(
-        "the reference `{r}` is not to a contained resource, a Bundle entry or a resource stored on this server"
+        "the reference `{r}` could not be resolved (to a contained resource, a Bundle entry, or a stored resource this caller may read, at most 32 per validation)"
     )
 }
 
