@@ -115,6 +115,9 @@ impl Fhir {
             if self.ensure_visible(access, &found).await.is_err() {
                 continue;
             }
+            // The validation's findings may quote it: the request's audit
+            // record names it as a read would.
+            self.note_read(&found);
             let body = found.body.as_deref().unwrap_or_default();
             if let Ok(value) = serde_json::from_slice(body) {
                 out.insert(reference, value);

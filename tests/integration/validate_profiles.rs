@@ -488,6 +488,19 @@ async fn target_profiles_of_stored_references(s: &TestServer) {
             .any(|i| i.0 == "warning" && i.1 == "Observation.subject"),
         "{oo}"
     );
+    // The patient read for the check is in the operation's audit record,
+    // as a read of it would be.
+    let r = s.get("AuditEvent?patient=tp-f&_count=100").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let read_by_validate = r.json()["entry"].as_array().unwrap().iter().any(|e| {
+        let e = &e["resource"];
+        e["action"] == "E"
+            && e["entity"].as_array().is_some_and(|es| {
+                es.iter()
+                    .any(|x| x["what"]["reference"] == "Patient/tp-f/_history/1")
+            })
+    });
+    assert!(read_by_validate, "{}", r.text);
 
     let found = errors(&validate(s, "Observation/$validate", &obs("Patient/tp-m")).await);
     assert_eq!(found.len(), 1, "{found:?}");
