@@ -71,14 +71,7 @@ async fn oversize_frame_is_rejected_and_closed(s: &TestServer) {
     assert_eq!(raw.len(), s.config().mllp_max_message_bytes);
     assert!(big.as_bytes().starts_with(&raw));
     // Never replayed: what is stored is not the whole message.
-    let r = s
-        .send(
-            reqwest::Method::POST,
-            &format!("$hl7v2-replay?id={id}"),
-            None,
-            &[],
-        )
-        .await;
+    let r = super::replay(s, id).await;
     assert_eq!(r.status, 409, "{}", r.text);
     // Sent again (same control id): the original AR, as for any duplicate.
     let mut c = Mllp::connect(s.mllp_addr()).await;

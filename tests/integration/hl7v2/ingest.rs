@@ -449,14 +449,7 @@ async fn http_ingest_has_the_mllp_size_limit(s: &TestServer) {
     assert_eq!(raw.len(), limit);
     assert!(big.as_bytes().starts_with(&raw));
     // Never replayed; sent again, the original AR, and no second row.
-    let r = s
-        .send(
-            reqwest::Method::POST,
-            &format!("$hl7v2-replay?id={id}"),
-            None,
-            &[],
-        )
-        .await;
+    let r = super::replay(s, id).await;
     assert_eq!(r.status, 409, "{}", r.text);
     assert_eq!(ingest(big).await.text, ack);
     // Far over the limit (and over the general body limit): the same.
@@ -503,14 +496,7 @@ async fn merge_fails_then_replays(s: &TestServer) {
         ack_code(&c.send(&adt("A04", "MRG-0", "OLD1", "Kim")).await),
         "AA"
     );
-    let r = s
-        .send(
-            reqwest::Method::POST,
-            &format!("$hl7v2-replay?id={id}"),
-            None,
-            &[],
-        )
-        .await;
+    let r = super::replay(s, id).await;
     assert_eq!(ack_code(&r.text), "AA", "{}", r.text);
     let old = one(s, &format!("Patient?identifier={MRN_SYSTEM}|OLD1")).await;
     let new = one(s, &format!("Patient?identifier={MRN_SYSTEM}|NEW1")).await;
@@ -526,14 +512,7 @@ async fn merge_fails_then_replays(s: &TestServer) {
     assert_eq!(list["messages"][1]["controlId"], "MRG-1");
     assert_eq!(list["messages"][1]["attempts"], 2, "{list}");
     // A replay of an applied message is refused.
-    let r = s
-        .send(
-            reqwest::Method::POST,
-            &format!("$hl7v2-replay?id={id}"),
-            None,
-            &[],
-        )
-        .await;
+    let r = super::replay(s, id).await;
     r.outcome(409);
 }
 

@@ -114,6 +114,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Mllp<S> {
     }
 }
 
+/// `POST [base]/$hl7v2-replay?id=ID` as the test's administrator.
+pub async fn replay(s: &crate::harness::TestServer, id: i64) -> crate::harness::Resp {
+    s.send(
+        reqwest::Method::POST,
+        &format!("$hl7v2-replay?id={id}"),
+        None,
+        &[],
+    )
+    .await
+}
+
 /// MSA-1 of an ACK.
 pub fn ack_code(ack: &str) -> String {
     ack.split('\r')
