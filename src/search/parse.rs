@@ -347,7 +347,24 @@ fn near_cond(name: &str, v: &str) -> FhirResult<Cond> {
     };
     let lat = degrees(&parts[0], "latitude", 90.0)?;
     let lon = degrees(&parts[1], "longitude", 180.0)?;
+    // The unit names the distance asked for and the distances reported;
+    // without a distance the default radius applies, in whatever unit.
     let mut unit = km_unit();
+    let metres = match parts.get(3).map(|u| u.trim()).filter(|u| !u.is_empty()) {
+        None => 1000.0,
+        Some(u) => match crate::ucum::canonical(u) {
+            Some(c) if c.unit == "m" => {
+                unit = (u.to_string(), c.factor);
+                c.factor
+            }
+            _ => {
+                return Err(bad(
+                    name,
+                    format!("`{u}` is not a UCUM unit of length (km, m, [mi_i], ...)"),
+                ))
+            }
+        },
+    };
     let distance = match parts.get(2).map(|d| d.trim()).filter(|d| !d.is_empty()) {
         None => NEAR_DEFAULT_KM,
         Some(d) => {
@@ -360,22 +377,6 @@ fn near_cond(name: &str, v: &str) -> FhirResult<Cond> {
                 .ok()
                 .filter(|x| x.is_finite() && *x >= 0.0)
                 .ok_or_else(|| bad(name, format!("`{d}` is not a distance")))?;
-            let units = parts.get(3).map(|u| u.trim()).filter(|u| !u.is_empty());
-            let metres = match units {
-                None => 1000.0,
-                Some(u) => match crate::ucum::canonical(u) {
-                    Some(c) if c.unit == "m" => c.factor,
-                    _ => {
-                        return Err(bad(
-                            name,
-                            format!("`{u}` is not a UCUM unit of length (km, m, [mi_i], ...)"),
-                        ))
-                    }
-                },
-            };
-            if let Some(u) = units {
-                unit = (u.to_string(), metres);
-            }
             value * metres / 1000.0
         }
     };
@@ -1317,6 +1318,11 @@ mod tests {
         let (mi, code) = of("0|0|500|[mi_i]", 1.0, 0.0);
         assert_eq!(code, "[mi_i]");
         assert!((mi - degree / 1.609344).abs() < 1e-9);
+        // A unit without a distance: the default radius, reported in it.
+        let (mi, code) = of("0|0||[mi_i]", 0.5, 0.0);
+        assert_eq!(code, "[mi_i]");
+        assert!((mi - degree / 2.0 / 1.609344).abs() < 1e-9);
+        assert!(parse_filter(registry(), "Location", "near", "0|0||kg", BASE, 0).is_err());
         // Several points: the closest, in its own unit.
         let (m, code) = of("0|0|500|km,0|3|500|m", 0.0, 2.0);
         assert_eq!(code, "m");
