@@ -403,17 +403,7 @@ async fn http_ingest_has_the_mllp_size_limit(s: &TestServer) {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.header("content-type"), Some("x-application/hl7-v2+er7"));
     let ack = r.text.clone();
-    assert_eq!(ack_code(&ack), "AR", "{ack}");
-    assert!(
-        ack.contains("MSA|AR|HTTP-BIG|the message exceeds the maximum message size"),
-        "{ack}"
-    );
-    assert!(
-        segment(&ack, "ERR")
-            .unwrap()
-            .contains("|207^Application internal error^HL70357|E"),
-        "{ack}"
-    );
+    super::assert_oversize_ar(&ack, "HTTP-BIG");
     // Nothing applied.
     assert_eq!(
         count(s, &format!("Patient?identifier={MRN_SYSTEM}|HB1")).await,

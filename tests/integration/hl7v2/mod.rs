@@ -125,6 +125,24 @@ pub async fn replay(s: &crate::harness::TestServer, id: i64) -> crate::harness::
     .await
 }
 
+/// The AR answering a message over the size limit: MSA names it, ERR
+/// carries error 207.
+pub fn assert_oversize_ar(ack: &str, control: &str) {
+    assert_eq!(ack_code(ack), "AR", "{ack}");
+    assert!(
+        ack.contains(&format!(
+            "MSA|AR|{control}|the message exceeds the maximum message size"
+        )),
+        "{ack}"
+    );
+    assert!(
+        segment(ack, "ERR")
+            .unwrap()
+            .contains("|207^Application internal error^HL70357|E"),
+        "{ack}"
+    );
+}
+
 /// MSA-1 of an ACK.
 pub fn ack_code(ack: &str) -> String {
     ack.split('\r')
