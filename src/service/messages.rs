@@ -181,7 +181,12 @@ impl Fhir {
                 audits.extend(audit);
             } else {
                 for job in &jobs {
-                    let (result, audit) = self.apply_in_batch(&mut tx, job).await;
+                    // Resources written by the batch's earlier messages make
+                    // this one's planned lookups stale.
+                    let clean = !results
+                        .iter()
+                        .any(|r| matches!(r, Ok(Applied::Committed { .. })));
+                    let (result, audit) = self.apply_in_batch(&mut tx, job, clean).await;
                     results.push(result);
                     audits.extend(audit);
                 }
@@ -229,7 +234,7 @@ impl Fhir {
         tx: &mut WriteTx,
         job: &MessageJob,
     ) -> (FhirResult<Applied>, Option<AuditRecord>) {
-        match self.apply_one(tx, job).await {
+        match self.apply_one(tx, job, true).await {
             Ok(Ok((id, resources, audit))) => (Ok(Applied::Committed { id, resources }), audit),
             Ok(Err(prior_ack)) => (Ok(Applied::Duplicate { ack: prior_ack }), None),
             Err(err) if err.retryable || err.status >= 500 => (Err(err), None),
@@ -244,6 +249,7 @@ impl Fhir {
         &self,
         tx: &mut WriteTx,
         job: &MessageJob,
+        clean: bool,
     ) -> (FhirResult<Applied>, Option<AuditRecord>) {
         let mut attempt = 0;
         loop {
@@ -252,7 +258,7 @@ impl Fhir {
                 Ok(point) => point,
                 Err(err) => return (Err(err.into()), None),
             };
-            let outcome = self.apply_one(tx, job).await;
+            let outcome = self.apply_one(tx, job, clean).await;
             let kept = matches!(outcome, Ok(Ok(_)));
             let ended = if kept {
                 tx.release(point).await
@@ -275,8 +281,13 @@ impl Fhir {
     }
 
     /// A message's writes: the duplicate check, its Bundle, its log row and
-    /// audit record.
-    async fn apply_one(&self, tx: &mut WriteTx, job: &MessageJob) -> FhirResult<Attempt> {
+    /// audit record. `clean`: no resource written in `tx` before it.
+    async fn apply_one(
+        &self,
+        tx: &mut WriteTx,
+        job: &MessageJob,
+        clean: bool,
+    ) -> FhirResult<Attempt> {
         let m = job.inbound();
         if job.replay_of.is_none() {
             if let (Some(key), Some(control)) = (lock_key(self.tenant, &m), m.control_id) {
@@ -286,7 +297,7 @@ impl Fhir {
                 }
             }
         }
-        let response = self.transaction_within(tx, &job.prepared).await?;
+        let response = self.transaction_within(tx, &job.prepared, clean).await?;
         let resources = written(&response);
         let list = resources.join(" ");
         let id = match job.replay_of {

@@ -16,6 +16,7 @@ pub mod auth;
 mod blind;
 mod cache;
 pub mod codec;
+mod commits;
 pub mod db;
 mod encryption;
 pub mod everything;
@@ -113,6 +114,8 @@ pub struct Store {
     codec: Codec,
     /// Keyed hashes of configured identifier systems in the token index.
     blind: Option<Arc<BlindIndex>>,
+    /// This process's write commits (`commits`).
+    commits: commits::Commits,
 }
 
 /// Current versions cached by default on SQLite, where this process is the
@@ -143,6 +146,7 @@ impl Store {
             cache: VersionCache::new(entries).map(Arc::new),
             codec: Codec::plain(),
             blind: None,
+            commits: commits::Commits::default(),
         };
         store.codec = encryption::open(&store, config).await?;
         if !config.blind_index_systems.is_empty() {
@@ -155,6 +159,13 @@ impl Store {
             store.blind = BlindIndex::new(ring, &config.blind_index_systems).map(Arc::new);
         }
         Ok(store)
+    }
+
+    /// A reading of this process's write commits to take before lookups
+    /// whose results a write transaction may reuse (`WriteTx::unchanged_since`);
+    /// None while a commit is under way.
+    pub fn commits_reading(&self) -> Option<u64> {
+        self.commits.reading()
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -483,6 +494,7 @@ impl Store {
             touched: Vec::new(),
             erased: Vec::new(),
             lookups_only,
+            commits: self.commits.clone(),
         }
     }
 
@@ -635,6 +647,7 @@ pub struct WriteTx {
     erased: Vec<(i64, String, String)>,
     /// Opened by `Store::begin_lookups`: takes no locks.
     lookups_only: bool,
+    commits: commits::Commits,
 }
 
 impl WriteTx {
@@ -980,8 +993,18 @@ impl WriteTx {
         .await
     }
 
+    /// True when no write transaction of this process committed since
+    /// `reading` (`Store::commits_reading`) was taken: what lookups found
+    /// after that reading is what this transaction would find, as long as
+    /// it has not written itself.
+    pub fn unchanged_since(&self, reading: Option<u64>) -> bool {
+        reading.is_some() && self.commits.reading() == reading
+    }
+
     pub async fn commit(self) -> Result<(), StoreError> {
+        let under_way = (!self.lookups_only).then(|| self.commits.start());
         self.tx.commit().await?;
+        drop(under_way);
         if let Some(cache) = &self.cache {
             for (tenant, rtype, id, version) in self.written {
                 cache.publish(tenant, &rtype, &id, version);

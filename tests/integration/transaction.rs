@@ -798,8 +798,76 @@ async fn compartment_search_entries_are_checked_as_searches(s: &TestServer) {
         .outcome(403);
 }
 
+/// Transactions planned side by side, each creating the same patient when
+/// none exists (`ifNoneExist`) and an Observation about it: the lookups each
+/// made before its write transaction are stale once another commits, so
+/// exactly one Patient is created and every Observation refers to it.
+async fn concurrent_conditional_transactions_create_once(s: &TestServer) {
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let client = s.client.clone();
+        let url = s.url("");
+        // A urn of its own: a stale plan would create a patient of its own.
+        let patient_urn = format!("urn:uuid:{}", uuid_n(100 + i));
+        let mut create = entry(
+            Some(&patient_urn),
+            "POST",
+            "Patient",
+            Some(patient("TX-RACE")),
+        );
+        create["request"]["ifNoneExist"] = json!("identifier=urn:mrn|TX-RACE");
+        let b = bundle(
+            "transaction",
+            vec![
+                create,
+                entry(
+                    Some(&format!("urn:uuid:{}", uuid_n(i))),
+                    "POST",
+                    "Observation",
+                    Some(observation(&patient_urn)),
+                ),
+            ],
+        );
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .header("content-type", "application/fhir+json")
+                .body(serde_json::to_vec(&b).unwrap())
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap();
+            (status, body)
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let first = body["entry"][0]["response"]["status"]
+            .as_str()
+            .unwrap_or("");
+        created += usize::from(first.starts_with("201"));
+    }
+    assert_eq!(created, 1, "exactly one transaction created the patient");
+    let patients = s.get("Patient?identifier=urn:mrn|TX-RACE").await.json();
+    let found = matches(&patients);
+    assert_eq!(found.len(), 1, "{patients}");
+    let observations = s
+        .get(&format!("Observation?subject={}&_count=50", found[0]))
+        .await
+        .json();
+    assert_eq!(
+        observations["entry"].as_array().map_or(0, Vec::len),
+        12,
+        "{observations}"
+    );
+}
+
 crate::on_both_databases!(
     batch_search_entries_answer_searchsets,
+    concurrent_conditional_transactions_create_once,
     compartment_search_entries,
     compartment_search_entries_are_checked_as_searches,
     transaction_search_entries_see_its_writes,
