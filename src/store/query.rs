@@ -989,25 +989,41 @@ pub async fn search(
         }
         PageAt::First | PageAt::Last => {}
     }
-    let mut order = Vec::new();
-    for (i, key) in q.sort.iter().enumerate() {
-        let e = &exprs[i];
-        // Nulls last in the page order; reversed when reading backwards.
-        let desc = key.descending == forward;
-        order.push(format!(
-            "({e} IS NULL) {}",
-            if forward { "ASC" } else { "DESC" }
-        ));
-        order.push(format!("{e} {}", if desc { "DESC" } else { "ASC" }));
-    }
-    order.push(format!("{r}.rid {}", if forward { "ASC" } else { "DESC" }));
-    let limit = p.int(q.count + 1);
-    let sort_cols: String = exprs.iter().map(|e| format!(", {e}")).collect();
-    let sql = format!(
-        "SELECT {r}.rid, {r}.type, {r}.id, {r}.version, {r}.last_updated, v.body{sort_cols} \
-         FROM resources {r} JOIN resource_versions v ON v.rid = {r}.rid AND v.version = {r}.version \
-         WHERE {w} ORDER BY {} LIMIT {limit}",
+    // The page's order over sort expressions `exprs` and `rid`.
+    let order_by = |exprs: &[String], rid: &str| {
+        let mut order = Vec::new();
+        for (e, key) in exprs.iter().zip(&q.sort) {
+            // Nulls last in the page order; reversed when reading backwards.
+            let desc = key.descending == forward;
+            order.push(format!(
+                "({e} IS NULL) {}",
+                if forward { "ASC" } else { "DESC" }
+            ));
+            order.push(format!("{e} {}", if desc { "DESC" } else { "ASC" }));
+        }
+        order.push(format!("{rid} {}", if forward { "ASC" } else { "DESC" }));
         order.join(", ")
+    };
+    let limit = p.int(q.count + 1);
+    let sort_cols: String = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!(", {e} AS s{i}"))
+        .collect();
+    let page_exprs: Vec<String> = (0..exprs.len()).map(|i| format!("pg.s{i}")).collect();
+    let page_cols: String = page_exprs.iter().map(|e| format!(", {e}")).collect();
+    // The page is chosen first and only its rows' bodies are read: joined
+    // before the LIMIT, every match's body was read when the database
+    // misjudged how many rows match (a two-level chain on PostgreSQL at
+    // 1,000,000 resources: 119,235 bodies read for a page of 50, 2.2 s).
+    let sql = format!(
+        "SELECT pg.rid, pg.type, pg.id, pg.version, pg.last_updated, v.body{page_cols} \
+         FROM (SELECT {r}.rid, {r}.type, {r}.id, {r}.version, {r}.last_updated{sort_cols} \
+               FROM resources {r} WHERE {w} ORDER BY {} LIMIT {limit}) pg \
+         JOIN resource_versions v ON v.rid = pg.rid AND v.version = pg.version \
+         ORDER BY {}",
+        order_by(&exprs, &format!("{r}.rid")),
+        order_by(&page_exprs, "pg.rid"),
     );
     let mut b = p.b;
     b.push(&sql);
