@@ -228,7 +228,10 @@ mod tests {
         );
         assert!(id.is_named("northlab"));
         assert!(id.is_named("lab2.NORTH.example"));
-        assert!(!id.is_named("spiffe://north.example/lab"), "URIs do not bind");
+        assert!(
+            !id.is_named("spiffe://north.example/lab"),
+            "URIs do not bind"
+        );
         assert!(!id.is_named(""));
         assert!(ClientIdentity::from_der(b"not a certificate").is_err());
     }
@@ -260,11 +263,20 @@ mod tests {
     #[test]
     fn the_sender_binding() {
         let client = bound(identity(Some("NORTHLAB"), &["lab.north.example"]));
-        assert!(check_sender(&client, "LAB", "northlab").is_ok(), "MSH-4 = CN");
+        assert!(
+            check_sender(&client, "LAB", "northlab").is_ok(),
+            "MSH-4 = CN"
+        );
         assert!(check_sender(&client, "NorthLab", "X").is_ok(), "MSH-3 = CN");
-        assert!(check_sender(&client, "LAB.NORTH.EXAMPLE", "X").is_ok(), "DNS");
+        assert!(
+            check_sender(&client, "LAB.NORTH.EXAMPLE", "X").is_ok(),
+            "DNS"
+        );
         let f = check_sender(&client, "LAB", "SOUTH").unwrap_err();
-        assert_eq!((f.ack, f.code), (AckCode::Reject, ErrorCode::TableValueNotFound));
+        assert_eq!(
+            (f.ack, f.code),
+            (AckCode::Reject, ErrorCode::TableValueNotFound)
+        );
         assert_eq!(f.location, Some(Location::new("MSH", 1, 4)));
         assert_eq!(
             f.text,
@@ -273,7 +285,11 @@ mod tests {
              was not applied"
         );
         let f = check_sender(&bound(identity(None, &[])), "", "").unwrap_err();
-        assert!(f.text.contains("(neither a Common Name nor a DNS name)"), "{}", f.text);
+        assert!(
+            f.text.contains("(neither a Common Name nor a DNS name)"),
+            "{}",
+            f.text
+        );
         let off = Client {
             bind_sender: false,
             ..client
