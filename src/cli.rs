@@ -207,6 +207,10 @@ pub struct Options {
     #[arg(long, env = "CHARAKA_MLLP_LISTEN", global = true, num_args = 0..=1,
           default_missing_value = "127.0.0.1:2575")]
     pub mllp_listen: Option<SocketAddr>,
+    /// Most MLLP connections open at once; one beyond is closed at once
+    /// [default: 256].
+    #[arg(long, env = "CHARAKA_MLLP_MAX_CONNECTIONS", global = true)]
+    pub mllp_max_connections: Option<usize>,
     /// HL7 v2 processing ids (MSH-11) applied, comma-separated: P
     /// (production), T (training), D (debugging); others get AR
     /// [default: P].
@@ -245,6 +249,11 @@ pub struct Options {
     /// certificate signed by one of them is required.
     #[arg(long, env = "CHARAKA_MLLP_TLS_CLIENT_CA", global = true)]
     pub mllp_tls_client_ca: Option<PathBuf>,
+    /// With --mllp-tls-client-ca: apply a message only when MSH-3 or MSH-4
+    /// names the client certificate (its Common Name or a DNS name);
+    /// others get AR.
+    #[arg(long, env = "CHARAKA_MLLP_TLS_BIND_SENDER", global = true)]
+    pub mllp_tls_bind_sender: bool,
 
     // --- Encryption at rest ---
     /// Encryption at rest of stored bodies: on or off [default: on].
@@ -317,6 +326,12 @@ impl Options {
         }
         if let Some(v) = self.mllp_tls_client_ca {
             config.mllp_tls_client_ca = Some(v);
+        }
+        if self.mllp_tls_bind_sender {
+            config.mllp_tls_bind_sender = true;
+        }
+        if let Some(v) = self.mllp_max_connections {
+            config.mllp_max_connections = v;
         }
         // Encryption at rest.
         if let Some(v) = self.encryption {
@@ -649,12 +664,17 @@ pub async fn hl7(config: Config, command: Hl7Command) -> anyhow::Result<()> {
                     rows = fhir.list_messages(None, limit).await?;
                 }
                 println!(
-                    "{:>8}  {:<24}  {:<8}  {:<3}  {:<9}  {:>3}  sender / control id / error",
+                    "{:>8}  {:<24}  {:<8}  {:<3}  {:<9}  {:>3}  sender / control id / error [client certificate]",
                     "id", "received", "type", "ack", "status", "try"
                 );
                 for r in rows {
+                    // Over mutual TLS: the names of the client certificate.
+                    let client = r
+                        .peer_identity
+                        .map(|p| format!(" [{p}]"))
+                        .unwrap_or_default();
                     println!(
-                        "{:>8}  {:<24}  {:<8}  {:<3}  {:<9}  {:>3}  {} / {} / {}",
+                        "{:>8}  {:<24}  {:<8}  {:<3}  {:<9}  {:>3}  {} / {} / {}{client}",
                         r.id,
                         crate::fhir::datetime::format_instant(r.received),
                         r.message_type,

@@ -67,6 +67,12 @@ pub struct Config {
     /// PEM bundle of the CAs that MLLP clients' certificates must chain to:
     /// when given, a client certificate is required (mutual TLS).
     pub mllp_tls_client_ca: Option<PathBuf>,
+    /// Mutual TLS only: a message is applied only when MSH-3 or MSH-4
+    /// (first component) is the client certificate's Common Name or one of
+    /// its DNS names (case-insensitive); otherwise `AR`, logged as rejected.
+    pub mllp_tls_bind_sender: bool,
+    /// Most MLLP connections open at once; one beyond is closed at once.
+    pub mllp_max_connections: usize,
     /// The HL7 v2 processing ids (MSH-11.1, table 0103: `P` production,
     /// `T` training, `D` debugging) this server applies; a message with
     /// another gets `AR` (error 202). Default `["P"]`; a test system sets
@@ -173,6 +179,8 @@ impl Default for Config {
             mllp_tls_cert: None,
             mllp_tls_key: None,
             mllp_tls_client_ca: None,
+            mllp_tls_bind_sender: false,
+            mllp_max_connections: 256,
             hl7v2_processing_ids: vec!["P".to_string()],
             icd10cm_validation: "strict".to_string(),
             audit: "on".to_string(),
@@ -305,6 +313,10 @@ impl Config {
             "mllp_max_message_bytes must be at least 64 and mllp_idle_timeout_secs at least 1"
         );
         anyhow::ensure!(
+            self.mllp_max_connections >= 1,
+            "mllp_max_connections must be at least 1"
+        );
+        anyhow::ensure!(
             !self.hl7v2_processing_ids.is_empty()
                 && self
                     .hl7v2_processing_ids
@@ -328,6 +340,10 @@ impl Config {
         anyhow::ensure!(
             self.mllp_tls_client_ca.is_none() || self.mllp_tls_cert.is_some(),
             "mllp_tls_client_ca needs mllp_tls_cert and mllp_tls_key (client certificates are asked for in the TLS handshake)"
+        );
+        anyhow::ensure!(
+            !self.mllp_tls_bind_sender || self.mllp_tls_client_ca.is_some(),
+            "mllp_tls_bind_sender needs mllp_tls_client_ca (the sender is bound to the client certificate of mutual TLS)"
         );
         anyhow::ensure!(self.max_included >= 1, "max_included must be at least 1");
         anyhow::ensure!(
@@ -367,5 +383,27 @@ mod tests {
         assert!(with(false, true, false).validate().is_err());
         let err = with(false, false, true).validate().unwrap_err().to_string();
         assert!(err.contains("mllp_tls_client_ca needs"), "{err}");
+    }
+
+    #[test]
+    fn mllp_sender_binding_needs_mutual_tls_and_the_cap_one_connection() {
+        let bind = |ca: bool| Config {
+            mllp_tls_cert: Some("cert.pem".into()),
+            mllp_tls_key: Some("key.pem".into()),
+            mllp_tls_client_ca: ca.then(|| "ca.pem".into()),
+            mllp_tls_bind_sender: true,
+            ..Config::default()
+        };
+        assert!(bind(true).validate().is_ok());
+        let err = bind(false).validate().unwrap_err().to_string();
+        assert!(err.contains("mllp_tls_bind_sender needs"), "{err}");
+        let cap = |n: usize| Config {
+            mllp_max_connections: n,
+            ..Config::default()
+        };
+        assert_eq!(Config::default().mllp_max_connections, 256);
+        assert!(cap(1).validate().is_ok());
+        let err = cap(0).validate().unwrap_err().to_string();
+        assert!(err.contains("mllp_max_connections"), "{err}");
     }
 }

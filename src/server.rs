@@ -152,6 +152,8 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
             let settings = crate::hl7v2::listener::Settings {
                 max_message_bytes: config.mllp_max_message_bytes,
                 idle_timeout: std::time::Duration::from_secs(config.mllp_idle_timeout_secs),
+                max_connections: config.mllp_max_connections,
+                bind_sender: config.mllp_tls_bind_sender,
             };
             let tls = match (&config.mllp_tls_cert, &config.mllp_tls_key) {
                 (Some(cert), Some(key)) => Some(crate::hl7v2::tls::MllpTls::load(
@@ -274,7 +276,7 @@ async fn reload_on_sighup(
                     }
                 }
                 if let Some(tls) = &mllp {
-                    match tls.reload() {
+                    match tls.reload().await {
                         Ok(()) => tracing::info!("MLLP TLS certificate reloaded (SIGHUP)"),
                         Err(e) => {
                             tracing::warn!(error = %format!("{e:#}"), "MLLP TLS reload failed; the previous configuration stays in use")

@@ -10,7 +10,12 @@
 //! - `AR` for what cannot be understood: unparseable messages, unsupported
 //!   types, events or versions (log status `rejected`);
 //! - a message already seen (same sender MSH-3/MSH-4 and control id MSH-10)
-//!   is answered with its original ACK and not applied again.
+//!   is answered with its original ACK and not applied again;
+//! - over mutual TLS with the sender binding on (`peer::check_sender`), a
+//!   message whose MSH-3/MSH-4 do not name the client certificate gets `AR`
+//!   before anything else is checked, and is logged without its control id,
+//!   so that it neither answers for nor blocks the named sender's own
+//!   message with that id.
 //!
 //! When the database cannot be reached no ACK is produced (`Unavailable`):
 //! the MLLP connection is closed and HTTP answers 503, so the sender
@@ -21,6 +26,7 @@ use serde_json::Value;
 use super::ack::{self, AckCode, ErrorCode, Failure, Header, Location};
 use super::map::{self, Context};
 use super::message::Message;
+use super::peer::{self, Client};
 use crate::error::FhirError;
 use crate::service::messages::{Applied, Inbound, Recorded};
 use crate::service::Fhir;
@@ -93,27 +99,65 @@ fn failure_of(err: &FhirError) -> Failure {
     Failure::error(code, None, text)
 }
 
-/// Handles one message. `replay_of` names a logged message applied again.
+/// The sender binding of a message from `client` (None: not over mutual
+/// TLS) whose MSH-3/MSH-4 first components are `application` and
+/// `facility`.
+fn sender_binding(
+    client: Option<&Client>,
+    application: &str,
+    facility: &str,
+) -> Result<(), Failure> {
+    let Some(client) = client else {
+        return Ok(());
+    };
+    peer::check_sender(client, application, facility).inspect_err(|_| {
+        tracing::warn!(
+            certificate = %client.identity.summary(),
+            "HL7 v2 message refused: MSH-3/MSH-4 do not name the client certificate; logged as rejected"
+        )
+    })
+}
+
+/// MSH-3/MSH-4 first components of a header read by position (the
+/// default encoding: `Header::guess` keeps no other).
+fn guessed_sender(header: &Header) -> (String, String) {
+    let first = |v: &str| v.split('^').next().unwrap_or("").to_string();
+    (first(&header.sending_app), first(&header.sending_facility))
+}
+
+/// Handles one message. `client`: the mutual-TLS client it came from (None
+/// over plain MLLP, HTTP and for a replay); `replay_of` names a logged
+/// message applied again.
 pub async fn handle(
     fhir: &Fhir,
     raw: &[u8],
+    client: Option<&Client>,
     replay_of: Option<i64>,
 ) -> Result<Outcome, Unavailable> {
     let received = crate::fhir::datetime::now_micros();
     let timestamp = now_ts();
+    let peer_identity = client.map(|c| c.identity.summary());
+    let peer_identity = peer_identity.as_deref();
     let message = match Message::parse(raw) {
         Ok(m) => m,
         Err(err) => {
             let header = Header::guess(raw);
-            let failure = Failure::reject(ErrorCode::SegmentSequence, None, err.0.clone());
+            let (application, facility) = guessed_sender(&header);
+            let binding = sender_binding(client, &application, &facility);
+            let bound = binding.is_ok();
+            let failure = binding.err().unwrap_or_else(|| {
+                Failure::reject(ErrorCode::SegmentSequence, None, err.0.clone())
+            });
             let sender = format!("{}|{}", header.sending_app, header.sending_facility);
-            let control = (!header.control_id.is_empty()).then(|| header.control_id.clone());
+            let control =
+                (bound && !header.control_id.is_empty()).then(|| header.control_id.clone());
             let inbound = Inbound {
                 sender: &sender,
                 control_id: control.as_deref(),
                 message_type: "",
                 received,
                 raw,
+                peer_identity,
             };
             return record(
                 fhir, &inbound, &header, failure, replay_of, received, &timestamp,
@@ -123,18 +167,24 @@ pub async fn handle(
     };
     let header = Header::of(&message);
     let sender = sender_of(&message);
+    let msh = message.msh();
+    let binding = sender_binding(client, &msh.get(3).comp(1), &msh.get(4).comp(1));
     let control = message.control_id();
     let (code, trigger, _) = message.message_type();
     let message_type = format!("{code}^{trigger}");
     let inbound = Inbound {
         sender: &sender,
-        control_id: (!control.is_empty()).then_some(control.as_str()),
+        control_id: (binding.is_ok() && !control.is_empty()).then_some(control.as_str()),
         message_type: &message_type,
         received,
         raw,
+        peer_identity,
     };
     let processing = |m: &Message| ack::check_processing_id(m, &fhir.hl7v2_processing_ids);
-    if let Err(failure) = check(&message).and_then(|()| processing(&message)) {
+    if let Err(failure) = binding
+        .and_then(|()| check(&message))
+        .and_then(|()| processing(&message))
+    {
         return record(
             fhir, &inbound, &header, failure, replay_of, received, &timestamp,
         )
@@ -275,16 +325,27 @@ pub struct Oversize {
 /// bounded by `mllp_max_message_bytes`) as a rejected message (`head`: the
 /// raw bytes as far as the limit; status `rejected`, listed by `charaka hl7
 /// list --failed`) and builds its AR (error 207). A message seen before
-/// (same sender and control id) gets its original ACK.
-pub async fn oversize(fhir: &Fhir, head: &[u8]) -> Result<Oversize, Unavailable> {
+/// (same sender and control id) gets its original ACK. From a `client`
+/// bound to its certificate whose MSH-3/MSH-4 name another, the binding's
+/// AR instead, as in `handle`.
+pub async fn oversize(
+    fhir: &Fhir,
+    head: &[u8],
+    client: Option<&Client>,
+) -> Result<Oversize, Unavailable> {
     let received = crate::fhir::datetime::now_micros();
     let header = Header::guess(head);
     let has_msh = head.starts_with(b"MSH") && head.len() > 8;
-    let failure = Failure::reject(
-        ErrorCode::InternalError,
-        None,
-        format!("{OVERSIZE} ({} bytes); it was not applied", head.len()),
-    );
+    let (application, facility) = guessed_sender(&header);
+    let binding = sender_binding(client, &application, &facility);
+    let bound = binding.is_ok();
+    let failure = binding.err().unwrap_or_else(|| {
+        Failure::reject(
+            ErrorCode::InternalError,
+            None,
+            format!("{OVERSIZE} ({} bytes); it was not applied", head.len()),
+        )
+    });
     let ack = ack::build(
         &header,
         AckCode::Reject,
@@ -303,13 +364,15 @@ pub async fn oversize(fhir: &Fhir, head: &[u8]) -> Result<Oversize, Unavailable>
     } else {
         String::new()
     };
-    let control = (!header.control_id.is_empty()).then(|| header.control_id.clone());
+    let control = (bound && !header.control_id.is_empty()).then(|| header.control_id.clone());
+    let peer_identity = client.map(|c| c.identity.summary());
     let inbound = Inbound {
         sender: &sender,
         control_id: control.as_deref(),
         message_type: &message_type,
         received,
         raw: head,
+        peer_identity: peer_identity.as_deref(),
     };
     let error = failure.summary();
     match fhir
@@ -369,8 +432,20 @@ pub async fn replay(fhir: &Fhir, id: i64) -> Result<Outcome, FhirError> {
             "HL7 v2 message {id} was cut at the size limit; the sender must send it again"
         )));
     }
+    if stored
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains(peer::NOT_BOUND))
+    {
+        // A replay has no client certificate to check the sender against.
+        return Err(FhirError::conflict(format!(
+            "HL7 v2 message {id} was refused because its sender (MSH-3/MSH-4) does not name \
+             the client certificate it came with; the named sender must send it over its own \
+             connection"
+        )));
+    }
     let raw = stored.raw.unwrap_or_default();
-    handle(fhir, &raw, Some(id)).await.map_err(|u| u.0)
+    handle(fhir, &raw, None, Some(id)).await.map_err(|u| u.0)
 }
 
 #[cfg(test)]

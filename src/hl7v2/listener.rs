@@ -12,6 +12,16 @@
 //! closed. On shutdown the listener stops accepting; each connection
 //! finishes the message it is processing, sends its ACK, then closes;
 //! `Listener::run` returns once every connection task has ended.
+//!
+//! At most `max_connections` connections are open at once: each task holds
+//! a permit of one semaphore for its whole life (the TLS handshake
+//! included), so a connection that ends frees its slot. A connection beyond
+//! the cap is accepted and closed at once, nothing read from it, with one
+//! warning naming the peer address; the open ones go on undisturbed.
+//!
+//! Over mutual TLS, the names of the client's verified certificate
+//! (`super::peer`) go with each of its messages to `ingest::handle`, which
+//! logs them and, with `bind_sender`, checks MSH-3/MSH-4 against them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,11 +29,12 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::ingest;
 use super::mllp::{Connection, Frame};
+use super::peer::{Client, ClientIdentity};
 use super::tls::MllpTls;
 use crate::service::Fhir;
 
@@ -40,6 +51,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Settings {
     pub max_message_bytes: usize,
     pub idle_timeout: Duration,
+    /// Most connections open at once (`mllp_max_connections`, at least 1).
+    pub max_connections: usize,
+    /// Over mutual TLS: MSH-3/MSH-4 must name the client certificate
+    /// (`mllp_tls_bind_sender`).
+    pub bind_sender: bool,
 }
 
 /// The accept loop.
@@ -49,6 +65,8 @@ pub struct Listener {
     settings: Settings,
     /// None: plain TCP.
     tls: Option<MllpTls>,
+    /// One permit per open connection.
+    connections: Arc<Semaphore>,
 }
 
 impl Listener {
@@ -58,11 +76,13 @@ impl Listener {
         settings: Settings,
         tls: Option<MllpTls>,
     ) -> Listener {
+        let connections = Arc::new(Semaphore::new(settings.max_connections.max(1)));
         Listener {
             listener,
             fhir,
             settings,
             tls,
+            connections,
         }
     }
 
@@ -86,6 +106,15 @@ impl Listener {
                     continue;
                 }
             };
+            let Ok(permit) = self.connections.clone().try_acquire_owned() else {
+                tracing::warn!(
+                    peer = %peer,
+                    max_connections = self.settings.max_connections,
+                    "MLLP connection refused: the connection limit is reached; closed"
+                );
+                drop(stream);
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let task = Task {
                 fhir: self.fhir.clone(),
@@ -93,9 +122,10 @@ impl Listener {
                 shutdown: shutdown.clone(),
                 peer,
                 _done: done_tx.clone(),
+                _permit: permit,
             };
             match &self.tls {
-                None => tokio::spawn(task.serve(stream)),
+                None => tokio::spawn(task.serve(stream, None)),
                 Some(tls) => tokio::spawn(task.serve_tls(tls.acceptor(), stream)),
             };
         }
@@ -112,11 +142,15 @@ struct Task {
     peer: SocketAddr,
     /// Dropped when the task ends (see `Listener::run`).
     _done: mpsc::Sender<()>,
+    /// This connection's slot under `max_connections`, freed when the task
+    /// ends.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Task {
-    /// Runs the MLLP loop over `stream`, then closes it.
-    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(self, stream: S) {
+    /// Runs the MLLP loop over `stream`, then closes it. `client`: the
+    /// mutual-TLS client, when there is one.
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(self, stream: S, client: Option<Client>) {
         let connection = Connection::new(stream, self.settings.max_message_bytes);
         let idle_timeout = self.settings.idle_timeout;
         let mut handler = Handler {
@@ -125,11 +159,33 @@ impl Task {
             idle_timeout,
             shutdown: self.shutdown,
             peer: self.peer,
+            client,
         };
         handler.run().await;
         // Over TLS: close_notify, so the peer knows the ACKs were whole.
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, handler.connection.shutdown()).await;
         drop(self._done);
+        drop(self._permit);
+    }
+
+    /// The client of a finished handshake: the names of its certificate
+    /// when it presented one (mutual TLS; rustls has verified it). A
+    /// certificate whose names cannot be read gives an identity without
+    /// names, which the sender binding refuses.
+    fn client_of(&self, tls: &tokio_rustls::server::TlsStream<TcpStream>) -> Option<Client> {
+        let der = tls.get_ref().1.peer_certificates()?.first()?;
+        let identity = ClientIdentity::from_der(der).unwrap_or_else(|err| {
+            tracing::warn!(
+                peer = %self.peer,
+                reason = %err.0,
+                "MLLP client certificate names could not be read"
+            );
+            ClientIdentity::default()
+        });
+        Some(Client {
+            identity,
+            bind_sender: self.settings.bind_sender,
+        })
     }
 
     /// Completes the TLS handshake within `HANDSHAKE_TIMEOUT` (or the idle
@@ -146,7 +202,10 @@ impl Task {
             _ = self.shutdown.changed() => return,
         };
         match handshake {
-            Ok(Ok(tls)) => self.serve(tls).await,
+            Ok(Ok(tls)) => {
+                let client = self.client_of(&tls);
+                self.serve(tls, client).await
+            }
             Ok(Err(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
                 // A bare connect and close (a load balancer's health check).
                 tracing::info!(peer = %self.peer, "MLLP connection closed during the TLS handshake");
@@ -168,6 +227,8 @@ struct Handler<S> {
     idle_timeout: Duration,
     shutdown: watch::Receiver<bool>,
     peer: SocketAddr,
+    /// The mutual-TLS client (None over plain TCP or one-way TLS).
+    client: Option<Client>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
@@ -195,7 +256,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
             match frame {
                 Frame::Message(raw) => {
                     let fhir: &Fhir = (*self.fhir).as_ref();
-                    match ingest::handle(fhir, &raw, None).await {
+                    match ingest::handle(fhir, &raw, self.client.as_ref(), None).await {
                         Ok(outcome) => {
                             messages += 1;
                             if self.connection.write_frame(&outcome.ack).await.is_err() {
@@ -219,7 +280,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
                         "MLLP frame over the size limit; logged as rejected, closing"
                     );
                     let fhir: &Fhir = (*self.fhir).as_ref();
-                    match ingest::oversize(fhir, &head).await {
+                    match ingest::oversize(fhir, &head, self.client.as_ref()).await {
                         Ok(answer) if answer.acknowledge => {
                             let _ = self.connection.write_frame(&answer.ack).await;
                         }

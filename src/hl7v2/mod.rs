@@ -8,6 +8,8 @@
 //!   graceful shutdown, the TLS handshake when configured;
 //! - `tls`: MLLP over TLS: the rustls configuration from PEM files (mutual
 //!   TLS with a client CA bundle), reloaded like HTTPS's;
+//! - `peer`: the names of a mutual-TLS client's certificate (logged with
+//!   its messages) and the sender binding of MSH-3/MSH-4 to them;
 //! - `message`: ER7 parsing (encoding characters, escapes, repetitions,
 //!   components, subcomponents, character sets);
 //! - `map/`: one file per message family, each producing one FHIR
@@ -22,4 +24,5 @@ pub mod listener;
 pub mod map;
 pub mod message;
 pub mod mllp;
+pub mod peer;
 pub mod tls;

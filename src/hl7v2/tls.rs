@@ -6,7 +6,10 @@
 //! Reloaded like the HTTPS certificate: on SIGHUP (`serve`), when a file's
 //! modification time changes (checked every minute), or by
 //! `MllpTls::reload`. New connections get the new configuration, open ones
-//! keep theirs; a reload that fails keeps the configuration in use.
+//! keep theirs; a reload that fails keeps the configuration in use. A
+//! reload reads the files (and the watch their modification times) on
+//! tokio's blocking pool, as HTTPS reads its own through tokio's file I/O,
+//! so that slow storage never holds up a runtime worker serving messages.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -64,9 +67,14 @@ impl MllpTls {
     }
 
     /// Reads the files again; new connections get the new configuration.
-    pub fn reload(&self) -> anyhow::Result<()> {
-        let stamps = self.files.stamps();
-        let config = server_config(&self.files)?;
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        let files = self.files.clone();
+        let (stamps, config) = tokio::task::spawn_blocking(move || {
+            let stamps = files.stamps();
+            server_config(&files).map(|config| (stamps, config))
+        })
+        .await
+        .context("reading the MLLP TLS files")??;
         *self.current.write().expect("mllp tls lock") = Arc::new(config);
         *self.loaded.lock().expect("mllp tls lock") = stamps;
         Ok(())
@@ -83,11 +91,15 @@ impl MllpTls {
     }
 
     /// Reloads when a file changed since the last load.
-    fn reload_if_changed(&self) {
-        if *self.loaded.lock().expect("mllp tls lock") == self.files.stamps() {
+    async fn reload_if_changed(&self) {
+        let files = self.files.clone();
+        let Ok(now) = tokio::task::spawn_blocking(move || files.stamps()).await else {
+            return;
+        };
+        if *self.loaded.lock().expect("mllp tls lock") == now {
             return;
         }
-        match self.reload() {
+        match self.reload().await {
             Ok(()) => tracing::info!("MLLP TLS certificate reloaded (files changed)"),
             Err(e) => tracing::warn!(
                 error = %format!("{e:#}"),
@@ -100,8 +112,8 @@ impl MllpTls {
     pub fn watch(&self) -> tokio::task::JoinHandle<()> {
         let tls = self.clone();
         crate::tls::every_watch_interval(move || {
-            tls.reload_if_changed();
-            std::future::ready(())
+            let tls = tls.clone();
+            async move { tls.reload_if_changed().await }
         })
     }
 }

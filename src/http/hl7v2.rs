@@ -1,6 +1,7 @@
 //! HTTP edge of the HL7 v2 bridge: `POST [base]/$hl7v2-ingest` (one ER7
 //! message in, its ACK out), `GET [base]/$hl7v2-messages` (the message log;
-//! `?status=failed|rejected|applied`, `_count`) and
+//! `?status=failed|rejected|applied`, `_count`; each row with the client
+//! certificate of a mutual-TLS MLLP message, `peerIdentity`) and
 //! `POST [base]/$hl7v2-replay?id=N`. Thin: the pipeline is `hl7v2::ingest`.
 //!
 //! The ingest body is bounded by `mllp_max_message_bytes`, as an MLLP frame
@@ -112,7 +113,7 @@ pub async fn ingest(
         Ok(Read::Whole(body)) => body,
         Ok(Read::TooLarge(head)) => {
             tracing::warn!("HL7 v2 HTTP body over the size limit; logged as rejected");
-            return match ingest::oversize(&app.fhir, &head).await {
+            return match ingest::oversize(&app.fhir, &head, None).await {
                 Ok(answer) => ack_response(answer.ack),
                 Err(ingest::Unavailable(err)) => not_stored(err),
             };
@@ -123,7 +124,8 @@ pub async fn ingest(
             )))
         }
     };
-    match ingest::handle(&app.fhir, &body, None).await {
+    // No client certificate over HTTP: the log row's peer identity is empty.
+    match ingest::handle(&app.fhir, &body, None, None).await {
         Ok(outcome) => ack_response(outcome.ack),
         Err(ingest::Unavailable(err)) => not_stored(err),
     }
@@ -165,6 +167,7 @@ pub async fn list(
                         "error": r.error,
                         "resources": r.resources.map(|s| s.split(' ').filter(|x| !x.is_empty()).map(str::to_string).collect::<Vec<_>>()),
                         "attempts": r.attempts,
+                        "peerIdentity": r.peer_identity,
                     })
                 })
                 .collect();

@@ -25,6 +25,9 @@ pub struct Inbound<'a> {
     /// Microseconds since the Unix epoch.
     pub received: i64,
     pub raw: &'a [u8],
+    /// The names of the mutual-TLS client certificate it came with
+    /// (`hl7v2::peer::ClientIdentity::summary`); None otherwise.
+    pub peer_identity: Option<&'a str>,
 }
 
 /// One attempt: the log id, the resources written and the message's audit
@@ -78,6 +81,7 @@ pub struct MessageJob {
     message_type: String,
     received: i64,
     raw: Vec<u8>,
+    peer_identity: Option<String>,
     prepared: PreparedBundle,
     ack: Vec<u8>,
     replay_of: Option<i64>,
@@ -91,6 +95,7 @@ impl MessageJob {
             message_type: &self.message_type,
             received: self.received,
             raw: &self.raw,
+            peer_identity: self.peer_identity.as_deref(),
         }
     }
 }
@@ -124,6 +129,7 @@ impl Fhir {
             message_type: m.message_type.to_string(),
             received: m.received,
             raw: m.raw.to_vec(),
+            peer_identity: m.peer_identity.map(str::to_string),
             prepared,
             ack: ack.to_vec(),
             replay_of,
@@ -328,6 +334,7 @@ impl Fhir {
                         error: None,
                         resources: Some(&list),
                         raw: m.raw,
+                        peer_identity: m.peer_identity,
                     },
                 )
                 .await?
@@ -377,6 +384,7 @@ impl Fhir {
                     error: Some(error),
                     resources: None,
                     raw: m.raw,
+                    peer_identity: m.peer_identity,
                 },
             )
             .await?;

@@ -21,6 +21,9 @@ pub struct NewMessage<'a> {
     pub error: Option<&'a str>,
     pub resources: Option<&'a str>,
     pub raw: &'a [u8],
+    /// The mutual-TLS client certificate's names; None over plain MLLP and
+    /// HTTP.
+    pub peer_identity: Option<&'a str>,
 }
 
 /// A stored message, as listed (without its raw bytes) or read whole.
@@ -36,6 +39,8 @@ pub struct StoredMessage {
     pub error: Option<String>,
     pub resources: Option<String>,
     pub attempts: i64,
+    /// The mutual-TLS client certificate's names (CN, DNS and URI SANs).
+    pub peer_identity: Option<String>,
     /// Present when read whole.
     pub raw: Option<Vec<u8>>,
 }
@@ -49,7 +54,7 @@ pub struct PriorAck {
 }
 
 const COLUMNS: &str = "id, sender, control_id, message_type, received, status, ack_code, \
-                       error, resources, attempts";
+                       error, resources, attempts, peer_identity";
 
 fn opt_text(row: &Row, i: usize) -> Result<Option<String>, StoreError> {
     if row.is_null(i)? {
@@ -84,7 +89,7 @@ fn from_row(
 ) -> Result<StoredMessage, StoreError> {
     let (sender, control_id, received) = (row.text(1)?, opt_text(row, 2)?, row.int(4)?);
     let raw = if with_raw {
-        match row.opt_bytes(10)? {
+        match row.opt_bytes(11)? {
             Some(stored) => {
                 let aad = message_aad(
                     tenant,
@@ -111,6 +116,7 @@ fn from_row(
         error: opt_text(row, 7)?,
         resources: opt_text(row, 8)?,
         attempts: row.int(9)?,
+        peer_identity: opt_text(row, 10)?,
         raw,
     })
 }
@@ -160,8 +166,8 @@ pub async fn insert(
     let aad = |part| message_aad(tenant, m.sender, m.control_id, m.received, part);
     let mut q = Query::new(
         "INSERT INTO hl7v2_messages (tenant, sender, control_id, message_type, received, \
-         status, ack_code, ack, error, resources, raw) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+         status, ack_code, ack, error, resources, raw, peer_identity) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .int(tenant)
     .text(m.sender);
@@ -175,6 +181,7 @@ pub async fn insert(
     q = opt(q, m.error);
     q = opt(q, m.resources);
     q = q.bytes(codec.encode(m.raw, &aad(MessagePart::Raw)));
+    q = opt(q, m.peer_identity);
     let row = conn
         .fetch_optional(&q)
         .await?

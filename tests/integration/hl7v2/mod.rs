@@ -2,6 +2,7 @@
 //! the resources created (field by field), duplicates, framing, the failed
 //! message queue and replay, restarts, and the shared sample messages.
 
+mod connections;
 mod crash;
 mod document;
 mod financial;

@@ -1,7 +1,8 @@
 //! MLLP over TLS: messages over a real TLS connection (rustls client), a
 //! plain-TCP client and a silent client on the TLS port (refused, the
 //! listener goes on), mutual TLS (a client certificate from the configured
-//! CA is required), and certificate reload.
+//! CA is required; its names are logged with each message), the sender
+//! binding of MSH-3/MSH-4 to the certificate, and certificate reload.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -87,6 +88,12 @@ impl Pki {
         client_cert_from(Some(&self.ca))
     }
 
+    /// A client certificate signed by the test CA with this Common Name and
+    /// these DNS names.
+    fn client_cert_named(&self, cn: &str, dns: &[&str]) -> ClientCert {
+        client_cert_with(Some(&self.ca), cn, dns)
+    }
+
     /// Configures MLLP over TLS; with `mutual`, client certificates from the
     /// test CA are required.
     fn configure(&self, config: &mut Config, mutual: bool) {
@@ -99,10 +106,19 @@ impl Pki {
 
 /// A client certificate signed by `ca`, or self-signed.
 fn client_cert_from(ca: Option<&CertifiedIssuer<'static, KeyPair>>) -> ClientCert {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "lab interface engine");
+    client_cert_with(ca, "lab interface engine", &[])
+}
+
+/// A client certificate with Common Name `cn` and DNS names `dns`, signed
+/// by `ca`, or self-signed.
+fn client_cert_with(
+    ca: Option<&CertifiedIssuer<'static, KeyPair>>,
+    cn: &str,
+    dns: &[&str],
+) -> ClientCert {
+    let dns: Vec<String> = dns.iter().map(|d| d.to_string()).collect();
+    let mut params = CertificateParams::new(dns).unwrap();
+    params.distinguished_name.push(DnType::CommonName, cn);
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let key = KeyPair::generate().unwrap();
     let cert = match ca {
@@ -291,7 +307,7 @@ async fn certificate_reload() {
     );
 
     pki.issue_server_cert();
-    s.mllp_tls().unwrap().reload().unwrap();
+    s.mllp_tls().unwrap().reload().await.unwrap();
     let second = connector(&pki.server_cert, None);
     assert_eq!(send_over_tls(&s, &second, "TLS401").await, "AA");
     assert!(
@@ -300,7 +316,220 @@ async fn certificate_reload() {
     );
 
     std::fs::write(pki.server_key_file(), "not a key").unwrap();
-    assert!(s.mllp_tls().unwrap().reload().is_err());
+    assert!(s.mllp_tls().unwrap().reload().await.is_err());
     assert_eq!(send_over_tls(&s, &second, "TLS402").await, "AA");
     s.stop().await;
+}
+
+/// Sends `message` over a TLS connection of `connector`; returns the ACK.
+async fn send_message(s: &TestServer, connector: &TlsConnector, message: &str) -> String {
+    let mut c = connect_tls(s, connector).await.expect("TLS handshake");
+    c.send(message).await
+}
+
+/// The message log's row of `control` (the admin endpoint).
+async fn log_row(s: &TestServer, control: &str) -> serde_json::Value {
+    let list = s.get("$hl7v2-messages?_count=1000").await.json();
+    list["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["controlId"] == control)
+        .unwrap_or_else(|| panic!("{control} logged: {list}"))
+        .clone()
+}
+
+/// Mutual TLS without the sender binding: the client certificate's names
+/// are logged with each message (CN, DNS and URI SANs) and shown by the
+/// message log and `charaka hl7 list`; a client whose certificate names
+/// another sender than MSH-3/MSH-4 is applied all the same; a message over
+/// HTTP has no peer identity.
+async fn peer_identity_logged(s: &TestServer, pki: &Pki) {
+    let north = connector(
+        &pki.server_cert,
+        Some(&pki.client_cert_named("NORTH", &["north.example.org"])),
+    );
+    let south = connector(&pki.server_cert, Some(&pki.client_cert_named("SOUTH", &[])));
+    // MSH-3 REG, MSH-4 NORTH.
+    let ack = send_message(s, &north, &adt("A01", "PEER-1", "TLS500", "Peer")).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+    let ack = send_message(s, &south, &adt("A01", "PEER-2", "TLS501", "Peer")).await;
+    assert_eq!(ack_code(&ack), "AA", "binding off: {ack}");
+    assert_eq!(patients(s, "TLS500").await, 1);
+    assert_eq!(patients(s, "TLS501").await, 1);
+
+    let row = log_row(s, "PEER-1").await;
+    assert_eq!(
+        row["peerIdentity"], "CN=NORTH; DNS=north.example.org",
+        "{row}"
+    );
+    assert_eq!(log_row(s, "PEER-2").await["peerIdentity"], "CN=SOUTH");
+    // A failed message (AE: PID-3 missing) keeps it too.
+    let bad = adt("A01", "PEER-3", "TLS502", "Peer").replace(
+        "PID|1||TLS502^^^NORTH&1.2.840.99&ISO^MR~999-11-2222^^^SSA^SS|",
+        "PID|1|||",
+    );
+    let ack = send_message(s, &north, &bad).await;
+    assert_eq!(ack_code(&ack), "AE", "{ack}");
+    assert_eq!(
+        log_row(s, "PEER-3").await["peerIdentity"],
+        "CN=NORTH; DNS=north.example.org"
+    );
+
+    // Over HTTP: no client certificate.
+    let r = s
+        .send(
+            reqwest::Method::POST,
+            "$hl7v2-ingest",
+            Some(adt("A01", "PEER-4", "TLS503", "Peer").into_bytes()),
+            &[("content-type", "x-application/hl7-v2+er7")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(ack_code(&r.text), "AA", "{}", r.text);
+    let row = log_row(s, "PEER-4").await;
+    assert!(row["peerIdentity"].is_null(), "{row}");
+
+    if s.config().database_url.starts_with("sqlite:") {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_charaka"))
+            .args(["hl7", "list", "--database-url", &s.config().database_url])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = |control: &str| {
+            stdout
+                .lines()
+                .find(|l| l.contains(control))
+                .unwrap_or_else(|| panic!("{stdout}"))
+                .to_string()
+        };
+        assert!(
+            line("PEER-1").ends_with(" [CN=NORTH; DNS=north.example.org]"),
+            "{stdout}"
+        );
+        assert!(!line("PEER-4").contains("[CN="), "{stdout}");
+    }
+}
+
+/// The sender binding: a certificate named as MSH-4 (its CN or a DNS name,
+/// any case) gets AA; another gets AR with ERR 103 at MSH-4, nothing
+/// applied, the message logged as rejected without its control id (so the
+/// named sender's own message with that id is still applied), and never
+/// replayed.
+async fn sender_binding(s: &TestServer, pki: &Pki) {
+    let north = connector(&pki.server_cert, Some(&pki.client_cert_named("NORTH", &[])));
+    let south = connector(
+        &pki.server_cert,
+        Some(&pki.client_cert_named("SOUTH", &["south.example.org"])),
+    );
+    let by_dns = connector(
+        &pki.server_cert,
+        Some(&pki.client_cert_named("interface engine", &["north"])),
+    );
+
+    let ack = send_message(s, &north, &adt("A01", "BIND-1", "TLS600", "Bound")).await;
+    assert_eq!(ack_code(&ack), "AA", "CN = MSH-4: {ack}");
+    assert_eq!(patients(s, "TLS600").await, 1);
+    let ack = send_message(s, &by_dns, &adt("A01", "BIND-2", "TLS601", "Bound")).await;
+    assert_eq!(
+        ack_code(&ack),
+        "AA",
+        "a DNS name = MSH-4 (case ignored): {ack}"
+    );
+
+    let ack = send_message(s, &south, &adt("A01", "BIND-3", "TLS602", "Bound")).await;
+    assert_eq!(ack_code(&ack), "AR", "{ack}");
+    assert!(ack.contains("MSA|AR|BIND-3|"), "{ack}");
+    let err = super::segment(&ack, "ERR").unwrap();
+    assert!(
+        err.starts_with("ERR||MSH^1^4|103^Table value not found^HL70357|E||||"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "MSH-3 (sending application) `REG` and MSH-4 (sending facility) `NORTH` do not \
+             name the client certificate (CN `SOUTH`, DNS `south.example.org`)"
+        ),
+        "{err}"
+    );
+    assert_eq!(patients(s, "TLS602").await, 0, "nothing applied");
+    let list = s.get("$hl7v2-messages?status=rejected").await.json();
+    let rows = list["messages"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{list}");
+    let row = &rows[0];
+    assert_eq!(row["ack"], "AR");
+    assert!(row["controlId"].is_null(), "{row}");
+    assert_eq!(row["sender"], "REG|NORTH");
+    assert_eq!(row["peerIdentity"], "CN=SOUTH; DNS=south.example.org");
+    assert!(
+        row["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("103 Table value not found: MSH-3"),
+        "{row}"
+    );
+    let r = super::replay(s, row["id"].as_i64().unwrap()).await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(patients(s, "TLS602").await, 0, "not replayed");
+
+    // The same control id from the sender MSH-4 names: applied, not
+    // answered with the other client's AR.
+    let ack = send_message(s, &north, &adt("A01", "BIND-3", "TLS602", "Bound")).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+    assert_eq!(patients(s, "TLS602").await, 1);
+    // And a message the refused client sends for itself is applied.
+    let own = adt("A01", "BIND-4", "TLS603", "Bound").replacen("|REG|NORTH|", "|REG|SOUTH|", 1);
+    let ack = send_message(s, &south, &own).await;
+    assert_eq!(ack_code(&ack), "AA", "{ack}");
+}
+
+async fn peer_identity_on(server: Option<TestServer>, pki: Pki) {
+    let Some(s) = server else { return };
+    peer_identity_logged(&s, &pki).await;
+    s.stop().await;
+}
+
+async fn sender_binding_on(server: Option<TestServer>, pki: Pki) {
+    let Some(s) = server else { return };
+    sender_binding(&s, &pki).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_identity_logged_on_sqlite() {
+    let pki = Pki::new();
+    let s = TestServer::sqlite_with(|c| pki.configure(c, true)).await;
+    peer_identity_on(Some(s), pki).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_identity_logged_on_postgres() {
+    let pki = Pki::new();
+    let s = TestServer::postgres_with(|c| pki.configure(c, true)).await;
+    peer_identity_on(s, pki).await;
+}
+
+fn bind_sender(pki: &Pki, config: &mut Config) {
+    pki.configure(config, true);
+    config.mllp_tls_bind_sender = true;
+    config.validate().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_binding_on_sqlite() {
+    let pki = Pki::new();
+    let s = TestServer::sqlite_with(|c| bind_sender(&pki, c)).await;
+    sender_binding_on(Some(s), pki).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_binding_on_postgres() {
+    let pki = Pki::new();
+    let s = TestServer::postgres_with(|c| bind_sender(&pki, c)).await;
+    sender_binding_on(s, pki).await;
 }
