@@ -487,6 +487,16 @@ impl Registry {
         self.by_type.get(rtype)?.get(code)
     }
 
+    /// Whether `pid` is the index key of one of `rtype`'s own parameters
+    /// (or of their components), numbered under `rtype`: its index rows
+    /// belong to resources of `rtype` only. Parameters common to every type
+    /// are numbered under `Resource` and are not.
+    pub fn numbers_under(&self, rtype: &str, pid: i64) -> bool {
+        self.params(rtype).any(|p| {
+            p.key_type == rtype && (p.pid == pid || p.components.iter().any(|c| c.pid == pid))
+        })
+    }
+
     /// Every parameter of `rtype`, by code.
     pub fn params(&self, rtype: &str) -> impl Iterator<Item = &Arc<SearchParam>> {
         self.by_type.get(rtype).into_iter().flat_map(|m| m.values())

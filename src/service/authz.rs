@@ -229,6 +229,7 @@ impl Fhir {
                 sort: Vec::new(),
                 count: 1,
                 page: crate::store::query::PageAt::First,
+                counted_by_index: false,
             };
             if reader.count(self.tenant, &q).await? > 0 {
                 return Ok(true);

@@ -449,8 +449,26 @@ impl Fhir {
         // Codes of `:in`, `:not-in`, `:below`, `:above` from the terminology.
         self.resolve_code_sets(&mut filters).await?;
 
+        let counted_by_index = match types.as_slice() {
+            [rtype] => {
+                !filters.is_empty()
+                    && filters.iter().all(|f| match f {
+                        Filter::Index {
+                            pids,
+                            negate: false,
+                            ..
+                        } => {
+                            !pids.is_empty()
+                                && pids.iter().all(|&pid| reg.numbers_under(rtype, pid))
+                        }
+                        _ => false,
+                    })
+            }
+            _ => false,
+        };
         let query = SearchQuery {
             types: types.clone(),
+            counted_by_index,
             filters,
             sort,
             count: if summary == Some(Summary::Count) {

@@ -399,8 +399,52 @@ async fn contained_parameters(s: &TestServer) {
     }
 }
 
+/// `_total=accurate` counts live matches only, whether the count is taken
+/// from the index rows (parameters of the searched type) or through the
+/// resources (parameters common to every type, such as `_tag`).
+async fn accurate_totals_count_live_matches(s: &TestServer) {
+    let obs = |code: &str| {
+        json!({"resourceType": "Observation", "status": "final",
+               "meta": {"tag": [{"system": "urn:t", "code": "counted"}]},
+               "code": {"coding": [{"system": "urn:c", "code": code}]}})
+    };
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(create_id(s, obs("tally")).await);
+    }
+    // Another type with the same tag: not an Observation.
+    let patient = json!({"resourceType": "Patient",
+        "meta": {"tag": [{"system": "urn:t", "code": "counted"}]}});
+    create_id(s, patient).await;
+    // One deleted, one changed to another code, one amended (still a match).
+    let deleted = s.delete(&format!("Observation/{}", ids[0])).await.status;
+    assert!(deleted == 200 || deleted == 204, "delete: {deleted}");
+    put_id(s, obs("other"), &ids[1]).await;
+    let mut amended = obs("tally");
+    amended["status"] = json!("amended");
+    put_id(s, amended, &ids[2]).await;
+
+    let total = |b: &Value| b["total"].as_i64();
+    let b = search(s, "Observation?code=urn:c|tally&_total=accurate&_count=1").await;
+    assert_eq!(total(&b), Some(2), "{b}");
+    let b = search(s, "Observation?code=tally&status=final&_total=accurate").await;
+    assert_eq!(total(&b), Some(1), "{b}");
+    assert_eq!(match_ids(&b), vec![ids[3].clone()]);
+    let b = search(s, "Observation?code=tally,other&_summary=count").await;
+    assert_eq!(total(&b), Some(3), "{b}");
+    let b = search(s, "Observation?_tag=urn:t|counted&_total=accurate").await;
+    assert_eq!(total(&b), Some(3), "{b}");
+    let b = search(
+        s,
+        "Observation?_tag=urn:t|counted&code=tally&_total=accurate",
+    )
+    .await;
+    assert_eq!(total(&b), Some(2), "{b}");
+}
+
 crate::on_both_databases!(
     sorting,
+    accurate_totals_count_live_matches,
     contained_parameters,
     count_total_summary_elements,
     paging_default_order,
