@@ -26,6 +26,7 @@ pub mod read;
 pub mod references;
 pub mod reindex;
 pub mod search;
+pub mod search_contained;
 pub mod search_codes;
 pub mod search_params;
 pub mod terminology;
