@@ -273,7 +273,14 @@ impl Fhir {
         let mut contained = ContainedMode::of(params)?;
         let mut contained_unsupported: Option<String> = None;
         if contained.searches_contained() && !matches!(scope, SearchScope::Type(_)) {
-            let message = "_contained=true|both is supported on type searches (GET [base]/[type]) only".to_string();
+            let value = if contained.matches == Matches::Both {
+                "both"
+            } else {
+                "true"
+            };
+            let message = format!(
+                "_contained={value} is supported on type searches (GET [base]/[type]) only"
+            );
             if strict {
                 return Err(FhirError::not_supported(message));
             }

@@ -39,14 +39,14 @@ impl ContainedQuery {
     fn matches(&self, p: &mut Planner) -> String {
         let conds = p.contained_conds(&self.rtype, &self.filters, "k");
         let mut sql = format!(
-            "m(rid, pos) AS (SELECT k.rid, k.grp FROM sp_token k WHERE k.tenant = {} AND {conds}",
+            "m(rid, pos) AS (SELECT k.rid, CAST(k.grp AS BIGINT) FROM sp_token k WHERE k.tenant = {} AND {conds}",
             p.tenant
         );
         if let Some(plain) = &self.plain {
             let ty = p.text(&self.rtype);
             let w = p.filters(plain, "o");
             sql.push_str(&format!(
-                " UNION ALL SELECT o.rid, -1 FROM resources o WHERE o.tenant = {} \
+                " UNION ALL SELECT o.rid, CAST(-1 AS BIGINT) FROM resources o WHERE o.tenant = {} \
                  AND o.type = {ty} AND o.deleted = 0 AND {w}",
                 p.tenant
             ));
