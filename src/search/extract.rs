@@ -815,6 +815,96 @@ mod tests {
     }
 
     #[test]
+    fn contained_resources_get_rows_of_their_own() {
+        use crate::search::contained::contained_pid;
+        let o = json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "1-1"}]},
+            "contained": [
+                {"resourceType": "Patient", "id": "p1", "name": [{"family": "Taylor"}]},
+                {"resourceType": "Observation", "id": "o2", "status": "final",
+                 "code": {"coding": [{"system": "http://loinc.org", "code": "2-2"}]},
+                 "valueQuantity": {"value": 1, "system": "http://unitsofmeasure.org", "code": "mg"}}],
+            "subject": {"reference": "#p1"}, "hasMember": [{"reference": "#o2"}]});
+        let rows = index_rows(registry(), "Observation", &o, BASE);
+        // The container's own code only under the ordinary key.
+        let code = pid("Observation", "code");
+        let codes: Vec<&str> = rows
+            .tokens
+            .iter()
+            .filter(|r| r.pid == code)
+            .map(|r| r.code.as_str())
+            .collect();
+        assert_eq!(codes, vec!["1-1"]);
+        // The contained Observation's under `#Observation`, position 1.
+        let inner = contained_pid("Observation", "code");
+        let inner: Vec<(i64, &str)> = rows
+            .tokens
+            .iter()
+            .filter(|r| r.pid == inner)
+            .map(|r| (r.grp, r.code.as_str()))
+            .collect();
+        assert_eq!(inner, vec![(1, "2-2")]);
+        let name = contained_pid("Patient", "name");
+        assert!(rows
+            .strings
+            .iter()
+            .any(|r| r.pid == name && r.grp == 0 && r.norm == "taylor"));
+        let ids: Vec<(i64, &str)> = rows
+            .tokens
+            .iter()
+            .filter(|r| r.pid == contained_pid("Patient", "_id") || r.pid == contained_pid("Observation", "_id"))
+            .map(|r| (r.grp, r.code.as_str()))
+            .collect();
+        assert_eq!(ids, vec![(0, "p1"), (1, "o2")]);
+        // No composite rows for contained resources.
+        let cvq = contained_pid("Observation", "code-value-quantity$0");
+        assert!(rows.tokens.iter().all(|r| r.pid != cvq));
+        // Local references: the target's position and type, `#id`.
+        let subject = pid("Observation", "subject:contained");
+        let local: Vec<(i64, &str, &str)> = rows
+            .references
+            .iter()
+            .filter(|r| r.pid == subject)
+            .map(|r| (r.grp, r.ttype.as_str(), r.tid.as_str()))
+            .collect();
+        assert_eq!(local, vec![(0, "Patient", "#p1")]);
+        assert!(rows
+            .references
+            .iter()
+            .all(|r| r.pid != pid("Observation", "subject")));
+    }
+
+    /// How many index rows contained resources add to the Synthea sample
+    /// (printed; README "Contained resources" quotes it).
+    #[test]
+    fn synthea_contained_rows() {
+        let Some(dir) = std::env::var_os("CHARAKA_SHARED") else {
+            eprintln!("CHARAKA_SHARED not set: the Synthea sample was not indexed");
+            return;
+        };
+        let dir = std::path::Path::new(&dir).join("data/synthea-sample");
+        let (mut all, mut without, mut containers) = (0, 0, 0);
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bundle: Value =
+                serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
+            for e in bundle["entry"].as_array().unwrap() {
+                let mut r = e["resource"].clone();
+                let rtype = r["resourceType"].as_str().unwrap().to_string();
+                all += index_rows(registry(), &rtype, &r, BASE).len();
+                if r.as_object_mut().unwrap().remove("contained").is_some() {
+                    containers += 1;
+                }
+                without += index_rows(registry(), &rtype, &r, BASE).len();
+            }
+        }
+        eprintln!(
+            "Synthea sample: {all} index rows, {} from contained resources of {containers} containers",
+            all - without
+        );
+        assert!(all >= without);
+    }
+
+    #[test]
     fn every_example_indexes_without_panicking() {
         let Some(dir) = std::env::var_os("CHARAKA_R4_EXAMPLES") else {
             eprintln!("CHARAKA_R4_EXAMPLES not set: the R4 examples were not indexed");
