@@ -70,7 +70,9 @@ fn collect_filter<'a>(f: &'a mut Filter, out: &mut Vec<&'a mut CodeSet>) {
                 collect_cond(c, out);
             }
         }
-        Filter::Has { filters, .. } | Filter::Contained { filters, .. } => {
+        Filter::Has { filters, .. }
+        | Filter::Contained { filters, .. }
+        | Filter::Either(filters) => {
             for f in filters {
                 collect_filter(f, out);
             }

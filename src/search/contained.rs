@@ -72,7 +72,8 @@ pub fn locals(resource: &Value) -> HashMap<String, (i64, String)> {
             c.get("resourceType").and_then(Value::as_str),
         ) {
             if crate::fhir::schema::schema().is_resource_type(t) {
-                out.entry(id.to_string()).or_insert((k as i64, t.to_string()));
+                out.entry(id.to_string())
+                    .or_insert((k as i64, t.to_string()));
             }
         }
     }
@@ -109,15 +110,20 @@ pub fn append_rows(
             .collect()
     }
     let p = position;
-    out.strings.extend(moved(rows.strings, map, p, |r| (&mut r.pid, &mut r.grp)));
-    out.tokens.extend(moved(rows.tokens, map, p, |r| (&mut r.pid, &mut r.grp)));
-    out.dates.extend(moved(rows.dates, map, p, |r| (&mut r.pid, &mut r.grp)));
-    out.numbers.extend(moved(rows.numbers, map, p, |r| (&mut r.pid, &mut r.grp)));
+    out.strings
+        .extend(moved(rows.strings, map, p, |r| (&mut r.pid, &mut r.grp)));
+    out.tokens
+        .extend(moved(rows.tokens, map, p, |r| (&mut r.pid, &mut r.grp)));
+    out.dates
+        .extend(moved(rows.dates, map, p, |r| (&mut r.pid, &mut r.grp)));
+    out.numbers
+        .extend(moved(rows.numbers, map, p, |r| (&mut r.pid, &mut r.grp)));
     out.quantities
         .extend(moved(rows.quantities, map, p, |r| (&mut r.pid, &mut r.grp)));
     out.references
         .extend(moved(rows.references, map, p, |r| (&mut r.pid, &mut r.grp)));
-    out.uris.extend(moved(rows.uris, map, p, |r| (&mut r.pid, &mut r.grp)));
+    out.uris
+        .extend(moved(rows.uris, map, p, |r| (&mut r.pid, &mut r.grp)));
     out.positions
         .extend(moved(rows.positions, map, p, |r| (&mut r.pid, &mut r.grp)));
     out.tokens.push(crate::store::index::TokenRow {
@@ -183,6 +189,12 @@ pub fn to_contained(
             groups
                 .iter()
                 .map(|g| g.iter().map(|f| to_contained(f, rtype, map)).collect())
+                .collect::<Result<_, _>>()?,
+        ),
+        Filter::Either(parts) => Filter::Either(
+            parts
+                .iter()
+                .map(|f| to_contained(f, rtype, map))
                 .collect::<Result<_, _>>()?,
         ),
         Filter::Nothing => Filter::Nothing,

@@ -37,7 +37,9 @@ pub fn index_rows(reg: &Registry, rtype: &str, resource: &Value, base_url: &str)
             }
             // A contained resource contains none (dom-2): one level.
             let inner = rows_of(reg, ct, c, base_url, None, None);
-            let map = maps.entry(ct).or_insert_with(|| contained::pid_map(reg, ct));
+            let map = maps
+                .entry(ct)
+                .or_insert_with(|| contained::pid_map(reg, ct));
             contained::append_rows(&mut rows, map, ct, k as i64, id, inner);
         }
         rows.dedup();
@@ -852,7 +854,10 @@ mod tests {
         let ids: Vec<(i64, &str)> = rows
             .tokens
             .iter()
-            .filter(|r| r.pid == contained_pid("Patient", "_id") || r.pid == contained_pid("Observation", "_id"))
+            .filter(|r| {
+                r.pid == contained_pid("Patient", "_id")
+                    || r.pid == contained_pid("Observation", "_id")
+            })
             .map(|r| (r.grp, r.code.as_str()))
             .collect();
         assert_eq!(ids, vec![(0, "p1"), (1, "o2")]);

@@ -845,17 +845,16 @@ fn parse_chain(
             filters: vec![f],
         });
     }
-    let mut pids = vec![param.pid];
-    if !local.is_empty() {
-        pids.push(local_pid);
-        alts.extend(local);
+    let ordinary = index(Table::Reference, param.pid, alts);
+    if local.is_empty() {
+        return Ok(ordinary);
     }
-    Ok(Filter::Index {
-        table: Table::Reference,
-        pids,
-        alts,
-        negate: false,
-    })
+    // Two filters, so that the ordinary chain keeps its plan (its index
+    // probes by target id) beside the local one.
+    Ok(Filter::Either(vec![
+        ordinary,
+        index(Table::Reference, local_pid, local),
+    ]))
 }
 
 /// `_has:Observation:patient:code=1234` (after `_has:`).

@@ -87,7 +87,9 @@ pub fn cut_out(container: &[u8], position: i64) -> FhirResult<(String, Bytes)> {
         .get("contained")
         .and_then(Value::as_array)
         .and_then(|c| c.get(usize::try_from(position).ok()?))
-        .ok_or_else(|| FhirError::internal("an index row names a contained resource that is not there"))?;
+        .ok_or_else(|| {
+            FhirError::internal("an index row names a contained resource that is not there")
+        })?;
     let id = item
         .get("id")
         .and_then(Value::as_str)
@@ -112,8 +114,11 @@ mod tests {
         let m = ContainedMode::of(&p(&[("code", "x")])).unwrap();
         assert_eq!(m.matches, Matches::Plain);
         assert!(!m.return_contained);
-        let m = ContainedMode::of(&p(&[("_contained", "both"), ("_containedType", "contained")]))
-            .unwrap();
+        let m = ContainedMode::of(&p(&[
+            ("_contained", "both"),
+            ("_containedType", "contained"),
+        ]))
+        .unwrap();
         assert_eq!(m.matches, Matches::Both);
         assert!(m.return_contained);
         let e = ContainedMode::of(&p(&[("_contained", "yes")])).unwrap_err();

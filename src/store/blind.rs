@@ -144,6 +144,7 @@ impl BlindIndex {
                 filters: self.filters(filters),
             },
             Filter::Or(groups) => Filter::Or(groups.iter().map(|g| self.filters(g)).collect()),
+            Filter::Either(parts) => Filter::Either(self.filters(parts)),
             Filter::Contained { rtype, filters } => Filter::Contained {
                 rtype: rtype.clone(),
                 filters: self.filters(filters),

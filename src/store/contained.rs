@@ -119,7 +119,11 @@ pub async fn search(
 }
 
 /// How many matches (`_total=accurate`).
-pub async fn count(conn: &mut Conn<'_>, tenant: i64, q: &ContainedQuery) -> Result<i64, StoreError> {
+pub async fn count(
+    conn: &mut Conn<'_>,
+    tenant: i64,
+    q: &ContainedQuery,
+) -> Result<i64, StoreError> {
     let mut p = Planner::new(tenant);
     p.set_dialect(conn);
     let with = q.matches(&mut p);

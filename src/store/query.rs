@@ -226,6 +226,10 @@ pub enum Filter {
     /// matches all `filters` (written with its `#Type` pids, see
     /// `search::contained`), every one in that same contained resource.
     Contained { rtype: String, filters: Vec<Filter> },
+    /// Any of these index filters (OR): a chain through ordinary and
+    /// through local references. Driving, it selects `rid IN (one
+    /// subquery UNION ALL the other)`, so each keeps its own plan.
+    Either(Vec<Filter>),
 }
 
 /// A sort key.
@@ -410,6 +414,21 @@ impl Planner {
         parts.join(" AND ")
     }
 
+    /// The alias, `FROM` and conditions of an index filter's rows.
+    fn index_parts(
+        &mut self,
+        table: Table,
+        pids: &[i64],
+        alts: &[Cond],
+    ) -> (String, String, String) {
+        let x = self.alias("x");
+        let pid = self.pids(&x, pids);
+        let conds: Vec<String> = alts.iter().map(|c| self.cond(c, &x)).collect();
+        let from = format!("{} {x}", table.name());
+        let conds = format!("{pid} AND ({})", conds.join(" OR "));
+        (x, from, conds)
+    }
+
     /// `r.rid IN (subquery)` when `drive`, else a correlated `EXISTS`
     /// (`NOT` for `negate`); `select` is the subquery with its `FROM` and
     /// the conditions on the alias `x`, which has `rid`.
@@ -465,12 +484,28 @@ impl Planner {
                 alts,
                 negate,
             } => {
-                let x = self.alias("x");
-                let pid = self.pids(&x, pids);
-                let conds: Vec<String> = alts.iter().map(|c| self.cond(c, &x)).collect();
-                let from = format!("{} {x}", table.name());
-                let conds = format!("{pid} AND ({})", conds.join(" OR "));
+                let (x, from, conds) = self.index_parts(*table, pids, alts);
                 self.rid_in(r, &x, &from, &conds, *negate, drive)
+            }
+            Filter::Either(parts) if drive && self.scope.is_none() => {
+                let mut subqueries = Vec::new();
+                for f in parts {
+                    if let Filter::Index {
+                        table, pids, alts, ..
+                    } = f
+                    {
+                        let (x, from, conds) = self.index_parts(*table, pids, alts);
+                        subqueries.push(format!(
+                            "SELECT {x}.rid FROM {from} WHERE {x}.tenant = {} AND {conds}",
+                            self.tenant
+                        ));
+                    }
+                }
+                format!("{r}.rid IN ({})", subqueries.join(" UNION ALL "))
+            }
+            Filter::Either(parts) => {
+                let ors: Vec<String> = parts.iter().map(|f| self.filter(f, r, false)).collect();
+                format!("({})", ors.join(" OR "))
             }
             Filter::Missing {
                 table,
@@ -1002,6 +1037,7 @@ fn selectivity(f: &Filter) -> u8 {
         Filter::Index { alts, .. } => alts.iter().map(cond).min().unwrap_or(0),
         Filter::Composite(_) => 70,
         Filter::Contained { filters, .. } => filters.iter().map(selectivity).max().unwrap_or(1),
+        Filter::Either(parts) => parts.iter().map(selectivity).min().unwrap_or(1),
         _ => 1,
     }
 }
@@ -1014,6 +1050,7 @@ fn drives_by_rid(f: &Filter) -> bool {
         Filter::Index { negate: false, .. }
             | Filter::Composite(_)
             | Filter::Contained { .. }
+            | Filter::Either(_)
             | Filter::Missing { missing: false, .. }
     )
 }

@@ -31,9 +31,7 @@ fn match_urls(s: &TestServer, bundle: &Value) -> Vec<String> {
     let mut v: Vec<String> = entries(bundle)
         .iter()
         .filter(|e| e["search"]["mode"] == "match")
-        .map(|e| {
-            e["fullUrl"].as_str().unwrap()[base.len() + 1..].to_string()
-        })
+        .map(|e| e["fullUrl"].as_str().unwrap()[base.len() + 1..].to_string())
         .collect();
     v.sort();
     v
@@ -102,7 +100,9 @@ async fn contained_true_matches_only_contained(s: &TestServer) {
     // Ordinary searches: neither the contained Observation nor its
     // container.
     assert!(ids(s, "Observation?code=ct-1").await.is_empty());
-    assert!(ids(s, "DiagnosticReport?result.code=ct-1").await.contains(&dr));
+    assert!(ids(s, "DiagnosticReport?result.code=ct-1")
+        .await
+        .contains(&dr));
     let b = search(s, "Observation?code=ct-1&_contained=true").await;
     assert_eq!(match_urls(s, &b), vec![format!("DiagnosticReport/{dr}")]);
     assert_eq!(b["total"], 1);
@@ -116,10 +116,16 @@ async fn contained_true_matches_only_contained(s: &TestServer) {
     assert_eq!(match_urls(s, &b), vec![format!("DiagnosticReport/{dr}")]);
     // By local id, status, and nothing of another code.
     assert_eq!(
-        ids(s, "Observation?_id=o1&status=final&_contained=true&code=ct-1").await,
+        ids(
+            s,
+            "Observation?_id=o1&status=final&_contained=true&code=ct-1"
+        )
+        .await,
         set(&[&dr])
     );
-    assert!(ids(s, "Observation?code=ct-2&_contained=true").await.is_empty());
+    assert!(ids(s, "Observation?code=ct-2&_contained=true")
+        .await
+        .is_empty());
     // A Patient search does not see the contained Observation.
     assert!(!ids(s, "Patient?_contained=true").await.contains(&dr));
 }
@@ -139,20 +145,23 @@ async fn criteria_hold_in_one_contained_resource(s: &TestServer) {
         set(&[&dr])
     );
     assert_eq!(
-        ids(s, "Observation?code=and-2&status=preliminary&_contained=true").await,
+        ids(
+            s,
+            "Observation?code=and-2&status=preliminary&_contained=true"
+        )
+        .await,
         set(&[&dr])
     );
     // Each contained Observation matches one criterion: no match.
-    assert!(
-        ids(s, "Observation?code=and-1&status=preliminary&_contained=true")
-            .await
-            .is_empty()
-    );
-    assert!(
-        ids(s, "Observation?code=and-1&code=and-2&_contained=true")
-            .await
-            .is_empty()
-    );
+    assert!(ids(
+        s,
+        "Observation?code=and-1&status=preliminary&_contained=true"
+    )
+    .await
+    .is_empty());
+    assert!(ids(s, "Observation?code=and-1&code=and-2&_contained=true")
+        .await
+        .is_empty());
     // `:not` and `:missing` apply within the same contained resource.
     assert_eq!(
         ids(s, "Observation?code=and-1&status:not=final&_contained=true").await,
@@ -191,11 +200,18 @@ async fn updates_and_deletes_keep_the_rows(s: &TestServer) {
         ids(s, "Observation?code=upd-1&_contained=true").await,
         set(&[&dr])
     );
-    assert_eq!(s.delete(&format!("DiagnosticReport/{dr}")).await.status, 200);
+    assert_eq!(
+        s.delete(&format!("DiagnosticReport/{dr}")).await.status,
+        200
+    );
     assert!(ids(s, "Observation?code=upd-1&_contained=true")
         .await
         .is_empty());
-    let b = search(s, "Observation?code=upd-1&_contained=true&_containedType=contained").await;
+    let b = search(
+        s,
+        "Observation?code=upd-1&_contained=true&_containedType=contained",
+    )
+    .await;
     assert!(match_urls(s, &b).is_empty(), "{b}");
 }
 
@@ -262,7 +278,10 @@ async fn both_matches_either(s: &TestServer) {
     let b = search(s, "Observation?code=both-1&_contained=both").await;
     assert_eq!(
         match_urls(s, &b),
-        vec![format!("DiagnosticReport/{dr}"), format!("Observation/{own}")]
+        vec![
+            format!("DiagnosticReport/{dr}"),
+            format!("Observation/{own}")
+        ]
     );
     let b = search(
         s,
@@ -271,7 +290,10 @@ async fn both_matches_either(s: &TestServer) {
     .await;
     assert_eq!(
         match_urls(s, &b),
-        vec![format!("DiagnosticReport/{dr}#b1"), format!("Observation/{own}")]
+        vec![
+            format!("DiagnosticReport/{dr}#b1"),
+            format!("Observation/{own}")
+        ]
     );
     assert_eq!(b["total"], 2);
 }
