@@ -70,7 +70,9 @@ fn collect_filter<'a>(f: &'a mut Filter, out: &mut Vec<&'a mut CodeSet>) {
                 collect_cond(c, out);
             }
         }
-        Filter::Has { filters, .. } => {
+        Filter::Has { filters, .. }
+        | Filter::Contained { filters, .. }
+        | Filter::Either(filters) => {
             for f in filters {
                 collect_filter(f, out);
             }
@@ -87,7 +89,7 @@ fn collect_filter<'a>(f: &'a mut Filter, out: &mut Vec<&'a mut CodeSet>) {
 fn collect_cond<'a>(c: &'a mut Cond, out: &mut Vec<&'a mut CodeSet>) {
     match c {
         Cond::Codes(set) => out.push(set),
-        Cond::Chain { filters, .. } => {
+        Cond::Chain { filters, .. } | Cond::LocalChain { filters, .. } => {
             for f in filters {
                 collect_filter(f, out);
             }

@@ -3,8 +3,11 @@
 //! the rules of http://hl7.org/fhir/R4/search.html for each parameter type
 //! and data type.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
+use super::contained;
 use super::normalize::{normalize, truncate};
 use super::pid;
 use super::registry::{ParamType, Registry, SearchParam};
@@ -14,8 +17,34 @@ use crate::store::index::*;
 
 /// Index rows of `resource` (of type `rtype`); `base_url` turns absolute
 /// references to this server into local ones.
+/// Rows of the resources in its `contained` follow (see
+/// `search::contained`), and local references (`#id`) give rows for
+/// chains into them.
 pub fn index_rows(reg: &Registry, rtype: &str, resource: &Value, base_url: &str) -> IndexRows {
-    rows_of(reg, rtype, resource, base_url, None)
+    let locals = contained::locals(resource);
+    let mut rows = rows_of(reg, rtype, resource, base_url, None, Some(&locals));
+    if let Some(Value::Array(items)) = resource.get("contained") {
+        let mut maps: HashMap<&str, HashMap<i64, i64>> = HashMap::new();
+        for (k, c) in items.iter().enumerate() {
+            let (Some(ct), Some(id)) = (
+                c.get("resourceType").and_then(Value::as_str),
+                c.get("id").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            if !crate::fhir::schema::schema().is_resource_type(ct) {
+                continue;
+            }
+            // A contained resource contains none (dom-2): one level.
+            let inner = rows_of(reg, ct, c, base_url, None, None);
+            let map = maps
+                .entry(ct)
+                .or_insert_with(|| contained::pid_map(reg, ct));
+            contained::append_rows(&mut rows, map, ct, k as i64, id, inner);
+        }
+        rows.dedup();
+    }
+    rows
 }
 
 /// Index rows of the parameters named in `codes` only.
@@ -26,7 +55,7 @@ pub fn index_rows_for(
     base_url: &str,
     codes: &[String],
 ) -> IndexRows {
-    rows_of(reg, rtype, resource, base_url, Some(codes))
+    rows_of(reg, rtype, resource, base_url, Some(codes), None)
 }
 
 fn rows_of(
@@ -35,12 +64,14 @@ fn rows_of(
     resource: &Value,
     base_url: &str,
     codes: Option<&[String]>,
+    locals: Option<&HashMap<String, (i64, String)>>,
 ) -> IndexRows {
     static CTX: std::sync::LazyLock<Context> = std::sync::LazyLock::new(Context::default);
     let mut rows = IndexRows::default();
     let mut x = Extractor {
         base_url,
         rows: &mut rows,
+        locals,
     };
     for param in reg.params(rtype) {
         if param.is_column() || codes.is_some_and(|c| !c.contains(&param.code)) {
@@ -113,6 +144,9 @@ pub fn derived_pid(param: &SearchParam, suffix: &str) -> i64 {
 struct Extractor<'r> {
     base_url: &'r str,
     rows: &'r mut IndexRows,
+    /// The container's contained resources by local id, for rows of its
+    /// local references (None inside a contained resource).
+    locals: Option<&'r HashMap<String, (i64, String)>>,
 }
 
 /// An Extension's `value[x]` as a node of its type, so that parameters
@@ -467,6 +501,8 @@ impl Extractor<'_> {
                 if let Some(r) = str_of(v, "reference") {
                     if let Some(row) = parse_reference(r, self.base_url) {
                         self.push_reference(pid, grp, row);
+                    } else if let Some(local) = r.strip_prefix('#').filter(|_| grp == 0) {
+                        self.local_reference(param, local);
                     }
                 }
                 if let Some(identifier) = v.get("identifier").filter(|_| grp == 0) {
@@ -502,6 +538,24 @@ impl Extractor<'_> {
             }
             _ => {}
         }
+    }
+
+    /// A reference to a contained resource (`#id`): a row of
+    /// `code:contained` with the target's position as `grp`, its type, and
+    /// `#id` as `tid` (no resource id has a `#`, so no ordinary reference
+    /// condition, include or `$everything` join meets it).
+    fn local_reference(&mut self, param: &SearchParam, local: &str) {
+        let Some((position, ttype)) = self.locals.and_then(|l| l.get(local)) else {
+            return;
+        };
+        self.rows.references.push(ReferenceRow {
+            pid: derived_pid(param, contained::LOCAL_SUFFIX),
+            grp: *position,
+            ttype: ttype.clone(),
+            tid: format!("#{local}"),
+            tversion: String::new(),
+            url: String::new(),
+        });
     }
 
     fn push_reference(&mut self, pid: i64, grp: i64, mut row: ReferenceRow) {
@@ -760,6 +814,99 @@ mod tests {
         // The plain parameters keep every value.
         assert_eq!(tokens_of("code"), 1);
         assert_eq!(tokens_of("component-code"), 1);
+    }
+
+    #[test]
+    fn contained_resources_get_rows_of_their_own() {
+        use crate::search::contained::contained_pid;
+        let o = json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "1-1"}]},
+            "contained": [
+                {"resourceType": "Patient", "id": "p1", "name": [{"family": "Taylor"}]},
+                {"resourceType": "Observation", "id": "o2", "status": "final",
+                 "code": {"coding": [{"system": "http://loinc.org", "code": "2-2"}]},
+                 "valueQuantity": {"value": 1, "system": "http://unitsofmeasure.org", "code": "mg"}}],
+            "subject": {"reference": "#p1"}, "hasMember": [{"reference": "#o2"}]});
+        let rows = index_rows(registry(), "Observation", &o, BASE);
+        // The container's own code only under the ordinary key.
+        let code = pid("Observation", "code");
+        let codes: Vec<&str> = rows
+            .tokens
+            .iter()
+            .filter(|r| r.pid == code)
+            .map(|r| r.code.as_str())
+            .collect();
+        assert_eq!(codes, vec!["1-1"]);
+        // The contained Observation's under `#Observation`, position 1.
+        let inner = contained_pid("Observation", "code");
+        let inner: Vec<(i64, &str)> = rows
+            .tokens
+            .iter()
+            .filter(|r| r.pid == inner)
+            .map(|r| (r.grp, r.code.as_str()))
+            .collect();
+        assert_eq!(inner, vec![(1, "2-2")]);
+        let name = contained_pid("Patient", "name");
+        assert!(rows
+            .strings
+            .iter()
+            .any(|r| r.pid == name && r.grp == 0 && r.norm == "taylor"));
+        let ids: Vec<(i64, &str)> = rows
+            .tokens
+            .iter()
+            .filter(|r| {
+                r.pid == contained_pid("Patient", "_id")
+                    || r.pid == contained_pid("Observation", "_id")
+            })
+            .map(|r| (r.grp, r.code.as_str()))
+            .collect();
+        assert_eq!(ids, vec![(0, "p1"), (1, "o2")]);
+        // No composite rows for contained resources.
+        let cvq = contained_pid("Observation", "code-value-quantity$0");
+        assert!(rows.tokens.iter().all(|r| r.pid != cvq));
+        // Local references: the target's position and type, `#id`.
+        let subject = pid("Observation", "subject:contained");
+        let local: Vec<(i64, &str, &str)> = rows
+            .references
+            .iter()
+            .filter(|r| r.pid == subject)
+            .map(|r| (r.grp, r.ttype.as_str(), r.tid.as_str()))
+            .collect();
+        assert_eq!(local, vec![(0, "Patient", "#p1")]);
+        assert!(rows
+            .references
+            .iter()
+            .all(|r| r.pid != pid("Observation", "subject")));
+    }
+
+    /// How many index rows contained resources add to the Synthea sample
+    /// (printed; README "Contained resources" quotes it).
+    #[test]
+    fn synthea_contained_rows() {
+        let Some(dir) = std::env::var_os("CHARAKA_SHARED") else {
+            eprintln!("CHARAKA_SHARED not set: the Synthea sample was not indexed");
+            return;
+        };
+        let dir = std::path::Path::new(&dir).join("data/synthea-sample");
+        let (mut all, mut without, mut containers) = (0, 0, 0);
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bundle: Value =
+                serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
+            for e in bundle["entry"].as_array().unwrap() {
+                let mut r = e["resource"].clone();
+                let rtype = r["resourceType"].as_str().unwrap().to_string();
+                all += index_rows(registry(), &rtype, &r, BASE).len();
+                if r.as_object_mut().unwrap().remove("contained").is_some() {
+                    containers += 1;
+                }
+                without += index_rows(registry(), &rtype, &r, BASE).len();
+            }
+        }
+        eprintln!(
+            "Synthea sample: {all} index rows, {} from contained resources of {containers} containers",
+            all - without
+        );
+        assert!(all >= without);
     }
 
     #[test]

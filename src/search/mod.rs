@@ -3,6 +3,7 @@
 //! that `store::query` turns into SQL.
 
 pub mod codes;
+pub mod contained;
 pub mod extract;
 pub mod normalize;
 pub mod parse;

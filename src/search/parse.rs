@@ -3,6 +3,7 @@
 //! parsed into typed alternatives, once. Errors name the parameter.
 
 use super::codes::{CodeSet, CodeSource};
+use super::contained;
 use super::extract::{derived_pid, parse_reference};
 use super::normalize::normalize;
 use super::registry::{ParamType, Registry, SearchParam};
@@ -823,15 +824,37 @@ fn parse_chain(
             ),
         ));
     }
-    // One chain condition per target type (their parameters differ).
-    let alts = filters_by_type
-        .into_iter()
-        .map(|(t, f)| Cond::Chain {
+    // One chain condition per target type (their parameters differ), and
+    // one per type through local references (`#id`) into the resource's
+    // own contained resources (R4 search.html: "chained parameters will
+    // be evaluated inside contained resources"), for the criteria a
+    // contained resource is indexed for.
+    let local_pid = derived_pid(param, contained::LOCAL_SUFFIX);
+    let mut alts = Vec::new();
+    let mut local = Vec::new();
+    for (t, f) in filters_by_type {
+        if let Ok(inner) = contained::to_contained(&f, &t, &contained::pid_map(reg, &t)) {
+            local.push(Cond::LocalChain {
+                pid: local_pid,
+                types: vec![t.clone()],
+                filters: vec![inner],
+            });
+        }
+        alts.push(Cond::Chain {
             types: vec![t],
             filters: vec![f],
-        })
-        .collect();
-    Ok(index(Table::Reference, param.pid, alts))
+        });
+    }
+    let ordinary = index(Table::Reference, param.pid, alts);
+    if local.is_empty() {
+        return Ok(ordinary);
+    }
+    // Two filters, so that the ordinary chain keeps its plan (its index
+    // probes by target id) beside the local one.
+    Ok(Filter::Either(vec![
+        ordinary,
+        index(Table::Reference, local_pid, local),
+    ]))
 }
 
 /// `_has:Observation:patient:code=1234` (after `_has:`).

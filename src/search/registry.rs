@@ -609,10 +609,21 @@ mod tests {
                 format!("{key}:text"),
                 format!("{key}:identifier"),
                 format!("{key}:of-type"),
+                format!("{key}:contained"),
             ] {
                 let pid = crate::search::pid(rtype, &k);
                 if let Some(other) = pids.insert(pid, (rtype.clone(), k.clone())) {
                     panic!("{rtype}/{k} and {other:?} share pid {pid}");
+                }
+            }
+        }
+        // So have the keys of contained resources (`#Type/key`) and the
+        // local references of reference parameters (`code:contained`).
+        for rtype in crate::fhir::schema::schema().resource_types() {
+            for (from, to) in crate::search::contained::pid_map(r, rtype) {
+                let key = (format!("#{rtype}"), to.to_string());
+                if let Some(other) = pids.insert(to, key.clone()) {
+                    panic!("{key:?} and {other:?} share pid {to} (from {from})");
                 }
             }
         }

@@ -27,6 +27,7 @@ pub mod references;
 pub mod reindex;
 pub mod search;
 pub mod search_codes;
+pub mod search_contained;
 pub mod search_params;
 pub mod terminology;
 pub mod terminology_cli;

@@ -21,7 +21,7 @@ use crate::search::registry::Registry;
 const BATCH: i64 = 250;
 
 /// Bumped whenever the extraction rules change the rows a resource gets.
-const EXTRACTOR_VERSION: &str = "4";
+const EXTRACTOR_VERSION: &str = "5";
 
 /// The state of one reindex job.
 #[derive(Debug, Clone, Default)]

@@ -14,6 +14,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use super::bundle::{self, EntryOut};
+use super::search_contained::{ContainedMode, Matches};
 use super::{check_type, Fhir};
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::summary::{apply_elements, apply_summary, Summary};
@@ -156,32 +157,39 @@ pub(super) fn decode_cursor(s: &str) -> FhirResult<PageAt> {
     }
 }
 
-/// `_contained` and `_containedType` (R4 search.html, "Contained
-/// Resources"): contained resources are not indexed, so searches match
-/// and return resources that are not contained, which is what
-/// `_contained=false` (the default) asks. A value outside the parameter's
-/// codes is an error; `true` and `both` are not supported (the message is
-/// returned: an error under strict handling, else a warning).
-/// `_containedType` only says what to return for contained matches, so
-/// either of its codes is accepted (there are none).
-fn contained_parameter(name: &str, value: &str) -> FhirResult<Option<String>> {
-    let codes: &[&str] = if name == "_contained" {
-        &["false", "true", "both"]
-    } else {
-        &["container", "contained"]
-    };
-    if !codes.contains(&value) {
-        return Err(FhirError::invalid(format!(
-            "{name} must be {}, not `{value}`",
-            codes.join(", ")
-        )));
+/// The page without the extra row fetched to know whether another page
+/// follows (the last going forwards, the first going backwards), and
+/// whether there was one.
+fn trim_page<T>(mut hits: Vec<T>, count: i64, page: &PageAt) -> (Vec<T>, bool) {
+    let more = hits.len() as i64 > count;
+    if more {
+        if matches!(page, PageAt::Before(..) | PageAt::Last) {
+            hits.remove(0);
+        } else {
+            hits.truncate(count as usize);
+        }
     }
-    Ok((name == "_contained" && value != "false").then(|| {
-        format!(
-            "_contained={value} is not supported: contained resources are not indexed, \
-             so only _contained=false (the default) is"
-        )
-    }))
+    (hits, more)
+}
+
+/// The total when known without counting (`Some(None)`: none is given);
+/// None when it takes a count.
+fn total_known(
+    total: Total,
+    page: &PageAt,
+    more: bool,
+    count: i64,
+    found: usize,
+) -> Option<Option<i64>> {
+    match total {
+        Total::None => Some(None),
+        // By default the total is given when it is known for free: a
+        // first page that holds every match. Counting a broad match
+        // costs as much as reading it, so that takes `_total=accurate`.
+        Total::Default if *page != PageAt::First || more => Some(None),
+        Total::Default if count > 0 => Some(Some(found as i64)),
+        _ => None,
+    }
 }
 
 /// Whether a parameter name is known for `rtype` (its code before any
@@ -261,6 +269,42 @@ impl Fhir {
 
         let reg = self.search_registry();
         let reg = reg.as_ref();
+        // `_contained` / `_containedType`: type searches only.
+        let mut contained = ContainedMode::of(params)?;
+        let mut contained_unsupported: Option<String> = None;
+        if contained.searches_contained() && !matches!(scope, SearchScope::Type(_)) {
+            let value = if contained.matches == Matches::Both {
+                "both"
+            } else {
+                "true"
+            };
+            let message = format!(
+                "_contained={value} is supported on type searches (GET [base]/[type]) only"
+            );
+            if strict {
+                return Err(FhirError::not_supported(message));
+            }
+            contained_unsupported = Some(message);
+            contained.matches = Matches::Plain;
+        }
+        // Each criterion inside a contained resource (`#Type` pids).
+        let mut inside: Vec<Filter> = Vec::new();
+        let inside_map = match (&scope, contained.searches_contained()) {
+            (SearchScope::Type(t), true) => Some(crate::search::contained::pid_map(reg, t)),
+            _ => None,
+        };
+        // A parameter that cannot apply under `_contained=true|both`:
+        // 400 under strict handling, else ignored with a warning.
+        let unsupported = |name: &str, why: &str| -> FhirResult<String> {
+            let message = format!(
+                "search parameter `{name}`: {why} is not supported with _contained=true|both"
+            );
+            if strict {
+                Err(FhirError::not_supported(message))
+            } else {
+                Ok(message)
+            }
+        };
         // Custom parameters searched before their reindex finished.
         let mut incomplete: Vec<String> = Vec::new();
         let mut count = i64::from(self.default_page_size);
@@ -272,7 +316,7 @@ impl Fhir {
         let mut revincludes: Vec<IncludeSpec> = Vec::new();
         let mut page = PageAt::First;
         let mut kept: Vec<(String, String)> = Vec::new();
-        let mut ignored: Vec<String> = Vec::new();
+        let mut ignored: Vec<String> = contained_unsupported.iter().cloned().collect();
         // Per searched type, the filters of each type.
         let search_types = types.clone();
         let mut per_type: Vec<(String, Vec<Filter>)> = search_types
@@ -285,6 +329,14 @@ impl Fhir {
             match base_name {
                 "_count" => {
                     count = self.page_size(value)?;
+                }
+                "_sort" if contained.searches_contained() => {
+                    ignored.push(unsupported(name, "_sort")?);
+                }
+                "_include" | "_revinclude"
+                    if contained.searches_contained() && contained.return_contained =>
+                {
+                    ignored.push(unsupported(name, "with _containedType=contained, it")?);
                 }
                 "_sort" => {
                     sort = parse_sort(reg, &types, value)?;
@@ -338,11 +390,12 @@ impl Fhir {
                     }
                     kept.push((name.clone(), value.clone()));
                 }
-                "_contained" | "_containedType" => match contained_parameter(base_name, value)? {
-                    Some(message) if strict => return Err(FhirError::not_supported(message)),
-                    Some(message) => ignored.push(message),
-                    None => kept.push((name.clone(), value.clone())),
-                },
+                "_contained" | "_containedType" => {
+                    // Left out of `self` when not applied (reported above).
+                    if contained_unsupported.is_none() {
+                        kept.push((name.clone(), value.clone()));
+                    }
+                }
                 "_format" | "_pretty" => kept.push((name.clone(), value.clone())),
                 CURSOR_PARAM => page = decode_cursor(value)?,
                 "_type" => kept.push((name.clone(), value.clone())),
@@ -405,8 +458,21 @@ impl Fhir {
                             0,
                         )?);
                     } else {
-                        for (t, fs) in per_type.iter_mut() {
-                            fs.push(parse_filter(reg, t, name, value, &self.base_url, 0)?);
+                        let mut parsed = Vec::new();
+                        for (t, _) in per_type.iter() {
+                            parsed.push(parse_filter(reg, t, name, value, &self.base_url, 0)?);
+                        }
+                        if let (Some(map), [(t, _)]) = (&inside_map, per_type.as_slice()) {
+                            match crate::search::contained::to_contained(&parsed[0], t, map) {
+                                Ok(f) => inside.push(f),
+                                Err(why) => {
+                                    ignored.push(unsupported(name, why)?);
+                                    continue;
+                                }
+                            }
+                        }
+                        for ((_, fs), f) in per_type.iter_mut().zip(parsed) {
+                            fs.push(f);
                         }
                     }
                     kept.push((name.clone(), value.clone()));
@@ -435,72 +501,77 @@ impl Fhir {
             }
         }
 
-        // `near` without `_sort`: nearest first (R4 location.html#positional
-        // makes the distance a deciding factor of the selection). With or
-        // without `_sort`, each match carries its distance.
-        if sort.is_empty() {
-            sort.extend(crate::search::parse::nearest_first(&filters));
-        }
-        let near = crate::search::parse::NearDistance::of(&filters);
-        // What the caller may see (patient compartment, scope constraints).
-        if let Some(f) = self.search_reach_filter(access, &types)? {
-            filters.push(f);
-        }
-        // Codes of `:in`, `:not-in`, `:below`, `:above` from the terminology.
-        self.resolve_code_sets(&mut filters).await?;
-
-        let counted_by_index = match types.as_slice() {
-            [rtype] => {
-                !filters.is_empty()
-                    && filters.iter().all(|f| match f {
-                        Filter::Index {
-                            pids,
-                            negate: false,
-                            ..
-                        } => {
-                            !pids.is_empty()
-                                && pids.iter().all(|&pid| reg.numbers_under(rtype, pid))
-                        }
-                        _ => false,
-                    })
-            }
-            _ => false,
-        };
-        let query = SearchQuery {
-            types: types.clone(),
-            counted_by_index,
-            filters,
-            sort,
-            count: if summary == Some(Summary::Count) {
-                0
-            } else {
-                count
-            },
-            page: page.clone(),
-        };
-        let mut hits = if query.count == 0 {
-            Vec::new()
+        let count = if summary == Some(Summary::Count) {
+            0
         } else {
-            reader.search(self.tenant, &query).await?
+            count
         };
-        let forward = !matches!(page, PageAt::Before(..) | PageAt::Last);
-        let more = hits.len() as i64 > query.count;
-        if more {
-            if forward {
-                hits.truncate(query.count as usize);
-            } else {
-                hits.remove(0);
+        let (mut hits, positions, more, total, near) = if contained.searches_contained() {
+            // Permission on the type searched (403 without); the matches
+            // are then limited to containers the caller may see.
+            self.search_reach_filter(access, &types)?;
+            let outer: Vec<Filter> = self.search_reach_filter(access, &[])?.into_iter().collect();
+            let rtype = types[0].clone();
+            let mut found = self
+                .contained_matches(
+                    reader, contained, rtype, filters, inside, outer, count, &page, total,
+                )
+                .await?;
+            let (hits, positions): (Vec<Hit>, Vec<Option<i64>>) =
+                std::mem::take(&mut found.0).into_iter().unzip();
+            (hits, positions, found.1, found.2, None)
+        } else {
+            // `near` without `_sort`: nearest first (R4 location.html#positional
+            // makes the distance a deciding factor of the selection). With or
+            // without `_sort`, each match carries its distance.
+            if sort.is_empty() {
+                sort.extend(crate::search::parse::nearest_first(&filters));
             }
-        }
-        let first_page = page == PageAt::First;
-        let total = match total {
-            Total::None => None,
-            // By default the total is given when it is known for free: a
-            // first page that holds every match. Counting a broad match
-            // costs as much as reading it, so that takes `_total=accurate`.
-            Total::Default if !first_page || more => None,
-            Total::Default if query.count > 0 => Some(hits.len() as i64),
-            _ => Some(reader.count(self.tenant, &query).await?),
+            let near = crate::search::parse::NearDistance::of(&filters);
+            // What the caller may see (patient compartment, scope constraints).
+            if let Some(f) = self.search_reach_filter(access, &types)? {
+                filters.push(f);
+            }
+            // Codes of `:in`, `:not-in`, `:below`, `:above` from the terminology.
+            self.resolve_code_sets(&mut filters).await?;
+
+            let counted_by_index = match types.as_slice() {
+                [rtype] => {
+                    !filters.is_empty()
+                        && filters.iter().all(|f| match f {
+                            Filter::Index {
+                                pids,
+                                negate: false,
+                                ..
+                            } => {
+                                !pids.is_empty()
+                                    && pids.iter().all(|&pid| reg.numbers_under(rtype, pid))
+                            }
+                            _ => false,
+                        })
+                }
+                _ => false,
+            };
+            let query = SearchQuery {
+                types: types.clone(),
+                counted_by_index,
+                filters,
+                sort,
+                count,
+                page: page.clone(),
+            };
+            let hits = if query.count == 0 {
+                Vec::new()
+            } else {
+                reader.search(self.tenant, &query).await?
+            };
+            let (hits, more) = trim_page(hits, query.count, &page);
+            let total = match total_known(total, &page, more, query.count, hits.len()) {
+                Some(known) => known,
+                None => Some(reader.count(self.tenant, &query).await?),
+            };
+            let positions = vec![None; hits.len()];
+            (hits, positions, more, total, near)
         };
 
         // Links.
@@ -586,9 +657,17 @@ impl Fhir {
             Ok(serde_json::to_vec(&value).expect("serialises").into())
         };
         let mut entries = Vec::with_capacity(hits.len() + included.len() + 1);
-        for h in &hits {
+        for (h, position) in hits.iter_mut().zip(&positions) {
+            let mut full_url = format!("{}/{}/{}", self.base_url, h.rtype, h.id);
+            if let Some(k) = position {
+                // R4 search.html: the contained resource alone, its
+                // fullUrl the container's with `#` and its local id.
+                let (local, body) = super::search_contained::cut_out(&h.body, *k)?;
+                full_url = format!("{full_url}#{local}");
+                h.body = body;
+            }
             entries.push(EntryOut {
-                full_url: Some(format!("{}/{}/{}", self.base_url, h.rtype, h.id)),
+                full_url: Some(full_url),
                 resource: Some(shape(&h.body)?),
                 search_mode: Some("match"),
                 search_extension: near
@@ -617,6 +696,84 @@ impl Fhir {
             &links,
             &entries,
         ))
+    }
+
+    /// The page of a `_contained=true|both` search of `rtype`: the matches
+    /// (with the position of the contained resource for
+    /// `_containedType=contained`), whether more follow, and the total.
+    /// `plain` are the criteria on ordinary resources (`both`), `inside`
+    /// the same on contained ones, `outer` what the caller may see.
+    #[allow(clippy::too_many_arguments)]
+    async fn contained_matches(
+        &self,
+        reader: &mut Reader<'_>,
+        mode: ContainedMode,
+        rtype: String,
+        mut plain: Vec<Filter>,
+        mut inside: Vec<Filter>,
+        mut outer: Vec<Filter>,
+        count: i64,
+        page: &PageAt,
+        total: Total,
+    ) -> FhirResult<(Vec<(Hit, Option<i64>)>, bool, Option<i64>)> {
+        self.resolve_code_sets(&mut plain).await?;
+        self.resolve_code_sets(&mut inside).await?;
+        self.resolve_code_sets(&mut outer).await?;
+        let both = mode.matches == Matches::Both;
+        if mode.return_contained {
+            let q = crate::store::contained::ContainedQuery {
+                rtype,
+                filters: inside,
+                plain: both.then_some(plain),
+                outer,
+                count,
+                page: page.clone(),
+            };
+            let found = if count == 0 {
+                Vec::new()
+            } else {
+                reader.search_contained(self.tenant, &q).await?
+            };
+            let (found, more) = trim_page(found, count, page);
+            let total = match total_known(total, page, more, count, found.len()) {
+                Some(known) => known,
+                None => Some(reader.count_contained(self.tenant, &q).await?),
+            };
+            let hits = found.into_iter().map(|h| (h.hit, h.position)).collect();
+            return Ok((hits, more, total));
+        }
+        // The containers (and with `both` the ordinary matches), as a
+        // search over every type.
+        let inner = Filter::Contained {
+            rtype: rtype.clone(),
+            filters: inside,
+        };
+        let mut filters = if both {
+            plain.insert(0, Filter::Types(vec![rtype]));
+            vec![Filter::Or(vec![plain, vec![inner]])]
+        } else {
+            vec![inner]
+        };
+        filters.extend(outer);
+        let query = SearchQuery {
+            types: Vec::new(),
+            filters,
+            sort: Vec::new(),
+            count,
+            page: page.clone(),
+            counted_by_index: false,
+        };
+        let hits = if count == 0 {
+            Vec::new()
+        } else {
+            reader.search(self.tenant, &query).await?
+        };
+        let (hits, more) = trim_page(hits, count, page);
+        let total = match total_known(total, page, more, count, hits.len()) {
+            Some(known) => known,
+            None => Some(reader.count(self.tenant, &query).await?),
+        };
+        Ok((hits.into_iter().map(|h| (h, None)).collect(), more, total))
     }
 
     /// `_include` and `_revinclude` (with `:iterate`) for the matches, at
@@ -775,25 +932,6 @@ mod tests {
         assert_eq!(decode_cursor(&c).unwrap(), PageAt::Before(values, 7));
         assert_eq!(decode_cursor("last").unwrap(), PageAt::Last);
         assert!(decode_cursor("garbage!").is_err());
-    }
-
-    #[test]
-    fn contained_parameters() {
-        assert_eq!(contained_parameter("_contained", "false").unwrap(), None);
-        assert_eq!(
-            contained_parameter("_containedType", "container").unwrap(),
-            None
-        );
-        assert_eq!(
-            contained_parameter("_containedType", "contained").unwrap(),
-            None
-        );
-        let message = contained_parameter("_contained", "both").unwrap().unwrap();
-        assert!(message.contains("_contained=both"), "{message}");
-        assert!(contained_parameter("_contained", "true").unwrap().is_some());
-        let err = contained_parameter("_contained", "yes").unwrap_err();
-        assert_eq!(err.status, 400);
-        assert!(contained_parameter("_containedType", "resource").is_err());
     }
 
     #[test]

@@ -144,6 +144,11 @@ impl BlindIndex {
                 filters: self.filters(filters),
             },
             Filter::Or(groups) => Filter::Or(groups.iter().map(|g| self.filters(g)).collect()),
+            Filter::Either(parts) => Filter::Either(self.filters(parts)),
+            Filter::Contained { rtype, filters } => Filter::Contained {
+                rtype: rtype.clone(),
+                filters: self.filters(filters),
+            },
             other => other.clone(),
         }
     }
@@ -159,6 +164,15 @@ impl BlindIndex {
                 code: Some(self.hash(system, code)),
             },
             Cond::Chain { types, filters } => Cond::Chain {
+                types: types.clone(),
+                filters: self.filters(filters),
+            },
+            Cond::LocalChain {
+                pid,
+                types,
+                filters,
+            } => Cond::LocalChain {
+                pid: *pid,
                 types: types.clone(),
                 filters: self.filters(filters),
             },

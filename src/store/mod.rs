@@ -17,6 +17,7 @@ mod blind;
 mod cache;
 pub mod codec;
 mod commits;
+pub mod contained;
 pub mod db;
 mod encryption;
 pub mod everything;
@@ -277,6 +278,16 @@ impl Store {
         let q = blinded.as_ref().unwrap_or(q);
         let mut conn = self.read_conn().await?;
         everything::everything(&mut conn.conn(), &self.codec, tenant, q).await
+    }
+
+    /// A contained search with its token conditions blinded as stored.
+    fn blind_contained(&self, q: &contained::ContainedQuery) -> Option<contained::ContainedQuery> {
+        self.blind.as_ref().map(|b| contained::ContainedQuery {
+            filters: b.filters(&q.filters),
+            plain: q.plain.as_ref().map(|f| b.filters(f)),
+            outer: b.filters(&q.outer),
+            ..q.clone()
+        })
     }
 
     /// How many resources a search matches.
@@ -553,6 +564,58 @@ pub enum Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// One page of a `_containedType=contained` search.
+    pub async fn search_contained(
+        &mut self,
+        tenant: i64,
+        q: &contained::ContainedQuery,
+    ) -> Result<Vec<contained::ContainedHit>, StoreError> {
+        match self {
+            Reader::Pool(store) => {
+                let blinded = store.blind_contained(q);
+                let q = blinded.as_ref().unwrap_or(q);
+                let mut conn = store.read_conn().await?;
+                contained::search(&mut conn.conn(), &store.codec, tenant, q).await
+            }
+            Reader::Tx(tx) => {
+                let blinded = tx.blind.as_ref().map(|b| contained::ContainedQuery {
+                    filters: b.filters(&q.filters),
+                    plain: q.plain.as_ref().map(|f| b.filters(f)),
+                    outer: b.filters(&q.outer),
+                    ..q.clone()
+                });
+                let q = blinded.as_ref().unwrap_or(q);
+                contained::search(&mut tx.tx.conn(), &tx.codec, tenant, q).await
+            }
+        }
+    }
+
+    /// How many matches a `_containedType=contained` search has.
+    pub async fn count_contained(
+        &mut self,
+        tenant: i64,
+        q: &contained::ContainedQuery,
+    ) -> Result<i64, StoreError> {
+        match self {
+            Reader::Pool(store) => {
+                let blinded = store.blind_contained(q);
+                let q = blinded.as_ref().unwrap_or(q);
+                let mut conn = store.read_conn().await?;
+                contained::count(&mut conn.conn(), tenant, q).await
+            }
+            Reader::Tx(tx) => {
+                let blinded = tx.blind.as_ref().map(|b| contained::ContainedQuery {
+                    filters: b.filters(&q.filters),
+                    plain: q.plain.as_ref().map(|f| b.filters(f)),
+                    outer: b.filters(&q.outer),
+                    ..q.clone()
+                });
+                let q = blinded.as_ref().unwrap_or(q);
+                contained::count(&mut tx.tx.conn(), tenant, q).await
+            }
+        }
+    }
+
     pub async fn search(&mut self, tenant: i64, q: &SearchQuery) -> Result<Vec<Hit>, StoreError> {
         match self {
             Reader::Pool(store) => store.search(tenant, q).await,

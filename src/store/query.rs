@@ -168,6 +168,15 @@ pub enum Cond {
         types: Vec<String>,
         filters: Vec<Filter>,
     },
+    /// A chained parameter through a local reference (`#id`, a row of
+    /// `pid`, the parameter's `code:contained` key): the contained
+    /// resource it points at, of one of `types`, matches `filters`
+    /// (written with its `#Type` pids, see `search::contained`).
+    LocalChain {
+        pid: i64,
+        types: Vec<String>,
+        filters: Vec<Filter>,
+    },
 }
 
 /// One search criterion on the resources searched.
@@ -213,6 +222,14 @@ pub enum Filter {
     /// Matches nothing (e.g. a reference parameter searched with a type it
     /// cannot point at).
     Nothing,
+    /// `_contained=true`: a resource of `rtype` contained in this one
+    /// matches all `filters` (written with its `#Type` pids, see
+    /// `search::contained`), every one in that same contained resource.
+    Contained { rtype: String, filters: Vec<Filter> },
+    /// Any of these index filters (OR): a chain through ordinary and
+    /// through local references. Driving, it selects `rid IN (one
+    /// subquery UNION ALL the other)`, so each keeps its own plan.
+    Either(Vec<Filter>),
 }
 
 /// A sort key.
@@ -299,6 +316,9 @@ pub(super) struct Planner {
     sqlite: bool,
     /// PostgreSQL's JSON functions (else SQLite's) for bound JSON arrays.
     postgres: bool,
+    /// Inside a contained resource: the SQL of its position (`grp`), which
+    /// every index row a filter looks at must share.
+    scope: Option<String>,
 }
 
 impl Planner {
@@ -311,7 +331,31 @@ impl Planner {
             aliases: 0,
             sqlite: false,
             postgres: false,
+            scope: None,
         }
+    }
+
+    pub(super) fn set_dialect(&mut self, conn: &Conn<'_>) {
+        self.sqlite = matches!(conn, Conn::Sqlite(_));
+        self.postgres = !self.sqlite;
+    }
+
+    /// `f` planned inside the contained resource at position `grp` (an SQL
+    /// expression), or outside any (`None`).
+    fn scoped<T>(&mut self, grp: Option<String>, f: impl FnOnce(&mut Self) -> T) -> T {
+        let saved = std::mem::replace(&mut self.scope, grp);
+        let out = f(self);
+        self.scope = saved;
+        out
+    }
+
+    /// The condition "a contained resource of `rtype` in the resource
+    /// alias `k` matches `filters`", on the `#rtype/_id` row alias `k`
+    /// (which has `rid` and the position `grp`).
+    pub(super) fn contained_conds(&mut self, rtype: &str, filters: &[Filter], k: &str) -> String {
+        let id = self.int(crate::search::contained::contained_pid(rtype, "_id"));
+        let inner = self.scoped(Some(format!("{k}.grp")), |p| p.filters(filters, k));
+        format!("{k}.pid = {id} AND {k}.grp >= 0 AND {inner}")
     }
 
     fn alias(&mut self, prefix: &str) -> String {
@@ -375,6 +419,21 @@ impl Planner {
         parts.join(" AND ")
     }
 
+    /// The alias, `FROM` and conditions of an index filter's rows.
+    fn index_parts(
+        &mut self,
+        table: Table,
+        pids: &[i64],
+        alts: &[Cond],
+    ) -> (String, String, String) {
+        let x = self.alias("x");
+        let pid = self.pids(&x, pids);
+        let conds: Vec<String> = alts.iter().map(|c| self.cond(c, &x)).collect();
+        let from = format!("{} {x}", table.name());
+        let conds = format!("{pid} AND ({})", conds.join(" OR "));
+        (x, from, conds)
+    }
+
     /// `r.rid IN (subquery)` when `drive`, else a correlated `EXISTS`
     /// (`NOT` for `negate`); `select` is the subquery with its `FROM` and
     /// the conditions on the alias `x`, which has `rid`.
@@ -388,6 +447,19 @@ impl Planner {
         drive: bool,
     ) -> String {
         let not = if negate { "NOT " } else { "" };
+        if let Some(g) = &self.scope {
+            // Inside a contained resource: rows of its position only.
+            return if drive {
+                format!(
+                    "({r}.rid, {g}) {not}IN (SELECT {x}.rid, {x}.grp FROM {from} WHERE {x}.tenant = {} AND {conds})",
+                    self.tenant
+                )
+            } else {
+                format!(
+                    "{not}EXISTS (SELECT 1 FROM {from} WHERE {x}.rid = {r}.rid AND {x}.grp = {g} AND {conds})"
+                )
+            };
+        }
         if drive {
             format!(
                 "{r}.rid {not}IN (SELECT {x}.rid FROM {from} WHERE {x}.tenant = {} AND {conds})",
@@ -396,21 +468,6 @@ impl Planner {
         } else {
             format!("{not}EXISTS (SELECT 1 FROM {from} WHERE {x}.rid = {r}.rid AND {conds})")
         }
-    }
-
-    /// The alias, `FROM` and conditions of an index filter's rows.
-    fn index_conds(
-        &mut self,
-        table: Table,
-        pids: &[i64],
-        alts: &[Cond],
-    ) -> (String, String, String) {
-        let x = self.alias("x");
-        let pid = self.pids(&x, pids);
-        let conds: Vec<String> = alts.iter().map(|c| self.cond(c, &x)).collect();
-        let from = format!("{} {x}", table.name());
-        let conds = format!("{pid} AND ({})", conds.join(" OR "));
-        (x, from, conds)
     }
 
     fn filter(&mut self, f: &Filter, r: &str, drive: bool) -> String {
@@ -432,8 +489,28 @@ impl Planner {
                 alts,
                 negate,
             } => {
-                let (x, from, conds) = self.index_conds(*table, pids, alts);
+                let (x, from, conds) = self.index_parts(*table, pids, alts);
                 self.rid_in(r, &x, &from, &conds, *negate, drive)
+            }
+            Filter::Either(parts) if drive && self.scope.is_none() => {
+                let mut subqueries = Vec::new();
+                for f in parts {
+                    if let Filter::Index {
+                        table, pids, alts, ..
+                    } = f
+                    {
+                        let (x, from, conds) = self.index_parts(*table, pids, alts);
+                        subqueries.push(format!(
+                            "SELECT {x}.rid FROM {from} WHERE {x}.tenant = {} AND {conds}",
+                            self.tenant
+                        ));
+                    }
+                }
+                format!("{r}.rid IN ({})", subqueries.join(" UNION ALL "))
+            }
+            Filter::Either(parts) => {
+                let ors: Vec<String> = parts.iter().map(|f| self.filter(f, r, false)).collect();
+                format!("({})", ors.join(" OR "))
             }
             Filter::Missing {
                 table,
@@ -484,7 +561,7 @@ impl Planner {
                 let h = self.alias("h");
                 let pid = self.pids(&x, pids);
                 let ty = self.text(rtype);
-                let inner = self.filters(filters, &h);
+                let inner = self.scoped(None, |p| p.filters(filters, &h));
                 if self.postgres {
                     // Uncorrelated: PostgreSQL finds the referring resources
                     // once (a hash of them) instead of once per candidate
@@ -524,6 +601,12 @@ impl Planner {
                     .map(|g| format!("({})", self.filters(g, r)))
                     .collect();
                 format!("({})", parts.join(" OR "))
+            }
+            Filter::Contained { rtype, filters } => {
+                let k = self.alias("k");
+                let conds = self.contained_conds(rtype, filters, &k);
+                let from = format!("sp_token {k}");
+                self.rid_in(r, &k, &from, &conds, false, drive)
             }
             Filter::Types(types) => format!("{r}.type IN ({})", self.list(types)),
             Filter::NotTypes(types) => format!("{r}.type NOT IN ({})", self.list(types)),
@@ -774,12 +857,24 @@ impl Planner {
             Cond::Chain { types, filters } => {
                 let c = self.alias("t");
                 let types = self.list(types);
-                let inner = self.filters(filters, &c);
+                let inner = self.scoped(None, |p| p.filters(filters, &c));
                 format!(
                     "({x}.ttype, {x}.tid) IN (SELECT {c}.type, {c}.id FROM resources {c} \
                      WHERE {c}.tenant = {t} AND {c}.type IN ({types}) AND {c}.deleted = 0 AND {inner})",
                     t = self.tenant,
                 )
+            }
+            Cond::LocalChain {
+                pid,
+                types,
+                filters,
+            } => {
+                // The row's rid is the container's, its grp the position
+                // of the contained resource it points at.
+                let pid = self.int(*pid);
+                let types = self.list(types);
+                let inner = self.scoped(Some(format!("{x}.grp")), |p| p.filters(filters, x));
+                format!("({x}.pid = {pid} AND {x}.ttype IN ({types}) AND {inner})")
             }
         }
     }
@@ -935,7 +1030,7 @@ fn selectivity(f: &Filter) -> u8 {
         Cond::Codes(_) => 70,
         Cond::StrPrefix(_) | Cond::Uri { .. } => 60,
         Cond::Number { cmp: Cmp::Eq, .. } | Cond::Quantity { cmp: Cmp::Eq, .. } => 50,
-        Cond::Chain { .. } | Cond::Near(_) => 40,
+        Cond::Chain { .. } | Cond::LocalChain { .. } | Cond::Near(_) => 40,
         Cond::Date { .. } | Cond::Overlaps { .. } | Cond::Number { .. } | Cond::Quantity { .. } => {
             30
         }
@@ -946,6 +1041,8 @@ fn selectivity(f: &Filter) -> u8 {
         // The least selective alternative decides (OR).
         Filter::Index { alts, .. } => alts.iter().map(cond).min().unwrap_or(0),
         Filter::Composite(_) => 70,
+        Filter::Contained { filters, .. } => filters.iter().map(selectivity).max().unwrap_or(1),
+        Filter::Either(parts) => parts.iter().map(selectivity).min().unwrap_or(1),
         _ => 1,
     }
 }
@@ -957,6 +1054,8 @@ fn drives_by_rid(f: &Filter) -> bool {
         f,
         Filter::Index { negate: false, .. }
             | Filter::Composite(_)
+            | Filter::Contained { .. }
+            | Filter::Either(_)
             | Filter::Missing { missing: false, .. }
     )
 }
@@ -1088,7 +1187,7 @@ pub async fn count(conn: &mut Conn<'_>, tenant: i64, q: &SearchQuery) -> Result<
             },
             rest,
         )) if q.counted_by_index => {
-            let (x, from, conds) = p.index_conds(*table, pids, alts);
+            let (x, from, conds) = p.index_parts(*table, pids, alts);
             let mut w = format!("{x}.tenant = {} AND {conds}", p.tenant);
             if !rest.is_empty() {
                 w.push_str(" AND ");

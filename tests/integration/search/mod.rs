@@ -9,6 +9,7 @@ use crate::harness::TestServer;
 
 mod codes;
 mod common;
+mod contained;
 mod custom;
 mod errors;
 mod near;

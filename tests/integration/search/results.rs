@@ -339,10 +339,10 @@ async fn paging_sorted_by_last_updated_stable_under_writes(s: &TestServer) {
     check_stable_under_writes(s, "Patient?_sort=-_lastUpdated&_count=4").await;
 }
 
-/// `_contained`: contained resources are not searched; `false` (the
-/// default) is applied and kept in `self`, `true`/`both` are refused under
-/// strict handling and ignored with a warning otherwise, unknown codes are
-/// errors.
+/// `_contained`: `false` (the default) is applied and kept in `self`;
+/// `true`/`both` on a system search are refused under strict handling and
+/// ignored with a warning otherwise (contained.rs tests type searches);
+/// unknown codes are errors.
 async fn contained_parameters(s: &TestServer) {
     let request = put_id(
         s,
@@ -368,7 +368,8 @@ async fn contained_parameters(s: &TestServer) {
     .await;
     assert_eq!(match_ids(&b), vec![request.clone()]);
     for value in ["true", "both"] {
-        let query = format!("Medication?code=1191&_contained={value}");
+        // Type searches only: a system search ignores it.
+        let query = format!("?_type=Medication&code=1191&_contained={value}");
         let b = search(s, &query).await;
         let outcome = entries(&b)
             .into_iter()
