@@ -402,15 +402,14 @@ impl Planner {
     /// the rows of each candidate through the index table's primary key
     /// (`EXISTS`, rid first), instead of materialising all its matches.
     pub(super) fn filters(&mut self, filters: &[Filter], r: &str) -> String {
+        self.filters_led_by(filters, r, driver_of(filters))
+    }
+
+    /// `filters` with the one at `driver` (if any) driving.
+    fn filters_led_by(&mut self, filters: &[Filter], r: &str, driver: Option<usize>) -> String {
         if filters.is_empty() {
             return "1 = 1".to_string();
         }
-        let driver = filters
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| drives_by_rid(f))
-            .max_by_key(|(i, f)| (selectivity(f), std::cmp::Reverse(*i)))
-            .map(|(i, _)| i);
         let parts: Vec<String> = filters
             .iter()
             .enumerate()
@@ -992,6 +991,18 @@ impl Planner {
     }
 
     /// `WHERE` of a search over `r`: tenant, types, live, the filters.
+    /// Tenant, live, and the query's types, on `r` (`plus`: "+" keeps
+    /// SQLite from using indexes for them).
+    fn live_of_types(&mut self, q: &SearchQuery, r: &str, plus: &str) -> String {
+        let mut w = format!("{plus}{r}.tenant = {} AND {r}.deleted = 0", self.tenant);
+        match q.types.as_slice() {
+            [] => {}
+            [one] => w.push_str(&format!(" AND {plus}{r}.type = {}", self.text(one))),
+            many => w.push_str(&format!(" AND {plus}{r}.type IN ({})", self.list(many))),
+        }
+        w
+    }
+
     fn base_where(&mut self, q: &SearchQuery, r: &str) -> String {
         // SQLite's planner prefers the (tenant, type) index over a
         // `rid IN (index subquery)` condition and then scans every resource
@@ -1002,12 +1013,7 @@ impl Planner {
         } else {
             ""
         };
-        let mut w = format!("{plus}{r}.tenant = {} AND {r}.deleted = 0", self.tenant);
-        match q.types.as_slice() {
-            [] => {}
-            [one] => w.push_str(&format!(" AND {plus}{r}.type = {}", self.text(one))),
-            many => w.push_str(&format!(" AND {plus}{r}.type IN ({})", self.list(many))),
-        }
+        let mut w = self.live_of_types(q, r, plus);
         if !q.filters.is_empty() {
             w.push_str(" AND ");
             w.push_str(&self.filters(&q.filters, r));
@@ -1060,6 +1066,37 @@ fn drives_by_rid(f: &Filter) -> bool {
     )
 }
 
+/// The filter that drives a query: the most selective that can.
+fn driver_of(filters: &[Filter]) -> Option<usize> {
+    filters
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| drives_by_rid(f))
+        .max_by_key(|(i, f)| (selectivity(f), std::cmp::Reverse(*i)))
+        .map(|(i, _)| i)
+}
+
+/// The driving filter, when its index rows come in rid order: one
+/// parameter and one value fixing every index column before `rid` (a code;
+/// a reference to one id of one type). Walking them in order finds a page
+/// of matches without collecting every match first.
+fn rid_ordered_driver(filters: &[Filter]) -> Option<usize> {
+    let i = driver_of(filters)?;
+    match &filters[i] {
+        Filter::Index {
+            pids,
+            alts,
+            negate: false,
+            ..
+        } if pids.len() == 1 => match alts.as_slice() {
+            [Cond::Token { code: Some(_), .. }] => Some(i),
+            [Cond::Reference { types, .. }] if types.len() == 1 => Some(i),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn read_sort_value(row: &Row, i: usize, key: &SortKey) -> Result<SortValue, StoreError> {
     if row.is_null(i)? {
         return Ok(SortValue::Null);
@@ -1089,16 +1126,58 @@ pub async fn search(
     p.postgres = !p.sqlite;
     let r = "r";
     let exprs: Vec<String> = q.sort.iter().map(|k| p.sort_expr(k, r)).collect();
-    let mut w = p.base_where(q, r);
+    // SQLite, in rid order, led by index rows that come in rid order: the
+    // query walks them and stops at the page's end. Through `rid IN
+    // (subquery)` SQLite first collected every match into a temporary
+    // index (`Observation?code=X` at 1,000,000 resources, 86,085 matches:
+    // 12 ms for a page of 50; 0.06 ms walking the rows).
+    let lead = if p.sqlite && q.sort.is_empty() {
+        rid_ordered_driver(&q.filters)
+    } else {
+        None
+    };
+    let (from, mut w, rid_of, group) = match lead.map(|i| (i, &q.filters[i])) {
+        Some((
+            i,
+            Filter::Index {
+                table, pids, alts, ..
+            },
+        )) => {
+            let (x, from, conds) = p.index_parts(*table, pids, alts);
+            let mut w = format!("{x}.tenant = {} AND {conds} AND ", p.tenant);
+            w.push_str(&p.live_of_types(q, r, "+"));
+            let others: Vec<Filter> = q
+                .filters
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, f)| f.clone())
+                .collect();
+            if !others.is_empty() {
+                w.push_str(" AND ");
+                w.push_str(&p.filters_led_by(&others, r, None));
+            }
+            let from = format!("{from} CROSS JOIN resources {r} ON {r}.rid = {x}.rid");
+            // A resource with several rows for the value is one match.
+            let group = format!(" GROUP BY {x}.rid");
+            (from, w, x, group)
+        }
+        _ => (
+            format!("resources {r}"),
+            p.base_where(q, r),
+            r.to_string(),
+            String::new(),
+        ),
+    };
     let forward = !matches!(q.page, PageAt::Before(..) | PageAt::Last);
     match &q.page {
         PageAt::After(values, rid) => {
-            let k = p.keyset(&exprs, &q.sort, values, *rid, true, r);
+            let k = p.keyset(&exprs, &q.sort, values, *rid, true, &rid_of);
             w.push_str(" AND ");
             w.push_str(&k);
         }
         PageAt::Before(values, rid) => {
-            let k = p.keyset(&exprs, &q.sort, values, *rid, false, r);
+            let k = p.keyset(&exprs, &q.sort, values, *rid, false, &rid_of);
             w.push_str(" AND ");
             w.push_str(&k);
         }
@@ -1134,10 +1213,10 @@ pub async fn search(
     let sql = format!(
         "SELECT pg.rid, pg.type, pg.id, pg.version, pg.last_updated, v.body{page_cols} \
          FROM (SELECT {r}.rid, {r}.type, {r}.id, {r}.version, {r}.last_updated{sort_cols} \
-               FROM resources {r} WHERE {w} ORDER BY {} LIMIT {limit}) pg \
+               FROM {from} WHERE {w}{group} ORDER BY {} LIMIT {limit}) pg \
          JOIN resource_versions v ON v.rid = pg.rid AND v.version = pg.version \
          ORDER BY {}",
-        order_by(&exprs, &format!("{r}.rid")),
+        order_by(&exprs, &format!("{rid_of}.rid")),
         order_by(&page_exprs, "pg.rid"),
     );
     let mut b = p.b;

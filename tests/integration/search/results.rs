@@ -443,8 +443,50 @@ async fn accurate_totals_count_live_matches(s: &TestServer) {
     assert_eq!(total(&b), Some(2), "{b}");
 }
 
+/// Paging a search on one code or one reference (on SQLite the index rows
+/// lead the query, in rid order): every match once, in order, with
+/// `previous` and `last`; a resource with the code twice is one match.
+async fn paging_led_by_index_rows(s: &TestServer) {
+    let subject = create_id(s, json!({"resourceType": "Patient"})).await;
+    let other = create_id(s, json!({"resourceType": "Patient"})).await;
+    let obs = |code: &str, twice: bool, who: &str| {
+        let mut coding = vec![json!({"system": "urn:a", "code": code})];
+        if twice {
+            coding.push(json!({"system": "urn:b", "code": code}));
+        }
+        json!({"resourceType": "Observation", "status": "final",
+               "code": {"coding": coding},
+               "subject": {"reference": format!("Patient/{who}")}})
+    };
+    let mut gone = Vec::new();
+    for i in 0..23 {
+        create_id(s, obs("walked", i % 3 == 0, &subject)).await;
+        // Others between them: another code, another subject, one deleted.
+        create_id(s, obs("stood", false, &other)).await;
+        if i == 10 {
+            gone.push(create_id(s, obs("walked", false, &subject)).await);
+        }
+    }
+    let deleted = s.delete(&format!("Observation/{}", gone[0])).await.status;
+    assert!(deleted == 200 || deleted == 204, "delete: {deleted}");
+    check_paging(s, "Observation?code=walked&_count=5").await;
+    check_paging(s, "Observation?code=urn:a|walked&_count=5").await;
+    check_paging(
+        s,
+        &format!("Observation?subject=Patient/{subject}&_count=5"),
+    )
+    .await;
+    // With a second condition checked on each row.
+    check_paging(
+        s,
+        &format!("Observation?code=walked&subject=Patient/{subject}&_count=5"),
+    )
+    .await;
+}
+
 crate::on_both_databases!(
     sorting,
+    paging_led_by_index_rows,
     accurate_totals_count_live_matches,
     contained_parameters,
     count_total_summary_elements,
