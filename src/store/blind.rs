@@ -104,6 +104,20 @@ impl BlindIndex {
         }
     }
 
+    /// A `_containedType=contained` search with its token conditions on
+    /// covered systems hashed.
+    pub fn contained_query(
+        &self,
+        q: &super::contained::ContainedQuery,
+    ) -> super::contained::ContainedQuery {
+        super::contained::ContainedQuery {
+            filters: self.filters(&q.filters),
+            plain: q.plain.as_ref().map(|f| self.filters(f)),
+            outer: self.filters(&q.outer),
+            ..q.clone()
+        }
+    }
+
     pub fn filters(&self, filters: &[Filter]) -> Vec<Filter> {
         filters.iter().map(|f| self.filter(f)).collect()
     }

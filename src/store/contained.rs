@@ -6,7 +6,7 @@
 //! contained resource out of it.
 
 use super::db::Conn;
-use super::query::{live_row, Filter, Hit, PageAt, Planner, SortValue};
+use super::query::{hit_row, Filter, Hit, PageAt, Planner, SortValue};
 use super::StoreError;
 
 /// A search of contained resources of `rtype`.
@@ -97,18 +97,9 @@ pub async fn search(
     let rows = conn.fetch_all(&b.build()).await?;
     let mut hits = Vec::with_capacity(rows.len());
     for row in &rows {
-        let (rtype, id, version, body) = live_row(codec, tenant, row)?;
         let pos = row.int(6)?;
         hits.push(ContainedHit {
-            hit: Hit {
-                rid: row.int(0)?,
-                rtype,
-                id,
-                version,
-                last_updated: row.int(4)?,
-                body,
-                sort_values: vec![SortValue::Int(pos)],
-            },
+            hit: hit_row(codec, tenant, row, vec![SortValue::Int(pos)])?,
             position: (pos >= 0).then_some(pos),
         });
     }

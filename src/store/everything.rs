@@ -11,7 +11,7 @@
 
 use super::codec::Codec;
 use super::db::Conn;
-use super::query::{live_row, Filter, Hit, PageAt, Planner};
+use super::query::{hit_row, Filter, Hit, PageAt, Planner};
 use super::StoreError;
 
 /// What `$everything` gathers.
@@ -126,16 +126,7 @@ pub async fn everything(
     let rows = conn.fetch_all(&b.build()).await?;
     let mut hits = Vec::with_capacity(rows.len());
     for row in &rows {
-        let (rtype, id, version, body) = live_row(codec, tenant, row)?;
-        hits.push(Hit {
-            rid: row.int(0)?,
-            rtype,
-            id,
-            version,
-            last_updated: row.int(4)?,
-            body,
-            sort_values: Vec::new(),
-        });
+        hits.push(hit_row(codec, tenant, row, Vec::new())?);
     }
     Ok(hits)
 }

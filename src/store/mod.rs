@@ -282,12 +282,7 @@ impl Store {
 
     /// A contained search with its token conditions blinded as stored.
     fn blind_contained(&self, q: &contained::ContainedQuery) -> Option<contained::ContainedQuery> {
-        self.blind.as_ref().map(|b| contained::ContainedQuery {
-            filters: b.filters(&q.filters),
-            plain: q.plain.as_ref().map(|f| b.filters(f)),
-            outer: b.filters(&q.outer),
-            ..q.clone()
-        })
+        self.blind.as_ref().map(|b| b.contained_query(q))
     }
 
     /// How many resources a search matches.
@@ -578,12 +573,7 @@ impl Reader<'_> {
                 contained::search(&mut conn.conn(), &store.codec, tenant, q).await
             }
             Reader::Tx(tx) => {
-                let blinded = tx.blind.as_ref().map(|b| contained::ContainedQuery {
-                    filters: b.filters(&q.filters),
-                    plain: q.plain.as_ref().map(|f| b.filters(f)),
-                    outer: b.filters(&q.outer),
-                    ..q.clone()
-                });
+                let blinded = tx.blind.as_ref().map(|b| b.contained_query(q));
                 let q = blinded.as_ref().unwrap_or(q);
                 contained::search(&mut tx.tx.conn(), &tx.codec, tenant, q).await
             }
@@ -604,12 +594,7 @@ impl Reader<'_> {
                 contained::count(&mut conn.conn(), tenant, q).await
             }
             Reader::Tx(tx) => {
-                let blinded = tx.blind.as_ref().map(|b| contained::ContainedQuery {
-                    filters: b.filters(&q.filters),
-                    plain: q.plain.as_ref().map(|f| b.filters(f)),
-                    outer: b.filters(&q.outer),
-                    ..q.clone()
-                });
+                let blinded = tx.blind.as_ref().map(|b| b.contained_query(q));
                 let q = blinded.as_ref().unwrap_or(q);
                 contained::count(&mut tx.tx.conn(), tenant, q).await
             }

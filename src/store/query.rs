@@ -1228,16 +1228,7 @@ pub async fn search(
         for (i, key) in q.sort.iter().enumerate() {
             sort_values.push(read_sort_value(row, 6 + i, key)?);
         }
-        let (rtype, id, version, body) = live_row(codec, tenant, row)?;
-        hits.push(Hit {
-            rid: row.int(0)?,
-            rtype,
-            id,
-            version,
-            last_updated: row.int(4)?,
-            body,
-            sort_values,
-        });
+        hits.push(hit_row(codec, tenant, row, sort_values)?);
     }
     if !forward {
         // Read backwards: put the extra row (the farthest) first, then
@@ -1328,6 +1319,26 @@ pub struct Included {
 
 /// Type, id, version and decoded body of a live resource row (columns 1-3
 /// and 5, as search and include queries select them).
+/// A search hit from a row of `rid, type, id, version, last_updated,
+/// body`, the body opened.
+pub(super) fn hit_row(
+    codec: &Codec,
+    tenant: i64,
+    row: &Row,
+    sort_values: Vec<SortValue>,
+) -> Result<Hit, StoreError> {
+    let (rtype, id, version, body) = live_row(codec, tenant, row)?;
+    Ok(Hit {
+        rid: row.int(0)?,
+        rtype,
+        id,
+        version,
+        last_updated: row.int(4)?,
+        body,
+        sort_values,
+    })
+}
+
 pub(super) fn live_row(
     codec: &Codec,
     tenant: i64,
