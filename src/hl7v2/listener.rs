@@ -69,6 +69,9 @@ pub struct Listener {
     connections: Arc<Semaphore>,
 }
 
+/// How often refusals past the connection cap are logged at most.
+const REFUSALS_LOGGED_EVERY: Duration = Duration::from_secs(10);
+
 impl Listener {
     pub fn new(
         listener: TcpListener,
@@ -92,6 +95,10 @@ impl Listener {
         // Each connection task holds a clone of `done_tx`; when the last is
         // dropped, `done_rx.recv()` returns None: everything has finished.
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        // Refusals are logged at most once per REFUSALS_LOGGED_EVERY, with
+        // how many there were: a flood of connections cannot flood the log.
+        let mut refused: u64 = 0;
+        let mut refusal_logged: Option<std::time::Instant> = None;
         loop {
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,
@@ -107,11 +114,17 @@ impl Listener {
                 }
             };
             let Ok(permit) = self.connections.clone().try_acquire_owned() else {
-                tracing::warn!(
-                    peer = %peer,
-                    max_connections = self.settings.max_connections,
-                    "MLLP connection refused: the connection limit is reached; closed"
-                );
+                refused += 1;
+                if refusal_logged.is_none_or(|at| at.elapsed() >= REFUSALS_LOGGED_EVERY) {
+                    tracing::warn!(
+                        peer = %peer,
+                        max_connections = self.settings.max_connections,
+                        refused,
+                        "MLLP connection refused: the connection limit is reached; closed (refused: connections refused since the last such line)"
+                    );
+                    refused = 0;
+                    refusal_logged = Some(std::time::Instant::now());
+                }
                 drop(stream);
                 continue;
             };

@@ -4,7 +4,7 @@
 //! since the planning began.
 //!
 //! Every commit of a write transaction adds one before it runs and one after
-//! it ends (also when it fails or its future is dropped), so the count is odd
+//! it ends (also when it fails), so the count is odd
 //! while a commit is under way. A reading taken before the lookups began is
 //! `None` when a commit was under way then: its writes may or may not be in
 //! the lookups' snapshot. An equal, even reading taken later under the write

@@ -1049,7 +1049,18 @@ impl WriteTx {
         reading.is_some() && self.commits.reading() == reading
     }
 
+    /// Commits, and then publishes the written versions to the cache. It
+    /// runs to its end in a task of its own even when the caller's future
+    /// is dropped (a client that disconnects): a COMMIT handed to the
+    /// connection's thread completes anyway, and the count of commits
+    /// (`commits.rs`) and the version cache must follow it.
     pub async fn commit(self) -> Result<(), StoreError> {
+        tokio::spawn(self.commit_to_end())
+            .await
+            .map_err(|err| StoreError::Unavailable(format!("the commit did not finish: {err}")))?
+    }
+
+    async fn commit_to_end(self) -> Result<(), StoreError> {
         let under_way = (!self.lookups_only).then(|| self.commits.start());
         self.tx.commit().await?;
         drop(under_way);

@@ -491,7 +491,15 @@ impl Planner {
                 let (x, from, conds) = self.index_parts(*table, pids, alts);
                 self.rid_in(r, &x, &from, &conds, *negate, drive)
             }
-            Filter::Either(parts) if drive && self.scope.is_none() => {
+            // Index parts only (as the parser makes them): a union of their
+            // rids drives; anything else takes the OR form below.
+            Filter::Either(parts)
+                if drive
+                    && self.scope.is_none()
+                    && parts
+                        .iter()
+                        .all(|f| matches!(f, Filter::Index { negate: false, .. })) =>
+            {
                 let mut subqueries = Vec::new();
                 for f in parts {
                     if let Filter::Index {
@@ -990,7 +998,6 @@ impl Planner {
         format!("({})", ors.join(" OR "))
     }
 
-    /// `WHERE` of a search over `r`: tenant, types, live, the filters.
     /// Tenant, live, and the query's types, on `r` (`plus`: "+" keeps
     /// SQLite from using indexes for them).
     fn live_of_types(&mut self, q: &SearchQuery, r: &str, plus: &str) -> String {
@@ -1003,6 +1010,7 @@ impl Planner {
         w
     }
 
+    /// `WHERE` of a search over `r`: tenant, types, live, the filters.
     fn base_where(&mut self, q: &SearchQuery, r: &str) -> String {
         // SQLite's planner prefers the (tenant, type) index over a
         // `rid IN (index subquery)` condition and then scans every resource
@@ -1317,8 +1325,6 @@ pub struct Included {
     pub body: bytes::Bytes,
 }
 
-/// Type, id, version and decoded body of a live resource row (columns 1-3
-/// and 5, as search and include queries select them).
 /// A search hit from a row of `rid, type, id, version, last_updated,
 /// body`, the body opened.
 pub(super) fn hit_row(
@@ -1339,6 +1345,8 @@ pub(super) fn hit_row(
     })
 }
 
+/// Type, id, version and decoded body of a live resource row (columns 1-3
+/// and 5, as search and include queries select them).
 pub(super) fn live_row(
     codec: &Codec,
     tenant: i64,
