@@ -341,8 +341,83 @@ async fn unsupported_combinations(s: &TestServer) {
     assert!(match_ids(&b).is_empty());
 }
 
+/// Contained resources are no resources of their own anywhere else:
+/// counts, compartments, `_has`, `_include` and `_revinclude` see the
+/// container's own elements only.
+async fn contained_rows_stay_out_of_other_searches(s: &TestServer) {
+    let patient = put_id(
+        s,
+        json!({"resourceType": "Patient", "name": [{"family": "Realo"}]}),
+        "c-iso-pat",
+    )
+    .await;
+    // The container's subject is its contained Patient; a contained
+    // Observation refers to the stored Patient.
+    let container = put_id(
+        s,
+        json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": LOINC, "code": "iso-outer"}]},
+            "contained": [
+                {"resourceType": "Patient", "id": "p1", "name": [{"family": "Isolde"}],
+                 "identifier": [{"system": "urn:iso", "value": "1"}]},
+                {"resourceType": "Observation", "id": "o2", "status": "final",
+                 "code": {"coding": [{"system": LOINC, "code": "iso-inner"}]},
+                 "subject": {"reference": format!("Patient/{patient}")}}],
+            "subject": {"reference": "#p1"},
+            "hasMember": [{"reference": "#o2"}]}),
+        "c-iso-obs",
+    )
+    .await;
+    let total = |b: &Value| b["total"].as_i64();
+    let b = search(s, "Patient?identifier=urn:iso|1&_total=accurate").await;
+    assert!(match_ids(&b).is_empty(), "{b}");
+    assert_eq!(total(&b), Some(0), "{b}");
+    let b = search(
+        s,
+        &format!("Observation?subject=Patient/{patient}&_total=accurate"),
+    )
+    .await;
+    assert!(match_ids(&b).is_empty(), "{b}");
+    assert_eq!(total(&b), Some(0), "{b}");
+    let b = search(s, "Observation?code=iso-inner&_summary=count").await;
+    assert_eq!(total(&b), Some(0), "{b}");
+    // The stored patient's compartment and reverse chains.
+    assert!(ids(s, &format!("Patient/{patient}/Observation"))
+        .await
+        .is_empty());
+    assert!(ids(s, "Patient?_has:Observation:subject:code=iso-inner")
+        .await
+        .is_empty());
+    assert!(ids(s, "Patient?_has:Observation:subject:code=iso-outer")
+        .await
+        .is_empty());
+    // Includes follow the container's own references only.
+    let b = search(
+        s,
+        &format!("Patient?_id={patient}&_revinclude=Observation:subject"),
+    )
+    .await;
+    assert_eq!(entries(&b).len(), 1, "{b}");
+    let b = search(
+        s,
+        &format!("Observation?_id={container}&_include=Observation:subject"),
+    )
+    .await;
+    assert_eq!(entries(&b).len(), 1, "{b}");
+    // The container is still found by its own values and by the chain.
+    assert_eq!(
+        ids(s, "Observation?code=iso-outer").await,
+        set(&[&container])
+    );
+    assert_eq!(
+        ids(s, "Observation?subject.name=Isolde").await,
+        set(&[&container])
+    );
+}
+
 crate::on_both_databases!(
     chains_follow_local_references,
+    contained_rows_stay_out_of_other_searches,
     contained_true_matches_only_contained,
     criteria_hold_in_one_contained_resource,
     updates_and_deletes_keep_the_rows,
