@@ -677,8 +677,49 @@ async fn messages_sent_together_succeed_and_fail_on_their_own(s: &TestServer) {
     );
 }
 
+/// Different messages about one new patient, sent at once on several
+/// connections: each was planned before the others committed (on SQLite
+/// several commit together), and the patient is created once, the other
+/// messages updating it.
+async fn one_new_patient_sent_together_is_created_once(s: &TestServer) {
+    let addr = s.mllp_addr();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(6));
+    let mut tasks = Vec::new();
+    for conn in 0..6 {
+        let start = start.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Mllp::connect(addr).await;
+            start.wait().await;
+            let mut acks = Vec::new();
+            for round in 0..4 {
+                let m = adt(
+                    "A01",
+                    &format!("ONE-{conn}-{round}"),
+                    &format!("ONENEW{round}"),
+                    "Onenew",
+                );
+                acks.push(c.send(&m).await);
+            }
+            acks
+        }));
+    }
+    for t in tasks {
+        for ack in t.await.unwrap() {
+            assert_eq!(ack_code(&ack), "AA", "{ack}");
+        }
+    }
+    for round in 0..4 {
+        assert_eq!(
+            count(s, &format!("Patient?identifier={MRN_SYSTEM}|ONENEW{round}")).await,
+            1,
+            "one patient for MRN ONENEW{round}"
+        );
+    }
+}
+
 crate::on_both_databases!(
     adt_a01_maps_field_by_field,
+    one_new_patient_sent_together_is_created_once,
     oru_r01_maps_field_by_field,
     ack_codes_tell_the_truth,
     duplicates_get_the_original_ack,
