@@ -1228,12 +1228,21 @@ mod tests {
             }
         );
         assert!(f("Observation", "subject", "Claim/1").is_err());
-        let Filter::Index { alts, .. } = f("Observation", "subject:Patient.name", "x").unwrap()
-        else {
-            panic!()
+        // A chain whose target can be contained: the stored targets, or
+        // (`Filter::Either`) the contained ones through local references.
+        let chain = f("Observation", "subject:Patient.name", "x").unwrap();
+        let Filter::Either(parts) = &chain else {
+            panic!("{chain:?}")
+        };
+        let Filter::Index { alts, .. } = &parts[0] else {
+            panic!("{chain:?}")
         };
         assert!(
             matches!(&alts[0], Cond::Chain { types, .. } if types == &vec!["Patient".to_string()])
+        );
+        assert!(
+            format!("{:?}", parts[1]).contains("LocalChain"),
+            "{chain:?}"
         );
         let two = f("Observation", "patient.general-practitioner.name", "x").unwrap();
         assert!(format!("{two:?}").matches("Chain").count() >= 2);
