@@ -1130,8 +1130,7 @@ pub async fn search(
     q: &SearchQuery,
 ) -> Result<Vec<Hit>, StoreError> {
     let mut p = Planner::new(tenant);
-    p.sqlite = matches!(conn, Conn::Sqlite(_));
-    p.postgres = !p.sqlite;
+    p.set_dialect(conn);
     let r = "r";
     let exprs: Vec<String> = q.sort.iter().map(|k| p.sort_expr(k, r)).collect();
     // SQLite, in rid order, led by index rows that come in rid order: the
@@ -1249,8 +1248,7 @@ pub async fn search(
 /// How many resources match (`_total=accurate`).
 pub async fn count(conn: &mut Conn<'_>, tenant: i64, q: &SearchQuery) -> Result<i64, StoreError> {
     let mut p = Planner::new(tenant);
-    p.sqlite = matches!(conn, Conn::Sqlite(_));
-    p.postgres = !p.sqlite;
+    p.set_dialect(conn);
     let sql = match q.filters.split_first() {
         // Counted from the first filter's index rows, the others checked
         // on their rids: `Observation?code=X&_total=accurate` at 1,000,000
@@ -1302,8 +1300,7 @@ pub async fn find_ids(
         counted_by_index: false,
     };
     let mut p = Planner::new(tenant);
-    p.sqlite = matches!(conn, Conn::Sqlite(_));
-    p.postgres = !p.sqlite;
+    p.set_dialect(conn);
     let w = p.base_where(&q, "r");
     let limit = p.int(limit);
     let mut b = p.b;
