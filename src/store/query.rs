@@ -1364,13 +1364,21 @@ pub(super) fn live_row(
 }
 
 fn included(codec: &Codec, tenant: i64, row: &Row) -> Result<Included, StoreError> {
-    let (rtype, id, version, body) = live_row(codec, tenant, row)?;
-    Ok(Included {
-        rid: row.int(0)?,
+    let Hit {
+        rid,
         rtype,
         id,
         version,
-        last_updated: row.int(4)?,
+        last_updated,
+        body,
+        ..
+    } = hit_row(codec, tenant, row, Vec::new())?;
+    Ok(Included {
+        rid,
+        rtype,
+        id,
+        version,
+        last_updated,
         body,
     })
 }

@@ -70,22 +70,7 @@ async fn oversize_frame_is_rejected_and_closed(s: &TestServer) {
     assert_eq!(c.read_ack().await.unwrap(), ack);
     // `charaka hl7 list --failed` shows it.
     if s.config().database_url.starts_with("sqlite:") {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_charaka"))
-            .args([
-                "hl7",
-                "list",
-                "--failed",
-                "--database-url",
-                &s.config().database_url,
-            ])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = super::hl7_cli(s, &["list", "--failed"]);
         let line = stdout
             .lines()
             .find(|l| l.contains("BIG-1"))

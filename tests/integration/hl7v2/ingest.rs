@@ -571,48 +571,74 @@ async fn sample_messages_are_all_answered(s: &TestServer) {
     assert!(orders >= 100, "{orders}");
 }
 
-/// Messages arriving together commit together, each on its own: a
-/// refused one (AE) leaves the others applied, and one message delivered
-/// on several connections at once is applied once, every delivery answered
-/// with the same ACK.
-async fn messages_sent_together_succeed_and_fail_on_their_own(s: &TestServer) {
+/// Sends from `conns` connections at once (they start together), `rounds`
+/// rounds each; in each round a connection sends `messages(conn, round)`
+/// one after the other, waiting for each ACK. The ACKs, by connection,
+/// round and message.
+async fn send_together(
+    s: &TestServer,
+    conns: usize,
+    rounds: usize,
+    messages: fn(usize, usize) -> Vec<String>,
+) -> Vec<Vec<Vec<String>>> {
     let addr = s.mllp_addr();
-    let start = std::sync::Arc::new(tokio::sync::Barrier::new(6));
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(conns));
     let mut tasks = Vec::new();
-    for conn in 0..6 {
+    for conn in 0..conns {
         let start = start.clone();
         tasks.push(tokio::spawn(async move {
             let mut c = Mllp::connect(addr).await;
             start.wait().await;
             let mut acks = Vec::new();
-            for round in 0..3 {
-                let good = adt(
-                    "A01",
-                    &format!("TOG-G{conn}-{round}"),
-                    &format!("TOGG{conn}{round}"),
-                    "Together",
-                );
-                let bad = adt(
-                    "A01",
-                    &format!("TOG-B{conn}-{round}"),
-                    &format!("TOGB{conn}{round}"),
-                    "Together",
-                )
-                .replace("J18.9^Pneumonia", "J18.99X^Not a code");
-                let same = adt(
-                    "A01",
-                    &format!("TOG-SAME-{round}"),
-                    &format!("TOGSAME{round}"),
-                    "Together",
-                );
-                acks.push((c.send(&good).await, c.send(&bad).await, c.send(&same).await));
+            for round in 0..rounds {
+                let mut sent = Vec::new();
+                for m in messages(conn, round) {
+                    sent.push(c.send(&m).await);
+                }
+                acks.push(sent);
             }
             acks
         }));
     }
-    let mut same_acks = vec![Vec::new(); 3];
+    let mut all = Vec::new();
     for t in tasks {
-        for (round, (good, bad, same)) in t.await.unwrap().into_iter().enumerate() {
+        all.push(t.await.unwrap());
+    }
+    all
+}
+
+/// Messages arriving together commit together, each on its own: a
+/// refused one (AE) leaves the others applied, and one message delivered
+/// on several connections at once is applied once, every delivery answered
+/// with the same ACK.
+async fn messages_sent_together_succeed_and_fail_on_their_own(s: &TestServer) {
+    let acks = send_together(s, 6, 3, |conn, round| {
+        let good = adt(
+            "A01",
+            &format!("TOG-G{conn}-{round}"),
+            &format!("TOGG{conn}{round}"),
+            "Together",
+        );
+        let bad = adt(
+            "A01",
+            &format!("TOG-B{conn}-{round}"),
+            &format!("TOGB{conn}{round}"),
+            "Together",
+        )
+        .replace("J18.9^Pneumonia", "J18.99X^Not a code");
+        let same = adt(
+            "A01",
+            &format!("TOG-SAME-{round}"),
+            &format!("TOGSAME{round}"),
+            "Together",
+        );
+        vec![good, bad, same]
+    })
+    .await;
+    let mut same_acks = vec![Vec::new(); 3];
+    for rounds in acks {
+        for (round, sent) in rounds.into_iter().enumerate() {
+            let [good, bad, same] = <[String; 3]>::try_from(sent).expect("three ACKs");
             assert_eq!(ack_code(&good), "AA", "{good}");
             assert_eq!(ack_code(&bad), "AE", "{bad}");
             assert_eq!(ack_code(&same), "AA", "{same}");
@@ -682,31 +708,17 @@ async fn messages_sent_together_succeed_and_fail_on_their_own(s: &TestServer) {
 /// several commit together), and the patient is created once, the other
 /// messages updating it.
 async fn one_new_patient_sent_together_is_created_once(s: &TestServer) {
-    let addr = s.mllp_addr();
-    let start = std::sync::Arc::new(tokio::sync::Barrier::new(6));
-    let mut tasks = Vec::new();
-    for conn in 0..6 {
-        let start = start.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut c = Mllp::connect(addr).await;
-            start.wait().await;
-            let mut acks = Vec::new();
-            for round in 0..4 {
-                let m = adt(
-                    "A01",
-                    &format!("ONE-{conn}-{round}"),
-                    &format!("ONENEW{round}"),
-                    "Onenew",
-                );
-                acks.push(c.send(&m).await);
-            }
-            acks
-        }));
-    }
-    for t in tasks {
-        for ack in t.await.unwrap() {
-            assert_eq!(ack_code(&ack), "AA", "{ack}");
-        }
+    let acks = send_together(s, 6, 4, |conn, round| {
+        vec![adt(
+            "A01",
+            &format!("ONE-{conn}-{round}"),
+            &format!("ONENEW{round}"),
+            "Onenew",
+        )]
+    })
+    .await;
+    for ack in acks.iter().flatten().flatten() {
+        assert_eq!(ack_code(ack), "AA", "{ack}");
     }
     for round in 0..4 {
         assert_eq!(

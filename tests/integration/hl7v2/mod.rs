@@ -145,6 +145,24 @@ pub fn assert_oversize_ar(ack: &str, control: &str) {
 }
 
 /// MSA-1 of an ACK.
+/// Runs `charaka hl7 ARGS --database-url <the server's>` and returns its
+/// output, asserting it succeeded.
+pub fn hl7_cli(s: &crate::harness::TestServer, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_charaka"))
+        .arg("hl7")
+        .args(args)
+        .args(["--database-url", &s.config().database_url])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 pub fn ack_code(ack: &str) -> String {
     ack.split('\r')
         .find(|s| s.starts_with("MSA"))

@@ -391,16 +391,7 @@ async fn peer_identity_logged(s: &TestServer, pki: &Pki) {
     assert!(row["peerIdentity"].is_null(), "{row}");
 
     if s.config().database_url.starts_with("sqlite:") {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_charaka"))
-            .args(["hl7", "list", "--database-url", &s.config().database_url])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = super::hl7_cli(s, &["list"]);
         let line = |control: &str| {
             stdout
                 .lines()
