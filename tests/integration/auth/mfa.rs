@@ -165,7 +165,9 @@ impl Account {
 
 /// Enrols `dr` through the account pages; returns the TOTP secret (base32)
 /// and the backup codes.
-async fn enrol(s: &TestServer) -> (String, Vec<String>) {
+/// Turns two-step sign-in on for "dr": the secret, the backup codes and the
+/// time whose code confirmed the enrolment (that step is then used up).
+async fn enrol(s: &TestServer) -> (String, Vec<String>, u64) {
     let (mut a, status, to, _) = Account::sign_in(s, "dr").await;
     assert_eq!(status, 303);
     assert_eq!(
@@ -222,7 +224,8 @@ async fn enrol(s: &TestServer) -> (String, Vec<String>) {
     assert!(!charaka::auth::mfa::enabled(&s.fhir().store, "dr")
         .await
         .unwrap());
-    let code = totp(&secret).generate(now());
+    let confirmed_at = now();
+    let code = totp(&secret).generate(confirmed_at);
     let (status, _, page) = a
         .post(
             s,
@@ -241,7 +244,7 @@ async fn enrol(s: &TestServer) -> (String, Vec<String>) {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0][0], 0x01, "sealed");
     assert!(!stored[0].windows(raw.len()).any(|w| w == raw.as_slice()));
-    (secret, codes)
+    (secret, codes, confirmed_at)
 }
 
 /// Starts an authorization and gives the password: the second-factor page.
@@ -277,22 +280,26 @@ async fn password_step(s: &TestServer, client_id: &str) -> Browsing {
 async fn two_step_sign_in_end_to_end(s: &TestServer) {
     seed(s).await;
     let (client_id, _) = register(s, "public", "user/*.rs", None).await;
-    let (secret, backup) = enrol(s).await;
+    let (secret, backup, confirmed_at) = enrol(s).await;
 
     // Approval needs the second factor: the password alone is not enough.
     let mut b = password_step(s, &client_id).await;
     let (status, page) = b.page(&s.origin, &[("step", "approve")]).await;
     assert_eq!(status, 400, "{page}");
 
-    // The code that confirmed the enrolment cannot be used again.
+    // The code that confirmed the enrolment cannot be used again, even
+    // when the clock has since moved to the next step.
     let t = totp(&secret);
     let (status, page) = b
-        .page(&s.origin, &[("step", "mfa"), ("code", &t.generate(now()))])
+        .page(
+            &s.origin,
+            &[("step", "mfa"), ("code", &t.generate(confirmed_at))],
+        )
         .await;
     assert_eq!(status, 401, "{page}");
     assert!(page.contains("not right, or was used"), "{page}");
     // The next step's code works (one step of drift is allowed) ...
-    let next = t.generate(now() + 30);
+    let next = t.generate(confirmed_at + 30);
     let (status, page) = b.page(&s.origin, &[("step", "mfa"), ("code", &next)]).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Allow access?"), "{page}");
@@ -385,7 +392,7 @@ async fn two_step_sign_in_end_to_end(s: &TestServer) {
 async fn second_factor_failures_are_limited(s: &TestServer) {
     seed(s).await;
     let (client_id, _) = register(s, "public", "user/*.rs", None).await;
-    let (secret, _) = enrol(s).await;
+    let (secret, _, _) = enrol(s).await;
     let mut b = password_step(s, &client_id).await;
     // The wrong code of the enrolment counted already: four more lock.
     for _ in 0..4 {
