@@ -319,6 +319,9 @@ pub(super) struct Planner {
     /// Inside a contained resource: the SQL of its position (`grp`), which
     /// every index row a filter looks at must share.
     scope: Option<String>,
+    /// Planning a walk (`walk`): every filter tests one candidate, `_has`
+    /// included, instead of collecting its matches.
+    probing: bool,
 }
 
 impl Planner {
@@ -332,6 +335,7 @@ impl Planner {
             sqlite: false,
             postgres: false,
             scope: None,
+            probing: false,
         }
     }
 
@@ -568,6 +572,17 @@ impl Planner {
                 let h = self.alias("h");
                 let pid = self.pids(&x, pids);
                 let ty = self.text(rtype);
+                if self.probing {
+                    // One candidate: the rows that refer to it (the value
+                    // index leads with pid and tid), each tested in turn.
+                    let inner = self.scoped(None, |p| p.filters_led_by(filters, &h, None));
+                    return format!(
+                        "EXISTS (SELECT 1 FROM sp_reference {x} JOIN resources {h} ON {h}.rid = {x}.rid \
+                         WHERE {x}.tenant = {t} AND {pid} AND {x}.tid = {r}.id AND {x}.ttype = {r}.type \
+                         AND {h}.type = {ty} AND {h}.deleted = 0 AND {inner})",
+                        t = self.tenant
+                    );
+                }
                 let inner = self.scoped(None, |p| p.filters(filters, &h));
                 if self.postgres {
                     // Uncorrelated: PostgreSQL finds the referring resources
@@ -1129,6 +1144,114 @@ pub async fn search(
     tenant: i64,
     q: &SearchQuery,
 ) -> Result<Vec<Hit>, StoreError> {
+    match walk_from(q) {
+        Some(after) => walk(conn, codec, tenant, q, after).await,
+        None => page(conn, codec, tenant, q, None).await,
+    }
+}
+
+/// The first window of a walk, in rids.
+const WALK_FIRST: i64 = 2_048;
+/// The most rids a walk covers before the query collects its matches
+/// instead.
+const WALK_MAX: i64 = 131_072;
+
+/// Where a walk starts (after this rid), for a page in rid order whose
+/// driving filter collects every match before choosing the page: a chain
+/// (its references to any matching target), or `_has` with nothing to
+/// drive.
+fn walk_from(q: &SearchQuery) -> Option<i64> {
+    if !q.sort.is_empty() || q.filters.iter().any(|f| matches!(f, Filter::Ids(_))) {
+        return None;
+    }
+    let after = match &q.page {
+        PageAt::First => 0,
+        PageAt::After(values, rid) if values.is_empty() => *rid,
+        _ => return None,
+    };
+    let collects = match driver_of(&q.filters) {
+        Some(i) => chains(&q.filters[i]),
+        None => q.filters.iter().any(|f| matches!(f, Filter::Has { .. })),
+    };
+    collects.then_some(after)
+}
+
+/// Whether a filter follows references to resources matching criteria.
+fn chains(f: &Filter) -> bool {
+    match f {
+        Filter::Index { alts, .. } => alts.iter().any(|c| matches!(c, Cond::Chain { .. })),
+        Filter::Either(parts) => parts.iter().any(chains),
+        _ => false,
+    }
+}
+
+/// A page found by walking the resources in rid order and testing each
+/// against every filter, a window of rids at a time, stopping at the
+/// page's end. A broad chain (`Observation?patient.general-practitioner.
+/// name=a` at 1,000,000 resources: 119,235 matches) fills a page within a
+/// few hundred rids, where collecting every match first took 213 ms
+/// (SQLite) and 723 ms (PostgreSQL). Each window's matches tell how far
+/// the page's end likely is; when that is beyond `WALK_MAX` rids, or the
+/// first window found none, the rest of the page is collected as before,
+/// after the windows walked.
+async fn walk(
+    conn: &mut Conn<'_>,
+    codec: &Codec,
+    tenant: i64,
+    q: &SearchQuery,
+    mut after: i64,
+) -> Result<Vec<Hit>, StoreError> {
+    let last = {
+        let q = super::db::Query::new("SELECT COALESCE(MAX(rid), 0) FROM resources");
+        match conn.fetch_optional(&q).await? {
+            Some(row) => row.int(0)?,
+            None => 0,
+        }
+    };
+    let want = q.count + 1;
+    let mut hits: Vec<Hit> = Vec::new();
+    let (mut window, mut walked) = (WALK_FIRST, 0);
+    while after < last {
+        let upto = after.saturating_add(window).min(last);
+        let part = SearchQuery {
+            count: want - hits.len() as i64 - 1,
+            ..q.clone()
+        };
+        hits.extend(page(conn, codec, tenant, &part, Some((after, upto))).await?);
+        walked += upto - after;
+        after = upto;
+        let found = hits.len() as i64;
+        if found >= want || after >= last {
+            return Ok(hits);
+        }
+        // Rids likely still to walk, at the density found so far.
+        let ahead = (want - found).saturating_mul(walked) / found.max(1);
+        if found == 0 || walked.saturating_add(ahead) > WALK_MAX {
+            break;
+        }
+        window = ahead + ahead / 4 + 256;
+    }
+    if after >= last {
+        return Ok(hits);
+    }
+    let rest = SearchQuery {
+        count: q.count - hits.len() as i64,
+        page: PageAt::After(Vec::new(), after),
+        ..q.clone()
+    };
+    hits.extend(page(conn, codec, tenant, &rest, None).await?);
+    Ok(hits)
+}
+
+/// One page of `q`; with `within` (after, up to), the page among those
+/// rids, found by walking them (see `walk`).
+async fn page(
+    conn: &mut Conn<'_>,
+    codec: &Codec,
+    tenant: i64,
+    q: &SearchQuery,
+    within: Option<(i64, i64)>,
+) -> Result<Vec<Hit>, StoreError> {
     let mut p = Planner::new(tenant);
     p.set_dialect(conn);
     let r = "r";
@@ -1138,18 +1261,34 @@ pub async fn search(
     // (subquery)` SQLite first collected every match into a temporary
     // index (`Observation?code=X` at 1,000,000 resources, 86,085 matches:
     // 12 ms for a page of 50; 0.06 ms walking the rows).
-    let lead = if p.sqlite && q.sort.is_empty() {
+    let lead = if p.sqlite && q.sort.is_empty() && within.is_none() {
         rid_ordered_driver(&q.filters)
     } else {
         None
     };
-    let (from, mut w, rid_of, group) = match lead.map(|i| (i, &q.filters[i])) {
-        Some((
-            i,
-            Filter::Index {
-                table, pids, alts, ..
-            },
-        )) => {
+    let (from, mut w, rid_of, group) = match (within, lead.map(|i| (i, &q.filters[i]))) {
+        (Some((after, upto)), _) => {
+            // The rid range leads (the primary key); SQLite must not take
+            // the (tenant, type) index instead.
+            let plus = if p.sqlite { "+" } else { "" };
+            let (after, upto) = (p.int(after), p.int(upto));
+            let mut w = format!("{r}.rid > {after} AND {r}.rid <= {upto} AND ");
+            w.push_str(&p.live_of_types(q, r, plus));
+            p.probing = true;
+            w.push_str(" AND ");
+            w.push_str(&p.filters_led_by(&q.filters, r, None));
+            p.probing = false;
+            (format!("resources {r}"), w, r.to_string(), String::new())
+        }
+        (
+            None,
+            Some((
+                i,
+                Filter::Index {
+                    table, pids, alts, ..
+                },
+            )),
+        ) => {
             let (x, from, conds) = p.index_parts(*table, pids, alts);
             let mut w = format!("{x}.tenant = {} AND {conds} AND ", p.tenant);
             w.push_str(&p.live_of_types(q, r, "+"));
@@ -1177,18 +1316,19 @@ pub async fn search(
         ),
     };
     let forward = !matches!(q.page, PageAt::Before(..) | PageAt::Last);
-    match &q.page {
-        PageAt::After(values, rid) => {
+    match (&q.page, within) {
+        // A walk's window is its own keyset.
+        (_, Some(_)) | (PageAt::First | PageAt::Last, None) => {}
+        (PageAt::After(values, rid), None) => {
             let k = p.keyset(&exprs, &q.sort, values, *rid, true, &rid_of);
             w.push_str(" AND ");
             w.push_str(&k);
         }
-        PageAt::Before(values, rid) => {
+        (PageAt::Before(values, rid), None) => {
             let k = p.keyset(&exprs, &q.sort, values, *rid, false, &rid_of);
             w.push_str(" AND ");
             w.push_str(&k);
         }
-        PageAt::First | PageAt::Last => {}
     }
     // The page's order over sort expressions `exprs` and `rid`.
     let order_by = |exprs: &[String], rid: &str| {

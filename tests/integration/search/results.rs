@@ -484,9 +484,95 @@ async fn paging_led_by_index_rows(s: &TestServer) {
     .await;
 }
 
+/// Chains and `_has` find a page by walking the resources in rid order a
+/// window at a time (2,048 rids first), and collect the rest when matches
+/// are sparse. Matches dense at first, then apart by thousands of other
+/// resources, a deleted match among them: every page holds the right
+/// resources once, in order, on both paths.
+async fn paging_walked_in_windows(s: &TestServer) {
+    let gp = |name: &str| json!({"resourceType": "Practitioner", "name": [{"family": name}]});
+    let walker = create_id(s, gp("Walker")).await;
+    let zed = create_id(s, gp("Zed")).await;
+    // A patient of `doctor` and an Observation of `code` about them.
+    let unit = |doctor: String, code: &'static str| async move {
+        let patient = create_id(
+            s,
+            json!({"resourceType": "Patient",
+                   "generalPractitioner": [{"reference": format!("Practitioner/{doctor}")}]}),
+        )
+        .await;
+        let obs = create_id(
+            s,
+            json!({"resourceType": "Observation", "status": "final",
+                   "code": {"coding": [{"system": "urn:w", "code": code}]},
+                   "subject": {"reference": format!("Patient/{patient}")}}),
+        )
+        .await;
+        (patient, obs)
+    };
+    let filler = |n: usize| {
+        let entries: Vec<Value> = (0..n)
+            .map(|_| {
+                json!({"resource": {"resourceType": "Basic", "code": {"text": "filler"}},
+                       "request": {"method": "POST", "url": "Basic"}})
+            })
+            .collect();
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    };
+    let (mut patients, mut observations) = (Vec::new(), Vec::new());
+    for (matches, after) in [(15, 2_500), (5, 2_500), (3, 0)] {
+        for i in 0..matches {
+            let (patient, obs) = unit(walker.clone(), "walked").await;
+            patients.push(patient);
+            observations.push(obs);
+            unit(zed.clone(), "walked").await;
+            if i == 2 {
+                // A match deleted: its patient no longer has one either.
+                let (_, gone) = unit(walker.clone(), "walked").await;
+                let deleted = s.delete(&format!("Observation/{gone}")).await.status;
+                assert!(deleted == 200 || deleted == 204, "delete: {deleted}");
+            }
+        }
+        if after > 0 {
+            let r = s.post("", &filler(after)).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+    }
+    let chained = check_paging(
+        s,
+        "Observation?patient.general-practitioner.name=walker&_count=5",
+    )
+    .await;
+    assert_eq!(chained, observations, "chain: every match, in rid order");
+    // Second conditions that do not lead (`_lastUpdated`) test each row.
+    let chained = check_paging(
+        s,
+        &format!(
+            "Observation?subject:Patient.general-practitioner=Practitioner/{walker}\
+             &_lastUpdated=gt2000-01-01&_count=5"
+        ),
+    )
+    .await;
+    assert_eq!(chained, observations, "chain with a second condition");
+    let had = check_paging(
+        s,
+        "Patient?_has:Observation:patient:code=walked&_has:Observation:patient:status=final\
+         &_lastUpdated=gt2000-01-01&general-practitioner.name=walker&_count=5",
+    )
+    .await;
+    assert_eq!(had, patients, "_has with other conditions");
+    let had = walk(
+        s,
+        "Patient?_has:Observation:patient:code=urn:w|walked&_count=5",
+    )
+    .await;
+    assert_eq!(had.concat().len(), 46, "_has alone: both doctors' patients");
+}
+
 crate::on_both_databases!(
     sorting,
     paging_led_by_index_rows,
+    paging_walked_in_windows,
     accurate_totals_count_live_matches,
     contained_parameters,
     count_total_summary_elements,
