@@ -583,6 +583,18 @@ impl Planner {
                         t = self.tenant
                     );
                 }
+                if drive {
+                    // The resources referred to by the matches, by rid.
+                    let t = self.alias("t");
+                    let inner = self.scoped(None, |p| p.filters(filters, &h));
+                    return format!(
+                        "{r}.rid IN (SELECT {t}.rid FROM sp_reference {x} \
+                         JOIN resources {h} ON {h}.rid = {x}.rid \
+                         JOIN resources {t} ON {t}.tenant = {x}.tenant AND {t}.type = {x}.ttype AND {t}.id = {x}.tid \
+                         WHERE {x}.tenant = {tenant} AND {pid} AND {h}.type = {ty} AND {h}.deleted = 0 AND {inner})",
+                        tenant = self.tenant
+                    );
+                }
                 let inner = self.scoped(None, |p| p.filters(filters, &h));
                 if self.postgres {
                     // Uncorrelated: PostgreSQL finds the referring resources
@@ -1072,6 +1084,7 @@ fn selectivity(f: &Filter) -> u8 {
         Filter::Composite(_) => 70,
         Filter::Contained { filters, .. } => filters.iter().map(selectivity).max().unwrap_or(1),
         Filter::Either(parts) => parts.iter().map(selectivity).min().unwrap_or(1),
+        Filter::Has { .. } => 35,
         _ => 1,
     }
 }
@@ -1085,6 +1098,7 @@ fn drives_by_rid(f: &Filter) -> bool {
             | Filter::Composite(_)
             | Filter::Contained { .. }
             | Filter::Either(_)
+            | Filter::Has { .. }
             | Filter::Missing { missing: false, .. }
     )
 }
@@ -1169,11 +1183,77 @@ fn walk_from(q: &SearchQuery) -> Option<i64> {
         PageAt::After(values, rid) if values.is_empty() => *rid,
         _ => return None,
     };
-    let collects = match driver_of(&q.filters) {
-        Some(i) => chains(&q.filters[i]),
-        None => q.filters.iter().any(|f| matches!(f, Filter::Has { .. })),
+    let i = driver_of(&q.filters)?;
+    (chains(&q.filters[i]) || matches!(q.filters[i], Filter::Has { .. })).then_some(after)
+}
+
+/// A chain is broad from this many target resources on.
+const BROAD_TARGETS: i64 = 100;
+/// `_has` is broad from this many referring matches on.
+const BROAD_REFERRERS: i64 = 2_000;
+
+/// Whether the driving filter `f` is broad enough for a walk to fill a page
+/// soon, by a capped count of what it starts from: a chain's targets, or
+/// the resources `_has` names. Narrow, collecting its matches costs little
+/// (`Observation?patient.name=X`), where a walk would test thousands of
+/// rows to find none; broad, a walk finds a page within a few hundred rows.
+async fn broad(conn: &mut Conn<'_>, tenant: i64, f: &Filter) -> Result<bool, StoreError> {
+    let mut p = Planner::new(tenant);
+    p.set_dialect(conn);
+    let (from, cap) = match f {
+        Filter::Index { alts, .. } => {
+            let Some(Cond::Chain { types, filters }) =
+                alts.iter().find(|c| matches!(c, Cond::Chain { .. }))
+            else {
+                return Ok(false);
+            };
+            let c = p.alias("t");
+            let types = p.list(types);
+            let inner = p.filters(filters, &c);
+            (
+                format!(
+                    "resources {c} WHERE {c}.tenant = {t} AND {c}.type IN ({types}) \
+                     AND {c}.deleted = 0 AND {inner}",
+                    t = p.tenant
+                ),
+                BROAD_TARGETS,
+            )
+        }
+        Filter::Either(parts) => match parts.iter().find(|f| chains(f)) {
+            Some(part) => return Box::pin(broad(conn, tenant, part)).await,
+            None => return Ok(false),
+        },
+        Filter::Has {
+            rtype,
+            pids,
+            filters,
+        } => {
+            let x = p.alias("x");
+            let h = p.alias("h");
+            let pid = p.pids(&x, pids);
+            let ty = p.text(rtype);
+            let inner = p.filters(filters, &h);
+            (
+                format!(
+                    "sp_reference {x} JOIN resources {h} ON {h}.rid = {x}.rid \
+                     WHERE {x}.tenant = {t} AND {pid} AND {h}.type = {ty} AND {h}.deleted = 0 AND {inner}",
+                    t = p.tenant
+                ),
+                BROAD_REFERRERS,
+            )
+        }
+        _ => return Ok(false),
     };
-    collects.then_some(after)
+    let limit = p.int(cap);
+    let mut b = p.b;
+    b.push(&format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM {from} LIMIT {limit}) n"
+    ));
+    let n = match conn.fetch_optional(&b.build()).await? {
+        Some(row) => row.int(0)?,
+        None => 0,
+    };
+    Ok(n >= cap)
 }
 
 /// Whether a filter follows references to resources matching criteria.
@@ -1201,6 +1281,12 @@ async fn walk(
     q: &SearchQuery,
     mut after: i64,
 ) -> Result<Vec<Hit>, StoreError> {
+    let driver = driver_of(&q.filters).map(|i| &q.filters[i]);
+    if let Some(f) = driver {
+        if !broad(conn, tenant, f).await? {
+            return page(conn, codec, tenant, q, None).await;
+        }
+    }
     let last = {
         let q = super::db::Query::new("SELECT COALESCE(MAX(rid), 0) FROM resources");
         match conn.fetch_optional(&q).await? {

@@ -484,23 +484,36 @@ async fn paging_led_by_index_rows(s: &TestServer) {
     .await;
 }
 
-/// Chains and `_has` find a page by walking the resources in rid order a
-/// window at a time (2,048 rids first), and collect the rest when matches
-/// are sparse. Matches dense at first, then apart by thousands of other
-/// resources, a deleted match among them: every page holds the right
-/// resources once, in order, on both paths.
+/// Chains and `_has` that start from many resources (100 chain targets,
+/// 2,000 `_has` referrers) find a page by walking the resources in rid
+/// order a window of rids at a time (2,048 first), and collect the rest
+/// when matches turn sparse; narrower ones collect at once. Matches dense
+/// at first, then thousands of resources apart, a deleted match among
+/// them: every page holds the right resources once, in order, on every
+/// path.
 async fn paging_walked_in_windows(s: &TestServer) {
     let gp = |name: &str| json!({"resourceType": "Practitioner", "name": [{"family": name}]});
     let walker = create_id(s, gp("Walker")).await;
     let zed = create_id(s, gp("Zed")).await;
+    let bundle = |entries: Vec<Value>| {
+        let entries: Vec<Value> = entries
+            .into_iter()
+            .map(
+                |r| json!({"resource": r, "request": {"method": "POST", "url": r["resourceType"]}}),
+            )
+            .collect();
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    };
+    let of = |doctor: &str| {
+        json!({"resourceType": "Patient",
+               "generalPractitioner": [{"reference": format!("Practitioner/{doctor}")}]})
+    };
+    // Walker's patients without Observations: the chain is broad.
+    let r = s.post("", &bundle(vec![of(&walker); 90])).await;
+    assert_eq!(r.status, 200, "{}", r.text);
     // A patient of `doctor` and an Observation of `code` about them.
     let unit = |doctor: String, code: &'static str| async move {
-        let patient = create_id(
-            s,
-            json!({"resourceType": "Patient",
-                   "generalPractitioner": [{"reference": format!("Practitioner/{doctor}")}]}),
-        )
-        .await;
+        let patient = create_id(s, of(&doctor)).await;
         let obs = create_id(
             s,
             json!({"resourceType": "Observation", "status": "final",
@@ -510,17 +523,8 @@ async fn paging_walked_in_windows(s: &TestServer) {
         .await;
         (patient, obs)
     };
-    let filler = |n: usize| {
-        let entries: Vec<Value> = (0..n)
-            .map(|_| {
-                json!({"resource": {"resourceType": "Basic", "code": {"text": "filler"}},
-                       "request": {"method": "POST", "url": "Basic"}})
-            })
-            .collect();
-        json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
-    };
     let (mut patients, mut observations) = (Vec::new(), Vec::new());
-    for (matches, after) in [(15, 2_500), (5, 2_500), (3, 0)] {
+    for (matches, after) in [(15, 2_500), (5, 2_500), (3, 10)] {
         for i in 0..matches {
             let (patient, obs) = unit(walker.clone(), "walked").await;
             patients.push(patient);
@@ -533,10 +537,16 @@ async fn paging_walked_in_windows(s: &TestServer) {
                 assert!(deleted == 200 || deleted == 204, "delete: {deleted}");
             }
         }
-        if after > 0 {
-            let r = s.post("", &filler(after)).await;
-            assert_eq!(r.status, 200, "{}", r.text);
-        }
+        // Resources between the matches, each about one of the matching
+        // patients so far, the newest first: `_has:Basic:subject` is broad.
+        let filler: Vec<Value> = (0..after)
+            .map(|i| {
+                json!({"resourceType": "Basic", "code": {"text": "filler"},
+                       "subject": {"reference": format!("Patient/{}", patients[patients.len() - 1 - i % patients.len()])}})
+            })
+            .collect();
+        let r = s.post("", &bundle(filler)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
     }
     let chained = check_paging(
         s,
@@ -554,6 +564,11 @@ async fn paging_walked_in_windows(s: &TestServer) {
     )
     .await;
     assert_eq!(chained, observations, "chain with a second condition");
+    let had = check_paging(s, "Patient?_has:Basic:subject:code:text=filler&_count=5").await;
+    assert_eq!(
+        had, patients,
+        "_has: every patient referred to, in rid order"
+    );
     let had = check_paging(
         s,
         "Patient?_has:Observation:patient:code=walked&_has:Observation:patient:status=final\
