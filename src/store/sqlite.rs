@@ -53,6 +53,14 @@ pub async fn connect(
         .run(&writer)
         .await
         .context("running SQLite migrations")?;
+    if let Some(option) = shared_page_cache(&writer).await? {
+        tracing::warn!(
+            option,
+            "SQLite was compiled without the flags in .cargo/config.toml: \
+             its connections share one page cache behind one lock, and \
+             concurrent searches are slower"
+        );
+    }
 
     let reader = SqlitePoolOptions::new()
         .max_connections(max_readers)
@@ -67,6 +75,19 @@ pub async fn connect(
         .with_context(|| format!("opening SQLite database {}", display(&path)))?;
     tokio::spawn(checkpointer(checkpoints, writer.clone()));
     Ok((reader, writer))
+}
+
+/// The compile option that makes SQLite's connections share one page cache
+/// behind one process-wide lock, if the library has it (see
+/// `.cargo/config.toml`).
+async fn shared_page_cache(pool: &SqlitePool) -> anyhow::Result<Option<String>> {
+    let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+        .fetch_all(pool)
+        .await
+        .context("reading SQLite's compile options")?;
+    Ok(options
+        .into_iter()
+        .find(|o| o == "ENABLE_MEMORY_MANAGEMENT"))
 }
 
 /// How often the write-ahead log is copied back into the database.
@@ -155,4 +176,23 @@ async fn checkpoint(pool: &SqlitePool, sql: &'static str) -> Result<i64, sqlx::E
 
 fn display(path: &Path) -> String {
     path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The library is built with `.cargo/config.toml`'s flags: a page cache
+    /// per connection, no allocation statistics.
+    #[tokio::test]
+    async fn sqlite_is_compiled_for_concurrent_readers() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        assert_eq!(super::shared_page_cache(&pool).await.unwrap(), None);
+        let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+    }
 }
