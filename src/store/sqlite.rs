@@ -53,13 +53,15 @@ pub async fn connect(
         .run(&writer)
         .await
         .context("running SQLite migrations")?;
-    if let Some(option) = shared_page_cache(&writer).await? {
-        tracing::warn!(
+    match shared_page_cache(&writer).await {
+        Ok(Some(option)) => tracing::warn!(
             option,
             "SQLite was compiled without the flags in .cargo/config.toml: \
              its connections share one page cache behind one lock, and \
              concurrent searches are slower"
-        );
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::debug!(error = %e, "SQLite's compile options unread"),
     }
 
     let reader = SqlitePoolOptions::new()

@@ -524,7 +524,7 @@ async fn paging_walked_in_windows(s: &TestServer) {
         (patient, obs)
     };
     let (mut patients, mut observations) = (Vec::new(), Vec::new());
-    for (matches, after) in [(15, 2_500), (5, 2_500), (3, 10)] {
+    for (matches, after) in [(15, 2_500), (6, 2_500), (2, 10)] {
         for i in 0..matches {
             let (patient, obs) = unit(walker.clone(), "walked").await;
             patients.push(patient);
@@ -564,11 +564,27 @@ async fn paging_walked_in_windows(s: &TestServer) {
     )
     .await;
     assert_eq!(chained, observations, "chain with a second condition");
+    // Pages of 20: the second finds one match in its first window, then
+    // thousands of rids without: it collects the rest.
+    let pages = walk(
+        s,
+        "Observation?patient.general-practitioner.name=walker&_count=20",
+    )
+    .await;
+    assert_eq!(pages.concat(), observations, "chain, pages of 20");
     let had = check_paging(s, "Patient?_has:Basic:subject:code:text=filler&_count=5").await;
     assert_eq!(
         had, patients,
         "_has: every patient referred to, in rid order"
     );
+    // Walked by the first `_has`, the second tests each patient.
+    let had = check_paging(
+        s,
+        "Patient?_has:Basic:subject:code:text=filler&_has:Observation:patient:code=walked\
+         &_lastUpdated=gt2000-01-01&_count=5",
+    )
+    .await;
+    assert_eq!(had, patients, "walked _has with a second _has");
     let had = check_paging(
         s,
         "Patient?_has:Observation:patient:code=walked&_has:Observation:patient:status=final\
