@@ -35,6 +35,7 @@ run() {
   local p fam obs_code
   p=$(get "Patient?_count=1&_sort=_id" | jq_py "b['entry'][0]['resource']['id']")
   fam=$(get "Patient/$p" | jq_py "__import__('urllib.parse').parse.quote(b['name'][0]['family'][:3])")
+  famfull=$(get "Patient/$p" | jq_py "__import__('urllib.parse').parse.quote(b['name'][0]['family'])")
   local page="Observation?code=8867-4&_count=50"
   for _ in $(seq 49); do
     page=$(curl -sf "${AUTHZ[@]}" "$B/${page#"$B/"}" | jq_py "[l['url'] for l in b['link'] if l['relation']=='next'][0]")
@@ -51,6 +52,8 @@ run() {
     "revinclude /fhir/Patient?_id=$p&_revinclude=Observation:patient&_count=50"
     "total-accurate /fhir/Observation?code=8867-4&_total=accurate&_count=50"
     "page-50 $page"
+    "chain-narrow /fhir/Observation?patient.name=$famfull&_count=50"
+    "has-broad /fhir/Patient?_has:Observation:patient:code=8867-4&_count=50"
   )
   for q in "${queries[@]}"; do
     local name=${q%% *} path=${q#* }
