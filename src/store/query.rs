@@ -1188,7 +1188,7 @@ pub async fn search(
     q: &SearchQuery,
 ) -> Result<Vec<Hit>, StoreError> {
     match walk_from(q) {
-        Some(after) => walk(conn, codec, tenant, q, after).await,
+        Some((after, driver)) => walk(conn, codec, tenant, q, &q.filters[driver], after).await,
         None => page(conn, codec, tenant, q, None).await,
     }
 }
@@ -1199,11 +1199,11 @@ const WALK_FIRST: i64 = 2_048;
 /// instead.
 const WALK_MAX: i64 = 131_072;
 
-/// Where a walk starts (after this rid), for a page in rid order whose
-/// driving filter collects every match before choosing the page: a chain
-/// (its references to any matching target) or `_has` (the resources the
-/// matches refer to).
-fn walk_from(q: &SearchQuery) -> Option<i64> {
+/// Where a walk starts (after this rid) and the driving filter's index,
+/// for a page in rid order whose driving filter collects every match
+/// before choosing the page: a chain (its references to any matching
+/// target) or `_has` (the resources the matches refer to).
+fn walk_from(q: &SearchQuery) -> Option<(i64, usize)> {
     if !q.sort.is_empty() {
         return None;
     }
@@ -1213,7 +1213,7 @@ fn walk_from(q: &SearchQuery) -> Option<i64> {
         _ => return None,
     };
     let i = driver_of(&q.filters)?;
-    (chains(&q.filters[i]) || matches!(q.filters[i], Filter::Has { .. })).then_some(after)
+    (chains(&q.filters[i]) || matches!(q.filters[i], Filter::Has { .. })).then_some((after, i))
 }
 
 /// A chain is broad from this many target resources on.
@@ -1352,13 +1352,11 @@ async fn walk(
     codec: &Codec,
     tenant: i64,
     q: &SearchQuery,
+    driver: &Filter,
     mut after: i64,
 ) -> Result<Vec<Hit>, StoreError> {
-    let driver = driver_of(&q.filters).map(|i| &q.filters[i]);
-    if let Some(f) = driver {
-        if !broad(conn, tenant, f, &q.types).await? {
-            return page(conn, codec, tenant, q, None).await;
-        }
+    if !broad(conn, tenant, driver, &q.types).await? {
+        return page(conn, codec, tenant, q, None).await;
     }
     let last = {
         let q = super::db::Query::new("SELECT COALESCE(MAX(rid), 0) FROM resources");
