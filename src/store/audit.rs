@@ -37,7 +37,7 @@ fn chain_row(row: &Row) -> Result<ChainRow, StoreError> {
 /// bytes for an empty chain), locked until the transaction ends so that
 /// appenders take turns.
 pub async fn lock_head(conn: &mut Conn<'_>, tenant: i64) -> Result<(i64, Vec<u8>), StoreError> {
-    let sql = if matches!(conn, Conn::Sqlite(_)) {
+    let sql = if conn.is_sqlite() {
         "SELECT seq, hash FROM audit_head WHERE tenant = $1"
     } else {
         "SELECT seq, hash FROM audit_head WHERE tenant = $1 FOR UPDATE"

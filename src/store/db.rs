@@ -10,6 +10,7 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{PgConnection, Postgres, Row as _, Sqlite, SqliteConnection};
 
+use super::direct::{self, DirectRow, DirectTx, WriterGuard};
 use super::StoreError;
 
 /// Which SQL dialect a connection speaks.
@@ -117,29 +118,68 @@ impl SqlBuilder {
 pub enum Row {
     Sqlite(SqliteRow),
     Postgres(PgRow),
+    /// Read through SQLite's writer (`direct`).
+    Direct(DirectRow),
 }
 
 impl Row {
+    /// Column `i` of a `Direct` row.
+    fn value(row: &DirectRow, i: usize) -> Result<&rusqlite::types::Value, StoreError> {
+        row.get(i)
+            .ok_or_else(|| StoreError::Database(format!("no column {i} in the row")))
+    }
+
+    fn mismatch(i: usize, want: &str, got: &rusqlite::types::Value) -> StoreError {
+        StoreError::Database(format!(
+            "column {i}: expected {want}, found {:?}",
+            got.data_type()
+        ))
+    }
+
     pub fn int(&self, i: usize) -> Result<i64, StoreError> {
+        use rusqlite::types::Value;
         match self {
             Row::Sqlite(r) => r.try_get::<i64, _>(i),
             Row::Postgres(r) => r.try_get::<i64, _>(i),
+            Row::Direct(r) => {
+                return match Row::value(r, i)? {
+                    Value::Integer(v) => Ok(*v),
+                    other => Err(Row::mismatch(i, "an integer", other)),
+                }
+            }
         }
         .map_err(StoreError::from)
     }
 
     pub fn text(&self, i: usize) -> Result<String, StoreError> {
+        use rusqlite::types::Value;
         match self {
             Row::Sqlite(r) => r.try_get::<String, _>(i),
             Row::Postgres(r) => r.try_get::<String, _>(i),
+            Row::Direct(r) => {
+                return match Row::value(r, i)? {
+                    Value::Text(v) => Ok(v.clone()),
+                    Value::Blob(v) => String::from_utf8(v.clone())
+                        .map_err(|e| StoreError::Database(format!("column {i}: {e}"))),
+                    other => Err(Row::mismatch(i, "text", other)),
+                }
+            }
         }
         .map_err(StoreError::from)
     }
 
     pub fn float(&self, i: usize) -> Result<f64, StoreError> {
+        use rusqlite::types::Value;
         match self {
             Row::Sqlite(r) => r.try_get::<f64, _>(i),
             Row::Postgres(r) => r.try_get::<f64, _>(i),
+            Row::Direct(r) => {
+                return match Row::value(r, i)? {
+                    Value::Real(v) => Ok(*v),
+                    Value::Integer(v) => Ok(*v as f64),
+                    other => Err(Row::mismatch(i, "a number", other)),
+                }
+            }
         }
         .map_err(StoreError::from)
     }
@@ -149,13 +189,23 @@ impl Row {
         Ok(match self {
             Row::Sqlite(r) => r.try_get_raw(i)?.is_null(),
             Row::Postgres(r) => r.try_get_raw(i)?.is_null(),
+            Row::Direct(r) => matches!(Row::value(r, i)?, rusqlite::types::Value::Null),
         })
     }
 
     pub fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        use rusqlite::types::Value;
         match self {
             Row::Sqlite(r) => r.try_get::<Option<Vec<u8>>, _>(i),
             Row::Postgres(r) => r.try_get::<Option<Vec<u8>>, _>(i),
+            Row::Direct(r) => {
+                return match Row::value(r, i)? {
+                    Value::Null => Ok(None),
+                    Value::Blob(v) => Ok(Some(v.clone())),
+                    Value::Text(v) => Ok(Some(v.clone().into_bytes())),
+                    other => Err(Row::mismatch(i, "bytes", other)),
+                }
+            }
         }
         .map_err(StoreError::from)
     }
@@ -165,6 +215,8 @@ impl Row {
 pub enum Conn<'a> {
     Sqlite(&'a mut SqliteConnection),
     Postgres(&'a mut PgConnection),
+    /// SQLite's writer (`direct`): statements run on the calling thread.
+    Direct(&'a mut rusqlite::Connection),
 }
 
 fn sqlite_query<'q>(q: &'q Query) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
@@ -196,8 +248,14 @@ fn pg_query(q: &Query) -> sqlx::query::Query<'_, Postgres, PgArguments> {
 }
 
 impl Conn<'_> {
+    /// True on SQLite (either way of reaching it).
+    pub fn is_sqlite(&self) -> bool {
+        !matches!(self, Conn::Postgres(_))
+    }
+
     pub async fn fetch_optional(&mut self, q: &Query) -> Result<Option<Row>, StoreError> {
         Ok(match self {
+            Conn::Direct(c) => direct::run(c, q)?.0.into_iter().next().map(Row::Direct),
             Conn::Sqlite(c) => sqlite_query(q)
                 .fetch_optional(&mut **c)
                 .await?
@@ -211,6 +269,7 @@ impl Conn<'_> {
 
     pub async fn fetch_all(&mut self, q: &Query) -> Result<Vec<Row>, StoreError> {
         Ok(match self {
+            Conn::Direct(c) => direct::run(c, q)?.0.into_iter().map(Row::Direct).collect(),
             Conn::Sqlite(c) => sqlite_query(q)
                 .fetch_all(&mut **c)
                 .await?
@@ -229,6 +288,7 @@ impl Conn<'_> {
     /// Runs a statement; returns the number of rows it changed.
     pub async fn execute(&mut self, q: &Query) -> Result<u64, StoreError> {
         Ok(match self {
+            Conn::Direct(c) => direct::run(c, q)?.1,
             Conn::Sqlite(c) => sqlite_query(q).execute(&mut **c).await?.rows_affected(),
             Conn::Postgres(c) => pg_query(q).execute(&mut **c).await?.rows_affected(),
         })
@@ -239,6 +299,8 @@ impl Conn<'_> {
 pub enum PooledConn {
     Sqlite(PoolConnection<Sqlite>),
     Postgres(PoolConnection<Postgres>),
+    /// SQLite's writer, held.
+    Direct(WriterGuard),
 }
 
 impl PooledConn {
@@ -246,6 +308,7 @@ impl PooledConn {
         match self {
             PooledConn::Sqlite(c) => Conn::Sqlite(&mut *c),
             PooledConn::Postgres(c) => Conn::Postgres(&mut *c),
+            PooledConn::Direct(g) => Conn::Direct(g.conn().expect("held open by acquire")),
         }
     }
 }
@@ -254,6 +317,8 @@ impl PooledConn {
 pub enum Tx {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
     Postgres(sqlx::Transaction<'static, Postgres>),
+    /// On SQLite's writer (`direct`).
+    Direct(DirectTx),
 }
 
 impl Tx {
@@ -261,6 +326,7 @@ impl Tx {
         match self {
             Tx::Sqlite(t) => Conn::Sqlite(&mut *t),
             Tx::Postgres(t) => Conn::Postgres(&mut *t),
+            Tx::Direct(t) => Conn::Direct(t.conn()),
         }
     }
 
@@ -268,6 +334,7 @@ impl Tx {
         match self {
             Tx::Sqlite(t) => t.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
+            Tx::Direct(t) => t.commit()?,
         }
         Ok(())
     }
@@ -276,6 +343,7 @@ impl Tx {
         match self {
             Tx::Sqlite(t) => t.rollback().await?,
             Tx::Postgres(t) => t.rollback().await?,
+            Tx::Direct(t) => t.rollback()?,
         }
         Ok(())
     }

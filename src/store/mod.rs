@@ -19,6 +19,7 @@ pub mod codec;
 mod commits;
 pub mod contained;
 pub mod db;
+mod direct;
 mod encryption;
 pub mod everything;
 mod history;
@@ -100,7 +101,7 @@ pub struct StoredVersion {
 enum Backend {
     Sqlite {
         reader: sqlx::SqlitePool,
-        writer: sqlx::SqlitePool,
+        writer: direct::Writer,
     },
     Postgres {
         pool: sqlx::PgPool,
@@ -407,7 +408,7 @@ impl Store {
 
     async fn write_conn(&self) -> Result<PooledConn, StoreError> {
         Ok(match &self.backend {
-            Backend::Sqlite { writer, .. } => PooledConn::Sqlite(writer.acquire().await?),
+            Backend::Sqlite { writer, .. } => PooledConn::Direct(writer.acquire().await?),
             Backend::Postgres { pool } => PooledConn::Postgres(pool.acquire().await?),
         })
     }
@@ -470,7 +471,7 @@ impl Store {
     /// connection.
     pub async fn begin(&self) -> Result<WriteTx, StoreError> {
         let tx = match &self.backend {
-            Backend::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
+            Backend::Sqlite { writer, .. } => Tx::Direct(writer.begin().await?),
             Backend::Postgres { pool } => Tx::Postgres(pool.begin().await?),
         };
         Ok(self.write_tx(tx, false))

@@ -340,7 +340,7 @@ impl Planner {
     }
 
     pub(super) fn set_dialect(&mut self, conn: &Conn<'_>) {
-        self.sqlite = matches!(conn, Conn::Sqlite(_));
+        self.sqlite = conn.is_sqlite();
         self.postgres = !self.sqlite;
     }
 

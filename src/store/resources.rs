@@ -145,7 +145,7 @@ pub async fn write_version(
     previous: Option<&CurrentMeta>,
     v: &NewVersion<'_>,
 ) -> Result<bool, StoreError> {
-    if matches!(conn, Conn::Sqlite(_)) {
+    if conn.is_sqlite() {
         return write_version_sqlite(conn, codec, tenant, previous, v).await;
     }
     let deleted = i64::from(v.body.is_none());
@@ -222,7 +222,7 @@ pub async fn insert_new_versions(
     if versions.is_empty() {
         return Ok(true);
     }
-    let dialect = if matches!(conn, Conn::Sqlite(_)) {
+    let dialect = if conn.is_sqlite() {
         Dialect::Sqlite
     } else {
         Dialect::Postgres
@@ -344,7 +344,7 @@ pub async fn replace_index(
     tenant: i64,
     rows: &IndexRows,
 ) -> Result<(), StoreError> {
-    if !matches!(conn, Conn::Sqlite(_)) {
+    if !conn.is_sqlite() {
         return write_index_pg(conn, rid, tenant, true, rows).await;
     }
     let mut b = SqlBuilder::new("");

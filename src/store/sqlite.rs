@@ -10,11 +10,15 @@ use anyhow::Context;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use super::db::Query;
+use super::direct::{self, Writer};
+use super::StoreError;
+
 pub async fn connect(
     url: &str,
     max_readers: u32,
-    synchronous: &str,
-) -> anyhow::Result<(SqlitePool, SqlitePool)> {
+    synchronous_setting: &str,
+) -> anyhow::Result<(SqlitePool, Writer)> {
     let options = SqliteConnectOptions::from_str(url)
         .with_context(|| format!("invalid SQLite URL `{url}`"))?;
     let path = options.get_filename().to_path_buf();
@@ -24,7 +28,7 @@ pub async fn connect(
                 .with_context(|| format!("creating database directory {}", dir.display()))?;
         }
     }
-    let synchronous = match synchronous {
+    let synchronous = match synchronous_setting {
         "normal" => SqliteSynchronous::Normal,
         _ => SqliteSynchronous::Full,
     };
@@ -38,22 +42,19 @@ pub async fn connect(
         .pragma("temp_store", "memory")
         .statement_cache_capacity(256);
 
-    // One writer: SQLite allows a single writer at a time, and funnelling all
-    // writes through one connection avoids SQLITE_BUSY between writers.
-    // It never checkpoints: a checkpoint inside a commit would stall every
-    // writer waiting behind it (about a quarter of the writer's time under
-    // load, profiled); `checkpointer` does it beside the writer instead.
-    let writer = SqlitePoolOptions::new()
+    // Migrations and the check of the library's build on a connection of
+    // their own, closed before the writer opens.
+    let setup = SqlitePoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(30))
-        .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+        .connect_with(options.clone())
         .await
         .with_context(|| format!("opening SQLite database {}", display(&path)))?;
     sqlx::migrate!("migrations/sqlite")
-        .run(&writer)
+        .run(&setup)
         .await
         .context("running SQLite migrations")?;
-    match shared_page_cache(&writer).await {
+    match shared_page_cache(&setup).await {
         Ok(Some(option)) => tracing::warn!(
             option,
             "SQLite was compiled without the flags in .cargo/config.toml: \
@@ -63,6 +64,15 @@ pub async fn connect(
         Ok(None) => {}
         Err(e) => tracing::debug!(error = %e, "SQLite's compile options unread"),
     }
+    setup.close().await;
+
+    // One writer: SQLite allows a single writer at a time, and funnelling all
+    // writes through one connection avoids SQLITE_BUSY between writers.
+    // It never checkpoints: a checkpoint inside a commit would stall every
+    // writer waiting behind it (about a quarter of the writer's time under
+    // load, profiled); `checkpointer` does it beside the writer instead.
+    let writer = Writer::open(&path, synchronous_setting)
+        .with_context(|| format!("opening SQLite database {}", display(&path)))?;
 
     let reader = SqlitePoolOptions::new()
         .max_connections(max_readers)
@@ -99,7 +109,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// concurrently with the writer (PASSIVE: it never waits for readers or the
 /// writer, and copies what it can), until the writer's pool closes; then
 /// once more in full, leaving an empty log.
-async fn checkpointer(pool: SqlitePool, writer: SqlitePool) {
+async fn checkpointer(pool: SqlitePool, writer: Writer) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks: u64 = 0;
@@ -124,7 +134,7 @@ async fn checkpointer(pool: SqlitePool, writer: SqlitePool) {
             // lock, and a write transaction that had begun by reading
             // could not take it (SQLite answers busy at once there).
             Ok(frames) if frames > RESTART_AFTER_FRAMES => {
-                if let Err(err) = checkpoint(&writer, "PRAGMA wal_checkpoint(RESTART)").await {
+                if let Err(err) = on_writer(&writer, "PRAGMA wal_checkpoint(RESTART)").await {
                     tracing::warn!(error = %err, "SQLite checkpoint failed");
                 }
             }
@@ -153,21 +163,26 @@ const OPTIMIZE_EVERY_TICKS: u64 = 1_200;
 /// without statistics takes any index on the type for the best one: at
 /// 1,000,000 resources a `_revinclude` scanned every Observation (537 ms;
 /// 7 ms with statistics).
-async fn optimize(writer: &SqlitePool) {
-    if let Err(err) = sqlx::query("PRAGMA optimize=0x10002").execute(writer).await {
+async fn optimize(writer: &Writer) {
+    if let Err(err) = on_writer(writer, "PRAGMA optimize=0x10002").await {
         tracing::warn!(error = %err, "SQLite statistics refresh failed");
     }
 }
 
 /// `ANALYZE` of every table from a sample of each index (a few
 /// milliseconds at 1,000,000 resources), after a bulk load.
-pub async fn analyze(writer: &SqlitePool) -> Result<(), sqlx::Error> {
-    let mut conn = writer.acquire().await?;
-    sqlx::query("PRAGMA analysis_limit=1000")
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("ANALYZE").execute(&mut *conn).await?;
+pub async fn analyze(writer: &Writer) -> Result<(), StoreError> {
+    on_writer(writer, "PRAGMA analysis_limit=1000; ANALYZE").await?;
     Ok(())
+}
+
+/// Runs `sql` on the writer, between two write transactions; its rows.
+async fn on_writer(
+    writer: &Writer,
+    sql: &'static str,
+) -> Result<Vec<direct::DirectRow>, StoreError> {
+    let mut guard = writer.acquire().await?;
+    Ok(direct::run(guard.conn()?, &Query::new(sql))?.0)
 }
 
 /// Runs a checkpoint; returns how many frames the log holds.

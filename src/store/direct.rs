@@ -1,0 +1,320 @@
+//! SQLite's one writer connection, driven on the caller's thread (rusqlite)
+//! rather than through sqlx's connection thread.
+//!
+//! sqlx runs each SQLite connection on a thread of its own and hands every
+//! statement and every row across threads and back. A write transaction
+//! runs a dozen or more short statements (an HL7 v2 ADT^A01: 26, most of
+//! them under 20 µs), and each hand-over cost more than the statement once
+//! the machine was busy: about 70 µs of waiting to be scheduled on each side.
+//! SQLite's one writer waits for nothing else, so every one of those waits
+//! was a wait for every other writer too. Here a statement runs where it is
+//! called, in microseconds; only the commit, which waits for the disk, is
+//! announced to the runtime as blocking.
+//!
+//! Readers stay on sqlx's pool: they run side by side, and a search is one
+//! or two statements.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::{Connection, OpenFlags, ToSql};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use super::db::{Param, Query};
+use super::StoreError;
+
+/// How long a caller waits for the writer before giving up (busy).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        match &err {
+            rusqlite::Error::SqliteFailure(e, _)
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                StoreError::Busy
+            }
+            _ => StoreError::Database(err.to_string()),
+        }
+    }
+}
+
+impl ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Param::Int(v) => ToSqlOutput::Owned(Value::Integer(*v)),
+            Param::Float(v) => ToSqlOutput::Owned(Value::Real(*v)),
+            Param::Text(v) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+            Param::Bytes(v) => ToSqlOutput::Borrowed(ValueRef::Blob(v)),
+            Param::Null => ToSqlOutput::Owned(Value::Null),
+        })
+    }
+}
+
+/// The writer connection, shared by the store; one holder at a time.
+#[derive(Clone)]
+pub struct Writer {
+    conn: Arc<Mutex<Option<Connection>>>,
+    closed: Arc<AtomicBool>,
+}
+
+/// The writer, held: statements run through `conn`.
+pub struct WriterGuard(OwnedMutexGuard<Option<Connection>>);
+
+impl WriterGuard {
+    pub fn conn(&mut self) -> Result<&mut Connection, StoreError> {
+        self.0
+            .as_mut()
+            .ok_or_else(|| StoreError::Unavailable("the database is closed".into()))
+    }
+}
+
+impl Writer {
+    /// Opens the database file at `path` for writing, with the settings of
+    /// every other connection (`sqlite::connect`), and never checkpointing
+    /// on its own (`sqlite::checkpointer` does).
+    pub fn open(path: &Path, synchronous: &str) -> anyhow::Result<Writer> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        let synchronous = if synchronous == "normal" {
+            "NORMAL"
+        } else {
+            "FULL"
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
+             PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; \
+             PRAGMA temp_store = memory; PRAGMA wal_autocheckpoint = 0;"
+        ))?;
+        conn.set_prepared_statement_cache_capacity(256);
+        Ok(Writer {
+            conn: Arc::new(Mutex::new(Some(conn))),
+            closed: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Waits for the writer (up to `ACQUIRE_TIMEOUT`).
+    pub async fn acquire(&self) -> Result<WriterGuard, StoreError> {
+        let guard = tokio::time::timeout(ACQUIRE_TIMEOUT, self.conn.clone().lock_owned())
+            .await
+            .map_err(|_| StoreError::Busy)?;
+        let mut guard = WriterGuard(guard);
+        guard.conn()?;
+        Ok(guard)
+    }
+
+    /// Starts a write transaction, taking SQLite's write lock at once.
+    pub async fn begin(&self) -> Result<DirectTx, StoreError> {
+        let mut guard = self.acquire().await?;
+        guard.conn()?.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(DirectTx { guard, open: true })
+    }
+
+    /// Closes the connection once its holder (if any) lets it go.
+    pub async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        if let Some(conn) = self.conn.lock().await.take() {
+            if let Err((_, err)) = conn.close() {
+                tracing::warn!(error = %err, "closing the SQLite writer failed");
+            }
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+}
+
+/// A write transaction on the writer; rolled back when dropped unfinished.
+pub struct DirectTx {
+    guard: WriterGuard,
+    open: bool,
+}
+
+impl DirectTx {
+    pub fn conn(&mut self) -> &mut Connection {
+        self.guard
+            .0
+            .as_mut()
+            .expect("a transaction holds an open connection")
+    }
+
+    /// Commits. The commit waits for the disk (`synchronous = FULL`), so the
+    /// runtime is told the thread blocks.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        let result = blocking(|| self.conn().execute_batch("COMMIT"));
+        if result.is_ok() || self.conn().is_autocommit() {
+            self.open = false;
+        }
+        Ok(result?)
+    }
+
+    pub fn rollback(mut self) -> Result<(), StoreError> {
+        self.open = false;
+        Ok(self.conn().execute_batch("ROLLBACK")?)
+    }
+}
+
+impl Drop for DirectTx {
+    fn drop(&mut self) {
+        if self.open {
+            let conn = self.conn();
+            if !conn.is_autocommit() {
+                if let Err(err) = conn.execute_batch("ROLLBACK") {
+                    tracing::warn!(error = %err, "rolling back an abandoned write failed");
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f`, which may wait for the disk, letting a multi-threaded runtime
+/// move its other tasks off this thread meanwhile.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// A row read through the writer: its values by column.
+pub type DirectRow = Vec<Value>;
+
+/// Runs `q` (one statement or several separated by `;`, sharing the `$n`
+/// parameters, as sqlx runs them); returns the rows of all its statements
+/// and the number of rows its writing statements changed.
+pub fn run(conn: &Connection, q: &Query) -> Result<(Vec<DirectRow>, u64), StoreError> {
+    let mut rows = Vec::new();
+    let mut changed = 0;
+    for sql in statements(&q.sql) {
+        let mut stmt = conn.prepare_cached(sql)?;
+        for i in 1..=stmt.parameter_count() {
+            let n = stmt
+                .parameter_name(i)
+                .and_then(|name| name.strip_prefix(['$', '?']))
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(i);
+            let param = q.params.get(n - 1).ok_or_else(|| {
+                StoreError::Database(format!("no value for parameter {n} of `{sql}`"))
+            })?;
+            stmt.raw_bind_parameter(i, param)?;
+        }
+        let columns = stmt.column_count();
+        let readonly = stmt.readonly();
+        let mut result = stmt.raw_query();
+        while let Some(row) = result.next()? {
+            let mut values = Vec::with_capacity(columns);
+            for c in 0..columns {
+                values.push(Value::from(row.get_ref(c)?));
+            }
+            rows.push(values);
+        }
+        drop(result);
+        if !readonly {
+            changed += conn.changes();
+        }
+    }
+    Ok((rows, changed))
+}
+
+/// The statements of `sql`, split at the `;` outside quotes and comments.
+fn statements(sql: &str) -> impl Iterator<Item = &str> {
+    let bytes = sql.as_bytes();
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            quote @ (b'\'' | b'"') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    i += 1;
+                }
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b';' => {
+                parts.push(&sql[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(&sql[start.min(sql.len())..]);
+    parts.into_iter().filter(|s| !s.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_split_at_semicolons_outside_quotes_and_comments() {
+        let sql = "INSERT INTO t VALUES ('a;b'); -- note; here\nSELECT \"x;y\" FROM t;  ";
+        let parts: Vec<&str> = statements(sql).collect();
+        assert_eq!(
+            parts,
+            vec![
+                "INSERT INTO t VALUES ('a;b')",
+                " -- note; here\nSELECT \"x;y\" FROM t"
+            ]
+        );
+    }
+
+    #[test]
+    fn numbered_parameters_are_shared_by_the_statements_of_a_query() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (a INTEGER, b TEXT)")
+            .unwrap();
+        let q = Query::new(
+            "INSERT INTO t VALUES ($2, $1); INSERT INTO t VALUES ($2 + 1, $1 || 'x'); \
+             SELECT a, b FROM t WHERE b LIKE $1 || '%' ORDER BY a",
+        )
+        .text("k")
+        .int(7);
+        let (rows, changed) = run(&conn, &q).unwrap();
+        assert_eq!(changed, 2);
+        assert_eq!(
+            rows,
+            vec![
+                vec![Value::Integer(7), Value::Text("k".into())],
+                vec![Value::Integer(8), Value::Text("kx".into())],
+            ]
+        );
+        let missing = run(&conn, &Query::new("SELECT $1")).unwrap_err();
+        assert!(matches!(missing, StoreError::Database(_)), "{missing:?}");
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_transaction_is_rolled_back() {
+        let dir = std::env::temp_dir().join(format!("charaka-direct-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let writer = Writer::open(&dir.join("w.db"), "full").unwrap();
+        let mut tx = writer.begin().await.unwrap();
+        tx.conn().execute_batch("CREATE TABLE t (a)").unwrap();
+        tx.commit().unwrap();
+        let mut tx = writer.begin().await.unwrap();
+        tx.conn().execute_batch("INSERT INTO t VALUES (1)").unwrap();
+        drop(tx);
+        let mut guard = writer.acquire().await.unwrap();
+        let (rows, _) = run(guard.conn().unwrap(), &Query::new("SELECT count(*) FROM t")).unwrap();
+        assert_eq!(rows, vec![vec![Value::Integer(0)]]);
+        drop(guard);
+        writer.close().await;
+        assert!(writer.acquire().await.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
