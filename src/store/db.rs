@@ -285,6 +285,27 @@ impl Conn<'_> {
         })
     }
 
+    /// Runs one statement once per row of parameters (prepared once on
+    /// SQLite's writer); returns the number of rows changed.
+    pub async fn execute_each(
+        &mut self,
+        sql: &str,
+        rows: &[Vec<Param>],
+    ) -> Result<u64, StoreError> {
+        if let Conn::Direct(c) = self {
+            return direct::run_each(c, sql, rows);
+        }
+        let mut changed = 0;
+        for row in rows {
+            let q = Query {
+                sql: Cow::Owned(sql.to_string()),
+                params: row.clone(),
+            };
+            changed += self.execute(&q).await?;
+        }
+        Ok(changed)
+    }
+
     /// Runs a statement; returns the number of rows it changed.
     pub async fn execute(&mut self, q: &Query) -> Result<u64, StoreError> {
         Ok(match self {

@@ -226,6 +226,20 @@ pub fn run(conn: &Connection, q: &Query) -> Result<(Vec<DirectRow>, u64), StoreE
     Ok((rows, changed))
 }
 
+/// Runs the one statement `sql` once per row of `rows`, binding each row's
+/// values to `$1`, `$2`, ... in order; returns the rows changed.
+pub fn run_each(conn: &Connection, sql: &str, rows: &[Vec<Param>]) -> Result<u64, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut changed = 0;
+    for row in rows {
+        for (i, param) in row.iter().enumerate() {
+            stmt.raw_bind_parameter(i + 1, param)?;
+        }
+        changed += stmt.raw_execute()? as u64;
+    }
+    Ok(changed)
+}
+
 /// The statements of `sql`, split at the `;` outside quotes and comments.
 fn statements(sql: &str) -> impl Iterator<Item = &str> {
     let bytes = sql.as_bytes();
@@ -294,6 +308,16 @@ mod tests {
                 vec![Value::Integer(8), Value::Text("kx".into())],
             ]
         );
+        let each = vec![
+            vec![Param::Int(9), Param::Text("e".into())],
+            vec![Param::Int(10), Param::Null],
+        ];
+        assert_eq!(
+            run_each(&conn, "INSERT INTO t VALUES ($1, $2)", &each).unwrap(),
+            2
+        );
+        let (rows, _) = run(&conn, &Query::new("SELECT count(*) FROM t WHERE a >= 9")).unwrap();
+        assert_eq!(rows, vec![vec![Value::Integer(2)]]);
         let missing = run(&conn, &Query::new("SELECT $1")).unwrap_err();
         assert!(matches!(missing, StoreError::Database(_)), "{missing:?}");
     }

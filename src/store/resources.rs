@@ -288,6 +288,10 @@ pub async fn insert_new_versions(
         .iter()
         .map(|v| Ok((rid_of(v)?, v.index)))
         .collect::<Result<_, StoreError>>()?;
+    if matches!(conn, Conn::Direct(_)) {
+        index::insert_each(conn, tenant, &indexed).await?;
+        return Ok(true);
+    }
     let mut b = SqlBuilder::new("");
     let statements = index::inserts_many(&mut b, dialect, tenant, &indexed);
     if statements.is_empty() {
