@@ -156,6 +156,11 @@ impl Fhir {
     async fn apply_batch(&self, jobs: Vec<MessageJob>) -> Vec<FhirResult<Applied>> {
         let started = std::time::Instant::now();
         let mut attempt = 0;
+        // Messages of a batch first run one after another with no
+        // savepoints: nearly all apply, and a savepoint costs its two
+        // statements and a copy of every page the message changes. The
+        // first failure sends the batch back to run isolated.
+        let mut isolated = false;
         loop {
             attempt += 1;
             let mut tx = match self.store.begin().await {
@@ -172,7 +177,7 @@ impl Fhir {
                 // always, SQLite when no other message waits). When the
                 // message is not applied, the transaction holds nothing
                 // to keep.
-                let (result, audit) = self.apply_alone(&mut tx, job).await;
+                let (result, audit) = self.apply_alone(&mut tx, job, true).await;
                 if !matches!(result, Ok(Applied::Committed { .. })) {
                     let _ = tx.rollback().await;
                     match result {
@@ -186,15 +191,37 @@ impl Fhir {
                 results.push(result);
                 audits.extend(audit);
             } else {
+                let mut unisolated_failure = false;
                 for job in &jobs {
                     // Resources written by the batch's earlier messages make
                     // this one's planned lookups stale.
                     let clean = !results
                         .iter()
                         .any(|r| matches!(r, Ok(Applied::Committed { .. })));
-                    let (result, audit) = self.apply_in_batch(&mut tx, job, clean).await;
+                    let (result, audit) = if isolated {
+                        self.apply_in_batch(&mut tx, job, clean).await
+                    } else {
+                        self.apply_alone(&mut tx, job, clean).await
+                    };
+                    if !isolated
+                        && !matches!(
+                            result,
+                            Ok(Applied::Committed { .. } | Applied::Duplicate { .. })
+                        )
+                    {
+                        unisolated_failure = true;
+                        break;
+                    }
                     results.push(result);
                     audits.extend(audit);
+                }
+                if unisolated_failure {
+                    // Its partial writes are in the transaction: the batch
+                    // runs again, each message in a savepoint of its own.
+                    let _ = tx.rollback().await;
+                    isolated = true;
+                    attempt -= 1;
+                    continue;
                 }
             }
             // The batch's audit records go in together, in order: a few
@@ -233,14 +260,17 @@ impl Fhir {
         }
     }
 
-    /// A message that has the transaction to itself. A retryable error is
+    /// A message applied without a savepoint (alone in its transaction, or
+    /// in a batch not yet isolated): a failure leaves its partial writes,
+    /// and the caller rolls the transaction back. A retryable error is
     /// returned as it is: the caller retries the whole transaction.
     async fn apply_alone(
         &self,
         tx: &mut WriteTx,
         job: &MessageJob,
+        clean: bool,
     ) -> (FhirResult<Applied>, Option<AuditRecord>) {
-        match self.apply_one(tx, job, true).await {
+        match self.apply_one(tx, job, clean).await {
             Ok(Ok((id, resources, audit))) => (Ok(Applied::Committed { id, resources }), audit),
             Ok(Err(prior_ack)) => (Ok(Applied::Duplicate { ack: prior_ack }), None),
             Err(err) if err.retryable || err.status >= 500 => (Err(err), None),
