@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # HL7 v2 over MLLP: ADT^A01 and ORU^R01 (5 OBX) throughput and ACK latency
-# with 1 and 4 connections, on SQLite and/or PostgreSQL.
+# with 1, 4 and 16 connections, on SQLite and/or PostgreSQL.
 #
 #   benches/mllp.sh [sqlite|postgres|both]     (default: both)
 #
 # Environment: SECONDS_EACH (default 10), MLLP_PORT (12575), PORT (18080),
 # PG_PORT (15432), SQLITE_SYNCHRONOUS (full|normal, default full), AUDIT
 # (on|off, default on), ENCRYPTION (on|off, default on), KINDS ("adt oru"),
-# CONNECTION_COUNTS ("1 4 8").
+# CONNECTION_COUNTS ("1 4 16").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +24,7 @@ run() {
   local db=$1 url=$2
   start_server "$url"
   for kind in ${KINDS:-adt oru}; do
-    for c in ${CONNECTION_COUNTS:-1 4 8}; do
+    for c in ${CONNECTION_COUNTS:-1 4 16}; do
       local line
       line=$(MLLP_ADDR=127.0.0.1:$MLLP_PORT KIND=$kind CONNECTIONS=$c SECONDS=${SECONDS_EACH:-10} "$SENDER" | grep '^RESULT')
       echo "$db ${line#RESULT }"
