@@ -33,16 +33,25 @@ fn batch_thread() -> Option<&'static tokio::runtime::Handle> {
     static THREAD: OnceLock<Option<tokio::runtime::Handle>> = OnceLock::new();
     THREAD
         .get_or_init(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            let handle = runtime.handle().clone();
+            let (sender, receiver) = std::sync::mpsc::channel();
             std::thread::Builder::new()
                 .name("charaka-batches".into())
-                .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    match runtime {
+                        Ok(runtime) => {
+                            let _ = sender.send(Some(runtime.handle().clone()));
+                            runtime.block_on(std::future::pending::<()>());
+                        }
+                        Err(_) => {
+                            let _ = sender.send(None);
+                        }
+                    }
+                })
                 .ok()?;
-            Some(handle)
+            receiver.recv().ok().flatten()
         })
         .as_ref()
 }

@@ -106,9 +106,9 @@ impl Fhir {
     /// replayed (its row is updated; no duplicate check).
     ///
     /// On SQLite, messages arriving while others commit join the next
-    /// commit (`group_commit`): each in a savepoint of its own, so that one
-    /// that fails leaves the others' writes in, and all answered only after
-    /// the commit that holds them.
+    /// commit (`group_commit`); one that fails leaves the others' writes in
+    /// (`apply_batch`), and all are answered only after the commit that
+    /// holds them.
     pub async fn apply_message(
         &self,
         m: &Inbound<'_>,

@@ -123,7 +123,8 @@ pub enum Row {
 }
 
 impl Row {
-    /// Column `i` of a `Direct` row.
+    /// Column `i` of a `Direct` row. Its accessors read a NULL as sqlx's
+    /// SQLite driver does (0, the empty string); `is_null` tells it apart.
     fn value(row: &DirectRow, i: usize) -> Result<&rusqlite::types::Value, StoreError> {
         row.get(i)
             .ok_or_else(|| StoreError::Database(format!("no column {i} in the row")))
@@ -144,6 +145,7 @@ impl Row {
             Row::Direct(r) => {
                 return match Row::value(r, i)? {
                     Value::Integer(v) => Ok(*v),
+                    Value::Null => Ok(0),
                     other => Err(Row::mismatch(i, "an integer", other)),
                 }
             }
@@ -159,6 +161,7 @@ impl Row {
             Row::Direct(r) => {
                 return match Row::value(r, i)? {
                     Value::Text(v) => Ok(v.clone()),
+                    Value::Null => Ok(String::new()),
                     Value::Blob(v) => String::from_utf8(v.clone())
                         .map_err(|e| StoreError::Database(format!("column {i}: {e}"))),
                     other => Err(Row::mismatch(i, "text", other)),
@@ -177,6 +180,7 @@ impl Row {
                 return match Row::value(r, i)? {
                     Value::Real(v) => Ok(*v),
                     Value::Integer(v) => Ok(*v as f64),
+                    Value::Null => Ok(0.0),
                     other => Err(Row::mismatch(i, "a number", other)),
                 }
             }

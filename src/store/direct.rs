@@ -29,6 +29,9 @@ use super::StoreError;
 /// How long a caller waits for the writer before giving up (busy).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a statement waits for a lock another connection holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
         match &err {
@@ -84,7 +87,7 @@ impl Writer {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         let synchronous = if synchronous == "normal" {
             "NORMAL"
         } else {
@@ -116,7 +119,7 @@ impl Writer {
     pub async fn begin(&self) -> Result<DirectTx, StoreError> {
         let mut guard = self.acquire().await?;
         guard.conn()?.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(DirectTx { guard, open: true })
+        Ok(DirectTx { guard })
     }
 
     /// Closes the connection once its holder (if any) lets it go.
@@ -137,7 +140,6 @@ impl Writer {
 /// A write transaction on the writer; rolled back when dropped unfinished.
 pub struct DirectTx {
     guard: WriterGuard,
-    open: bool,
 }
 
 impl DirectTx {
@@ -150,28 +152,26 @@ impl DirectTx {
 
     /// Commits. The commit waits for the disk (`synchronous = FULL`), so the
     /// runtime is told the thread blocks.
+    /// A COMMIT that fails leaves the transaction open; dropping `self`
+    /// then rolls it back.
     pub fn commit(mut self) -> Result<(), StoreError> {
-        let result = blocking(|| self.conn().execute_batch("COMMIT"));
-        if result.is_ok() || self.conn().is_autocommit() {
-            self.open = false;
-        }
-        Ok(result?)
+        Ok(blocking(|| self.conn().execute_batch("COMMIT"))?)
     }
 
     pub fn rollback(mut self) -> Result<(), StoreError> {
-        self.open = false;
         Ok(self.conn().execute_batch("ROLLBACK")?)
     }
 }
 
 impl Drop for DirectTx {
+    /// Rolls back whatever is still open: a transaction dropped unfinished,
+    /// or one whose COMMIT or ROLLBACK failed (`Writer::begin` tries once
+    /// more if this fails too).
     fn drop(&mut self) {
-        if self.open {
-            let conn = self.conn();
-            if !conn.is_autocommit() {
-                if let Err(err) = conn.execute_batch("ROLLBACK") {
-                    tracing::warn!(error = %err, "rolling back an abandoned write failed");
-                }
+        let conn = self.conn();
+        if !conn.is_autocommit() {
+            if let Err(err) = conn.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %err, "rolling back an abandoned write failed");
             }
         }
     }
@@ -179,7 +179,7 @@ impl Drop for DirectTx {
 
 /// Runs `f`, which may wait for the disk, letting a multi-threaded runtime
 /// move its other tasks off this thread meanwhile.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
@@ -191,8 +191,23 @@ pub type DirectRow = Vec<Value>;
 
 /// Runs `q` (one statement or several separated by `;`, sharing the `$n`
 /// parameters, as sqlx runs them); returns the rows of all its statements
-/// and the number of rows its writing statements changed.
+/// and the number of rows its writing statements changed. Outside a
+/// transaction each statement is a commit of its own, which waits for the
+/// disk: the runtime is told the thread blocks.
+///
+/// Unlike sqlx, a `$n` with no value is an error (not NULL), and `?`
+/// placeholders count within each statement. The statements are split at
+/// `;` outside quotes and comments (`statements`), so a trigger body cannot
+/// be run here (migrations run through sqlx).
 pub fn run(conn: &Connection, q: &Query) -> Result<(Vec<DirectRow>, u64), StoreError> {
+    if conn.is_autocommit() {
+        blocking(|| run_in(conn, q))
+    } else {
+        run_in(conn, q)
+    }
+}
+
+fn run_in(conn: &Connection, q: &Query) -> Result<(Vec<DirectRow>, u64), StoreError> {
     let mut rows = Vec::new();
     let mut changed = 0;
     for sql in statements(&q.sql) {
@@ -240,17 +255,20 @@ pub fn run_each(conn: &Connection, sql: &str, rows: &[Vec<Param>]) -> Result<u64
     Ok(changed)
 }
 
-/// The statements of `sql`, split at the `;` outside quotes and comments.
-fn statements(sql: &str) -> impl Iterator<Item = &str> {
+/// The statements of `sql`, split at the `;` outside quotes (`'`, `"`,
+/// `` ` ``, `[...]`) and comments (`--`, `/* */`); pieces that hold only
+/// whitespace and comments are left out.
+fn statements(sql: &str) -> Vec<&str> {
     let bytes = sql.as_bytes();
     let mut parts = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
+    let (mut start, mut i, mut code) = (0, 0, false);
     while i < bytes.len() {
         match bytes[i] {
-            quote @ (b'\'' | b'"') => {
+            open @ (b'\'' | b'"' | b'`' | b'[') => {
+                let close = if open == b'[' { b']' } else { open };
+                code = true;
                 i += 1;
-                while i < bytes.len() && bytes[i] != quote {
+                while i < bytes.len() && bytes[i] != close {
                     i += 1;
                 }
             }
@@ -259,16 +277,29 @@ fn statements(sql: &str) -> impl Iterator<Item = &str> {
                     i += 1;
                 }
             }
-            b';' => {
-                parts.push(&sql[start..i]);
-                start = i + 1;
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i += 1;
             }
+            b';' => {
+                if code {
+                    parts.push(&sql[start..i]);
+                }
+                start = i + 1;
+                code = false;
+            }
+            c if !c.is_ascii_whitespace() => code = true,
             _ => {}
         }
         i += 1;
     }
-    parts.push(&sql[start.min(sql.len())..]);
-    parts.into_iter().filter(|s| !s.trim().is_empty())
+    if code {
+        parts.push(&sql[start.min(sql.len())..]);
+    }
+    parts
 }
 
 #[cfg(test)]
@@ -277,15 +308,18 @@ mod tests {
 
     #[test]
     fn statements_split_at_semicolons_outside_quotes_and_comments() {
-        let sql = "INSERT INTO t VALUES ('a;b'); -- note; here\nSELECT \"x;y\" FROM t;  ";
-        let parts: Vec<&str> = statements(sql).collect();
+        let sql = "INSERT INTO t VALUES ('a;b'); -- note; it's here\nSELECT \"x;y\", [p;q], `r;s` \
+                   FROM t /* a; 'b */ WHERE 1;  ; -- only a comment; \n /* and; another */ ";
         assert_eq!(
-            parts,
+            statements(sql),
             vec![
                 "INSERT INTO t VALUES ('a;b')",
-                " -- note; here\nSELECT \"x;y\" FROM t"
+                " -- note; it's here\nSELECT \"x;y\", [p;q], `r;s` \
+                 FROM t /* a; 'b */ WHERE 1"
             ]
         );
+        assert!(statements("  ").is_empty());
+        assert_eq!(statements("SELECT 1"), vec!["SELECT 1"]);
     }
 
     #[test]
@@ -339,6 +373,29 @@ mod tests {
         drop(guard);
         writer.close().await;
         assert!(writer.acquire().await.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Another process holding SQLite's write lock makes `begin` wait for
+    /// it rather than fail.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn begin_waits_for_a_write_lock_held_elsewhere() {
+        let dir = std::env::temp_dir().join(format!("charaka-busy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.db");
+        let writer = Writer::open(&path, "full").unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            other.execute_batch("COMMIT").unwrap();
+        });
+        let started = std::time::Instant::now();
+        let tx = writer.begin().await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        tx.commit().unwrap();
+        holder.join().unwrap();
+        writer.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -21,6 +21,12 @@ pub async fn connect(
 ) -> anyhow::Result<(SqlitePool, Writer)> {
     let options = SqliteConnectOptions::from_str(url)
         .with_context(|| format!("invalid SQLite URL `{url}`"))?;
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        anyhow::bail!(
+            "an in-memory SQLite database (`{url}`) is not supported: \
+             give a file, such as sqlite://data/charaka.db"
+        );
+    }
     let path = options.get_filename().to_path_buf();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {
