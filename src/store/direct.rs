@@ -115,10 +115,28 @@ impl Writer {
         Ok(guard)
     }
 
-    /// Starts a write transaction, taking SQLite's write lock at once.
+    /// Starts a write transaction, taking SQLite's write lock at once. The
+    /// lock is normally free (this is the process's one writer); when
+    /// another process holds it, the wait (up to the busy timeout) is
+    /// announced to the runtime as blocking.
     pub async fn begin(&self) -> Result<DirectTx, StoreError> {
         let mut guard = self.acquire().await?;
-        guard.conn()?.execute_batch("BEGIN IMMEDIATE")?;
+        let conn = guard.conn()?;
+        if !conn.is_autocommit() {
+            // A transaction whose ROLLBACK failed: end it before the next.
+            conn.execute_batch("ROLLBACK")?;
+        }
+        conn.busy_timeout(Duration::ZERO)?;
+        let first = conn.execute_batch("BEGIN IMMEDIATE");
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        match first {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                blocking(|| conn.execute_batch("BEGIN IMMEDIATE"))?;
+            }
+            other => other?,
+        }
         Ok(DirectTx { guard })
     }
 
@@ -151,9 +169,8 @@ impl DirectTx {
     }
 
     /// Commits. The commit waits for the disk (`synchronous = FULL`), so the
-    /// runtime is told the thread blocks.
-    /// A COMMIT that fails leaves the transaction open; dropping `self`
-    /// then rolls it back.
+    /// runtime is told the thread blocks. A COMMIT that fails leaves the
+    /// transaction open; dropping `self` then rolls it back.
     pub fn commit(mut self) -> Result<(), StoreError> {
         Ok(blocking(|| self.conn().execute_batch("COMMIT"))?)
     }

@@ -385,17 +385,27 @@ pub async fn insert_each(
         }
     }
     for (i, rows) in tables.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
-        let names: Vec<&str> = COLUMNS[i].iter().map(|(n, _)| *n).collect();
-        let placeholders: Vec<String> = (1..=names.len() + 2).map(|n| format!("${n}")).collect();
-        let sql = format!(
-            "INSERT OR IGNORE INTO {} (rid, tenant, {}) VALUES ({})",
-            TABLES[i],
-            names.join(", "),
-            placeholders.join(", ")
-        );
-        conn.execute_each(&sql, rows).await?;
+        conn.execute_each(&insert_each_sql()[i], rows).await?;
     }
     Ok(())
+}
+
+/// Each table's one-row INSERT (`insert_each`), built once.
+fn insert_each_sql() -> &'static [String; 8] {
+    static SQL: std::sync::OnceLock<[String; 8]> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        std::array::from_fn(|i| {
+            let names: Vec<&str> = COLUMNS[i].iter().map(|(n, _)| *n).collect();
+            let placeholders: Vec<String> =
+                (1..=names.len() + 2).map(|n| format!("${n}")).collect();
+            format!(
+                "INSERT OR IGNORE INTO {} (rid, tenant, {}) VALUES ({})",
+                TABLES[i],
+                names.join(", "),
+                placeholders.join(", ")
+            )
+        })
+    })
 }
 
 /// SQL that removes the index rows of the resource `rid` (an SQL
