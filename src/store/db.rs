@@ -10,7 +10,7 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{PgConnection, Postgres, Row as _, Sqlite, SqliteConnection};
 
-use super::direct::{self, DirectRow, DirectTx, WriterGuard};
+use super::direct::{self, DirectRead, DirectRow, DirectTx, WriterGuard};
 use super::StoreError;
 
 /// Which SQL dialect a connection speaks.
@@ -340,7 +340,8 @@ impl PooledConn {
 
 /// An open database transaction.
 pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    /// A lookups-only transaction on SQLite (`direct::Readers`).
+    Lookups(DirectRead),
     Postgres(sqlx::Transaction<'static, Postgres>),
     /// On SQLite's writer (`direct`).
     Direct(DirectTx),
@@ -349,7 +350,7 @@ pub enum Tx {
 impl Tx {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
-            Tx::Sqlite(t) => Conn::Sqlite(&mut *t),
+            Tx::Lookups(t) => Conn::Direct(t.conn()),
             Tx::Postgres(t) => Conn::Postgres(&mut *t),
             Tx::Direct(t) => Conn::Direct(t.conn()),
         }
@@ -357,7 +358,7 @@ impl Tx {
 
     pub async fn commit(self) -> Result<(), StoreError> {
         match self {
-            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Lookups(t) => drop(t),
             Tx::Postgres(t) => t.commit().await?,
             Tx::Direct(t) => t.commit()?,
         }
@@ -366,7 +367,7 @@ impl Tx {
 
     pub async fn rollback(self) -> Result<(), StoreError> {
         match self {
-            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Lookups(t) => drop(t),
             Tx::Postgres(t) => t.rollback().await?,
             Tx::Direct(t) => t.rollback()?,
         }

@@ -11,8 +11,9 @@
 //! called, in microseconds; only the commit, which waits for the disk, is
 //! announced to the runtime as blocking.
 //!
-//! Readers stay on sqlx's pool: they run side by side, and a search is one
-//! or two statements.
+//! The lookups a write plans with (`Readers`) run the same way on
+//! read-only connections. Searches stay on sqlx's pool: they run side by
+//! side and can take milliseconds, which would hold up a runtime worker.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -189,6 +190,102 @@ impl Drop for DirectTx {
         if !conn.is_autocommit() {
             if let Err(err) = conn.execute_batch("ROLLBACK") {
                 tracing::warn!(error = %err, "rolling back an abandoned write failed");
+            }
+        }
+    }
+}
+
+/// Read-only connections for the short lookups a write plans with
+/// (`Store::begin_lookups`), run on the caller's thread like the writer's
+/// statements. A message's plan runs a dozen indexed lookups of a few
+/// microseconds each; through sqlx's connection thread each one waited to
+/// be handed over and back. Searches stay on sqlx's pool: they can run for
+/// milliseconds, which would hold up a runtime worker here.
+#[derive(Clone)]
+pub struct Readers(Arc<ReadersInner>);
+
+struct ReadersInner {
+    path: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<Connection>>,
+    closed: AtomicBool,
+}
+
+/// Idle lookup connections kept open; more are opened when needed and
+/// closed when done.
+const IDLE_READERS: usize = 8;
+
+impl Readers {
+    pub fn new(path: &Path) -> Readers {
+        Readers(Arc::new(ReadersInner {
+            path: path.to_path_buf(),
+            idle: std::sync::Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        }))
+    }
+
+    /// A read transaction on an idle connection, or on a new one. Its
+    /// snapshot is taken by its first statement.
+    pub fn begin(&self) -> Result<DirectRead, StoreError> {
+        if self.0.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("the database is closed".into()));
+        }
+        let idle = self.0.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        conn.execute_batch("BEGIN")?;
+        Ok(DirectRead {
+            conn: Some(conn),
+            readers: self.clone(),
+        })
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.0.path, flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.execute_batch("PRAGMA cache_size = -16384; PRAGMA temp_store = memory;")?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+
+    /// Closes the idle connections; those in use close when let go.
+    pub fn close(&self) {
+        self.0.closed.store(true, Ordering::SeqCst);
+        if let Ok(mut idle) = self.0.idle.lock() {
+            idle.clear();
+        }
+    }
+}
+
+/// A read transaction of `Readers`: ended (rolled back) when dropped, its
+/// connection kept for the next.
+pub struct DirectRead {
+    conn: Option<Connection>,
+    readers: Readers,
+}
+
+impl DirectRead {
+    pub fn conn(&mut self) -> &mut Connection {
+        self.conn.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for DirectRead {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        // A connection whose transaction will not end is closed instead.
+        if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
+            return;
+        }
+        let inner = &self.readers.0;
+        if inner.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Ok(mut idle) = inner.idle.lock() {
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
             }
         }
     }

@@ -102,6 +102,7 @@ enum Backend {
     Sqlite {
         reader: sqlx::SqlitePool,
         writer: direct::Writer,
+        lookups: direct::Readers,
     },
     Postgres {
         pool: sqlx::PgPool,
@@ -133,9 +134,13 @@ impl Store {
             let pool = postgres::connect(url, config.db_max_connections).await?;
             Backend::Postgres { pool }
         } else if url.starts_with("sqlite:") {
-            let (reader, writer) =
+            let (reader, writer, lookups) =
                 sqlite::connect(url, config.db_max_connections, &config.sqlite_synchronous).await?;
-            Backend::Sqlite { reader, writer }
+            Backend::Sqlite {
+                reader,
+                writer,
+                lookups,
+            }
         } else {
             anyhow::bail!("unsupported database URL `{url}`: use sqlite://PATH or postgres://...");
         };
@@ -179,7 +184,12 @@ impl Store {
 
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { reader, writer } => {
+            Backend::Sqlite {
+                reader,
+                writer,
+                lookups,
+            } => {
+                lookups.close();
                 reader.close().await;
                 writer.close().await;
             }
@@ -484,7 +494,7 @@ impl Store {
     /// nothing; roll it back when done.
     pub async fn begin_lookups(&self) -> Result<WriteTx, StoreError> {
         let tx = match &self.backend {
-            Backend::Sqlite { reader, .. } => Tx::Sqlite(reader.begin().await?),
+            Backend::Sqlite { lookups, .. } => Tx::Lookups(lookups.begin()?),
             Backend::Postgres { pool } => Tx::Postgres(pool.begin().await?),
         };
         Ok(self.write_tx(tx, true))

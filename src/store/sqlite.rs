@@ -18,7 +18,7 @@ pub async fn connect(
     url: &str,
     max_readers: u32,
     synchronous_setting: &str,
-) -> anyhow::Result<(SqlitePool, Writer)> {
+) -> anyhow::Result<(SqlitePool, Writer, direct::Readers)> {
     let options = SqliteConnectOptions::from_str(url)
         .with_context(|| format!("invalid SQLite URL `{url}`"))?;
     if url.contains(":memory:") || url.contains("mode=memory") {
@@ -92,7 +92,7 @@ pub async fn connect(
         .await
         .with_context(|| format!("opening SQLite database {}", display(&path)))?;
     tokio::spawn(checkpointer(checkpoints, writer.clone()));
-    Ok((reader, writer))
+    Ok((reader, writer, direct::Readers::new(&path)))
 }
 
 /// The compile option that makes SQLite's connections share one page cache
