@@ -80,12 +80,18 @@ impl<J, R> Default for GroupCommit<J, R> {
 
 impl<J: Send + 'static, R: Send + 'static> GroupCommit<J, R> {
     /// Queues `job` and returns its result once its batch has run. `run`
-    /// starts a batch of queued jobs (this one's, others', or both); it is
-    /// called at most once. None when the job's batch ended without an
-    /// answer for it (its task panicked).
-    pub async fn submit<F>(&self, job: J, run: F) -> Option<R>
+    /// starts a batch of queued jobs (this one's, others', or both). None
+    /// when the job's batch ended without an answer for it (its task
+    /// panicked).
+    ///
+    /// The task that runs a batch runs the next one too, while jobs are
+    /// queued: the writer goes from one batch to the next without waiting
+    /// for a caller to be scheduled and take the lock (HL7 v2 ADT^A01 over
+    /// MLLP, 16 connections: the batch thread was idle a fifth of the time
+    /// between batches).
+    pub async fn submit<F>(self: &Arc<Self>, job: J, run: F) -> Option<R>
     where
-        F: FnOnce(Vec<J>) -> BatchFuture<R>,
+        F: Fn(Vec<J>) -> BatchFuture<R> + Send + 'static,
     {
         let (sender, mut receiver) = oneshot::channel();
         self.queue
@@ -99,22 +105,23 @@ impl<J: Send + 'static, R: Send + 'static> GroupCommit<J, R> {
             answered = &mut receiver => return answered.ok(),
             guard = self.lock.clone().lock_owned() => guard,
         };
-        let taken: Vec<Queued<J, R>> = {
-            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            let n = queue.len().min(MAX_BATCH);
-            queue.drain(..n).collect()
-        };
+        let taken = self.take();
         if taken.is_empty() {
             drop(guard);
         } else {
-            let (jobs, senders): (Vec<J>, Vec<oneshot::Sender<R>>) = taken.into_iter().unzip();
-            let batch = run(jobs);
+            let this = self.clone();
             let task = async move {
-                let results = batch.await;
-                // The lock is held until every result is out: the next
-                // batch sees this one committed.
-                for (sender, result) in senders.into_iter().zip(results) {
-                    let _ = sender.send(result);
+                let mut taken = taken;
+                while !taken.is_empty() {
+                    let (jobs, senders): (Vec<J>, Vec<oneshot::Sender<R>>) =
+                        taken.into_iter().unzip();
+                    let results = run(jobs).await;
+                    // The lock is held until every result is out: the next
+                    // batch sees this one committed.
+                    for (sender, result) in senders.into_iter().zip(results) {
+                        let _ = sender.send(result);
+                    }
+                    taken = this.take();
                 }
                 drop(guard);
             };
@@ -125,6 +132,13 @@ impl<J: Send + 'static, R: Send + 'static> GroupCommit<J, R> {
         }
         receiver.await.ok()
     }
+
+    /// Up to `MAX_BATCH` queued jobs, oldest first.
+    fn take(&self) -> Vec<Queued<J, R>> {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let n = queue.len().min(MAX_BATCH);
+        queue.drain(..n).collect()
+    }
 }
 
 #[cfg(test)]
@@ -132,8 +146,11 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    fn doubling(batches: Arc<AtomicUsize>) -> impl FnOnce(Vec<u32>) -> BatchFuture<u32> {
+    fn doubling(
+        batches: Arc<AtomicUsize>,
+    ) -> impl Fn(Vec<u32>) -> BatchFuture<u32> + Send + 'static {
         move |jobs| {
+            let batches = batches.clone();
             Box::pin(async move {
                 batches.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -144,7 +161,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lone_job_runs_as_its_own_batch() {
-        let group = GroupCommit::default();
+        let group = Arc::new(GroupCommit::default());
         let batches = Arc::new(AtomicUsize::new(0));
         assert_eq!(group.submit(21, doubling(batches.clone())).await, Some(42));
         assert_eq!(batches.load(Ordering::SeqCst), 1);

@@ -146,6 +146,7 @@ impl Fhir {
         };
         self.message_commits
             .submit(job, move |jobs| {
+                let this = this.clone();
                 Box::pin(async move { this.apply_batch(jobs).await })
             })
             .await

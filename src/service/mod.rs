@@ -75,7 +75,9 @@ pub struct Fhir {
     /// have the same limit, `mllp_max_message_bytes`, in the listener).
     pub hl7v2_max_message_bytes: usize,
     /// Inbound messages committing together (`messages.rs`).
-    message_commits: group_commit::GroupCommit<messages::MessageJob, FhirResult<messages::Applied>>,
+    message_commits: std::sync::Arc<
+        group_commit::GroupCommit<messages::MessageJob, FhirResult<messages::Applied>>,
+    >,
 }
 
 /// One version of a resource, as returned to a client.
