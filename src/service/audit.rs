@@ -30,16 +30,21 @@ impl Fhir {
         let Value::Object(map) = event else {
             return Err(FhirError::internal("an AuditEvent must be a JSON object"));
         };
-        let prepared = self.prepare_write("AuditEvent", map)?;
+        Ok(self.audit_record(self.prepare_write("AuditEvent", map)?))
+    }
+
+    /// A checked AuditEvent given its id, `meta.lastUpdated` now, and its
+    /// body.
+    pub fn audit_record(&self, prepared: super::prepared::Prepared) -> AuditRecord {
         let id = crate::fhir::meta::new_id();
         let last_updated = super::next_timestamp(None);
         let body = crate::fhir::meta::stamp(prepared.resource, &id, 1, last_updated);
-        Ok(AuditRecord {
+        AuditRecord {
             id,
             last_updated,
             body,
             index: prepared.index,
-        })
+        }
     }
 
     /// Stores a prepared AuditEvent and appends it to the chain.

@@ -1353,6 +1353,42 @@ pub struct PreparedBundle {
     planned: Option<Planned>,
 }
 
+impl PreparedBundle {
+    /// The versions the planned transaction is expected to write, with
+    /// their checked content: POSTs that matched nothing (version 1) and
+    /// PUTs without `ifMatch` (the version after the one `current` knows,
+    /// else 1). A guess, to be checked against what the transaction wrote;
+    /// None when there is no plan or an entry writes otherwise (PATCH,
+    /// DELETE, a PUT with `ifMatch`).
+    pub fn planned_writes(
+        &self,
+        current: impl Fn(&str, &str) -> Option<i64>,
+    ) -> Option<Vec<(&str, &str, i64, &Prepared)>> {
+        let planned = self.planned.as_ref()?;
+        let mut writes = Vec::new();
+        for (e, prepared) in planned.entries.iter().zip(&planned.prepared) {
+            if e.is_search() {
+                continue;
+            }
+            let rtype = e.target.rtype();
+            match e.method {
+                Method::Get | Method::Head => {}
+                Method::Post if e.matched => {}
+                Method::Post => {
+                    writes.push((rtype, e.assigned_id.as_deref()?, 1, prepared.as_ref()?));
+                }
+                Method::Put if e.if_match.is_none() => {
+                    let id = e.assigned_id.as_deref()?;
+                    let version = current(rtype, id).map_or(1, |v| v + 1);
+                    writes.push((rtype, id, version, prepared.as_ref()?));
+                }
+                _ => return None,
+            }
+        }
+        Some(writes)
+    }
+}
+
 /// A transaction's entries resolved and prepared before its write
 /// transaction (`Fhir::plan`).
 struct Planned {

@@ -227,6 +227,13 @@ impl Store {
         Ok(())
     }
 
+    /// The current version number of a resource as the read cache knows
+    /// it (None: not cached, or no cache).
+    pub fn cached_version(&self, tenant: i64, rtype: &str, id: &str) -> Option<i64> {
+        let hit = self.cache.as_ref()?.get(tenant, rtype, id)?;
+        (!hit.deleted).then_some(hit.version)
+    }
+
     /// The current version of a resource, if it was ever written.
     pub async fn read(
         &self,

@@ -282,6 +282,39 @@ async fn hl7v2_messages_and_token_requests_are_recorded(s: &TestServer) {
     let refs = entity_refs(import);
     assert!(refs.iter().any(|r| r.starts_with("Patient/")), "{refs:?}");
     assert!(refs.iter().any(|r| r.starts_with("Encounter/")), "{refs:?}");
+    let patient = refs
+        .iter()
+        .filter(|r| r.starts_with("Patient/"))
+        .find_map(|r| r.strip_suffix("/_history/1"))
+        .expect("the new Patient's first version is named")
+        .to_string();
+
+    // An update of the same patient names the versions it wrote: the
+    // Patient's second, and for every resource the version now stored.
+    let ack = mllp
+        .send(&crate::hl7v2::adt("A08", "AUD2", "MRN-AUD-1", "Messageson"))
+        .await;
+    assert_eq!(crate::hl7v2::ack_code(&ack), "AA", "{ack}");
+    let imports = events(
+        s,
+        "type=http://dicom.nema.org/resources/ontology/DCM|110107",
+    )
+    .await;
+    let update = imports
+        .iter()
+        .find(|e| subtype(e) == "A08")
+        .expect("the A08 is recorded");
+    let refs = entity_refs(update);
+    assert!(
+        refs.contains(&format!("{patient}/_history/2")),
+        "{patient} version 2 in {refs:?}"
+    );
+    for r in refs.iter().filter(|r| r.contains("/_history/")) {
+        let (target, version) = r.split_once("/_history/").unwrap();
+        let stored = s.get(target).await;
+        assert_eq!(stored.status, 200, "{r}: {}", stored.text);
+        assert_eq!(stored.json()["meta"]["versionId"], version, "{r}");
+    }
 
     // A token request with a wrong secret is recorded as a failure.
     let r = s
