@@ -90,7 +90,8 @@ pub struct MessageJob {
 
 /// A message's audit record checked and indexed when the message was
 /// planned, for the writes the plan expects (`PreparedBundle::planned_writes`):
-/// used when the transaction wrote exactly those, so that the writer only
+/// used when the transaction wrote exactly those from the plan's own content
+/// (`transaction_within` says so), so that the writer only
 /// stamps it (indexing an AuditEvent was a tenth of the writer's time for
 /// HL7 v2 ADT^A01 messages).
 struct PlannedAudit {
@@ -348,7 +349,7 @@ impl Fhir {
                 }
             }
         }
-        let response = self.transaction_within(tx, &job.prepared, clean).await?;
+        let (response, as_planned) = self.transaction_within(tx, &job.prepared, clean).await?;
         let resources = written(&response);
         let list = resources.join(" ");
         let id = match job.replay_of {
@@ -385,7 +386,8 @@ impl Fhir {
                 .await?
             }
         };
-        let audit = self.message_audit(tx, &m, "AA", job.audit.as_ref())?;
+        let planned_audit = job.audit.as_ref().filter(|_| as_planned);
+        let audit = self.message_audit(tx, &m, "AA", planned_audit)?;
         Ok(Ok((id, resources, audit)))
     }
 
@@ -485,10 +487,12 @@ impl Fhir {
         let mut patients: Vec<String> = touched.iter().flat_map(|t| t.patients.clone()).collect();
         patients.sort();
         patients.dedup();
-        let entities: Vec<String> = touched
+        // Sorted, as the record made with the plan has them.
+        let mut entities: Vec<String> = touched
             .iter()
             .map(|t| format!("{}/{}/_history/{}", t.rtype, t.id, t.version))
             .collect();
+        entities.sort();
         let event = crate::audit::event::message_event(&crate::audit::event::MessageFacts {
             sender: m.sender,
             message_type: m.message_type,
@@ -530,6 +534,10 @@ impl Fhir {
         }
         patients.sort();
         patients.dedup();
+        entities.sort();
+        // `recorded` is the time the message is planned, a batch's wait
+        // before its commit (REST requests' records likewise carry the
+        // request's time); `meta.lastUpdated` is set in the batch.
         let event = crate::audit::event::message_event(&crate::audit::event::MessageFacts {
             sender: m.sender,
             message_type: m.message_type,

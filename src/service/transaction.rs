@@ -417,13 +417,14 @@ impl Fhir {
     /// Runs a prepared transaction Bundle inside a write transaction the
     /// caller owns and will commit (the HL7 v2 bridge records each message
     /// in the same commit as the resources it writes). `clean`: `tx` has
-    /// written no resource yet. Returns the response Bundle.
+    /// written no resource yet. Returns the response Bundle, and whether
+    /// what was written is the plan's content (`planned_writes` holds).
     pub async fn transaction_within(
         &self,
         tx: &mut WriteTx,
         bundle: &PreparedBundle,
         clean: bool,
-    ) -> FhirResult<Vec<u8>> {
+    ) -> FhirResult<(Vec<u8>, bool)> {
         let access = crate::auth::Access::unrestricted("server");
         let sender = Sender {
             access: &access,
@@ -452,7 +453,8 @@ impl Fhir {
             let mut tx = self.store.begin().await?;
             let result = self
                 .transaction_in(&mut tx, &entries, planned.as_ref(), true, prefer, sender)
-                .await;
+                .await
+                .map(|(response, _)| response);
             if let Some(done) = self.finish(tx, result, &mut attempt).await {
                 return done;
             }
@@ -530,28 +532,34 @@ impl Fhir {
         clean: bool,
         prefer: EntryReturn,
         sender: Sender<'_>,
-    ) -> FhirResult<Vec<u8>> {
+    ) -> FhirResult<(Vec<u8>, bool)> {
         // Nothing committed since the lookups and nothing written yet in
         // this transaction: they would find the same again (HL7 v2 ADT^A01:
         // 11 of the 23 statements a message ran under SQLite's one writer).
         if let Some(p) = planned.filter(|p| clean && tx.unchanged_since(p.reading)) {
-            return self
+            let response = self
                 .process_all(tx, &p.entries, &p.prepared, prefer, sender)
-                .await;
+                .await?;
+            return Ok((response, true));
         }
         let resolution = self
             .resolve(tx, entries, planned.map(|p| &p.resolution))
             .await?;
         match planned {
             Some(p) if p.resolution == resolution => {
-                self.process_all(tx, &p.entries, &p.prepared, prefer, sender)
-                    .await
+                let response = self
+                    .process_all(tx, &p.entries, &p.prepared, prefer, sender)
+                    .await?;
+                Ok((response, true))
             }
             _ => {
                 let mut work: Vec<Entry> = entries.iter().map(Entry::clone_for_attempt).collect();
                 apply_resolution(&mut work, &resolution)?;
                 let prepared = self.prepare_entries(&work)?;
-                self.process_all(tx, &work, &prepared, prefer, sender).await
+                let response = self
+                    .process_all(tx, &work, &prepared, prefer, sender)
+                    .await?;
+                Ok((response, false))
             }
         }
     }

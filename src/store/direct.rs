@@ -195,12 +195,14 @@ impl Drop for DirectTx {
     }
 }
 
-/// Read-only connections for the short lookups a write plans with
+/// Read-only connections for the lookups a write plans with
 /// (`Store::begin_lookups`), run on the caller's thread like the writer's
 /// statements. A message's plan runs a dozen indexed lookups of a few
 /// microseconds each; through sqlx's connection thread each one waited to
-/// be handed over and back. Searches stay on sqlx's pool: they can run for
-/// milliseconds, which would hold up a runtime worker here.
+/// be handed over and back. Conditional criteria can be any search a
+/// client sends: `WriteTx::find` tells the runtime the thread is busy
+/// while one runs (`blocking_future`). Searches stay on sqlx's pool. Each
+/// connection's page cache is at most 8 MiB.
 #[derive(Clone)]
 pub struct Readers(Arc<ReadersInner>);
 
@@ -245,7 +247,7 @@ impl Readers {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&self.0.path, flags)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.execute_batch("PRAGMA cache_size = -16384; PRAGMA temp_store = memory;")?;
+        conn.execute_batch("PRAGMA cache_size = -8192; PRAGMA temp_store = memory;")?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
     }
@@ -297,6 +299,18 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
+    }
+}
+
+/// Drives `fut`, whose statements run on this thread (`Conn::Direct`), with
+/// the runtime told the thread blocks (`blocking`); awaited as it is
+/// elsewhere (a current-thread runtime, such as the batch thread's).
+pub async fn blocking_future<F: std::future::Future>(fut: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(fut))
+        }
+        _ => fut.await,
     }
 }
 

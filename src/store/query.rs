@@ -232,6 +232,27 @@ pub enum Filter {
     Either(Vec<Filter>),
 }
 
+impl Filter {
+    /// Exact codes or ids only (`identifier=system|value`, `_id=x`): an
+    /// index seek.
+    pub fn is_exact(&self) -> bool {
+        match self {
+            Filter::Ids(_) => true,
+            Filter::Index {
+                alts,
+                negate: false,
+                ..
+            } => {
+                !alts.is_empty()
+                    && alts
+                        .iter()
+                        .all(|c| matches!(c, Cond::Token { code: Some(_), .. }))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A sort key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SortBy {
@@ -1761,4 +1782,38 @@ pub async fn revinclude(
     ));
     let rows = conn.fetch_all(&b.build()).await?;
     rows.iter().map(|r| included(codec, tenant, r)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(table: Table, alts: Vec<Cond>, negate: bool) -> Filter {
+        Filter::Index {
+            table,
+            pids: vec![1],
+            alts,
+            negate,
+        }
+    }
+
+    #[test]
+    fn only_exact_codes_and_ids_are_point_lookups() {
+        let code = |c: Option<&str>| Cond::Token {
+            system: Some("http://hospital/mrn".into()),
+            code: c.map(str::to_string),
+        };
+        assert!(Filter::Ids(vec!["a".into()]).is_exact());
+        assert!(index(Table::Token, vec![code(Some("123"))], false).is_exact());
+        assert!(!index(Table::Token, vec![code(Some("123"))], true).is_exact());
+        assert!(!index(Table::Token, vec![code(None)], false).is_exact());
+        assert!(!index(Table::Token, vec![], false).is_exact());
+        assert!(!index(Table::String, vec![Cond::StrPrefix("smi".into())], false).is_exact());
+        assert!(!index(
+            Table::Token,
+            vec![code(Some("1")), Cond::StrContains("x".into())],
+            false
+        )
+        .is_exact());
+    }
 }
