@@ -457,6 +457,7 @@ impl Fhir {
     /// The audit record of a message, naming what the transaction wrote
     /// since the last record (taken from `tx.touched`); None when the audit
     /// trail is off.
+    ///
     /// `planned`: the record made with the plan, used when the transaction
     /// wrote what it expected.
     fn message_audit(
@@ -536,8 +537,9 @@ impl Fhir {
         patients.dedup();
         entities.sort();
         // `recorded` is the time the message is planned, a batch's wait
-        // before its commit (REST requests' records likewise carry the
-        // request's time); `meta.lastUpdated` is set in the batch.
+        // before its commit (the records of REST reads, appended by the
+        // audit writer, also carry a time before their commit);
+        // `meta.lastUpdated` is set in the batch, in commit order.
         let event = crate::audit::event::message_event(&crate::audit::event::MessageFacts {
             sender: m.sender,
             message_type: m.message_type,
