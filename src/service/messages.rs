@@ -13,6 +13,7 @@ use super::audit::AuditRecord;
 use super::transaction::PreparedBundle;
 use super::Fhir;
 use crate::error::{FhirError, FhirResult};
+use crate::store::audit::Touched;
 use crate::store::messages::{NewMessage, StoredMessage};
 use crate::store::WriteTx;
 
@@ -72,6 +73,29 @@ fn written(response: &[u8]) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The AuditEvent of a message that wrote `touched`, recorded now; its
+/// entities and patients sorted, so that the record made with a plan and
+/// the one made in the batch are alike.
+fn message_event(m: &Inbound<'_>, ack_code: &str, touched: &[Touched]) -> Value {
+    let mut patients: Vec<String> = touched.iter().flat_map(|t| t.patients.clone()).collect();
+    patients.sort();
+    patients.dedup();
+    let mut entities: Vec<String> = touched
+        .iter()
+        .map(|t| format!("{}/{}/_history/{}", t.rtype, t.id, t.version))
+        .collect();
+    entities.sort();
+    crate::audit::event::message_event(&crate::audit::event::MessageFacts {
+        sender: m.sender,
+        message_type: m.message_type,
+        control_id: m.control_id,
+        recorded: crate::fhir::datetime::format_instant(crate::fhir::datetime::now_micros()),
+        ack_code,
+        entities: &entities,
+        patients: &patients,
+    })
 }
 
 /// A message waiting to commit with others (`Fhir::apply_message`).
@@ -485,25 +509,8 @@ impl Fhir {
                 return Ok(Some(self.audit_record(planned.event.clone())));
             }
         }
-        let mut patients: Vec<String> = touched.iter().flat_map(|t| t.patients.clone()).collect();
-        patients.sort();
-        patients.dedup();
-        // Sorted, as the record made with the plan has them.
-        let mut entities: Vec<String> = touched
-            .iter()
-            .map(|t| format!("{}/{}/_history/{}", t.rtype, t.id, t.version))
-            .collect();
-        entities.sort();
-        let event = crate::audit::event::message_event(&crate::audit::event::MessageFacts {
-            sender: m.sender,
-            message_type: m.message_type,
-            control_id: m.control_id,
-            recorded: crate::fhir::datetime::format_instant(crate::fhir::datetime::now_micros()),
-            ack_code,
-            entities: &entities,
-            patients: &patients,
-        });
-        self.prepare_audit(event).map(Some)
+        self.prepare_audit(message_event(m, ack_code, &touched))
+            .map(Some)
     }
 
     /// The audit record of an applied message, made from its plan
@@ -520,42 +527,22 @@ impl Fhir {
         let writes = prepared
             .planned_writes(|rtype, id| self.store.cached_version(self.tenant, rtype, id))?;
         // As `note_touched` records them: AuditEvents are not named.
-        let writes: Vec<_> = writes
+        let touched: Vec<_> = writes
             .into_iter()
             .filter(|(rtype, ..)| *rtype != "AuditEvent")
+            .map(|(rtype, id, version, p)| super::update::touched(rtype, id, version, p))
             .collect();
-        let mut patients = Vec::new();
-        let mut entities = Vec::with_capacity(writes.len());
-        for (rtype, id, version, p) in &writes {
-            patients.extend(super::authz::patients_in_rows(rtype, &p.index));
-            if *rtype == "Patient" {
-                patients.push(id.to_string());
-            }
-            entities.push(format!("{rtype}/{id}/_history/{version}"));
-        }
-        patients.sort();
-        patients.dedup();
-        entities.sort();
         // `recorded` is the time the message is planned, a batch's wait
         // before its commit (the records of REST reads, appended by the
         // audit writer, also carry a time before their commit);
         // `meta.lastUpdated` is set in the batch, in commit order.
-        let event = crate::audit::event::message_event(&crate::audit::event::MessageFacts {
-            sender: m.sender,
-            message_type: m.message_type,
-            control_id: m.control_id,
-            recorded: crate::fhir::datetime::format_instant(crate::fhir::datetime::now_micros()),
-            ack_code: "AA",
-            entities: &entities,
-            patients: &patients,
-        });
-        let Value::Object(event) = event else {
+        let Value::Object(event) = message_event(m, "AA", &touched) else {
             return None;
         };
         let event = self.prepare_write("AuditEvent", event).ok()?;
-        let mut writes: Vec<(String, String, i64)> = writes
-            .iter()
-            .map(|(rtype, id, version, _)| (rtype.to_string(), id.to_string(), *version))
+        let mut writes: Vec<(String, String, i64)> = touched
+            .into_iter()
+            .map(|t| (t.rtype, t.id, t.version))
             .collect();
         writes.sort_unstable();
         Some(PlannedAudit { writes, event })

@@ -250,17 +250,23 @@ impl Fhir {
         prepared: &Prepared,
     ) {
         if self.audit && rtype != "AuditEvent" {
-            let mut patients = super::authz::patients_in_rows(rtype, &prepared.index);
-            if rtype == "Patient" {
-                patients.push(id.to_string());
-            }
-            tx.touched.push(Touched {
-                rtype: rtype.to_string(),
-                id: id.to_string(),
-                version,
-                patients,
-            });
+            tx.touched.push(touched(rtype, id, version, prepared));
         }
+    }
+}
+
+/// What an audit record names of a written version: it, and the patients
+/// whose compartment holds it.
+pub fn touched(rtype: &str, id: &str, version: i64, prepared: &Prepared) -> Touched {
+    let mut patients = super::authz::patients_in_rows(rtype, &prepared.index);
+    if rtype == "Patient" {
+        patients.push(id.to_string());
+    }
+    Touched {
+        rtype: rtype.to_string(),
+        id: id.to_string(),
+        version,
+        patients,
     }
 }
 
