@@ -295,7 +295,7 @@ impl Drop for DirectRead {
 
 /// Runs `f`, which may wait for the disk, letting a multi-threaded runtime
 /// move its other tasks off this thread meanwhile.
-pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
