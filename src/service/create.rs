@@ -77,16 +77,21 @@ impl Fhir {
         // only trusted under the lock, looked up again, so two creators
         // cannot both see it.
         let mut found = tx.find(self.tenant, rtype, &criteria.filters, 2).await?;
-        if found.is_empty() {
-            tx.lock_key(&criteria.lock_key(self.tenant, rtype)).await?;
+        if found.is_empty() && tx.lock_key(&criteria.lock_key(self.tenant, rtype)).await? {
             found = tx.find(self.tenant, rtype, &criteria.filters, 2).await?;
         }
-        match found.len() {
-            0 => Ok(None),
-            1 => Ok(found.pop()),
-            _ => Err(FhirError::multiple_matches(format!(
-                "the criteria match more than one {rtype}"
-            ))),
-        }
+        only_match(found, rtype)
+    }
+}
+
+/// The one resource conditional criteria matched (None: none), or the
+/// error of several (a lookup of at most 2).
+pub(super) fn only_match(mut found: Vec<String>, rtype: &str) -> FhirResult<Option<String>> {
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => Err(FhirError::multiple_matches(format!(
+            "the criteria match more than one {rtype}"
+        ))),
     }
 }

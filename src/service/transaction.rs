@@ -18,6 +18,8 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value};
 
 use super::bundle::{self, EntryOut, EntryResponse};
+use super::conditional::Criteria;
+use super::create::only_match;
 use super::prepared::Prepared;
 use super::references::{rewrite_references, visit_references};
 use super::search::SearchScope;
@@ -25,7 +27,12 @@ use super::{check_type, input, parse_etag, Fhir, VersionOut, WriteOutcome, Write
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::datetime::range_micros;
 use crate::fhir::outcome::{operation_outcome, IssueType};
+use crate::store::query::Lookup;
 use crate::store::{Reader, WriteTx};
+
+/// What a Bundle's conditional criteria matched (at most 2 ids each), by
+/// their lock key (`Criteria::lock_key`, the same for the same criteria).
+type Matches = HashMap<String, Vec<String>>;
 
 /// How the response entries carry resources (`Prefer: return=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -623,33 +630,23 @@ impl Fhir {
         let mut creates: Vec<usize> = (0..entries.len())
             .filter(|&i| entries[i].method == Method::Post && !entries[i].matched && ready(i))
             .collect();
-        let mut puts: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, e) in entries.iter().enumerate() {
-            if e.method == Method::Put
-                && e.if_match.is_none()
-                && e.assigned_id.is_some()
-                && ready(i)
-            {
-                puts.entry(e.target.rtype()).or_default().push(i);
-            }
-        }
-        for (rtype, positions) in puts {
-            let ids: Vec<String> = positions
-                .iter()
-                .filter_map(|&i| entries[i].assigned_id.clone())
-                .collect();
-            let stored: HashSet<String> = tx
-                .existing_ids(self.tenant, rtype, &ids)
-                .await?
-                .into_iter()
-                .collect();
-            creates.extend(positions.into_iter().filter(|&i| {
-                entries[i]
-                    .assigned_id
-                    .as_ref()
-                    .is_some_and(|id| !stored.contains(id))
-            }));
-        }
+        let puts: Vec<usize> = (0..entries.len())
+            .filter(|&i| {
+                let e = &entries[i];
+                e.method == Method::Put
+                    && e.if_match.is_none()
+                    && e.assigned_id.is_some()
+                    && ready(i)
+            })
+            .collect();
+        let pair = |i: usize| {
+            let e = &entries[i];
+            let id = e.assigned_id.clone().expect("filtered on");
+            (e.target.rtype().to_string(), id)
+        };
+        let pairs: Vec<(String, String)> = puts.iter().map(|&i| pair(i)).collect();
+        let stored = tx.existing(self.tenant, &pairs).await?;
+        creates.extend(puts.into_iter().filter(|&i| !stored.contains(&pair(i))));
         creates.sort_unstable();
         Ok(creates)
     }
@@ -702,22 +699,14 @@ impl Fhir {
         entries: &[Entry],
         seed: Option<&Resolution>,
     ) -> FhirResult<Resolution> {
+        let matches = self.prefetch_matches(tx, entries).await?;
         // 1. Fix identities: ids of creates, matches of conditional writes.
-        let mut wanted: HashMap<String, Vec<String>> = HashMap::new();
-        for e in entries.iter().filter(|e| e.method == Method::Post) {
-            if let Some(id) = urn_id(e) {
-                wanted
-                    .entry(e.target.rtype().to_string())
-                    .or_default()
-                    .push(id);
-            }
-        }
-        let mut taken: HashSet<(String, String)> = HashSet::new();
-        for (rtype, ids) in wanted {
-            for id in tx.existing_ids(self.tenant, &rtype, &ids).await? {
-                taken.insert((rtype.clone(), id));
-            }
-        }
+        let wanted: Vec<(String, String)> = entries
+            .iter()
+            .filter(|e| e.method == Method::Post)
+            .filter_map(|e| urn_id(e).map(|id| (e.target.rtype().to_string(), id)))
+            .collect();
+        let taken = tx.existing(self.tenant, &wanted).await?;
         let mut resolution = Resolution::default();
         for (pos, e) in entries.iter().enumerate() {
             let fresh = seed
@@ -725,7 +714,7 @@ impl Fhir {
                 .and_then(|(id, matched)| id.clone().filter(|_| !matched))
                 .filter(|id| Some(id) != urn_id(e).as_ref());
             let identity = self
-                .resolve_identity(tx, e, Some(&taken), fresh)
+                .resolve_identity(tx, e, &matches, Some(&taken), fresh)
                 .await
                 .map_err(|err| at_entry(e.index, err))?;
             if let (Some(full_url), Some(id)) = (&e.full_url, &identity.0) {
@@ -763,6 +752,7 @@ impl Fhir {
                 self.resolve_conditional_references(
                     tx,
                     resource,
+                    &matches,
                     &resolution.identities,
                     &mut resolution.conditionals,
                 )
@@ -771,6 +761,80 @@ impl Fhir {
             }
         }
         Ok(resolution)
+    }
+
+    /// Looks up every conditional criteria of `entries` (`ifNoneExist`,
+    /// conditional updates and patches, conditional references) in one
+    /// statement. As `match_one` does for one, a write's criteria that
+    /// match nothing are then locked (PostgreSQL) and looked up again: two
+    /// more statements for all of them, with the locks taken in one order.
+    /// Criteria that do not parse are left out; their entry reports them.
+    async fn prefetch_matches(&self, tx: &mut WriteTx, entries: &[Entry]) -> FhirResult<Matches> {
+        // (lock key, type, criteria, whether a write depends on "no match")
+        let mut wanted: Vec<(String, String, Criteria, bool)> = Vec::new();
+        let mut add = |rtype: &str, query: &str, write: bool| {
+            let Ok(criteria) = check_type(rtype).and_then(|()| self.criteria(rtype, query)) else {
+                return;
+            };
+            let key = criteria.lock_key(self.tenant, rtype);
+            match wanted.iter_mut().find(|w| w.0 == key) {
+                Some(w) => w.3 |= write,
+                None => wanted.push((key, rtype.to_string(), criteria, write)),
+            }
+        };
+        for e in entries {
+            match (e.method, &e.target, &e.if_none_exist) {
+                (Method::Post, Target::Type(rtype), Some(query)) => add(rtype, query, true),
+                (Method::Put | Method::Patch, Target::Conditional(rtype, query), _) => {
+                    add(rtype, query, true)
+                }
+                _ => {}
+            }
+            if let Some(resource) = &e.resource {
+                visit_references(resource, &mut |r| {
+                    if let Some((rtype, query)) = r.split_once('?').filter(|_| !r.contains("://")) {
+                        add(rtype, query, false);
+                    }
+                });
+            }
+        }
+        let lookups: Vec<Lookup<'_>> = wanted
+            .iter()
+            .map(|(_, rtype, criteria, _)| Lookup {
+                rtype,
+                filters: &criteria.filters,
+                limit: 2,
+            })
+            .collect();
+        let mut found = tx.find_each(self.tenant, &lookups).await?;
+        let unmatched: Vec<usize> = (0..wanted.len())
+            .filter(|&i| wanted[i].3 && found[i].is_empty())
+            .collect();
+        let keys: Vec<String> = unmatched.iter().map(|&i| wanted[i].0.clone()).collect();
+        if tx.lock_keys(&keys).await? {
+            let again: Vec<Lookup<'_>> =
+                unmatched.iter().map(|&i| Lookup { ..lookups[i] }).collect();
+            let refound = tx.find_each(self.tenant, &again).await?;
+            for (&i, ids) in unmatched.iter().zip(refound) {
+                found[i] = ids;
+            }
+        }
+        Ok(wanted.into_iter().map(|w| w.0).zip(found).collect())
+    }
+
+    /// The one match of conditional criteria (None: none), from `matches`
+    /// when they were looked up there.
+    async fn matched(
+        &self,
+        tx: &mut WriteTx,
+        rtype: &str,
+        criteria: &Criteria,
+        matches: &Matches,
+    ) -> FhirResult<Option<String>> {
+        match matches.get(&criteria.lock_key(self.tenant, rtype)) {
+            Some(ids) => only_match(ids.clone(), rtype),
+            None => self.match_one(tx, rtype, criteria).await,
+        }
     }
 
     /// For creates: the new id, or the match of `ifNoneExist`. For
@@ -785,6 +849,7 @@ impl Fhir {
         &self,
         tx: &mut WriteTx,
         e: &Entry,
+        matches: &Matches,
         taken: Option<&HashSet<(String, String)>>,
         fresh: Option<String>,
     ) -> FhirResult<(Option<String>, bool)> {
@@ -793,7 +858,7 @@ impl Fhir {
             (Method::Post, Target::Type(rtype)) => {
                 if let Some(query) = &e.if_none_exist {
                     let criteria = self.criteria(rtype, query)?;
-                    if let Some(found) = self.match_one(tx, rtype, &criteria).await? {
+                    if let Some(found) = self.matched(tx, rtype, &criteria, matches).await? {
                         return Ok((Some(found), true));
                     }
                 }
@@ -818,7 +883,7 @@ impl Fhir {
             }
             (Method::Put | Method::Patch, Target::Conditional(rtype, query)) => {
                 let criteria = self.criteria(rtype, query)?;
-                let found = self.match_one(tx, rtype, &criteria).await?;
+                let found = self.matched(tx, rtype, &criteria, matches).await?;
                 let body_id = e
                     .resource
                     .as_ref()
@@ -893,6 +958,7 @@ impl Fhir {
         &self,
         tx: &mut WriteTx,
         resource: &Map<String, Value>,
+        matches: &Matches,
         identities: &HashMap<String, String>,
         resolved: &mut HashMap<String, String>,
     ) -> FhirResult<()> {
@@ -913,7 +979,10 @@ impl Fhir {
             let (rtype, query) = r.split_once('?').expect("contains ?");
             check_type(rtype)?;
             let criteria = self.criteria(rtype, query)?;
-            let mut found = tx.find(self.tenant, rtype, &criteria.filters, 2).await?;
+            let mut found = match matches.get(&criteria.lock_key(self.tenant, rtype)) {
+                Some(ids) => ids.clone(),
+                None => tx.find(self.tenant, rtype, &criteria.filters, 2).await?,
+            };
             match found.len() {
                 0 => {
                     return Err(FhirError::invalid(format!(
@@ -1226,12 +1295,18 @@ impl Fhir {
             let mut tx = self.store.begin().await?;
             let mut e = entry.clone_for_attempt();
             let result = async {
-                let (id, matched) = self.resolve_identity(&mut tx, &e, None, None).await?;
+                let matches = self
+                    .prefetch_matches(&mut tx, std::slice::from_ref(&e))
+                    .await?;
+                let (id, matched) = self
+                    .resolve_identity(&mut tx, &e, &matches, None, None)
+                    .await?;
                 let mut conditionals = HashMap::new();
                 if let Some(resource) = &e.resource {
                     self.resolve_conditional_references(
                         &mut tx,
                         resource,
+                        &matches,
                         &HashMap::new(),
                         &mut conditionals,
                     )

@@ -771,13 +771,33 @@ impl WriteTx {
     /// so two conditional creates cannot both see "no match" (PostgreSQL; on
     /// SQLite writes are already serial). Lookups-only transactions take no
     /// lock: what they find is checked again in the write transaction.
-    pub async fn lock_key(&mut self, key: &str) -> Result<(), StoreError> {
-        if self.dialect == Dialect::Postgres && !self.lookups_only {
-            let q =
-                db::Query::new("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").text(key);
-            self.tx.conn().execute(&q).await?;
+    /// Returns whether a lock was taken (a lookup made before it must then
+    /// be made again).
+    pub async fn lock_key(&mut self, key: &str) -> Result<bool, StoreError> {
+        self.lock_keys(&[key.to_string()]).await
+    }
+
+    /// `lock_key` of each key, in one statement, in sorted order (so two
+    /// transactions locking the same keys cannot deadlock).
+    pub async fn lock_keys(&mut self, keys: &[String]) -> Result<bool, StoreError> {
+        if self.dialect != Dialect::Postgres || self.lookups_only || keys.is_empty() {
+            return Ok(false);
         }
-        Ok(())
+        let mut keys: Vec<&String> = keys.iter().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        // One row; its target list is evaluated left to right.
+        let mut b = db::SqlBuilder::new("SELECT ");
+        let locks: Vec<String> = keys
+            .iter()
+            .map(|k| {
+                let k = b.bind(db::Param::Text(k.to_string()));
+                format!("pg_advisory_xact_lock(hashtextextended({k}, 0))")
+            })
+            .collect();
+        b.push(&locks.join(", "));
+        self.tx.conn().execute(&b.build()).await?;
+        Ok(true)
     }
 
     /// The current version row of a resource, locked against concurrent
@@ -836,28 +856,29 @@ impl WriteTx {
         resources::read_version(&mut self.tx.conn(), &self.codec, tenant, rtype, id, version).await
     }
 
-    /// Which of `ids` exist (live or deleted) as resources of `rtype`.
-    pub async fn existing_ids(
+    /// Which of the `(type, id)` pairs exist as resources (live or
+    /// deleted): one statement for up to 500 pairs, whatever their types,
+    /// through the (tenant, id) index (with the types in the condition too,
+    /// PostgreSQL without statistics yet scanned the types' rows instead).
+    pub async fn existing(
         &mut self,
         tenant: i64,
-        rtype: &str,
-        ids: &[String],
-    ) -> Result<Vec<String>, StoreError> {
-        let mut found = Vec::new();
-        for chunk in ids.chunks(500) {
-            let mut b = db::SqlBuilder::new("SELECT id FROM resources WHERE tenant = ");
+        pairs: &[(String, String)],
+    ) -> Result<std::collections::HashSet<(String, String)>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in pairs.chunks(500) {
+            let mut b = db::SqlBuilder::new("SELECT type, id FROM resources WHERE tenant = ");
             let t = b.bind(db::Param::Int(tenant));
-            let ty = b.bind(db::Param::Text(rtype.to_string()));
-            let list: Vec<String> = chunk
+            let ids: Vec<String> = chunk
                 .iter()
-                .map(|id| b.bind(db::Param::Text(id.clone())))
+                .map(|(_, id)| b.bind(db::Param::Text(id.clone())))
                 .collect();
-            b.push(&format!(
-                "{t} AND type = {ty} AND id IN ({})",
-                list.join(", ")
-            ));
+            b.push(&format!("{t} AND id IN ({})", ids.join(", ")));
             for row in self.tx.conn().fetch_all(&b.build()).await? {
-                found.push(row.text(0)?);
+                let pair = (row.text(0)?, row.text(1)?);
+                if chunk.contains(&pair) {
+                    found.insert(pair);
+                }
             }
         }
         Ok(found)
@@ -901,8 +922,33 @@ impl WriteTx {
         filters: &[Filter],
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let blinded = self.blind.as_ref().map(|b| b.filters(filters));
-        let filters = blinded.as_deref().unwrap_or(filters);
+        let lookup = query::Lookup {
+            rtype,
+            filters,
+            limit,
+        };
+        let mut found = self.find_each(tenant, &[lookup]).await?;
+        Ok(found.pop().unwrap_or_default())
+    }
+
+    /// `find` of each lookup, all in one statement.
+    pub async fn find_each(
+        &mut self,
+        tenant: i64,
+        lookups: &[query::Lookup<'_>],
+    ) -> Result<Vec<Vec<String>>, StoreError> {
+        let blinded: Option<Vec<Vec<Filter>>> = self
+            .blind
+            .as_ref()
+            .map(|b| lookups.iter().map(|l| b.filters(l.filters)).collect());
+        let lookups: Vec<query::Lookup<'_>> = match &blinded {
+            Some(filters) => lookups
+                .iter()
+                .zip(filters)
+                .map(|(l, filters)| query::Lookup { filters, ..*l })
+                .collect(),
+            None => lookups.iter().map(|l| query::Lookup { ..*l }).collect(),
+        };
         // On SQLite the search runs on this thread, and criteria can be any
         // search a client sends (`ifNoneExist`, conditional updates and
         // references): but for exact codes and ids (an identifier, as HL7 v2
@@ -911,9 +957,11 @@ impl WriteTx {
         // of the thread's other tasks (HL7 v2 ADT^A01, 16 connections:
         // 1,257 -> 1,107 messages/s when every lookup did).
         let on_this_thread = matches!(self.tx, Tx::Direct(_) | Tx::Lookups(_));
-        let point = filters.iter().all(query::Filter::is_exact);
+        let point = lookups
+            .iter()
+            .all(|l| l.filters.iter().all(query::Filter::is_exact));
         let mut conn = self.tx.conn();
-        let find = query::find_ids(&mut conn, tenant, rtype, filters, limit);
+        let find = query::find_ids(&mut conn, tenant, &lookups);
         if on_this_thread && !point {
             direct::blocking_future(find).await
         } else {

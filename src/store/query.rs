@@ -343,6 +343,9 @@ pub(super) struct Planner {
     /// Planning a walk (`walk`): every filter tests one candidate, `_has`
     /// included, instead of collecting its matches.
     probing: bool,
+    /// PostgreSQL too: the driving index filter drives whatever the
+    /// statistics say (conditional lookups, see `find_ids`).
+    index_drives: bool,
 }
 
 impl Planner {
@@ -357,6 +360,7 @@ impl Planner {
             postgres: false,
             scope: None,
             probing: false,
+            index_drives: false,
         }
     }
 
@@ -1070,14 +1074,24 @@ impl Planner {
         format!("({})", ors.join(" OR "))
     }
 
-    /// Tenant, live, and the query's types, on `r` (`plus`: "+" keeps
-    /// SQLite from using indexes for them).
-    fn live_of_types(&mut self, q: &SearchQuery, r: &str, plus: &str) -> String {
+    /// Tenant, live, and the query's types, on `r`. `unindexed`: "+" keeps
+    /// the database from using the indexes of `resources` for them (each
+    /// leads with the tenant; PostgreSQL has no unary "+" for text, and
+    /// does not need one on the type once the tenant is hidden).
+    fn live_of_types(&mut self, q: &SearchQuery, r: &str, unindexed: bool) -> String {
+        let (plus, type_plus) = match (unindexed, self.sqlite) {
+            (false, _) => ("", ""),
+            (true, true) => ("+", "+"),
+            (true, false) => ("+", ""),
+        };
         let mut w = format!("{plus}{r}.tenant = {} AND {r}.deleted = 0", self.tenant);
         match q.types.as_slice() {
             [] => {}
-            [one] => w.push_str(&format!(" AND {plus}{r}.type = {}", self.text(one))),
-            many => w.push_str(&format!(" AND {plus}{r}.type IN ({})", self.list(many))),
+            [one] => w.push_str(&format!(" AND {type_plus}{r}.type = {}", self.text(one))),
+            many => w.push_str(&format!(
+                " AND {type_plus}{r}.type IN ({})",
+                self.list(many)
+            )),
         }
         w
     }
@@ -1088,12 +1102,11 @@ impl Planner {
         // `rid IN (index subquery)` condition and then scans every resource
         // of the type; `+` makes those terms unindexable, so the index
         // subquery drives (its rids come sorted, so ORDER BY rid is free).
-        let plus = if self.sqlite && driver_of(&q.filters).is_some() {
-            "+"
-        } else {
-            ""
-        };
-        let mut w = self.live_of_types(q, r, plus);
+        // PostgreSQL chooses well from its statistics for searches (hiding
+        // the tenant from it made broad searches at 1,000,000 resources 50
+        // times slower), but `index_drives` lookups are conditional ones.
+        let unindexed = (self.sqlite || self.index_drives) && driver_of(&q.filters).is_some();
+        let mut w = self.live_of_types(q, r, unindexed);
         if !q.filters.is_empty() {
             w.push_str(" AND ");
             w.push_str(&self.filters(&q.filters, r));
@@ -1456,10 +1469,10 @@ async fn page(
         (Some((after, upto)), _) => {
             // The rid range leads (the primary key); SQLite must not take
             // the (tenant, type) index instead.
-            let plus = if p.sqlite { "+" } else { "" };
             let (after, upto) = (p.int(after), p.int(upto));
             let mut w = format!("{r}.rid > {after} AND {r}.rid <= {upto} AND ");
-            w.push_str(&p.live_of_types(q, r, plus));
+            let unindexed = p.sqlite;
+            w.push_str(&p.live_of_types(q, r, unindexed));
             p.probing = true;
             w.push_str(" AND ");
             w.push_str(&p.filters_led_by(&q.filters, r, None));
@@ -1477,7 +1490,7 @@ async fn page(
         ) => {
             let (x, from, conds) = p.index_parts(*table, pids, alts);
             let mut w = format!("{x}.tenant = {} AND {conds} AND ", p.tenant);
-            w.push_str(&p.live_of_types(q, r, "+"));
+            w.push_str(&p.live_of_types(q, r, true));
             let others: Vec<Filter> = q
                 .filters
                 .iter()
@@ -1608,33 +1621,66 @@ pub async fn count(conn: &mut Conn<'_>, tenant: i64, q: &SearchQuery) -> Result<
     row.map_or(Ok(0), |r| r.int(0))
 }
 
-/// Ids of live resources of `rtype` matching `filters`, at most `limit`
-/// (conditional interactions).
+/// One conditional lookup: ids of live resources of `rtype` matching
+/// `filters`, at most `limit`.
+pub struct Lookup<'a> {
+    pub rtype: &'a str,
+    pub filters: &'a [Filter],
+    pub limit: i64,
+}
+
+/// The ids each lookup finds, in the lookups' order, all in one statement
+/// (a transaction's conditional creates, updates and references are looked
+/// up together: one round trip instead of one each).
 pub async fn find_ids(
     conn: &mut Conn<'_>,
     tenant: i64,
-    rtype: &str,
-    filters: &[Filter],
-    limit: i64,
-) -> Result<Vec<String>, StoreError> {
-    let q = SearchQuery {
-        types: vec![rtype.to_string()],
-        filters: filters.to_vec(),
-        sort: Vec::new(),
-        count: limit,
-        page: PageAt::First,
-        counted_by_index: false,
-    };
+    lookups: &[Lookup<'_>],
+) -> Result<Vec<Vec<String>>, StoreError> {
+    let mut found = vec![Vec::new(); lookups.len()];
+    if lookups.is_empty() {
+        return Ok(found);
+    }
     let mut p = Planner::new(tenant);
     p.set_dialect(conn);
-    let w = p.base_where(&q, "r");
-    let limit = p.int(limit);
+    // The criteria of conditional interactions name one resource (an
+    // identifier, as HL7 v2 messages are matched by), so their index rows
+    // drive. Left to its statistics, PostgreSQL takes the (tenant, type)
+    // index whenever they make the type look rare (a table not analyzed
+    // yet, or a type that was rare at the last ANALYZE, which autovacuum
+    // repeats only once 10% of the table has changed) and scans every
+    // resource of the type: 0.37 ms per lookup at 1,548 Patients and
+    // growing, against 0.009 ms driven by the identifier's row.
+    p.index_drives = true;
+    let mut selects = Vec::with_capacity(lookups.len());
+    for (n, l) in lookups.iter().enumerate() {
+        let q = SearchQuery {
+            types: vec![l.rtype.to_string()],
+            filters: l.filters.to_vec(),
+            sort: Vec::new(),
+            count: l.limit,
+            page: PageAt::First,
+            counted_by_index: false,
+        };
+        let w = p.base_where(&q, "r");
+        let limit = p.int(l.limit);
+        let one = format!("SELECT r.id FROM resources r WHERE {w} ORDER BY r.rid LIMIT {limit}");
+        selects.push(if lookups.len() == 1 {
+            one.replacen("SELECT r.id", "SELECT CAST(0 AS BIGINT), r.id", 1)
+        } else {
+            format!("SELECT CAST({n} AS BIGINT), id FROM ({one}) l{n}")
+        });
+    }
     let mut b = p.b;
-    b.push(&format!(
-        "SELECT r.id FROM resources r WHERE {w} ORDER BY r.rid LIMIT {limit}"
-    ));
-    let rows = conn.fetch_all(&b.build()).await?;
-    rows.iter().map(|r| r.text(0)).collect()
+    b.push(&selects.join(" UNION ALL "));
+    for row in conn.fetch_all(&b.build()).await? {
+        let n = usize::try_from(row.int(0)?)
+            .ok()
+            .filter(|n| *n < found.len())
+            .ok_or_else(|| StoreError::Database("a lookup row out of range".into()))?;
+        found[n].push(row.text(1)?);
+    }
+    Ok(found)
 }
 
 /// A resource met through an include.

@@ -798,6 +798,124 @@ async fn compartment_search_entries_are_checked_as_searches(s: &TestServer) {
         .outcome(403);
 }
 
+/// A transaction's conditional criteria are looked up together (one
+/// statement, then the unmatched ones again under their locks): each entry
+/// still gets what its own criteria match, the same criteria written twice
+/// (in another order) resolve alike, and a criteria error names its entry
+/// and writes nothing.
+async fn transaction_conditional_lookups_together(s: &TestServer) {
+    let shared = s.create(&patient("LK-SHARED")).await;
+    let shared_ref = format!("Patient/{}", shared["id"].as_str().unwrap());
+    let mut matched = entry(
+        Some("urn:uuid:cccccccc-0000-4000-8000-000000000001"),
+        "POST",
+        "Patient",
+        Some(patient("LK-SHARED")),
+    );
+    matched["request"]["ifNoneExist"] = json!("identifier=urn:mrn|LK-SHARED");
+    let mut fresh = entry(
+        Some("urn:uuid:cccccccc-0000-4000-8000-000000000002"),
+        "POST",
+        "Patient",
+        Some(patient("LK-FRESH")),
+    );
+    fresh["request"]["ifNoneExist"] = json!("identifier=urn:mrn|LK-FRESH");
+    let mut by_criteria = observation("Patient?identifier=urn:mrn|LK-SHARED&family=Iyer");
+    by_criteria["extension"][0]["valueReference"]["reference"] =
+        json!("Patient?family=Iyer&identifier=urn:mrn|LK-SHARED");
+    let b = bundle(
+        "transaction",
+        vec![
+            matched,
+            fresh,
+            entry(
+                None,
+                "PUT",
+                "Patient?identifier=urn:mrn|LK-PUT",
+                Some(patient("LK-PUT")),
+            ),
+            entry(None, "POST", "Observation", Some(by_criteria)),
+            entry(
+                None,
+                "POST",
+                "Observation",
+                Some(observation("urn:uuid:cccccccc-0000-4000-8000-000000000002")),
+            ),
+        ],
+    );
+    let r = s.post("", &b).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let e = r.json()["entry"].as_array().unwrap().clone();
+    assert_eq!(e[0]["response"]["status"], "200 OK", "ifNoneExist matched");
+    assert_eq!(e[0]["resource"]["id"], shared["id"]);
+    assert_eq!(e[1]["response"]["status"], "201 Created");
+    assert_eq!(e[2]["response"]["status"], "201 Created");
+    assert_eq!(
+        e[3]["resource"]["subject"]["reference"],
+        shared_ref.as_str()
+    );
+    assert_eq!(
+        e[3]["resource"]["extension"][0]["valueReference"]["reference"],
+        shared_ref.as_str(),
+        "the same criteria in another order resolve alike"
+    );
+    let fresh_id = e[1]["resource"]["id"].as_str().unwrap();
+    assert_eq!(
+        e[4]["resource"]["subject"]["reference"],
+        format!("Patient/{fresh_id}")
+    );
+    for mrn in ["LK-FRESH", "LK-PUT"] {
+        let found = s
+            .get(&format!("Patient?identifier=urn:mrn|{mrn}"))
+            .await
+            .json();
+        assert_eq!(matches(&found).len(), 1, "{found}");
+    }
+    // Sent again: every conditional entry now matches what it created.
+    let again = s.post("", &b).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    let e2 = again.json()["entry"].as_array().unwrap().clone();
+    assert_eq!(e2[1]["response"]["status"], "200 OK");
+    assert_eq!(e2[1]["resource"]["id"], fresh_id);
+    assert_eq!(e2[2]["response"]["status"], "200 OK");
+    assert_eq!(e2[2]["resource"]["id"], e[2]["resource"]["id"]);
+
+    // Criteria that do not parse fail their own entry, and nothing else of
+    // the Bundle is written.
+    let before = history_len(s).await;
+    let mut bad = entry(None, "POST", "Patient", Some(patient("LK-BAD")));
+    bad["request"]["ifNoneExist"] = json!("no-such-parameter=1");
+    let b = bundle(
+        "transaction",
+        vec![
+            entry(
+                None,
+                "PUT",
+                "Patient?identifier=urn:mrn|LK-NEVER",
+                Some(patient("LK-NEVER")),
+            ),
+            entry(
+                None,
+                "POST",
+                "Observation",
+                Some(observation("Patient?identifier=urn:mrn|LK-SHARED")),
+            ),
+            bad,
+        ],
+    );
+    let oo = s.post("", &b).await.outcome(400);
+    assert!(
+        oo["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bundle.entry[2]"),
+        "{oo}"
+    );
+    assert_eq!(history_len(s).await, before);
+    let never = s.get("Patient?identifier=urn:mrn|LK-NEVER").await.json();
+    assert!(matches(&never).is_empty(), "{never}");
+}
+
 /// Transactions planned side by side, each creating the same patient when
 /// none exists (`ifNoneExist`) and an Observation about it: the lookups each
 /// made before its write transaction are stale once another commits, so
@@ -868,6 +986,7 @@ async fn concurrent_conditional_transactions_create_once(s: &TestServer) {
 crate::on_both_databases!(
     batch_search_entries_answer_searchsets,
     concurrent_conditional_transactions_create_once,
+    transaction_conditional_lookups_together,
     compartment_search_entries,
     compartment_search_entries_are_checked_as_searches,
     transaction_search_entries_see_its_writes,
