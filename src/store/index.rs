@@ -436,19 +436,32 @@ pub fn inserts(
         .filter(|(i, rows)| *i != POSITION || !rows.is_empty())
         .map(|(i, rows)| {
             let json = b.bind(Param::Text(Value::Array(rows).to_string()));
-            insert_sql(dialect, i, Some(rid), &tenant, &json)
+            insert_sql(dialect, i, RidFrom::Expr(rid), &tenant, &json)
         })
         .collect()
 }
 
-/// The index rows of several resources (each with its `rid`), one INSERT
-/// per table that has rows: each element of a table's bound JSON array is
-/// `[rid, columns...]`.
+/// Where the index rows of `inserts_many` take their rid from.
+#[derive(Clone, Copy)]
+pub enum RidFrom<'a> {
+    /// An SQL expression (one resource).
+    Expr(&'a str),
+    /// The first value of each row.
+    First,
+    /// The relation named (a CTE with columns `ord` and `rid`), through
+    /// the ordinal that is each row's first value.
+    Ordinal(&'a str),
+}
+
+/// The index rows of several resources (each with its `rid`, or with its
+/// ordinal for `RidFrom::Ordinal`), one INSERT per table that has rows:
+/// each element of a table's bound JSON array is `[rid, columns...]`.
 pub fn inserts_many(
     b: &mut SqlBuilder,
     dialect: Dialect,
     tenant: i64,
     resources: &[(i64, &IndexRows)],
+    rid_from: RidFrom<'_>,
 ) -> Vec<String> {
     let mut data: [Vec<Value>; 8] = Default::default();
     for (rid, rows) in resources {
@@ -467,14 +480,13 @@ pub fn inserts_many(
         .filter(|(_, rows)| !rows.is_empty())
         .map(|(i, rows)| {
             let json = b.bind(Param::Text(Value::Array(rows).to_string()));
-            insert_sql(dialect, i, None, &tenant, &json)
+            insert_sql(dialect, i, rid_from, &tenant, &json)
         })
         .collect()
 }
 
-/// The INSERT of table `TABLES[i]` from the JSON array `json`; `rid` is an
-/// SQL expression, or None when each element carries its rid first.
-fn insert_sql(dialect: Dialect, i: usize, rid: Option<&str>, tenant: &str, json: &str) -> String {
+/// The INSERT of table `TABLES[i]` from the JSON array `json`.
+fn insert_sql(dialect: Dialect, i: usize, rid: RidFrom<'_>, tenant: &str, json: &str) -> String {
     let column = |n: usize, kind: Kind| match dialect {
         Dialect::Sqlite => format!("j.value ->> {n}"),
         Dialect::Postgres => match kind {
@@ -483,9 +495,10 @@ fn insert_sql(dialect: Dialect, i: usize, rid: Option<&str>, tenant: &str, json:
             Kind::Text => format!("(j ->> {n})"),
         },
     };
-    let (rid, first) = match rid {
-        Some(rid) => (rid.to_string(), 0),
-        None => (column(0, Kind::Int), 1),
+    let (rid_sql, first) = match rid {
+        RidFrom::Expr(rid) => (rid.to_string(), 0),
+        RidFrom::First => (column(0, Kind::Int), 1),
+        RidFrom::Ordinal(cte) => (format!("{cte}.rid"), 1),
     };
     let names: Vec<&str> = COLUMNS[i].iter().map(|(n, _)| *n).collect();
     let values: Vec<String> = COLUMNS[i]
@@ -493,17 +506,21 @@ fn insert_sql(dialect: Dialect, i: usize, rid: Option<&str>, tenant: &str, json:
         .enumerate()
         .map(|(n, (_, kind))| column(first + n, *kind))
         .collect();
-    let source = match dialect {
+    let mut source = match dialect {
         Dialect::Sqlite => format!("json_each({json}) j"),
         Dialect::Postgres => format!("jsonb_array_elements({json}::jsonb) j"),
     };
+    if let RidFrom::Ordinal(cte) = rid {
+        let ord = column(0, Kind::Int);
+        source.push_str(&format!(" JOIN {cte} ON {cte}.ord = {ord}"));
+    }
     // SQLite's tables are keyed on every column; a repeated row is one.
     let insert = match dialect {
         Dialect::Sqlite => "INSERT OR IGNORE",
         Dialect::Postgres => "INSERT",
     };
     format!(
-        "{insert} INTO {} (rid, tenant, {}) SELECT {rid}, {tenant}, {} FROM {source}",
+        "{insert} INTO {} (rid, tenant, {}) SELECT {rid_sql}, {tenant}, {} FROM {source}",
         TABLES[i],
         names.join(", "),
         values.join(", ")

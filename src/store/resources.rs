@@ -3,7 +3,7 @@
 
 use super::codec::{Aad, Codec};
 use super::db::{Conn, Dialect, Param, Query, SqlBuilder};
-use super::index::{self, IndexRows};
+use super::index::{self, IndexRows, RidFrom};
 use super::{StoreError, StoredVersion};
 
 /// The locked current row of a resource.
@@ -227,6 +227,9 @@ pub async fn insert_new_versions(
     } else {
         Dialect::Postgres
     };
+    if dialect == Dialect::Postgres && versions.len() <= VERSIONS_PER_INSERT {
+        return insert_new_versions_pg(conn, codec, tenant, versions).await;
+    }
     let listed: Vec<serde_json::Value> = versions
         .iter()
         .map(|v| serde_json::json!([v.rtype, v.id, v.version, v.last_updated]))
@@ -293,7 +296,7 @@ pub async fn insert_new_versions(
         return Ok(true);
     }
     let mut b = SqlBuilder::new("");
-    let statements = index::inserts_many(&mut b, dialect, tenant, &indexed);
+    let statements = index::inserts_many(&mut b, dialect, tenant, &indexed, RidFrom::First);
     if statements.is_empty() {
         return Ok(true);
     }
@@ -308,6 +311,86 @@ pub async fn insert_new_versions(
     };
     conn.execute(&q).await?;
     Ok(true)
+}
+
+/// `insert_new_versions` on PostgreSQL in one statement (one round trip,
+/// where three were made): data-modifying CTEs insert the `resources` rows,
+/// then the versions and index rows of those inserted, by the rid each
+/// got; `rids` pairs each rid with its version's ordinal in `versions`.
+async fn insert_new_versions_pg(
+    conn: &mut Conn<'_>,
+    codec: &Codec,
+    tenant: i64,
+    versions: &[NewVersion<'_>],
+) -> Result<bool, StoreError> {
+    let listed: Vec<serde_json::Value> = versions
+        .iter()
+        .map(|v| serde_json::json!([v.rtype, v.id, v.version, v.last_updated]))
+        .collect();
+    let mut b = SqlBuilder::new("");
+    let t = b.bind(Param::Int(tenant));
+    let json = b.bind(Param::Text(serde_json::Value::Array(listed).to_string()));
+    let mut items = vec![
+        format!(
+            "inserted AS (INSERT INTO resources (tenant, type, id, version, deleted, last_updated) \
+             SELECT {t}, j ->> 0, j ->> 1, (j ->> 2)::bigint, 0, (j ->> 3)::bigint \
+             FROM jsonb_array_elements({json}::jsonb) j \
+             ON CONFLICT (tenant, type, id) DO NOTHING RETURNING rid, type, id)"
+        ),
+        format!(
+            "rids AS (SELECT i.rid, l.ord FROM inserted i \
+             JOIN jsonb_array_elements({json}::jsonb) WITH ORDINALITY l(j, ord) \
+             ON i.type = l.j ->> 0 AND i.id = l.j ->> 1)"
+        ),
+    ];
+    let mut rows = Vec::with_capacity(versions.len());
+    for (n, v) in versions.iter().enumerate() {
+        let body = v
+            .body
+            .map(|body| codec.encode(body, &version_aad(tenant, v.rtype, v.id, v.version)));
+        let ord = b.bind(Param::Int(n as i64 + 1));
+        let rtype = b.bind(Param::Text(v.rtype.to_string()));
+        let version = b.bind(Param::Int(v.version));
+        let last_updated = b.bind(Param::Int(v.last_updated));
+        let method = b.bind(Param::Text(v.method.to_string()));
+        let body = body.map_or_else(|| "NULL".to_string(), |body| b.bind(Param::Bytes(body)));
+        rows.push(format!(
+            "({ord}::bigint, {rtype}::text, {version}::bigint, {last_updated}::bigint, {method}::text, {body}::bytea)"
+        ));
+    }
+    items.push(format!(
+        "versions AS (INSERT INTO resource_versions (rid, tenant, type, version, last_updated, method, body) \
+         SELECT rids.rid, {t}, x.type, x.version, x.last_updated, x.method, x.body \
+         FROM (VALUES {}) x(ord, type, version, last_updated, method, body) \
+         JOIN rids ON rids.ord = x.ord)",
+        rows.join(", ")
+    ));
+    let indexed: Vec<(i64, &IndexRows)> = versions
+        .iter()
+        .enumerate()
+        .map(|(n, v)| (n as i64 + 1, v.index))
+        .collect();
+    let index = index::inserts_many(
+        &mut b,
+        Dialect::Postgres,
+        tenant,
+        &indexed,
+        RidFrom::Ordinal("rids"),
+    );
+    items.extend(
+        index
+            .into_iter()
+            .enumerate()
+            .map(|(i, statement)| format!("s{i} AS ({statement})")),
+    );
+    b.push("WITH ")
+        .push(&items.join(", "))
+        .push(" SELECT COUNT(*) FROM inserted");
+    let inserted = conn
+        .fetch_optional(&b.build())
+        .await?
+        .map_or(Ok(0), |row| row.int(0))?;
+    Ok(usize::try_from(inserted).ok() == Some(versions.len()))
 }
 
 /// PostgreSQL: the old rows go and the new rows come in one statement
