@@ -7,7 +7,8 @@
 # Environment: SECONDS_EACH (default 10), MLLP_PORT (12575), PORT (18080),
 # PG_PORT (15432), SQLITE_SYNCHRONOUS (full|normal, default full), AUDIT
 # (on|off, default on), ENCRYPTION (on|off, default on), KINDS ("adt oru"),
-# CONNECTION_COUNTS ("1 4 16").
+# CONNECTION_COUNTS ("1 4 16"). Each database is warmed up first (and
+# analyzed, on PostgreSQL); see run().
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,14 @@ SENDER=$(ls -t ${CARGO_TARGET_DIR:-target}/release/deps/mllp-* | grep -v '\.d$' 
 run() {
   local db=$1 url=$2
   start_server "$url"
+  # Warm-up: 3 s of ADT^A01 over 4 connections. On PostgreSQL, then the
+  # ANALYZE that autovacuum runs within its first minute on a new database:
+  # until a table has statistics, plans made while it was nearly empty
+  # (and kept by each connection's prepared statements) scan it.
+  MLLP_ADDR=127.0.0.1:$MLLP_PORT KIND=adt CONNECTIONS=4 SECONDS=3 "$SENDER" >/dev/null
+  if [ "$db" = postgres ]; then
+    "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/psql" -q -h 127.0.0.1 -p "${PG_PORT:-15432}" -U postgres charaka -c ANALYZE
+  fi
   for kind in ${KINDS:-adt oru}; do
     for c in ${CONNECTION_COUNTS:-1 4 16}; do
       local line
