@@ -59,7 +59,10 @@ pub fn parse_with(
             continue;
         }
         filters.push(parse_filter(reg, rtype, &name, &value, base_url, 0)?);
-        parts.push(format!("{name}={value}"));
+        // Encoded, so that a value holding `&` or `=` cannot make the key
+        // of other criteria (lookups are shared by key, `prefetch_matches`).
+        let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        parts.push(format!("{}={}", encode(&name), encode(&value)));
     }
     if filters.is_empty() {
         return Err(FhirError::invalid(
@@ -150,5 +153,14 @@ mod tests {
         let a = parse(BASE, "Patient", "_id=1&identifier=x|1").unwrap();
         let b = parse(BASE, "Patient", "identifier=x|1&_id=1").unwrap();
         assert_eq!(a.lock_key(1, "Patient"), b.lock_key(1, "Patient"));
+    }
+
+    #[test]
+    fn lock_keys_tell_an_escaped_ampersand_from_two_parameters() {
+        let one = parse(BASE, "Patient", "family=Iyer%26identifier%3Dx%7C1").unwrap();
+        let two = parse(BASE, "Patient", "family=Iyer&identifier=x|1").unwrap();
+        assert_eq!(one.filters.len(), 1);
+        assert_eq!(two.filters.len(), 2);
+        assert_ne!(one.lock_key(1, "Patient"), two.lock_key(1, "Patient"));
     }
 }

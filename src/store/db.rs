@@ -83,6 +83,11 @@ pub struct SqlBuilder {
 }
 
 impl SqlBuilder {
+    /// How many values are bound so far.
+    pub fn bound(&self) -> usize {
+        self.params.len()
+    }
+
     pub fn new(start: &str) -> Self {
         SqlBuilder {
             sql: start.to_string(),

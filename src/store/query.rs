@@ -1104,8 +1104,10 @@ impl Planner {
         // subquery drives (its rids come sorted, so ORDER BY rid is free).
         // PostgreSQL chooses well from its statistics for searches (hiding
         // the tenant from it made broad searches at 1,000,000 resources 50
-        // times slower), but `index_drives` lookups are conditional ones.
-        let unindexed = (self.sqlite || self.index_drives) && driver_of(&q.filters).is_some();
+        // times slower), but `index_drives` lookups are conditional ones:
+        // an exact driver (a code, an identifier) drives there.
+        let unindexed = driver_of(&q.filters)
+            .is_some_and(|i| self.sqlite || (self.index_drives && q.filters[i].is_exact()));
         let mut w = self.live_of_types(q, r, unindexed);
         if !q.filters.is_empty() {
             w.push_str(" AND ");
@@ -1629,56 +1631,67 @@ pub struct Lookup<'a> {
     pub limit: i64,
 }
 
-/// The ids each lookup finds, in the lookups' order, all in one statement
-/// (a transaction's conditional creates, updates and references are looked
-/// up together: one round trip instead of one each).
+/// Lookups per statement at most (SQLite allows 500 terms in a compound
+/// SELECT), and the bound values after which a statement is sent anyway.
+const LOOKUPS_PER_STATEMENT: usize = 100;
+const VALUES_PER_STATEMENT: usize = 10_000;
+
+/// The ids each lookup finds, in the lookups' order, in one statement for
+/// up to `LOOKUPS_PER_STATEMENT` of them (a transaction's conditional
+/// creates, updates and references are looked up together: one round trip
+/// instead of one each).
 pub async fn find_ids(
     conn: &mut Conn<'_>,
     tenant: i64,
     lookups: &[Lookup<'_>],
 ) -> Result<Vec<Vec<String>>, StoreError> {
     let mut found = vec![Vec::new(); lookups.len()];
-    if lookups.is_empty() {
-        return Ok(found);
-    }
-    let mut p = Planner::new(tenant);
-    p.set_dialect(conn);
-    // The criteria of conditional interactions name one resource (an
-    // identifier, as HL7 v2 messages are matched by), so their index rows
-    // drive. Left to its statistics, PostgreSQL takes the (tenant, type)
-    // index whenever they make the type look rare (a table not analyzed
-    // yet, or a type that was rare at the last ANALYZE, which autovacuum
-    // repeats only once 10% of the table has changed) and scans every
-    // resource of the type: 0.37 ms per lookup at 1,548 Patients and
-    // growing, against 0.009 ms driven by the identifier's row.
-    p.index_drives = true;
-    let mut selects = Vec::with_capacity(lookups.len());
-    for (n, l) in lookups.iter().enumerate() {
-        let q = SearchQuery {
-            types: vec![l.rtype.to_string()],
-            filters: l.filters.to_vec(),
-            sort: Vec::new(),
-            count: l.limit,
-            page: PageAt::First,
-            counted_by_index: false,
-        };
-        let w = p.base_where(&q, "r");
-        let limit = p.int(l.limit);
-        let one = format!("SELECT r.id FROM resources r WHERE {w} ORDER BY r.rid LIMIT {limit}");
-        selects.push(if lookups.len() == 1 {
-            one.replacen("SELECT r.id", "SELECT CAST(0 AS BIGINT), r.id", 1)
-        } else {
-            format!("SELECT CAST({n} AS BIGINT), id FROM ({one}) l{n}")
-        });
-    }
-    let mut b = p.b;
-    b.push(&selects.join(" UNION ALL "));
-    for row in conn.fetch_all(&b.build()).await? {
-        let n = usize::try_from(row.int(0)?)
-            .ok()
-            .filter(|n| *n < found.len())
-            .ok_or_else(|| StoreError::Database("a lookup row out of range".into()))?;
-        found[n].push(row.text(1)?);
+    let mut next = 0;
+    while next < lookups.len() {
+        let mut p = Planner::new(tenant);
+        p.set_dialect(conn);
+        // Conditional criteria name one resource (an identifier, as HL7 v2
+        // messages are matched by), so an exact driver's index rows drive.
+        // Left to its statistics, PostgreSQL takes the (tenant, type) index
+        // whenever they make the type look rare (a table not analyzed yet,
+        // or a type that was rare at the last ANALYZE, which autovacuum
+        // repeats only once 10% of the table has changed) and scans every
+        // resource of the type: 0.37 ms per lookup at 1,548 Patients and
+        // growing, against 0.009 ms driven by the identifier's row.
+        p.index_drives = true;
+        let first = next;
+        let mut selects = Vec::new();
+        while next < lookups.len()
+            && selects.len() < LOOKUPS_PER_STATEMENT
+            && p.b.bound() < VALUES_PER_STATEMENT
+        {
+            let l = &lookups[next];
+            let q = SearchQuery {
+                types: vec![l.rtype.to_string()],
+                filters: l.filters.to_vec(),
+                sort: Vec::new(),
+                count: l.limit,
+                page: PageAt::First,
+                counted_by_index: false,
+            };
+            let w = p.base_where(&q, "r");
+            let limit = p.int(l.limit);
+            let n = next - first;
+            selects.push(format!(
+                "SELECT CAST({n} AS BIGINT), id FROM \
+                 (SELECT r.id FROM resources r WHERE {w} ORDER BY r.rid LIMIT {limit}) l{n}"
+            ));
+            next += 1;
+        }
+        let mut b = p.b;
+        b.push(&selects.join(" UNION ALL "));
+        for row in conn.fetch_all(&b.build()).await? {
+            let n = usize::try_from(row.int(0)?)
+                .ok()
+                .filter(|n| first + n < next)
+                .ok_or_else(|| StoreError::Database("a lookup row out of range".into()))?;
+            found[first + n].push(row.text(1)?);
+        }
     }
     Ok(found)
 }

@@ -230,13 +230,8 @@ pub async fn insert_new_versions(
     if dialect == Dialect::Postgres && versions.len() <= VERSIONS_PER_INSERT {
         return insert_new_versions_pg(conn, codec, tenant, versions).await;
     }
-    let listed: Vec<serde_json::Value> = versions
-        .iter()
-        .map(|v| serde_json::json!([v.rtype, v.id, v.version, v.last_updated]))
-        .collect();
     let mut b = SqlBuilder::new("");
-    let t = b.bind(Param::Int(tenant));
-    let json = b.bind(Param::Text(serde_json::Value::Array(listed).to_string()));
+    let (t, json) = bind_listed(&mut b, tenant, versions);
     b.push(&match dialect {
         Dialect::Sqlite => format!(
             "INSERT INTO resources (tenant, type, id, version, deleted, last_updated) \
@@ -313,6 +308,18 @@ pub async fn insert_new_versions(
     Ok(true)
 }
 
+/// Binds the tenant and the new resources' rows of `resources` (a JSON
+/// array of `[type, id, version, last_updated]`); returns both placeholders.
+fn bind_listed(b: &mut SqlBuilder, tenant: i64, versions: &[NewVersion<'_>]) -> (String, String) {
+    let listed: Vec<serde_json::Value> = versions
+        .iter()
+        .map(|v| serde_json::json!([v.rtype, v.id, v.version, v.last_updated]))
+        .collect();
+    let t = b.bind(Param::Int(tenant));
+    let json = b.bind(Param::Text(serde_json::Value::Array(listed).to_string()));
+    (t, json)
+}
+
 /// `insert_new_versions` on PostgreSQL in one statement (one round trip,
 /// where three were made): data-modifying CTEs insert the `resources` rows,
 /// then the versions and index rows of those inserted, by the rid each
@@ -323,13 +330,14 @@ async fn insert_new_versions_pg(
     tenant: i64,
     versions: &[NewVersion<'_>],
 ) -> Result<bool, StoreError> {
-    let listed: Vec<serde_json::Value> = versions
-        .iter()
-        .map(|v| serde_json::json!([v.rtype, v.id, v.version, v.last_updated]))
-        .collect();
+    // The same resource twice: one of them cannot be new (the other
+    // databases' path finds so when the second row is refused).
+    let mut seen = std::collections::HashSet::with_capacity(versions.len());
+    if !versions.iter().all(|v| seen.insert((v.rtype, v.id))) {
+        return Ok(false);
+    }
     let mut b = SqlBuilder::new("");
-    let t = b.bind(Param::Int(tenant));
-    let json = b.bind(Param::Text(serde_json::Value::Array(listed).to_string()));
+    let (t, json) = bind_listed(&mut b, tenant, versions);
     let mut items = vec![
         format!(
             "inserted AS (INSERT INTO resources (tenant, type, id, version, deleted, last_updated) \
@@ -362,7 +370,7 @@ async fn insert_new_versions_pg(
         "versions AS (INSERT INTO resource_versions (rid, tenant, type, version, last_updated, method, body) \
          SELECT rids.rid, {t}, x.type, x.version, x.last_updated, x.method, x.body \
          FROM (VALUES {}) x(ord, type, version, last_updated, method, body) \
-         JOIN rids ON rids.ord = x.ord)",
+         JOIN rids ON rids.ord = x.ord ORDER BY x.ord)",
         rows.join(", ")
     ));
     let indexed: Vec<(i64, &IndexRows)> = versions

@@ -916,6 +916,43 @@ async fn transaction_conditional_lookups_together(s: &TestServer) {
     assert!(matches(&never).is_empty(), "{never}");
 }
 
+/// More conditional criteria than one lookup statement takes (100): each
+/// entry still gets its own criteria's match, on the first run (none, so
+/// all are created) and the second (each matches what it created).
+async fn transaction_with_many_conditional_creates(s: &TestServer) {
+    let entries: Vec<Value> = (0..130)
+        .map(|i| {
+            let mut e = entry(None, "POST", "Patient", Some(patient(&format!("MANY-{i}"))));
+            e["request"]["ifNoneExist"] = json!(format!("identifier=urn:mrn|MANY-{i}"));
+            e
+        })
+        .collect();
+    let b = bundle("transaction", entries);
+    let first = s.post("", &b).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let created = first.json()["entry"].as_array().unwrap().clone();
+    assert!(created
+        .iter()
+        .all(|e| e["response"]["status"] == "201 Created"));
+    let again = s.post("", &b).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    for (i, (a, c)) in again.json()["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&created)
+        .enumerate()
+    {
+        assert_eq!(a["response"]["status"], "200 OK", "entry {i}");
+        assert_eq!(a["resource"]["id"], c["resource"]["id"], "entry {i}");
+        assert_eq!(
+            a["resource"]["identifier"][0]["value"],
+            format!("MANY-{i}"),
+            "entry {i}"
+        );
+    }
+}
+
 /// Transactions planned side by side, each creating the same patient when
 /// none exists (`ifNoneExist`) and an Observation about it: the lookups each
 /// made before its write transaction are stale once another commits, so
@@ -987,6 +1024,7 @@ crate::on_both_databases!(
     batch_search_entries_answer_searchsets,
     concurrent_conditional_transactions_create_once,
     transaction_conditional_lookups_together,
+    transaction_with_many_conditional_creates,
     compartment_search_entries,
     compartment_search_entries_are_checked_as_searches,
     transaction_search_entries_see_its_writes,
