@@ -31,7 +31,9 @@ use crate::store::query::Lookup;
 use crate::store::{Reader, WriteTx};
 
 /// What a Bundle's conditional criteria matched (at most 2 ids each), by
-/// their lock key (`Criteria::lock_key`, the same for the same criteria).
+/// the criteria as written (`Type?query`), so that they are not parsed
+/// again; criteria written differently but equal (`Criteria::lock_key`)
+/// are looked up once.
 type Matches = HashMap<String, Vec<String>>;
 
 /// How the response entries carry resources (`Prefer: return=`).
@@ -772,15 +774,27 @@ impl Fhir {
     async fn prefetch_matches(&self, tx: &mut WriteTx, entries: &[Entry]) -> FhirResult<Matches> {
         // (lock key, type, criteria, whether a write depends on "no match")
         let mut wanted: Vec<(String, String, Criteria, bool)> = Vec::new();
+        // The criteria as written, and their position in `wanted`.
+        let mut written: HashMap<String, usize> = HashMap::new();
         let mut add = |rtype: &str, query: &str, write: bool| {
+            let raw = format!("{rtype}?{query}");
+            if let Some(&i) = written.get(&raw) {
+                wanted[i].3 |= write;
+                return;
+            }
             let Ok(criteria) = check_type(rtype).and_then(|()| self.criteria(rtype, query)) else {
                 return;
             };
             let key = criteria.lock_key(self.tenant, rtype);
-            match wanted.iter_mut().find(|w| w.0 == key) {
-                Some(w) => w.3 |= write,
-                None => wanted.push((key, rtype.to_string(), criteria, write)),
-            }
+            let i = match wanted.iter().position(|w| w.0 == key) {
+                Some(i) => i,
+                None => {
+                    wanted.push((key, rtype.to_string(), criteria, false));
+                    wanted.len() - 1
+                }
+            };
+            wanted[i].3 |= write;
+            written.insert(raw, i);
         };
         for e in entries {
             match (e.method, &e.target, &e.if_none_exist) {
@@ -819,21 +833,27 @@ impl Fhir {
                 found[i] = ids;
             }
         }
-        Ok(wanted.into_iter().map(|w| w.0).zip(found).collect())
+        Ok(written
+            .into_iter()
+            .map(|(raw, i)| (raw, found[i].clone()))
+            .collect())
     }
 
-    /// The one match of conditional criteria (None: none), from `matches`
-    /// when they were looked up there.
+    /// The one match of the criteria `query` on `rtype` (None: none), from
+    /// `matches` when they were looked up there.
     async fn matched(
         &self,
         tx: &mut WriteTx,
         rtype: &str,
-        criteria: &Criteria,
+        query: &str,
         matches: &Matches,
     ) -> FhirResult<Option<String>> {
-        match matches.get(&criteria.lock_key(self.tenant, rtype)) {
+        match matches.get(&format!("{rtype}?{query}")) {
             Some(ids) => only_match(ids.clone(), rtype),
-            None => self.match_one(tx, rtype, criteria).await,
+            None => {
+                let criteria = self.criteria(rtype, query)?;
+                self.match_one(tx, rtype, &criteria).await
+            }
         }
     }
 
@@ -857,8 +877,7 @@ impl Fhir {
         Ok(match (e.method, &e.target) {
             (Method::Post, Target::Type(rtype)) => {
                 if let Some(query) = &e.if_none_exist {
-                    let criteria = self.criteria(rtype, query)?;
-                    if let Some(found) = self.matched(tx, rtype, &criteria, matches).await? {
+                    if let Some(found) = self.matched(tx, rtype, query, matches).await? {
                         return Ok((Some(found), true));
                     }
                 }
@@ -882,8 +901,7 @@ impl Fhir {
                 }
             }
             (Method::Put | Method::Patch, Target::Conditional(rtype, query)) => {
-                let criteria = self.criteria(rtype, query)?;
-                let found = self.matched(tx, rtype, &criteria, matches).await?;
+                let found = self.matched(tx, rtype, query, matches).await?;
                 let body_id = e
                     .resource
                     .as_ref()
@@ -978,10 +996,12 @@ impl Fhir {
             }
             let (rtype, query) = r.split_once('?').expect("contains ?");
             check_type(rtype)?;
-            let criteria = self.criteria(rtype, query)?;
-            let mut found = match matches.get(&criteria.lock_key(self.tenant, rtype)) {
+            let mut found = match matches.get(&r) {
                 Some(ids) => ids.clone(),
-                None => tx.find(self.tenant, rtype, &criteria.filters, 2).await?,
+                None => {
+                    let criteria = self.criteria(rtype, query)?;
+                    tx.find(self.tenant, rtype, &criteria.filters, 2).await?
+                }
             };
             match found.len() {
                 0 => {
