@@ -5,6 +5,7 @@ use serde_json::Value;
 use super::prepared::Prepared;
 use super::{check_type, input, Fhir, WriteOutcome, WriteStatus};
 use crate::error::{FhirError, FhirResult};
+use crate::store::query::Lookup;
 use crate::store::WriteTx;
 
 use super::conditional::Criteria;
@@ -72,15 +73,16 @@ impl Fhir {
         rtype: &str,
         criteria: &Criteria,
     ) -> FhirResult<Option<String>> {
-        // A match found without the lock stands (the common case: a shared
-        // Practitioner or Location named by every message); "no match" is
-        // only trusted under the lock, looked up again, so two creators
-        // cannot both see it.
-        let mut found = tx.find(self.tenant, rtype, &criteria.filters, 2).await?;
-        if found.is_empty() && tx.lock_key(&criteria.lock_key(self.tenant, rtype)).await? {
-            found = tx.find(self.tenant, rtype, &criteria.filters, 2).await?;
-        }
-        only_match(found, rtype)
+        let lookup = Lookup {
+            rtype,
+            filters: &criteria.filters,
+            limit: 2,
+        };
+        let key = criteria.lock_key(self.tenant, rtype);
+        let mut found = tx
+            .find_each_locked(self.tenant, &[lookup], &[Some(key)])
+            .await?;
+        only_match(found.pop().unwrap_or_default(), rtype)
     }
 }
 

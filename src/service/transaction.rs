@@ -767,9 +767,9 @@ impl Fhir {
 
     /// Looks up every conditional criteria of `entries` (`ifNoneExist`,
     /// conditional updates and patches, conditional references) in one
-    /// statement. As `match_one` does for one, a write's criteria that
-    /// match nothing are then locked (PostgreSQL) and looked up again: two
-    /// more statements for all of them, with the locks taken in one order.
+    /// statement; a write's criteria that match nothing are then locked
+    /// (PostgreSQL) and looked up again, all together
+    /// (`WriteTx::find_each_locked`, as `match_one` for one).
     /// Criteria that do not parse are left out; their entry reports them.
     async fn prefetch_matches(&self, tx: &mut WriteTx, entries: &[Entry]) -> FhirResult<Matches> {
         // (lock key, type, criteria, whether a write depends on "no match")
@@ -820,19 +820,11 @@ impl Fhir {
                 limit: 2,
             })
             .collect();
-        let mut found = tx.find_each(self.tenant, &lookups).await?;
-        let unmatched: Vec<usize> = (0..wanted.len())
-            .filter(|&i| wanted[i].3 && found[i].is_empty())
+        let keys: Vec<Option<String>> = wanted
+            .iter()
+            .map(|(key, _, _, write)| write.then(|| key.clone()))
             .collect();
-        let keys: Vec<String> = unmatched.iter().map(|&i| wanted[i].0.clone()).collect();
-        if tx.lock_keys(&keys).await? {
-            let again: Vec<Lookup<'_>> =
-                unmatched.iter().map(|&i| Lookup { ..lookups[i] }).collect();
-            let refound = tx.find_each(self.tenant, &again).await?;
-            for (&i, ids) in unmatched.iter().zip(refound) {
-                found[i] = ids;
-            }
-        }
+        let found = tx.find_each_locked(self.tenant, &lookups, &keys).await?;
         Ok(written
             .into_iter()
             .map(|(raw, i)| (raw, found[i].clone()))

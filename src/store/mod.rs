@@ -962,7 +962,7 @@ impl WriteTx {
                 .zip(filters)
                 .map(|(l, filters)| query::Lookup { filters, ..*l })
                 .collect(),
-            None => lookups.iter().map(|l| query::Lookup { ..*l }).collect(),
+            None => lookups.to_vec(),
         };
         // On SQLite the search runs on this thread, and criteria can be any
         // search a client sends (`ifNoneExist`, conditional updates and
@@ -982,6 +982,33 @@ impl WriteTx {
         } else {
             find.await
         }
+    }
+
+    /// `find_each` for conditional writes: a match found without a lock
+    /// stands (the common case: a shared Practitioner or Location named by
+    /// every message), but "no match" is only trusted under the lock of the
+    /// criteria (`keys[i]`, None for lookups no write depends on), so the
+    /// lookups with a key that found nothing are locked together and made
+    /// again: two creators cannot both see "no match".
+    pub async fn find_each_locked(
+        &mut self,
+        tenant: i64,
+        lookups: &[query::Lookup<'_>],
+        keys: &[Option<String>],
+    ) -> Result<Vec<Vec<String>>, StoreError> {
+        let mut found = self.find_each(tenant, lookups).await?;
+        let unmatched: Vec<usize> = (0..lookups.len())
+            .filter(|&i| keys.get(i).is_some_and(Option::is_some) && found[i].is_empty())
+            .collect();
+        let locks: Vec<String> = unmatched.iter().filter_map(|&i| keys[i].clone()).collect();
+        if self.lock_keys(&locks).await? {
+            let again: Vec<query::Lookup<'_>> = unmatched.iter().map(|&i| lookups[i]).collect();
+            let refound = self.find_each(tenant, &again).await?;
+            for (&i, ids) in unmatched.iter().zip(refound) {
+                found[i] = ids;
+            }
+        }
+        Ok(found)
     }
 
     /// Writes a new version. `previous` is the locked current row (None for a

@@ -1625,6 +1625,7 @@ pub async fn count(conn: &mut Conn<'_>, tenant: i64, q: &SearchQuery) -> Result<
 
 /// One conditional lookup: ids of live resources of `rtype` matching
 /// `filters`, at most `limit`.
+#[derive(Clone, Copy)]
 pub struct Lookup<'a> {
     pub rtype: &'a str,
     pub filters: &'a [Filter],
