@@ -200,7 +200,7 @@ impl Drop for DirectTx {
 /// statements. A message's plan runs a dozen indexed lookups of a few
 /// microseconds each; through sqlx's connection thread each one waited to
 /// be handed over and back. Conditional criteria can be any search a
-/// client sends: `WriteTx::find` tells the runtime the thread is busy
+/// client sends: `WriteTx::find_each` tells the runtime the thread is busy
 /// while one runs (`blocking_future`). Searches stay on sqlx's pool. Each
 /// connection's page cache is at most 8 MiB.
 #[derive(Clone)]
