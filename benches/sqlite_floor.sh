@@ -2,7 +2,8 @@
 # The floor of SQLite's storage layout for HL7 v2 messages: a run of KIND
 # (adt or oru) over 4 MLLP connections fills a database, then
 # benches/sqlite_floor.py replays the rows it wrote, 1, 4 and 16 messages
-# per commit, with and without the search parameters' value indexes.
+# per commit: as stored, with the value indexes merged every 500 messages,
+# and without them.
 #
 #   benches/sqlite_floor.sh [adt|oru]        (default: adt)
 #
@@ -24,5 +25,6 @@ MLLP_ADDR=127.0.0.1:$MLLP_PORT KIND=$kind CONNECTIONS=4 SECONDS=${SECONDS_EACH:-
 stop_server
 for per in 1 4 16; do
   python3 benches/sqlite_floor.py "$work/run.db" "$work/floor.db" "$per" FULL
+  MERGE_EVERY=500 python3 benches/sqlite_floor.py "$work/run.db" "$work/floor.db" "$per" FULL
   NO_VALUE_INDEXES=1 python3 benches/sqlite_floor.py "$work/run.db" "$work/floor.db" "$per" FULL
 done
