@@ -304,7 +304,16 @@ pub struct MessageFacts<'a> {
     pub ack_code: &'a str,
     pub entities: &'a [String],
     pub patients: &'a [String],
+    /// The network peer it came from (MLLP or HTTP).
+    pub peer_address: Option<IpAddr>,
+    /// The names of the mutual-TLS client certificate it came with.
+    pub certificate: Option<&'a str>,
+    /// Over HTTP, the OAuth client whose token sent it.
+    pub client_id: Option<&'a str>,
 }
+
+/// Identifies a sender by the names of its mutual-TLS client certificate.
+pub const CERTIFICATE_SYSTEM: &str = "urn:charaka:tls-client-certificate";
 
 pub fn message_event(f: &MessageFacts<'_>) -> Value {
     let mut entities: Vec<Value> = f.patients.iter().map(|p| patient_entity(p)).collect();
@@ -320,6 +329,21 @@ pub fn message_event(f: &MessageFacts<'_>) -> Value {
     }
     entities.push(message);
     let outcome = if f.ack_code == "AA" { "0" } else { "4" };
+    // The sender as it names itself (MSH-3|MSH-4), and as it was known to
+    // the connection: its certificate or its OAuth client, and address.
+    let mut sender = json!({
+        "type": {"coding": [coding(DCM, "110153", "Source Role ID")]},
+        "who": {"display": f.sender},
+        "requestor": true,
+    });
+    if let Some(names) = f.certificate {
+        sender["who"]["identifier"] = json!({"system": CERTIFICATE_SYSTEM, "value": names});
+    } else if let Some(id) = f.client_id {
+        sender["who"]["identifier"] = json!({"system": CLIENT_SYSTEM, "value": id});
+    }
+    if let Some(ip) = f.peer_address {
+        sender["network"] = json!({"address": ip.to_string(), "type": "2"});
+    }
     let mut event = json!({
         "resourceType": "AuditEvent",
         "type": coding(DCM, "110107", "Import"),
@@ -328,11 +352,7 @@ pub fn message_event(f: &MessageFacts<'_>) -> Value {
         "recorded": f.recorded,
         "outcome": outcome,
         "agent": [
-            {
-                "type": {"coding": [coding(DCM, "110153", "Source Role ID")]},
-                "who": {"display": f.sender},
-                "requestor": true,
-            },
+            sender,
             {
                 "type": {"coding": [coding(DCM, "110152", "Destination Role ID")]},
                 "who": {"display": "Charaka HL7 v2 bridge"},

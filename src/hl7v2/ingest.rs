@@ -125,15 +125,26 @@ fn guessed_sender(header: &Header) -> (String, String) {
     (first(&header.sending_app), first(&header.sending_facility))
 }
 
-/// Handles one message. `client`: the mutual-TLS client it came from (None
-/// over plain MLLP, HTTP and for a replay); `replay_of` names a logged
-/// message applied again.
+/// Where a message came from: its network peer, and the mutual-TLS client
+/// (MLLP over TLS with client certificates) or the OAuth client (HTTP) that
+/// sent it. Empty for a replay. Checked for the sender binding and written
+/// to the message's audit record.
+#[derive(Clone, Copy, Default)]
+pub struct Peer<'a> {
+    pub client: Option<&'a Client>,
+    pub address: Option<std::net::IpAddr>,
+    pub client_id: Option<&'a str>,
+}
+
+/// Handles one message from `peer`; `replay_of` names a logged message
+/// applied again.
 pub async fn handle(
     fhir: &Fhir,
     raw: &[u8],
-    client: Option<&Client>,
+    peer: Peer<'_>,
     replay_of: Option<i64>,
 ) -> Result<Outcome, Unavailable> {
+    let client = peer.client;
     let received = crate::fhir::datetime::now_micros();
     let timestamp = now_ts();
     let peer_identity = client.map(|c| c.identity.summary());
@@ -158,6 +169,8 @@ pub async fn handle(
                 received,
                 raw,
                 peer_identity,
+                peer_address: peer.address,
+                client_id: peer.client_id,
             };
             return record(
                 fhir, &inbound, &header, failure, replay_of, received, &timestamp,
@@ -179,6 +192,8 @@ pub async fn handle(
         received,
         raw,
         peer_identity,
+        peer_address: peer.address,
+        client_id: peer.client_id,
     };
     let processing = |m: &Message| ack::check_processing_id(m, &fhir.hl7v2_processing_ids);
     if let Err(failure) = binding
@@ -328,11 +343,8 @@ pub struct Oversize {
 /// (same sender and control id) gets its original ACK. From a `client`
 /// bound to its certificate whose MSH-3/MSH-4 name another, the binding's
 /// AR instead, as in `handle`.
-pub async fn oversize(
-    fhir: &Fhir,
-    head: &[u8],
-    client: Option<&Client>,
-) -> Result<Oversize, Unavailable> {
+pub async fn oversize(fhir: &Fhir, head: &[u8], peer: Peer<'_>) -> Result<Oversize, Unavailable> {
+    let client = peer.client;
     let received = crate::fhir::datetime::now_micros();
     let header = Header::guess(head);
     let has_msh = head.starts_with(b"MSH") && head.len() > 8;
@@ -373,6 +385,8 @@ pub async fn oversize(
         received,
         raw: head,
         peer_identity: peer_identity.as_deref(),
+        peer_address: peer.address,
+        client_id: peer.client_id,
     };
     let error = failure.summary();
     match fhir
@@ -445,7 +459,9 @@ pub async fn replay(fhir: &Fhir, id: i64) -> Result<Outcome, FhirError> {
         )));
     }
     let raw = stored.raw.unwrap_or_default();
-    handle(fhir, &raw, None, Some(id)).await.map_err(|u| u.0)
+    handle(fhir, &raw, Peer::default(), Some(id))
+        .await
+        .map_err(|u| u.0)
 }
 
 #[cfg(test)]

@@ -245,6 +245,15 @@ struct Handler<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
+    /// Where this connection's messages come from.
+    fn origin(&self) -> ingest::Peer<'_> {
+        ingest::Peer {
+            client: self.client.as_ref(),
+            address: Some(self.peer.ip()),
+            client_id: None,
+        }
+    }
+
     async fn run(&mut self) {
         let mut messages = 0u64;
         loop {
@@ -269,7 +278,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
             match frame {
                 Frame::Message(raw) => {
                     let fhir: &Fhir = (*self.fhir).as_ref();
-                    match ingest::handle(fhir, &raw, self.client.as_ref(), None).await {
+                    match ingest::handle(fhir, &raw, self.origin(), None).await {
                         Ok(outcome) => {
                             messages += 1;
                             if self.connection.write_frame(&outcome.ack).await.is_err() {
@@ -293,7 +302,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
                         "MLLP frame over the size limit; logged as rejected, closing"
                     );
                     let fhir: &Fhir = (*self.fhir).as_ref();
-                    match ingest::oversize(fhir, &head, self.client.as_ref()).await {
+                    match ingest::oversize(fhir, &head, self.origin()).await {
                         Ok(answer) if answer.acknowledge => {
                             let _ = self.connection.write_frame(&answer.ack).await;
                         }

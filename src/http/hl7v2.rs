@@ -76,6 +76,16 @@ async fn read_limited(body: Body, limit: usize) -> Result<Read, axum::Error> {
     Ok(Read::Whole(buf))
 }
 
+/// Where a message sent over HTTP comes from: the request's address and
+/// the OAuth client of its token.
+fn peer(access: Option<&axum::Extension<Arc<crate::auth::Access>>>) -> ingest::Peer<'_> {
+    ingest::Peer {
+        client: None,
+        address: crate::audit::current().and_then(|slot| slot.request.source),
+        client_id: access.and_then(|a| a.client_id.as_deref()),
+    }
+}
+
 fn not_stored(err: FhirError) -> Response {
     fail(FhirError::unavailable(format!(
         "the message was not stored; send it again ({})",
@@ -113,7 +123,7 @@ pub async fn ingest(
         Ok(Read::Whole(body)) => body,
         Ok(Read::TooLarge(head)) => {
             tracing::warn!("HL7 v2 HTTP body over the size limit; logged as rejected");
-            return match ingest::oversize(&app.fhir, &head, None).await {
+            return match ingest::oversize(&app.fhir, &head, peer(access.as_ref())).await {
                 Ok(answer) => ack_response(answer.ack),
                 Err(ingest::Unavailable(err)) => not_stored(err),
             };
@@ -125,7 +135,7 @@ pub async fn ingest(
         }
     };
     // No client certificate over HTTP: the log row's peer identity is empty.
-    match ingest::handle(&app.fhir, &body, None, None).await {
+    match ingest::handle(&app.fhir, &body, peer(access.as_ref()), None).await {
         Ok(outcome) => ack_response(outcome.ack),
         Err(ingest::Unavailable(err)) => not_stored(err),
     }

@@ -29,6 +29,10 @@ pub struct Inbound<'a> {
     /// The names of the mutual-TLS client certificate it came with
     /// (`hl7v2::peer::ClientIdentity::summary`); None otherwise.
     pub peer_identity: Option<&'a str>,
+    /// The network peer it came from; None for a replay.
+    pub peer_address: Option<std::net::IpAddr>,
+    /// Over HTTP, the OAuth client whose token sent it.
+    pub client_id: Option<&'a str>,
 }
 
 /// One attempt: the log id, the resources written and the message's audit
@@ -95,6 +99,9 @@ fn message_event(m: &Inbound<'_>, ack_code: &str, touched: &[Touched]) -> Value 
         ack_code,
         entities: &entities,
         patients: &patients,
+        peer_address: m.peer_address,
+        certificate: m.peer_identity,
+        client_id: m.client_id,
     })
 }
 
@@ -106,6 +113,8 @@ pub struct MessageJob {
     received: i64,
     raw: Vec<u8>,
     peer_identity: Option<String>,
+    peer_address: Option<std::net::IpAddr>,
+    client_id: Option<String>,
     prepared: PreparedBundle,
     ack: Vec<u8>,
     replay_of: Option<i64>,
@@ -133,6 +142,8 @@ impl MessageJob {
             received: self.received,
             raw: &self.raw,
             peer_identity: self.peer_identity.as_deref(),
+            peer_address: self.peer_address,
+            client_id: self.client_id.as_deref(),
         }
     }
 }
@@ -168,6 +179,8 @@ impl Fhir {
             received: m.received,
             raw: m.raw.to_vec(),
             peer_identity: m.peer_identity.map(str::to_string),
+            peer_address: m.peer_address,
+            client_id: m.client_id.map(str::to_string),
             prepared,
             ack: ack.to_vec(),
             replay_of,

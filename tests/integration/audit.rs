@@ -279,6 +279,17 @@ async fn hl7v2_messages_and_token_requests_are_recorded(s: &TestServer) {
     let import = imports.first().expect("the message is recorded");
     assert_eq!(import["outcome"], "0");
     assert_eq!(import["subtype"][0]["code"], "A01");
+    // The sender as it names itself and where it connected from; plain
+    // MLLP has no certificate or token to name it by.
+    let sender = &import["agent"][0];
+    assert_eq!(sender["requestor"], true, "{sender}");
+    assert_eq!(sender["who"]["display"], "REG|NORTH", "{sender}");
+    assert!(sender["who"].get("identifier").is_none(), "{sender}");
+    assert_eq!(
+        sender["network"],
+        json!({"address": "127.0.0.1", "type": "2"}),
+        "{sender}"
+    );
     let refs = entity_refs(import);
     assert!(refs.iter().any(|r| r.starts_with("Patient/")), "{refs:?}");
     assert!(refs.iter().any(|r| r.starts_with("Encounter/")), "{refs:?}");

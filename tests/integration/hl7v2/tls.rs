@@ -328,6 +328,30 @@ async fn send_message(s: &TestServer, connector: &TlsConnector, message: &str) -
 }
 
 /// The message log's row of `control` (the admin endpoint).
+/// The sending agent of the AuditEvent recorded for the message with
+/// control id `control`.
+async fn audit_sender(s: &TestServer, control: &str) -> serde_json::Value {
+    let r = s
+        .get("AuditEvent?type=http://dicom.nema.org/resources/ontology/DCM|110107&_count=1000")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let bundle = r.json();
+    let event =
+        bundle["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| &e["resource"])
+            .find(|e| {
+                e["entity"].as_array().into_iter().flatten().any(|entity| {
+                    entity["what"]["identifier"]["value"] == serde_json::json!(control)
+                })
+            })
+            .unwrap_or_else(|| panic!("no AuditEvent for {control}"));
+    assert_eq!(event["agent"][0]["requestor"], true, "{event}");
+    event["agent"][0].clone()
+}
+
 async fn log_row(s: &TestServer, control: &str) -> serde_json::Value {
     let list = s.get("$hl7v2-messages?_count=1000").await.json();
     list["messages"]
@@ -364,6 +388,22 @@ async fn peer_identity_logged(s: &TestServer, pki: &Pki) {
         "{row}"
     );
     assert_eq!(log_row(s, "PEER-2").await["peerIdentity"], "CN=SOUTH");
+    // The message's audit record names the certificate and the address.
+    let sender = audit_sender(s, "PEER-1").await;
+    assert_eq!(
+        sender["who"]["identifier"],
+        serde_json::json!({
+            "system": "urn:charaka:tls-client-certificate",
+            "value": "CN=NORTH; DNS=north.example.org"
+        }),
+        "{sender}"
+    );
+    assert_eq!(sender["who"]["display"], "REG|NORTH", "{sender}");
+    assert_eq!(sender["network"]["address"], "127.0.0.1", "{sender}");
+    assert_eq!(
+        audit_sender(s, "PEER-2").await["who"]["identifier"]["value"],
+        "CN=SOUTH"
+    );
     // A failed message (AE: PID-3 missing) keeps it too.
     let bad = adt("A01", "PEER-3", "TLS502", "Peer").replace(
         "PID|1||TLS502^^^NORTH&1.2.840.99&ISO^MR~999-11-2222^^^SSA^SS|",
@@ -389,6 +429,19 @@ async fn peer_identity_logged(s: &TestServer, pki: &Pki) {
     assert_eq!(ack_code(&r.text), "AA", "{}", r.text);
     let row = log_row(s, "PEER-4").await;
     assert!(row["peerIdentity"].is_null(), "{row}");
+    // Its audit record names the OAuth client whose token sent it instead.
+    let sender = audit_sender(s, "PEER-4").await;
+    assert_eq!(
+        sender["who"]["identifier"]["system"], "urn:charaka:client",
+        "{sender}"
+    );
+    assert!(
+        sender["who"]["identifier"]["value"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty()),
+        "{sender}"
+    );
+    assert_eq!(sender["network"]["address"], "127.0.0.1", "{sender}");
 
     if s.config().database_url.starts_with("sqlite:") {
         let stdout = super::hl7_cli(s, &["list"]);
