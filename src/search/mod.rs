@@ -5,6 +5,7 @@
 pub mod codes;
 pub mod contained;
 pub mod extract;
+pub mod filter;
 pub mod normalize;
 pub mod parse;
 pub mod registry;

@@ -204,7 +204,16 @@ pub fn parse_filter(
                 negate: false,
             });
         }
-        "_query" | "_filter" => {
+        "_filter" => {
+            if let Some(m) = modifier {
+                return Err(bad(
+                    name,
+                    format!("modifier `:{m}` is not supported on _filter"),
+                ));
+            }
+            return super::filter::to_filter(reg, rtype, value, base_url, depth);
+        }
+        "_query" => {
             return Err(FhirError::not_supported(format!(
                 "search parameter `{code}` is not supported"
             )))
@@ -670,7 +679,7 @@ fn token_filter(
 
 /// Resource types a reference parameter can point at (every type when the
 /// definition names none, e.g. `Resource`).
-fn targets_of(param: &SearchParam) -> Vec<String> {
+pub(super) fn targets_of(param: &SearchParam) -> Vec<String> {
     if param.targets.is_empty() || param.targets.iter().any(|t| t == "Resource") {
         schema().resource_types().to_vec()
     } else {

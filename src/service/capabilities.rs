@@ -44,9 +44,9 @@ pub const PATCH_FORMATS: &[&str] = &[
 ];
 
 /// The search parameters of a type: every R4 parameter the search engine
-/// implements (all but `_query`).
+/// implements (all but `_query`), and `_filter`.
 fn search_params(rtype: &str) -> Vec<Value> {
-    registry()
+    let mut params: Vec<Value> = registry()
         .params(rtype)
         .filter(|p| {
             p.ptype != ParamType::Special
@@ -60,7 +60,15 @@ fn search_params(rtype: &str) -> Vec<Value> {
                 "type": p.ptype.as_str(),
             })
         })
-        .collect()
+        .collect();
+    params.push(json!({
+        "name": "_filter",
+        "type": "special",
+        "documentation": "http://hl7.org/fhir/R4/search_filter.html: and, or, not (left to right); \
+            eq ne co sw ew gt lt ge le sa eb ap po pr in ni ss sb re by parameter type; \
+            chains and _has; no filters inside paths",
+    }));
+    params
 }
 
 /// `_include` values: `Type:param` for each reference parameter, and `*`.

@@ -199,7 +199,7 @@ fn is_known(reg: &Registry, rtype: &str, name: &str) -> bool {
         return true;
     }
     let code = name.split(['.', ':']).next().unwrap_or_default();
-    matches!(code, "_id" | "_lastUpdated" | "_list") || reg.get(rtype, code).is_some()
+    matches!(code, "_id" | "_lastUpdated" | "_list" | "_filter") || reg.get(rtype, code).is_some()
 }
 
 impl Fhir {

@@ -107,6 +107,10 @@ pub enum Cond {
     },
     /// Normalised substring (`:contains`).
     StrContains(String),
+    /// Normalised equality (`_filter`'s `eq` on a string).
+    StrEqual(String),
+    /// Normalised suffix (`_filter`'s `ew`).
+    StrSuffix(String),
     /// `system|code`: None system = any system, `Some("")` = no system;
     /// None code = any code of the system.
     Token {
@@ -770,14 +774,16 @@ impl Planner {
                 format!("({x}.norm = {n} AND {x}.exact = {e})")
             }
             Cond::StrContains(v) => {
-                let pattern = format!(
-                    "%{}%",
-                    v.replace('\\', "\\\\")
-                        .replace('%', "\\%")
-                        .replace('_', "\\_")
-                );
-                let p = self.text(&pattern);
+                let p = self.text(&format!("%{}%", like_escaped(v)));
                 format!("{x}.norm LIKE {p} ESCAPE '\\'")
+            }
+            Cond::StrSuffix(v) => {
+                let p = self.text(&format!("%{}", like_escaped(v)));
+                format!("{x}.norm LIKE {p} ESCAPE '\\'")
+            }
+            Cond::StrEqual(v) => {
+                let v = self.text(v);
+                format!("{x}.norm = {v}")
             }
             Cond::Token { system, code } => {
                 let mut parts = Vec::new();
@@ -1117,6 +1123,13 @@ impl Planner {
     }
 }
 
+/// `v` as the literal part of a LIKE pattern with `\` as its escape.
+fn like_escaped(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 /// How selective an index filter is likely to be (higher: fewer rows), to
 /// choose the one that drives a query: a reference to one resource or a
 /// code matches a few rows; a date range or a system alone may match most.
@@ -1125,6 +1138,7 @@ fn selectivity(f: &Filter) -> u8 {
         Cond::Reference { .. } => 100,
         Cond::Token { code: Some(_), .. } | Cond::RefUrl { .. } => 90,
         Cond::StrExact { .. }
+        | Cond::StrEqual(_)
         | Cond::Uri {
             mode: UriMode::Eq, ..
         } => 80,
@@ -1136,7 +1150,7 @@ fn selectivity(f: &Filter) -> u8 {
             30
         }
         Cond::Token { .. } => 10,
-        Cond::StrContains(_) => 5,
+        Cond::StrContains(_) | Cond::StrSuffix(_) => 5,
     };
     match f {
         // The least selective alternative decides (OR).

@@ -12,6 +12,7 @@ mod common;
 mod contained;
 mod custom;
 mod errors;
+mod filter;
 mod near;
 mod params;
 mod results;
