@@ -114,36 +114,52 @@ pub fn classify(method: &str, path: &str) -> Option<Interaction> {
 }
 
 /// Patients a query string names: `patient=`, `subject=Patient/...`,
-/// `subject:Patient=`, `beneficiary=` and `_id` on Patient searches.
+/// `subject:Patient=`, `beneficiary=` and `_id` on Patient searches, and
+/// the same parameters tested in a `_filter`.
 pub fn patients_in_query(path: &str, query: &str) -> Vec<String> {
     let on_patient = path.trim_matches('/').starts_with("Patient");
     let mut out = Vec::new();
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        let name = key.split(':').next().unwrap_or_default();
-        let typed_patient = key.ends_with(":Patient");
-        let refers = matches!(name, "patient" | "subject" | "beneficiary");
-        for v in value.split(',') {
-            let v = v.trim();
-            if v.is_empty() {
-                continue;
-            }
-            if on_patient && name == "_id" {
-                out.push(v.to_string());
-            } else if refers {
-                let tail = v.rsplit_once("Patient/").map(|(_, id)| id);
-                match tail {
-                    Some(id) => out.push(id.split('/').next().unwrap_or(id).to_string()),
-                    None if (name == "patient" || typed_patient) && !v.contains('/') => {
-                        out.push(v.to_string())
+        if key == "_filter" {
+            if let Ok(expr) = crate::search::filter::parse(&value) {
+                for (path, op, v) in expr.tests() {
+                    if matches!(op, "eq" | "re") {
+                        patients_named(on_patient, path, v, &mut out);
                     }
-                    None => {}
                 }
             }
+            continue;
+        }
+        for v in value.split(',') {
+            patients_named(on_patient, &key, v, &mut out);
         }
     }
     out.sort();
     out.dedup();
     out
+}
+
+/// The patient that parameter `key` with value `v` names, if any.
+fn patients_named(on_patient: bool, key: &str, v: &str, out: &mut Vec<String>) {
+    let name = key.split(':').next().unwrap_or_default();
+    let typed_patient = key.ends_with(":Patient");
+    let refers = matches!(name, "patient" | "subject" | "beneficiary");
+    let v = v.trim();
+    if v.is_empty() {
+        return;
+    }
+    if on_patient && name == "_id" {
+        out.push(v.to_string());
+    } else if refers {
+        let tail = v.rsplit_once("Patient/").map(|(_, id)| id);
+        match tail {
+            Some(id) => out.push(id.split('/').next().unwrap_or(id).to_string()),
+            None if (name == "patient" || typed_patient) && !v.contains('/') => {
+                out.push(v.to_string())
+            }
+            None => {}
+        }
+    }
 }
 
 fn coding(system: &str, code: &str, display: &str) -> Value {
@@ -489,5 +505,16 @@ mod tests {
         );
         assert_eq!(patients_in_query("/Patient", "_id=9"), vec!["9"]);
         assert!(patients_in_query("/Observation", "subject=Group/1").is_empty());
+        assert_eq!(
+            patients_in_query(
+                "/Observation",
+                "_filter=subject%20re%20Patient%2F7%20or%20(patient%20eq%208%20and%20code%20eq%20x)"
+            ),
+            vec!["7", "8"]
+        );
+        assert_eq!(
+            patients_in_query("/Patient", "_filter=_id%20eq%203"),
+            vec!["3"]
+        );
     }
 }

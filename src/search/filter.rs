@@ -42,6 +42,21 @@ pub enum Expr {
     Not(Box<Expr>),
 }
 
+impl Expr {
+    /// Every test, as (path, operator, value).
+    pub fn tests(&self) -> Vec<(&str, &str, &str)> {
+        match self {
+            Expr::Test { path, op, value } => vec![(path, op, value)],
+            Expr::And(a, b) | Expr::Or(a, b) => {
+                let mut all = a.tests();
+                all.extend(b.tests());
+                all
+            }
+            Expr::Not(e) => e.tests(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
     Open,
