@@ -12,6 +12,7 @@
 //! The system names `loinc`, `snomed`, `rxnorm` and `ucum` stand for their
 //! URIs in token and quantity values.
 
+use super::normalize::truncate;
 use super::parse::{parse_filter, targets_of};
 use super::registry::Registry;
 use super::ParamType;
@@ -20,6 +21,9 @@ use crate::store::query::{Cond, Filter};
 
 /// Most tests one `_filter` may hold.
 const MAX_TESTS: usize = 64;
+
+/// Deepest nesting of parentheses.
+const MAX_DEPTH: usize = 16;
 
 fn bad(message: impl std::fmt::Display) -> FhirError {
     FhirError::invalid(format!("search parameter `_filter`: {message}"))
@@ -103,7 +107,7 @@ fn tokens(text: &str) -> FhirResult<Vec<Tok>> {
         } else {
             let mut word = String::new();
             while let Some(&(_, c)) = chars.peek() {
-                if c.is_whitespace() || c == ')' {
+                if c.is_whitespace() || c == ')' || c == '(' {
                     break;
                 }
                 word.push(c);
@@ -119,6 +123,7 @@ struct Parser {
     toks: Vec<Tok>,
     at: usize,
     tests: usize,
+    depth: usize,
 }
 
 fn keyword(t: Option<&Tok>, k: &str) -> bool {
@@ -152,7 +157,12 @@ impl Parser {
     }
 
     fn group(&mut self) -> FhirResult<Expr> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(bad(format!("parentheses nest at most {MAX_DEPTH} deep")));
+        }
         let inner = self.filter()?;
+        self.depth -= 1;
         match self.next() {
             Some(Tok::Close) => Ok(inner),
             _ => Err(bad("a `(` is not closed")),
@@ -199,6 +209,7 @@ pub fn parse(text: &str) -> FhirResult<Expr> {
         toks: tokens(text)?,
         at: 0,
         tests: 0,
+        depth: 0,
     };
     if p.toks.is_empty() {
         return Err(bad("is empty"));
@@ -216,6 +227,26 @@ pub fn parse(text: &str) -> FhirResult<Expr> {
             }
         ))),
     }
+}
+
+/// For a search of every type: each test's parameter must be one that
+/// every type has (`_id`, `_lastUpdated`, `_tag`, ...).
+pub fn check_common(reg: &Registry, text: &str) -> FhirResult<()> {
+    for (path, _, _) in parse(text)?.tests() {
+        let code = path.split(['.', ':']).next().unwrap_or_default();
+        let common = !path.starts_with("_has:")
+            && (matches!(code, "_id" | "_lastUpdated")
+                || reg
+                    .get("Patient", code)
+                    .is_some_and(|p| p.key_type == "Resource"));
+        if !common {
+            return Err(bad(format!(
+                "`{path}` is not a parameter of every resource type: name the types \
+                 (`_type`) or search one type"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The `_filter` criteria on resources of `rtype`.
@@ -430,13 +461,17 @@ fn plan(ptype: ParamType, op: &str) -> Option<Plan> {
     }
 }
 
+/// Whole-value equality. Indexed values are cut at
+/// `normalize::MAX_INDEXED_CHARS` characters, so the search value is too.
 fn string_equal(c: Cond) -> Cond {
     match c {
-        Cond::StrPrefix(v) => Cond::StrEqual(v),
+        Cond::StrPrefix(v) => Cond::StrEqual(truncate(v)),
         c => c,
     }
 }
 
+/// Ends with: of values longer than the indexed length only the kept part
+/// is seen, so the test is then whether the kept part contains it.
 fn string_suffix(c: Cond) -> Cond {
     match c {
         Cond::StrContains(v) => Cond::StrSuffix(v),
@@ -580,6 +615,11 @@ fn test(
         )
         .map_err(|e| within(e, &format!("{path} pr {value}")));
     }
+    if matches!(last, "_text" | "_content") && op != "co" {
+        return Err(unsupported(format!(
+            "`{path}` takes only `co` (words anywhere in the text)"
+        )));
+    }
     let ptype = leaf_type(reg, rtype, path)
         .ok_or_else(|| bad(format!("unknown search parameter `{last}` in `{path}`")))?;
     let plan = plan(ptype, op).ok_or_else(|| {
@@ -599,7 +639,8 @@ fn test(
         f = map_leaves(f, leaf);
     }
     if plan.negate {
-        f = negate(f)?;
+        f = negate(f)
+            .map_err(|_| unsupported(format!("operator `{op}` is not supported on `{path}`")))?;
     }
     Ok(f)
 }
@@ -641,8 +682,17 @@ mod tests {
                 Box::new(t("x", "eq", "y"))
             )
         );
-        // A token value ends at `)`.
+        // A token value ends at `)`; words end at `(`.
         assert_eq!(parse("(code eq a|b)").unwrap(), t("code", "eq", "a|b"));
+        assert_eq!(
+            parse("not(a eq 1)and(b eq 2)").unwrap(),
+            Expr::And(
+                Box::new(Expr::Not(Box::new(t("a", "eq", "1")))),
+                Box::new(t("b", "eq", "2"))
+            )
+        );
+        let deep = format!("{}a eq 1{}", "(".repeat(16), ")".repeat(16));
+        assert_eq!(parse(&deep).unwrap(), t("a", "eq", "1"));
     }
 
     #[test]
@@ -657,6 +707,10 @@ mod tests {
             ("not name eq x", "followed by `(`"),
             ("name eq \"x", "not closed"),
             ("a eq 1 and", "ends too early"),
+            (
+                &format!("{}a eq 1{}", "(".repeat(17), ")".repeat(17)),
+                "nest at most",
+            ),
         ] {
             let err = parse(text).unwrap_err();
             assert_eq!(err.status, 400, "{text}");

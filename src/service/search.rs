@@ -449,6 +449,9 @@ impl Fhir {
                     }
                     if search_types.is_empty() {
                         // Common parameters: the same filter for every type.
+                        if base_name == "_filter" {
+                            crate::search::filter::check_common(reg, value)?;
+                        }
                         filters.push(parse_filter(
                             reg,
                             "Patient",

@@ -240,12 +240,43 @@ async fn malformed_and_unsupported_filters_are_400(s: &TestServer) {
         ),
         ("given:exact eq Peter", "modifiers"),
         ("family pr maybe", "true or false"),
+        ("_content eq peter", "only `co`"),
+        (
+            &format!("{}given eq x{}", "(".repeat(20), ")".repeat(20)),
+            "nest at most",
+        ),
     ] {
         let query = format!("Patient?_filter={}", enc(expression));
         let r = s.get(&query).await;
         assert_names_param(&r, "_filter", &query);
         assert!(r.text.contains(says), "{expression}: {}", r.text);
     }
+    // A search of every type takes only the parameters every type has.
+    let query = format!("?_filter={}", enc("not (gender eq male)"));
+    let r = s.get(&query).await;
+    assert_names_param(&r, "_filter", &query);
+    assert!(r.text.contains("every resource type"), "{}", r.text);
+}
+
+async fn system_search_and_spacing(s: &TestServer) {
+    let peter = create_id(s, patient("Peter", "Pan", "2014-10-10", "male")).await;
+    let wendy = create_id(s, patient("Wendy", "Darling", "2015-01-02", "female")).await;
+    assert_eq!(
+        ids(
+            s,
+            &format!(
+                "?_filter={}",
+                enc(&format!("_id eq {peter} or _id eq {wendy}"))
+            )
+        )
+        .await,
+        set(&[&peter, &wendy])
+    );
+    // `not(` and `)and(` need no spaces.
+    assert_eq!(
+        filter(s, "Patient", "not(given eq peter)and(family sw darl)").await,
+        set(&[&wendy])
+    );
 }
 
 crate::on_both_databases!(
@@ -253,4 +284,5 @@ crate::on_both_databases!(
     logic_runs_left_to_right,
     chains_has_tokens_and_quantities,
     malformed_and_unsupported_filters_are_400,
+    system_search_and_spacing,
 );
