@@ -300,28 +300,19 @@ fn alternatives(f: Filter) -> Vec<Vec<Filter>> {
 }
 
 /// `not (f)`.
-fn negate(f: Filter) -> FhirResult<Filter> {
+fn negate(mut f: Filter) -> FhirResult<Filter> {
+    match &mut f {
+        Filter::Index { negate, .. } => {
+            *negate = !*negate;
+            return Ok(f);
+        }
+        Filter::Missing { missing, .. } => {
+            *missing = !*missing;
+            return Ok(f);
+        }
+        _ => {}
+    }
     Ok(match f {
-        Filter::Index {
-            table,
-            pids,
-            alts,
-            negate,
-        } => Filter::Index {
-            table,
-            pids,
-            alts,
-            negate: !negate,
-        },
-        Filter::Missing {
-            table,
-            pids,
-            missing,
-        } => Filter::Missing {
-            table,
-            pids,
-            missing: !missing,
-        },
         // not (any group, all of it) = all groups, any of each negated.
         Filter::Or(groups) => Filter::Or(vec![groups
             .into_iter()
