@@ -383,7 +383,7 @@ fn leaf_type(reg: &Registry, rtype: &str, path: &str) -> Option<ParamType> {
 struct Plan {
     modifier: Option<&'static str>,
     prefix: &'static str,
-    leaf: Option<fn(Cond) -> Cond>,
+    leaf: Option<fn(&mut Cond)>,
     negate: bool,
 }
 
@@ -454,74 +454,41 @@ fn plan(ptype: ParamType, op: &str) -> Option<Plan> {
 
 /// Whole-value equality. Indexed values are cut at
 /// `normalize::MAX_INDEXED_CHARS` characters, so the search value is too.
-fn string_equal(c: Cond) -> Cond {
-    match c {
-        Cond::StrPrefix(v) => Cond::StrEqual(truncate(v)),
-        c => c,
+fn string_equal(c: &mut Cond) {
+    if let Cond::StrPrefix(v) = c {
+        *c = Cond::StrEqual(truncate(std::mem::take(v)));
     }
 }
 
 /// Ends with: of values longer than the indexed length only the kept part
 /// is seen, so the test is then whether the kept part contains it.
-fn string_suffix(c: Cond) -> Cond {
-    match c {
-        Cond::StrContains(v) => Cond::StrSuffix(v),
-        c => c,
+fn string_suffix(c: &mut Cond) {
+    if let Cond::StrContains(v) = c {
+        *c = Cond::StrSuffix(std::mem::take(v));
     }
 }
 
-fn date_overlaps(c: Cond) -> Cond {
-    match c {
-        Cond::Date { lo, hi, .. } => Cond::Overlaps { lo, hi },
-        c => c,
+fn date_overlaps(c: &mut Cond) {
+    if let Cond::Date { lo, hi, .. } = *c {
+        *c = Cond::Overlaps { lo, hi };
     }
 }
 
-/// `f` with `leaf` applied to the conditions of its tests, through chains
-/// and `_has`.
-fn map_leaves(f: Filter, leaf: fn(Cond) -> Cond) -> Filter {
-    let all = |fs: Vec<Filter>| fs.into_iter().map(|f| map_leaves(f, leaf)).collect();
+/// Applies `leaf` to the conditions of `f`'s tests, through chains and
+/// `_has`.
+fn map_leaves(f: &mut Filter, leaf: fn(&mut Cond)) {
+    let all = |fs: &mut Vec<Filter>| fs.iter_mut().for_each(|f| map_leaves(f, leaf));
     match f {
-        Filter::Index {
-            table,
-            pids,
-            alts,
-            negate,
-        } => Filter::Index {
-            table,
-            pids,
-            alts: alts
-                .into_iter()
-                .map(|c| match c {
-                    Cond::Chain { types, filters } => Cond::Chain {
-                        types,
-                        filters: all(filters),
-                    },
-                    Cond::LocalChain {
-                        pid,
-                        types,
-                        filters,
-                    } => Cond::LocalChain {
-                        pid,
-                        types,
-                        filters: all(filters),
-                    },
+        Filter::Index { alts, .. } => {
+            for c in alts {
+                match c {
+                    Cond::Chain { filters, .. } | Cond::LocalChain { filters, .. } => all(filters),
                     c => leaf(c),
-                })
-                .collect(),
-            negate,
-        },
-        Filter::Either(fs) => Filter::Either(all(fs)),
-        Filter::Has {
-            rtype,
-            pids,
-            filters,
-        } => Filter::Has {
-            rtype,
-            pids,
-            filters: all(filters),
-        },
-        f => f,
+                }
+            }
+        }
+        Filter::Either(fs) | Filter::Has { filters: fs, .. } => all(fs),
+        _ => {}
     }
 }
 
@@ -550,25 +517,20 @@ fn system_alias(name: &str) -> Option<&'static str> {
 /// A value as an ordinary parameter's: its `\` and `,` escaped (a `_filter`
 /// value is one value), system names replaced in tokens and quantities.
 fn ordinary_value(ptype: ParamType, value: &str) -> String {
-    let mut parts: Vec<String> = value
-        .split('|')
-        .map(|p| p.replace('\\', "\\\\").replace(',', "\\,"))
-        .collect();
-    let system_at = match (ptype, parts.len()) {
-        (ParamType::Token, 2) => Some(0),
-        (ParamType::Quantity, 3) => Some(1),
-        _ => None,
+    let escaped = value.replace('\\', "\\\\").replace(',', "\\,");
+    // Where the system stands: `system|code`, `number|system|unit`.
+    let (at, parts_of) = match ptype {
+        ParamType::Token => (0, 2),
+        ParamType::Quantity => (1, 3),
+        _ => return escaped,
     };
-    if let Some(i) = system_at {
-        if let Some(uri) = system_alias(&parts[i]) {
-            parts[i] = uri.to_string();
+    let mut parts: Vec<&str> = escaped.split('|').collect();
+    if parts.len() == parts_of {
+        if let Some(uri) = system_alias(parts[at]) {
+            parts[at] = uri;
         }
     }
-    if matches!(ptype, ParamType::Token | ParamType::Quantity) {
-        parts.join("|")
-    } else {
-        value.replace('\\', "\\\\").replace(',', "\\,")
-    }
+    parts.join("|")
 }
 
 fn test(
@@ -627,7 +589,7 @@ fn test(
     let mut f = parse_filter(reg, rtype, &name, &ordinary, base_url, depth)
         .map_err(|e| within(e, &format!("{path} {op} {value}")))?;
     if let Some(leaf) = plan.leaf {
-        f = map_leaves(f, leaf);
+        map_leaves(&mut f, leaf);
     }
     if plan.negate {
         f = negate(f)
